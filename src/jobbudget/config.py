@@ -1,0 +1,158 @@
+"""One settings object: YAML file (the design document's keys) + ``JOBBUDGET_*``
+environment variables (which win over the file).  Nothing is built at import."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .domain.budget import NotificationChannel
+from .domain.codec import channel_from_mapping
+from .domain.cost import CostModel, default_cost_model, production_cost_model, staging_cost_model
+from .domain.errors import ValidationError
+
+__all__ = ["Config", "CostModelSettings", "parse_duration"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+PRESETS = {"default": default_cost_model, "production": production_cost_model, "staging": staging_cost_model}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"5m"``, ``"30s"``, ``"1h"``, ``"250ms"``, ``"2d"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+class CostModelSettings(BaseModel):
+    """The ``cost_model`` section: a preset name and/or weights overriding it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: Literal["default", "production", "staging"] = "default"
+    cpu_time_weight: Decimal | None = None
+    memory_weight: Decimal | None = None
+    payload_weight: Decimal | None = None
+    redis_ops_weight: Decimal | None = None
+    network_weight: Decimal | None = None
+    base_job_weight: Decimal | None = None
+    environment_multiplier: Decimal | None = None
+
+    def build(self) -> CostModel:
+        base = PRESETS[self.preset]().to_mapping()
+        given = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
+        return CostModel(**{**base, **given})
+
+
+class Config(BaseSettings):
+    """Service configuration.  Every key can be set in YAML or as ``JOBBUDGET_<KEY>``
+    (nested: ``JOBBUDGET_COST_MODEL__CPU_TIME_WEIGHT``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOBBUDGET_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database_url: str = "sqlite:///jobbudget.db"
+    database_schema: str | None = None
+    flush_interval: timedelta = timedelta(minutes=5)
+    retention_days: int = pydantic.Field(default=365, ge=1, le=36500)
+    raw_retention_days: int = pydantic.Field(default=35, ge=1, le=36500)
+    default_tenant: str = "default"
+    enable_tui: bool = True
+    cost_model: CostModelSettings = CostModelSettings()
+    notification_channels: list[dict[str, Any]] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            raise _convert(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides what the file (passed as init values) says.
+        return (env_settings, init_settings)
+
+    @field_validator("flush_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        duration = parse_duration(value)
+        if duration <= timedelta(0):
+            raise ValueError("must be positive")
+        return duration
+
+    @field_validator("cost_model", mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        return {"preset": value} if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql", "postgres:", "memory:")):
+            raise ValueError("must be sqlite:///FILE, postgresql://... or memory://")
+        return value
+
+    @field_validator("notification_channels")
+    @classmethod
+    def _channels(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in value:
+            channel_from_mapping(item)
+        return value
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        """Read a YAML file; unknown keys and bad values are rejected naming the key."""
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ValidationError("config", str(path), f"cannot read file: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ValidationError("config", str(path), f"not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValidationError("config", str(path), "must be a mapping of keys to values")
+        return cls(**data)
+
+    def build_cost_model(self) -> CostModel:
+        return self.cost_model.build()
+
+    def channels(self) -> list[NotificationChannel]:
+        return [channel_from_mapping(item) for item in self.notification_channels]
+
+    def redacted_url(self) -> str:
+        """The database URL with any password masked."""
+        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
+
+
+def _convert(exc: pydantic.ValidationError) -> ValidationError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "config"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown configuration key"
+    value = first.get("input")
+    if isinstance(value, dict):
+        value = "<mapping>"
+    return ValidationError(field, value, message)

@@ -1,0 +1,1 @@
+"""Hot spend state used by admission checks."""

@@ -1,0 +1,115 @@
+"""In-process spend state: every active budget with its current period and spend.
+
+Admission checks read only this (no SQL per check).  It is rebuilt from the
+``budget_spend`` ledger at start, kept current on every ingest, and a budget whose
+period has ended rolls into the next one on the first check after the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from ..domain.budget import Budget
+from ..domain.enforcement import Thresholds
+from ..domain.money import ZERO
+from ..domain.periods import PeriodWindow, window_at
+from ..domain.records import SpendKey
+
+__all__ = ["BudgetState", "SpendIndex"]
+
+#: Loads the stored spend of one budget period (used when a period rolls over).
+SpendLoader = Callable[[SpendKey], Decimal]
+
+
+@dataclass(slots=True)
+class BudgetState:
+    budget: Budget
+    thresholds: Thresholds
+    window: PeriodWindow | None
+    spend: Decimal = ZERO
+
+    @property
+    def key(self) -> SpendKey | None:
+        assert self.budget.id is not None
+        return SpendKey(self.budget.id, self.window.start_date) if self.window else None
+
+
+class SpendIndex:
+    """Active budgets by tenant and by (tenant, queue); not thread-safe on its own
+    (the service serialises writers)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, BudgetState] = {}
+        self._tenant_wide: dict[str, list[BudgetState]] = {}
+        self._by_queue: dict[tuple[str, str], list[BudgetState]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, budget_id: str) -> BudgetState | None:
+        return self._by_id.get(budget_id)
+
+    def states(self) -> list[BudgetState]:
+        return list(self._by_id.values())
+
+    def put(self, budget: Budget, *, window: PeriodWindow | None, spend: Decimal) -> BudgetState:
+        assert budget.id is not None
+        self.remove(budget.id)
+        state = BudgetState(budget, Thresholds.of(budget), window, spend)
+        self._by_id[budget.id] = state
+        if budget.queue_name:
+            self._by_queue.setdefault((budget.tenant_id, budget.queue_name), []).append(state)
+        else:
+            self._tenant_wide.setdefault(budget.tenant_id, []).append(state)
+        return state
+
+    def remove(self, budget_id: str) -> None:
+        state = self._by_id.pop(budget_id, None)
+        if state is None:
+            return
+        b = state.budget
+        bucket = self._by_queue.get((b.tenant_id, b.queue_name)) if b.queue_name else self._tenant_wide.get(b.tenant_id)
+        if bucket is not None:
+            bucket.remove(state)
+
+    def covering(self, tenant_id: str, queue_name: str) -> list[BudgetState]:
+        """Budgets a job of this tenant and queue counts toward."""
+        wide = self._tenant_wide.get(tenant_id)
+        queue = self._by_queue.get((tenant_id, queue_name))
+        if wide and queue:
+            return wide + queue
+        return wide or queue or []
+
+    def spend_keys(self, tenant_id: str, queue_name: str, instant: datetime) -> tuple[SpendKey, ...]:
+        """The budget periods a job finished at ``instant`` counts toward."""
+        keys = []
+        for state in self.covering(tenant_id, queue_name):
+            window = state.window
+            if window is None or not window.start <= instant < window.end:
+                window = window_at(state.budget.period, instant)
+                if window is None:
+                    continue
+            assert state.budget.id is not None
+            keys.append(SpendKey(state.budget.id, window.start_date))
+        return tuple(keys)
+
+    def add(self, keys: tuple[SpendKey, ...], amount: Decimal) -> None:
+        """Count ``amount`` toward each key that is a budget's current period."""
+        for key in keys:
+            state = self._by_id.get(key.budget_id)
+            if state is not None and state.window is not None and state.window.start_date == key.period_start:
+                state.spend += amount
+
+    def roll(self, state: BudgetState, now: datetime, load: SpendLoader) -> None:
+        """Move ``state`` to the period containing ``now`` if it has left its own."""
+        window = state.window
+        if window is not None and window.start <= now < window.end:
+            return
+        new = window_at(state.budget.period, now)
+        if new == window:
+            return
+        state.window = new
+        state.spend = load(state.key) if new is not None and state.key is not None else ZERO

@@ -1,0 +1,188 @@
+"""Budgets, their enforcement policy and notification channels, and validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .currencies import CURRENCIES
+from .errors import ValidationError
+from .money import to_decimal
+from .periods import BudgetPeriod
+from .validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier, check_non_negative
+
+__all__ = [
+    "EVENT_TYPES",
+    "CHANNEL_TYPES",
+    "Budget",
+    "EnforcementPolicy",
+    "NotificationChannel",
+    "redact_target",
+    "validate_budget",
+]
+
+EVENT_TYPES = ("warning", "throttle", "block", "forecast_overrun", "reset", "bypass")
+CHANNEL_TYPES = ("email", "slack", "webhook")
+MAX_AMOUNT = Decimal("1e12")
+#: Metadata keys whose values are secrets and never shown unredacted.
+SECRET_METADATA_KEYS = frozenset({"auth_header", "token", "secret", "password", "api_key"})
+REDACTED = "***"
+
+
+def _decimal(field_name: str, value: Any) -> Decimal:
+    try:
+        return to_decimal(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field_name, value, f"must be a finite number ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnforcementPolicy:
+    """How a budget reacts once its thresholds are crossed."""
+
+    warn_only: bool = False
+    throttle_factor: float = 0.5
+    block_new_jobs: bool = True
+    allow_emergency: bool = True
+    emergency_priority: int = 9
+    grace_period_hours: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("warn_only", "block_new_jobs", "allow_emergency"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"enforcement_policy.{name}", getattr(self, name), "must be true or false")
+        factor = check_non_negative("enforcement_policy.throttle_factor", self.throttle_factor, maximum=Decimal(1))
+        if factor == 0:
+            raise ValidationError("enforcement_policy.throttle_factor", self.throttle_factor, "must be in (0, 1]")
+        object.__setattr__(self, "throttle_factor", float(factor))
+        for name, high in (("emergency_priority", 10), ("grace_period_hours", 24 * 366)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+                raise ValidationError(f"enforcement_policy.{name}", value, f"must be a whole number from 0 to {high}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationChannel:
+    """Where alerts go: e-mail address, Slack incoming-webhook URL or webhook URL."""
+
+    type: str
+    target: str
+    events: tuple[str, ...] = ("warning", "throttle", "block")
+    enabled: bool = True
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in CHANNEL_TYPES:
+            raise ValidationError("notifications.type", self.type, f"must be one of {', '.join(CHANNEL_TYPES)}")
+        if not isinstance(self.target, str) or not self.target or len(self.target) > 2048:
+            raise ValidationError("notifications.target", redact_target(self.type, str(self.target)), "must be a non-empty string")
+        if self.type == "email" and ("@" not in self.target or " " in self.target.strip()):
+            raise ValidationError("notifications.target", redact_target("email", self.target), "must be an e-mail address")
+        if self.type != "email" and not self.target.startswith(("https://", "http://")):
+            raise ValidationError("notifications.target", redact_target(self.type, self.target), "must be an http(s) URL")
+        events = tuple(self.events)
+        for event in events:
+            if event not in EVENT_TYPES:
+                raise ValidationError("notifications.events", event, f"must be among {', '.join(EVENT_TYPES)}")
+        object.__setattr__(self, "events", events)
+        if not isinstance(self.enabled, bool):
+            raise ValidationError("notifications.enabled", self.enabled, "must be true or false")
+        if not isinstance(self.metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()
+        ):
+            raise ValidationError("notifications.metadata", "<metadata>", "must map strings to strings")
+
+    def redacted(self) -> NotificationChannel:
+        """A copy safe to show: secrets in metadata and the target are masked."""
+        metadata = {k: (REDACTED if k.lower() in SECRET_METADATA_KEYS else v) for k, v in self.metadata.items()}
+        return NotificationChannel(
+            type=self.type, target=redact_target(self.type, self.target), events=self.events,
+            enabled=self.enabled, metadata=metadata,
+        )
+
+
+def redact_target(kind: str, target: str) -> str:
+    """Mask personal data and tokens: ``o***@example.com``, ``https://hooks.slack.com/***``."""
+    if kind == "email":
+        local, _, domain = target.partition("@")
+        return f"{local[:1]}***@{domain}" if domain else REDACTED
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        return REDACTED
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/{REDACTED}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """A spending limit for a tenant (``queue_name=""``) or one of its queues."""
+
+    tenant_id: str
+    amount: Decimal
+    period: BudgetPeriod
+    queue_name: str = ""
+    currency: str = "USD"
+    warning_threshold: Decimal = Decimal("0.75")
+    throttle_threshold: Decimal = Decimal("0.90")
+    block_threshold: Decimal = Decimal("1.00")
+    enforcement_policy: EnforcementPolicy = field(default_factory=EnforcementPolicy)
+    notifications: tuple[NotificationChannel, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    active: bool = True
+    id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    created_by: str = "system"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _decimal("amount", self.amount))
+        for name in ("warning_threshold", "throttle_threshold", "block_threshold"):
+            object.__setattr__(self, name, _decimal(name, getattr(self, name)))
+        object.__setattr__(self, "notifications", tuple(self.notifications))
+
+    @property
+    def scope(self) -> str:
+        return f"{self.tenant_id}/{self.queue_name}" if self.queue_name else f"{self.tenant_id} (all queues)"
+
+    def redacted(self) -> Budget:
+        from dataclasses import replace
+
+        return replace(self, notifications=tuple(c.redacted() for c in self.notifications))
+
+
+def validate_budget(budget: Budget) -> None:
+    """Raise :class:`ValidationError` naming the first field that is wrong."""
+    check_identifier("tenant_id", budget.tenant_id, max_len=MAX_TENANT_LEN)
+    check_identifier("queue_name", budget.queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
+    if not isinstance(budget.period, BudgetPeriod):
+        raise ValidationError("period", budget.period, "must be a BudgetPeriod")
+    if budget.amount <= 0:
+        raise ValidationError("amount", budget.amount, "must be greater than 0")
+    if budget.amount > MAX_AMOUNT:
+        raise ValidationError("amount", budget.amount, f"must be at most {MAX_AMOUNT}")
+    if budget.amount.as_tuple().exponent < -9:  # type: ignore[operator]
+        raise ValidationError("amount", budget.amount, "must not be finer than a nano-dollar")
+    if not isinstance(budget.currency, str) or budget.currency not in CURRENCIES:
+        raise ValidationError("currency", budget.currency, "must be an ISO 4217 code such as USD")
+    w, t, b = budget.warning_threshold, budget.throttle_threshold, budget.block_threshold
+    if not w > 0:
+        raise ValidationError("warning_threshold", w, "must be greater than 0")
+    if not w <= t:
+        raise ValidationError("throttle_threshold", t, f"must be at least warning_threshold {w}")
+    if not t <= b:
+        raise ValidationError("block_threshold", b, f"must be at least throttle_threshold {t}")
+    if b > 10:
+        raise ValidationError("block_threshold", b, "must be at most 10 (1000%)")
+    if not isinstance(budget.enforcement_policy, EnforcementPolicy):
+        raise ValidationError("enforcement_policy", budget.enforcement_policy, "must be an EnforcementPolicy")
+    for channel in budget.notifications:
+        if not isinstance(channel, NotificationChannel):
+            raise ValidationError("notifications", channel, "must be NotificationChannel objects")
+    if not isinstance(budget.tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 100 and len(v) <= 500 for k, v in budget.tags.items()
+    ):
+        raise ValidationError("tags", budget.tags, "must map short strings to strings")
+    if not isinstance(budget.active, bool):
+        raise ValidationError("active", budget.active, "must be true or false")

@@ -1,0 +1,253 @@
+"""The cost calculation engine: prices a job from its measured resources.
+
+Each component is ``usage × weight × environment_multiplier`` where payload usage is
+kilobytes (``payload_bytes / 1024``) and network usage is megabytes
+(``network_bytes / 1048576``); the base cost is ``base_job_weight × multiplier``.
+Every component is rounded once, half-even, to a nano-dollar and ``total_cost`` is
+their sum, so a breakdown always adds up to the total exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .errors import ValidationError
+from .money import EXACT, NANO, ZERO, round_money
+from .validation import (
+    MAX_JOB_ID_LEN,
+    MAX_JOB_TYPE_LEN,
+    MAX_QUEUE_LEN,
+    MAX_TENANT_LEN,
+    check_aware,
+    check_identifier,
+    check_non_negative,
+)
+
+__all__ = [
+    "CostBreakdown",
+    "CostCalculationEngine",
+    "CostModel",
+    "JobCost",
+    "JobMetrics",
+    "default_cost_model",
+    "production_cost_model",
+    "staging_cost_model",
+]
+
+_KB = Decimal(1024)
+_MB = Decimal(1048576)
+_MAX_WEIGHT = Decimal(1000)
+_USAGE_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """Prices per unit of resource, in dollars."""
+
+    cpu_time_weight: Decimal = Decimal("0.0001")  # $/CPU-second
+    memory_weight: Decimal = Decimal("0.00001")  # $/MB·second
+    payload_weight: Decimal = Decimal("0.00002")  # $/KB of payload
+    redis_ops_weight: Decimal = Decimal("0.000001")  # $/Redis operation
+    network_weight: Decimal = Decimal("0.01")  # $/MB transferred
+    base_job_weight: Decimal = Decimal("0.001")  # fixed $ per job
+    environment_multiplier: Decimal = Decimal(1)  # production vs staging
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = check_non_negative(f"cost_model.{f.name}", getattr(self, f.name), maximum=_MAX_WEIGHT)
+            object.__setattr__(self, f.name, value)
+        if self.environment_multiplier == 0:
+            raise ValidationError(
+                "cost_model.environment_multiplier", self.environment_multiplier, "must be greater than 0"
+            )
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> CostModel:
+        """Build a model from a mapping of field names (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValidationError(f"cost_model.{key}", data[key], "unknown cost model key")
+        return cls(**data)
+
+    def to_mapping(self) -> dict[str, Decimal]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def default_cost_model() -> CostModel:
+    """The design document's default weights, multiplier 1."""
+    return CostModel()
+
+
+def production_cost_model() -> CostModel:
+    """Production: doubled CPU and memory weights and multiplier 2."""
+    return CostModel(
+        cpu_time_weight=Decimal("0.0002"),
+        memory_weight=Decimal("0.00002"),
+        environment_multiplier=Decimal(2),
+    )
+
+
+def staging_cost_model() -> CostModel:
+    """Staging: default weights at half price."""
+    return CostModel(environment_multiplier=Decimal("0.5"))
+
+
+@dataclass(frozen=True, slots=True)
+class JobMetrics:
+    """What a finished job used.  Numbers may be int, float or Decimal (a float means
+    its shortest decimal form); they are validated and stored as ``Decimal``.
+    ``timestamp`` is when the job completed (aware datetime); None means "now" and is
+    filled in by the service's clock."""
+
+    job_id: str
+    tenant_id: str
+    queue_name: str
+    cpu_time: Decimal
+    memory_mb_seconds: Decimal
+    payload_bytes: Decimal
+    redis_ops: Decimal
+    network_bytes: Decimal
+    job_type: str = ""
+    priority: int = 5
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("job_id", self.job_id, max_len=MAX_JOB_ID_LEN)
+        check_identifier("tenant_id", self.tenant_id, max_len=MAX_TENANT_LEN)
+        check_identifier("queue_name", self.queue_name, max_len=MAX_QUEUE_LEN)
+        check_identifier("job_type", self.job_type, max_len=MAX_JOB_TYPE_LEN, allow_empty=True)
+        setter = object.__setattr__
+        for name in _USAGE_FIELDS:
+            setter(self, name, check_non_negative(name, getattr(self, name)))
+        check_priority(self.priority)
+        if self.timestamp is not None:
+            check_aware("timestamp", self.timestamp)
+
+    def with_timestamp(self, timestamp: datetime) -> JobMetrics:
+        return replace(self, timestamp=timestamp)
+
+
+def check_priority(value: Any) -> int:
+    """Priorities are whole numbers from 0 to 10 (the emergency threshold defaults to 9)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("priority", value, "must be a whole number")
+    if not 0 <= value <= 10:
+        raise ValidationError("priority", value, "must be between 0 and 10")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    cpu_cost: Decimal = ZERO
+    memory_cost: Decimal = ZERO
+    payload_cost: Decimal = ZERO
+    redis_cost: Decimal = ZERO
+    network_cost: Decimal = ZERO
+    base_cost: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return (
+            self.cpu_cost + self.memory_cost + self.payload_cost
+            + self.redis_cost + self.network_cost + self.base_cost
+        )
+
+    def __add__(self, other: CostBreakdown) -> CostBreakdown:
+        return CostBreakdown(*(getattr(self, f) + getattr(other, f) for f in COMPONENTS))
+
+
+COMPONENTS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+
+
+@dataclass(frozen=True, slots=True)
+class JobCost:
+    """The price of one job.  ``duplicate`` is True when the job id had been processed
+    before: the stored cost is returned and nothing is counted again."""
+
+    job_id: str
+    tenant_id: str
+    queue_name: str
+    job_type: str
+    timestamp: datetime | None
+    total_cost: Decimal
+    cost_breakdown: CostBreakdown
+    cost_model_version: int = 0
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    cpu: Decimal
+    memory: Decimal
+    payload: Decimal
+    redis: Decimal
+    network: Decimal
+    base: Decimal
+
+
+class CostCalculationEngine:
+    """Prices jobs under one :class:`CostModel`."""
+
+    __slots__ = ("model", "version", "_rates")
+
+    def __init__(self, model: CostModel | None = None, *, version: int = 0) -> None:
+        self.model = model or default_cost_model()
+        self.version = version
+        m = self.model
+        mul = EXACT.multiply
+        k = m.environment_multiplier
+        # Folding the multiplier and unit conversions into one rate per component is
+        # exact (the context is wide enough), so usage × rate equals the formula.
+        self._rates = _Rates(
+            cpu=mul(m.cpu_time_weight, k),
+            memory=mul(m.memory_weight, k),
+            payload=EXACT.divide(mul(m.payload_weight, k), _KB),
+            redis=mul(m.redis_ops_weight, k),
+            network=EXACT.divide(mul(m.network_weight, k), _MB),
+            base=round_money(mul(m.base_job_weight, k)),
+        )
+
+    def calculate_breakdown(
+        self,
+        *,
+        cpu_time: Decimal,
+        memory_mb_seconds: Decimal,
+        payload_bytes: Decimal,
+        redis_ops: Decimal,
+        network_bytes: Decimal,
+    ) -> CostBreakdown:
+        """Price validated usage figures (see :class:`JobMetrics`)."""
+        r = self._rates
+        mul = EXACT.multiply
+        return CostBreakdown(
+            cpu_cost=mul(cpu_time, r.cpu).quantize(NANO, context=EXACT),
+            memory_cost=mul(memory_mb_seconds, r.memory).quantize(NANO, context=EXACT),
+            payload_cost=mul(payload_bytes, r.payload).quantize(NANO, context=EXACT),
+            redis_cost=mul(redis_ops, r.redis).quantize(NANO, context=EXACT),
+            network_cost=mul(network_bytes, r.network).quantize(NANO, context=EXACT),
+            base_cost=r.base,
+        )
+
+    def calculate_job_cost(self, metrics: JobMetrics) -> JobCost:
+        """Price one job.  ``metrics`` was validated when it was built."""
+        breakdown = self.calculate_breakdown(
+            cpu_time=metrics.cpu_time,
+            memory_mb_seconds=metrics.memory_mb_seconds,
+            payload_bytes=metrics.payload_bytes,
+            redis_ops=metrics.redis_ops,
+            network_bytes=metrics.network_bytes,
+        )
+        return JobCost(
+            job_id=metrics.job_id,
+            tenant_id=metrics.tenant_id,
+            queue_name=metrics.queue_name,
+            job_type=metrics.job_type,
+            timestamp=metrics.timestamp,
+            total_cost=breakdown.total,
+            cost_breakdown=breakdown,
+            cost_model_version=self.version,
+        )

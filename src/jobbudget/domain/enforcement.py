@@ -1,0 +1,141 @@
+"""The enforcement ladder: allow, warn, throttle, block, and the emergency bypass.
+
+Decisions compare spend with ``amount × threshold`` exactly, so spend of exactly
+90 % of the amount throttles under the default thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from .budget import Budget
+from .money import EXACT, ZERO
+from .periods import PeriodWindow
+
+__all__ = ["ACTION_TYPES", "EnforcementAction", "Thresholds", "decide", "most_restrictive"]
+
+ACTION_TYPES = ("allow", "warn", "throttle", "block")
+_UTIL = Decimal("0.000001")
+# Rank used to pick the most restrictive action: a bypassed block or throttle ranks
+# above warn so that the bypass (which must be audited) is reported.
+_RANK = {"allow": 0, "warn": 1, "bypass": 2, "throttle": 3, "block": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcementAction:
+    """What to do with a job about to be admitted."""
+
+    type: str
+    factor: float = 1.0
+    message: str = ""
+    budget_id: str | None = None
+    utilization: Decimal = ZERO
+    current_spend: Decimal = ZERO
+    budget_amount: Decimal = ZERO
+    bypass: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.type != "block"
+
+
+ALLOW = EnforcementAction(type="allow", message="no budget applies")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A budget's thresholds as absolute amounts, computed once."""
+
+    warn_at: Decimal
+    throttle_at: Decimal
+    block_at: Decimal
+    grace_until: datetime | None
+
+    @classmethod
+    def of(cls, budget: Budget) -> Thresholds:
+        hours = budget.enforcement_policy.grace_period_hours
+        grace = budget.created_at + timedelta(hours=hours) if hours and budget.created_at else None
+        return cls(
+            warn_at=EXACT.multiply(budget.amount, budget.warning_threshold),
+            throttle_at=EXACT.multiply(budget.amount, budget.throttle_threshold),
+            block_at=EXACT.multiply(budget.amount, budget.block_threshold),
+            grace_until=grace,
+        )
+
+
+def utilization(spend: Decimal, amount: Decimal) -> Decimal:
+    """spend / amount to six decimal places (display only: decisions compare exactly)."""
+    return (spend / amount).quantize(_UTIL)
+
+
+def decide(
+    *,
+    budget: Budget,
+    thresholds: Thresholds,
+    window: PeriodWindow,
+    spend: Decimal,
+    priority: int,
+    now: datetime,
+) -> EnforcementAction:
+    """Apply the ladder for one budget."""
+    policy = budget.enforcement_policy
+    if spend >= thresholds.block_at:
+        kind = "block" if policy.block_new_jobs else "throttle"
+    elif spend >= thresholds.throttle_at:
+        kind = "throttle"
+    elif spend >= thresholds.warn_at:
+        kind = "warn"
+    else:
+        kind = "allow"
+    note = ""
+    if kind in ("throttle", "block"):
+        if policy.warn_only:
+            kind, note = "warn", " (warn-only policy)"
+        elif thresholds.grace_until is not None and now < thresholds.grace_until:
+            kind, note = "warn", f" (grace period until {thresholds.grace_until:%Y-%m-%d %H:%M} UTC)"
+    bypass = False
+    if kind in ("throttle", "block") and policy.allow_emergency and priority >= policy.emergency_priority:
+        note = f" (emergency bypass of {kind} at priority {priority})"
+        kind, bypass = "allow", True
+    factor = policy.throttle_factor if kind == "throttle" else 1.0
+    util = utilization(spend, budget.amount)
+    message = _message(budget, window, kind, spend, util, factor) + note
+    return EnforcementAction(
+        type=kind,
+        factor=factor,
+        message=message,
+        budget_id=budget.id,
+        utilization=util,
+        current_spend=spend,
+        budget_amount=budget.amount,
+        bypass=bypass,
+    )
+
+
+def _message(budget: Budget, window: PeriodWindow, kind: str, spend: Decimal, util: Decimal, factor: float) -> str:
+    head = (
+        f"budget {budget.id} for {budget.scope}, {budget.period.type} "
+        f"{window.start_date}..{window.end_date}: {spend:.2f} of {budget.amount:.2f} "
+        f"{budget.currency} spent ({util * 100:.1f}%)"
+    )
+    if kind == "block":
+        return head + ", new jobs blocked"
+    if kind == "throttle":
+        return head + f", throttled to {factor * 100:.0f}% capacity"
+    if kind == "warn":
+        return head + ", over the warning threshold"
+    return head
+
+
+def _rank(action: EnforcementAction) -> tuple[int, float, Decimal]:
+    kind = "bypass" if action.bypass else action.type
+    return (_RANK[kind], -action.factor, action.utilization)
+
+
+def most_restrictive(actions: list[EnforcementAction]) -> EnforcementAction:
+    """The action that wins when several budgets cover a job (no budget: allow)."""
+    if not actions:
+        return ALLOW
+    return max(actions, key=_rank)

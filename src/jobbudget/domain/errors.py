@@ -1,0 +1,147 @@
+"""Structured errors with stable codes.
+
+Two families, as in the design document: :class:`BudgetError` wraps a failed
+operation with the tenant it concerned, :class:`EnforcementError` reports a
+refused admission with the numbers behind it.  The others are the concrete
+causes that ``BudgetError.err`` may carry, and can be raised on their own.
+
+``error_code`` gives a stable string for logs and HTTP bodies;
+``is_retryable`` and ``is_permanent`` tell callers whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "BudgetError",
+    "ConflictError",
+    "EnforcementError",
+    "JobBudgetError",
+    "NotFoundError",
+    "StorageError",
+    "StorageUnavailableError",
+    "ValidationError",
+    "error_code",
+    "is_permanent",
+    "is_retryable",
+]
+
+
+class JobBudgetError(Exception):
+    """Base class of every error raised by jobbudget."""
+
+    code: str = "INTERNAL"
+    retryable: bool = False
+
+
+class ValidationError(JobBudgetError, ValueError):
+    """Input was rejected; ``field`` names it and ``value`` is what was given."""
+
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}: {reason} (got {_short(value)})")
+
+
+class NotFoundError(JobBudgetError, LookupError):
+    """A named thing (budget, tenant, cost model, ...) does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        self.code = f"{kind.upper().replace(' ', '_')}_NOT_FOUND"
+        super().__init__(f"{kind} not found: {key!r}")
+
+
+class ConflictError(JobBudgetError):
+    """The request contradicts what is stored (duplicate id, stale update)."""
+
+    code = "CONFLICT"
+
+
+class StorageUnavailableError(JobBudgetError):
+    """The database could not be reached; trying again later may succeed."""
+
+    code = "STORAGE_UNAVAILABLE"
+    retryable = True
+
+
+class StorageError(JobBudgetError):
+    """The database refused for a reason retrying will not fix (read-only file,
+    disk full, damaged schema)."""
+
+    code = "STORAGE_ERROR"
+
+
+class BudgetError(JobBudgetError):
+    """An operation failed for a tenant; ``err`` is the underlying cause."""
+
+    def __init__(self, operation: str, tenant_id: str, err: BaseException) -> None:
+        self.operation = operation
+        self.tenant_id = tenant_id
+        self.err = err
+        super().__init__(f"budget operation {operation} failed for tenant {tenant_id!r}: {err}")
+
+    @property  # type: ignore[override]
+    def code(self) -> str:
+        return error_code(self.err)
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return is_retryable(self.err)
+
+
+class EnforcementError(JobBudgetError):
+    """A job was refused by budget enforcement."""
+
+    code = "BUDGET_EXCEEDED"
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        current_spend: Decimal,
+        budget_amount: Decimal,
+        utilization: Decimal,
+        message: str = "",
+        budget_id: str | None = None,
+    ) -> None:
+        self.action = action
+        self.current_spend = current_spend
+        self.budget_amount = budget_amount
+        self.utilization = utilization
+        self.budget_id = budget_id
+        super().__init__(
+            message
+            or f"budget enforcement {action}: {current_spend}/{budget_amount} "
+            f"({utilization * 100:.1f}%)"
+        )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_code(err: BaseException) -> str:
+    """The stable code of ``err`` (``INTERNAL`` for errors not raised by jobbudget)."""
+    if isinstance(err, JobBudgetError):
+        return err.code
+    return "INTERNAL"
+
+
+def is_retryable(err: BaseException) -> bool:
+    """True when the same call may succeed later (a lost database connection, say)."""
+    if isinstance(err, JobBudgetError):
+        return bool(err.retryable)
+    return isinstance(err, (TimeoutError, ConnectionError))
+
+
+def is_permanent(err: BaseException) -> bool:
+    """True when trying again cannot help: the input or the state must change first."""
+    return not is_retryable(err)

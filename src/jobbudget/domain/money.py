@@ -1,0 +1,77 @@
+"""Exact money: ``Decimal`` dollars, rounded once to a nano-dollar (1e-9), half-even."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+__all__ = [
+    "NANO",
+    "ZERO",
+    "EXACT",
+    "from_nanos",
+    "parse_decimal",
+    "round_money",
+    "to_decimal",
+    "to_nanos",
+]
+
+NANO = Decimal("0.000000001")
+ZERO = Decimal(0)
+#: Arithmetic context wide enough that products of validated inputs are exact.
+EXACT = Context(prec=120, rounding=ROUND_HALF_EVEN, Emax=10**6, Emin=-(10**6))
+_NANOS_PER_DOLLAR = 10**9
+
+
+def round_money(value: Decimal) -> Decimal:
+    """Round ``value`` half-even to a nano-dollar (the one rounding every cost gets)."""
+    return value.quantize(NANO, rounding=ROUND_HALF_EVEN, context=EXACT)
+
+
+def to_nanos(value: Decimal) -> int:
+    """Dollars to integer nano-dollars; ``value`` must already be a multiple of 1e-9."""
+    scaled = value.scaleb(9, context=EXACT)
+    nanos = int(scaled)
+    if scaled != nanos:
+        raise ValueError(f"{value} is not a whole number of nano-dollars")
+    return nanos
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """Integer nano-dollars to ``Decimal`` dollars with nine decimal places."""
+    return Decimal(nanos).scaleb(-9, context=EXACT).quantize(NANO, context=EXACT)
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert int, float or Decimal (or a numeric string) exactly.
+
+    A float means its shortest decimal form: ``to_decimal(2.5e-05) == Decimal("0.000025")``.
+    Raises ``TypeError`` for bools, strings and other non-numbers and ``ValueError`` for
+    NaN and infinities.  Text from files goes through :func:`parse_decimal` first.
+    """
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        result = Decimal(repr(value))
+    else:
+        raise TypeError(f"expected a number, not {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError("not a finite number")
+    return result
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Read a number written as text (CSV cells, command-line options) exactly."""
+    try:
+        result = Decimal(text.strip())
+    except InvalidOperation:
+        raise TypeError(f"{text!r} is not a number") from None
+    if not result.is_finite():
+        raise ValueError("not a finite number")
+    return result

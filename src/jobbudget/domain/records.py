@@ -1,0 +1,114 @@
+"""Records that cross the storage boundary: stored jobs, daily aggregates, audit
+entries and cost-model versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from .cost import CostBreakdown, CostModel, JobCost, JobMetrics
+from .money import ZERO, round_money
+
+__all__ = [
+    "AuditEntry",
+    "CostModelVersion",
+    "DailyCost",
+    "JobRecord",
+    "PruneResult",
+    "RecordResult",
+    "SpendKey",
+    "nearest_rank_p95",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SpendKey:
+    """One period of one budget: where a job's cost is added up."""
+
+    budget_id: str
+    period_start: date
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A priced job ready to store, with the budget periods it counts toward."""
+
+    metrics: JobMetrics
+    cost: JobCost
+    timestamp: datetime
+    day: date  # UTC date of ``timestamp``
+    spend_keys: tuple[SpendKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """``inserted[i]`` tells whether record *i* was new; ``existing`` holds the stored
+    cost of each duplicate, keyed by (tenant_id, job_id)."""
+
+    inserted: list[bool]
+    existing: dict[tuple[str, str], JobCost] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCost:
+    """Spend of one tenant's queue on one UTC day.  Components add up to ``total_cost``;
+    ``p95_job_cost`` is the exact nearest-rank 95th percentile of that day's jobs."""
+
+    tenant_id: str
+    queue_name: str
+    date: date
+    total_jobs: int
+    total_cost: Decimal
+    breakdown: CostBreakdown
+    avg_job_cost: Decimal
+    max_job_cost: Decimal
+    min_job_cost: Decimal
+    p95_job_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CostModelVersion:
+    version: int
+    model: CostModel
+    created_at: datetime
+    created_by: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Something worth a permanent trace: a bypass, a budget change, a new cost model."""
+
+    at: datetime
+    kind: str
+    tenant_id: str = ""
+    queue_name: str = ""
+    budget_id: str = ""
+    actor: str = "system"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    jobs_deleted: int
+    daily_rows_deleted: int
+
+
+def nearest_rank_p95(costs: Sequence[Decimal]) -> Decimal:
+    """The nearest-rank 95th percentile: the smallest cost that at least 95 % of the
+    costs are less than or equal to (an observed value, never interpolated)."""
+    if not costs:
+        return ZERO
+    ordered = sorted(costs)
+    return ordered[p95_rank(len(ordered)) - 1]
+
+
+def p95_rank(count: int) -> int:
+    """1-based nearest rank of the 95th percentile among ``count`` values."""
+    return (95 * count + 99) // 100
+
+
+def average(total: Decimal, count: int) -> Decimal:
+    return round_money(total / count) if count else ZERO

@@ -1,0 +1,84 @@
+"""Checks shared by every entry point: identifiers and non-negative exact numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .errors import ValidationError
+from .money import to_decimal
+
+__all__ = [
+    "MAX_QUEUE_LEN",
+    "MAX_TENANT_LEN",
+    "MAX_USAGE",
+    "check_aware",
+    "check_identifier",
+    "check_non_negative",
+    "check_fraction",
+]
+
+MAX_TENANT_LEN = 50
+MAX_QUEUE_LEN = 100
+MAX_JOB_ID_LEN = 200
+MAX_JOB_TYPE_LEN = 100
+#: Largest accepted usage figure (seconds, MB·s, bytes, operations): 1e18 covers
+#: a million cores running for thirty years; anything above is a broken reporter.
+MAX_USAGE = Decimal("1e18")
+#: Inputs with more significant digits than this are rejected so arithmetic stays exact.
+MAX_DIGITS = 40
+
+
+def check_identifier(field: str, value: Any, *, max_len: int, allow_empty: bool = False) -> str:
+    """Return ``value`` if it is a printable string of at most ``max_len`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be a string")
+    if not value:
+        if allow_empty:
+            return value
+        raise ValidationError(field, value, "must not be empty")
+    if len(value) > max_len:
+        raise ValidationError(field, value, f"must be at most {max_len} characters")
+    if not value.isprintable():
+        raise ValidationError(field, value, "must contain only printable characters")
+    if value != value.strip():
+        raise ValidationError(field, value, "must not start or end with white space")
+    return value
+
+
+def check_non_negative(field: str, value: Any, *, maximum: Decimal = MAX_USAGE) -> Decimal:
+    """Convert ``value`` exactly and check it is a finite number in ``[0, maximum]``."""
+    try:
+        number = to_decimal(value)
+    except TypeError as exc:
+        raise ValidationError(field, value, f"must be a number ({exc})") from None
+    except ValueError as exc:
+        raise ValidationError(field, value, f"must be a finite number ({exc})") from None
+    if number < 0:
+        raise ValidationError(field, value, "must not be negative")
+    if number > maximum:
+        raise ValidationError(field, value, f"must be at most {maximum}")
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise ValidationError(field, value, f"has more than {MAX_DIGITS} significant digits")
+    return number + 0 if number.is_zero() else number  # -0 becomes 0
+
+
+def check_fraction(
+    field: str, value: Any, *, low: Decimal, high: Decimal, low_inclusive: bool = False
+) -> Decimal:
+    """A number in ``(low, high]`` (or ``[low, high]``), converted exactly."""
+    number = check_non_negative(field, value, maximum=high)
+    if number < low or (number == low and not low_inclusive):
+        bound = "at least" if low_inclusive else "greater than"
+        raise ValidationError(field, value, f"must be {bound} {low}")
+    return number
+
+
+def check_aware(field: str, value: Any) -> datetime:
+    """A timezone-aware datetime."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, value, "must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, value, "must be timezone-aware (naive datetimes are ambiguous)")
+    return value

@@ -1,0 +1,396 @@
+"""BudgetService: the use cases.  Its public methods are the API every adapter uses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from .config import Config
+from .domain.budget import Budget, validate_budget
+from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
+from .domain.enforcement import EnforcementAction, Thresholds, decide, most_restrictive, utilization
+from .domain.errors import BudgetError, ConflictError, JobBudgetError, ValidationError
+from .domain.estimation import UsageStats, choose_profile, estimate_cost
+from .domain.money import ZERO
+from .domain.periods import window_at, resolve_period
+from .domain.records import AuditEntry, CostModelVersion, DailyCost, JobRecord, PruneResult, SpendKey
+from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
+from .counters.memory import BudgetState, SpendIndex
+from .ports import Clock, Store
+
+__all__ = ["BudgetService", "BudgetStatus"]
+
+log = logging.getLogger("jobbudget")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_BATCH = 100_000
+_STATS_TTL = timedelta(seconds=60)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    budget: Budget
+    current_spend: Decimal
+    utilization: Decimal
+    action: EnforcementAction
+    period_start: date | None
+    period_end: date | None
+
+
+class BudgetService:
+    """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
+    admission.  Use as a context manager (or call :meth:`close`) so buffered audit
+    entries are written."""
+
+    def __init__(self, config: Config | None = None, *, clock: Clock | None = None, store: Store | None = None) -> None:
+        self.config = config or Config()
+        self._clock = clock or utc_now
+        if store is None:
+            from .storage import open_store
+
+            store = open_store(self.config.database_url, schema=self.config.database_schema)
+        self._store = store
+        self._lock = threading.RLock()
+        self._index = SpendIndex()
+        self._usage: dict[tuple[str, str | None], tuple[UsageStats, datetime]] = {}
+        self._audit_buffer: list[AuditEntry] = []
+        self._stop = threading.Event()
+        logging.getLogger("jobbudget").setLevel(self.config.log_level)
+        try:
+            self._store.migrate()
+            latest = self._store.latest_cost_model()
+            if latest is None:
+                latest = self._store.add_cost_model(self.config.build_cost_model(), created_at=self._now(), created_by="config")
+            self._engine = CostCalculationEngine(latest.model, version=latest.version)
+            self._reload()
+        except Exception:
+            self._store.close()
+            raise
+        self._flusher = threading.Thread(target=self._flush_loop, name="jobbudget-flush", daemon=True)
+        self._flusher.start()
+
+    # -- life cycle ---------------------------------------------------------------
+    def __enter__(self) -> BudgetService:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write buffered audit entries and release the database."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._flusher.join(timeout=5)
+        self.flush()
+        self._store.close()
+
+    def flush(self) -> None:
+        """Write buffered audit entries (bypasses) now."""
+        with self._lock:
+            entries, self._audit_buffer = self._audit_buffer, []
+        if entries:
+            try:
+                self._store.add_audit(entries)
+            except JobBudgetError:
+                with self._lock:
+                    self._audit_buffer[:0] = entries
+                raise
+
+    def _flush_loop(self) -> None:
+        resync_every = self.config.flush_interval.total_seconds()
+        waited = 0.0
+        while not self._stop.wait(1.0):
+            waited += 1.0
+            try:
+                self.flush()
+                if waited >= resync_every:
+                    waited = 0.0
+                    self._reload()
+            except JobBudgetError as exc:
+                log.warning("background flush failed (will retry): %s", exc)
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValidationError("clock", now, "must return an aware datetime")
+        return now.astimezone(UTC)
+
+    def _reload(self) -> None:
+        """Rebuild the in-memory state from the ledger."""
+        now = self._now()
+        budgets = self._store.list_budgets()
+        windows = {b.id: window_at(b.period, now) for b in budgets}
+        keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
+        spend = self._store.load_spend(keys)
+        index = SpendIndex()
+        for b in budgets:
+            w = windows[b.id]
+            index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO)
+        with self._lock:
+            self._index = index
+
+    def enable_debug_logging(self, enabled: bool = True) -> None:
+        logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
+
+    # -- metering -----------------------------------------------------------------
+    def process_job_cost(self, metrics: JobMetrics) -> JobCost:
+        """Price and store one job; a job id seen before is counted once."""
+        return self.process_job_costs([metrics])[0]
+
+    def process_job_costs(self, batch: Sequence[JobMetrics]) -> list[JobCost]:
+        """Price and store a batch in one transaction.  Any invalid item rejects the
+        whole batch before anything is stored."""
+        if len(batch) > MAX_BATCH:
+            raise ValidationError("batch", len(batch), f"must hold at most {MAX_BATCH} jobs")
+        now = self._now()
+        limit = now + FUTURE_TOLERANCE
+        for i, m in enumerate(batch):
+            if not isinstance(m, JobMetrics):
+                raise ValidationError(f"batch[{i}]", type(m).__name__, "must be a JobMetrics")
+            if m.timestamp is not None and m.timestamp > limit:
+                raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
+        engine = self._engine
+        with self._lock:
+            index = self._index
+            records = []
+            for m in batch:
+                ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
+                cost = replace(engine.calculate_job_cost(m), timestamp=ts)
+                keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
+                records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
+            result = self._store.record_jobs(records)
+            first_cost: dict[tuple[str, str], JobCost] = {}
+            out: list[JobCost] = []
+            for record, new in zip(records, result.inserted, strict=True):
+                m = record.metrics
+                key = (m.tenant_id, m.job_id)
+                if new:
+                    index.add(record.spend_keys, record.cost.total_cost)
+                    self._count_usage(m)
+                    first_cost[key] = record.cost
+                    out.append(record.cost)
+                elif key in first_cost:
+                    out.append(replace(first_cost[key], duplicate=True))
+                else:
+                    out.append(result.existing[key])
+        return out
+
+    def _count_usage(self, m: JobMetrics) -> None:
+        for key in ((m.job_type, m.tenant_id), (m.job_type, None)):
+            cached = self._usage.get(key)
+            if cached is not None:
+                cached[0].add(cpu_time=m.cpu_time, memory_mb_seconds=m.memory_mb_seconds,
+                              redis_ops=m.redis_ops, network_bytes=m.network_bytes)
+
+    # -- enforcement --------------------------------------------------------------
+    def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
+        """Decide admission of a job: the most restrictive action of every active
+        budget covering the tenant and queue (no budget: allow)."""
+        check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+        check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
+            raise ValidationError("priority", priority, "must be a whole number between 0 and 10")
+        now = self._now()
+        with self._lock:
+            actions = []
+            for state in self._index.covering(tenant_id, queue_name):
+                self._index.roll(state, now, self._load_spend)
+                if state.window is None:
+                    continue
+                actions.append(decide(budget=state.budget, thresholds=state.thresholds, window=state.window,
+                                      spend=state.spend, priority=priority, now=now))
+            action = most_restrictive(actions)
+            if action.bypass:
+                for a in actions:
+                    if a.bypass:
+                        self._audit_buffer.append(AuditEntry(
+                            at=now, kind="bypass", tenant_id=tenant_id, queue_name=queue_name,
+                            budget_id=a.budget_id or "",
+                            details={"priority": priority, "spend": str(a.current_spend),
+                                     "amount": str(a.budget_amount), "message": a.message}))
+        return action
+
+    def _load_spend(self, key: SpendKey) -> Decimal:
+        return self._store.load_spend([key]).get(key, ZERO)
+
+    # -- budgets ------------------------------------------------------------------
+    def validate_budget(self, budget: Budget) -> None:
+        validate_budget(budget)
+
+    def create_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Validate and store a budget; returns it with its id and resolved period."""
+        validate_budget(budget)
+        if budget.id is not None:
+            raise ValidationError("id", budget.id, "is assigned by create_budget; leave it empty")
+        now = self._now()
+        stored = replace(budget, id=str(uuid.uuid4()), period=resolve_period(budget.period, now),
+                         created_at=now, updated_at=now, created_by=actor)
+        with self._lock:
+            seed, window = self._seed(stored, now)
+            self._wrap("create_budget", stored.tenant_id, lambda: self._store.add_budget(
+                stored, seed=seed, audit=self._budget_audit("budget_created", stored, now, actor)))
+            if stored.active:
+                self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
+        return stored
+
+    def update_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Replace a stored budget (same id and tenant); spend is recounted when its
+        scope or period changes."""
+        if budget.id is None:
+            raise ValidationError("id", None, "is required to update a budget")
+        validate_budget(budget)
+        old = self._store.get_budget(budget.id)
+        if budget.tenant_id != old.tenant_id:
+            raise ConflictError(f"budget {budget.id} belongs to tenant {old.tenant_id!r}; tenant_id cannot change")
+        now = self._now()
+        stored = replace(budget, period=resolve_period(budget.period, now), created_at=old.created_at,
+                         updated_at=now, created_by=old.created_by)
+        with self._lock:
+            seed, window = self._seed(stored, now)
+            self._wrap("update_budget", stored.tenant_id, lambda: self._store.save_budget(
+                stored, seed=seed, audit=self._budget_audit("budget_updated", stored, now, actor)))
+            if stored.active:
+                self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
+            else:
+                self._index.remove(str(stored.id))
+        return stored
+
+    def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
+        budget = self._store.get_budget(budget_id)
+        return self.update_budget(replace(budget, active=False), actor=actor)
+
+    def get_budget(self, budget_id: str) -> Budget:
+        return self._store.get_budget(budget_id)
+
+    def list_budgets(self, tenant_id: str | None = None, *, include_inactive: bool = False) -> list[Budget]:
+        return self._store.list_budgets(tenant_id=tenant_id, include_inactive=include_inactive)
+
+    def get_budget_status(self, budget_id: str) -> BudgetStatus:
+        now = self._now()
+        with self._lock:
+            state = self._index.get(budget_id)
+            if state is not None:
+                self._index.roll(state, now, self._load_spend)
+            else:
+                budget = self._store.get_budget(budget_id)
+                window = window_at(budget.period, now)
+                spend = self._spend_of(budget, window) if window else ZERO
+                state = BudgetState(budget, Thresholds.of(budget), window, spend)
+        budget, window = state.budget, state.window
+        if window is None:
+            action = EnforcementAction(type="allow", budget_id=budget.id, budget_amount=budget.amount,
+                                       message=f"budget {budget.id} is not in force now")
+        elif not budget.active:
+            action = EnforcementAction(type="allow", budget_id=budget.id, current_spend=state.spend,
+                                       budget_amount=budget.amount,
+                                       utilization=utilization(state.spend, budget.amount),
+                                       message=f"budget {budget.id} is inactive")
+        else:
+            action = decide(budget=budget, thresholds=state.thresholds, window=window, spend=state.spend,
+                            priority=0, now=now)
+        return BudgetStatus(
+            budget=budget, current_spend=state.spend, utilization=utilization(state.spend, budget.amount),
+            action=action, period_start=window.start_date if window else None,
+            period_end=window.end_date if window else None,
+        )
+
+    def _spend_of(self, budget: Budget, window: Any) -> Decimal:
+        return self._store.compute_spend(tenant_id=budget.tenant_id, queue_name=budget.queue_name,
+                                         start=window.start, end=window.end)
+
+    def _seed(self, budget: Budget, now: datetime) -> tuple[dict[SpendKey, Decimal], Any]:
+        window = window_at(budget.period, now)
+        if window is None or not budget.active:
+            return {}, window
+        return {SpendKey(str(budget.id), window.start_date): self._spend_of(budget, window)}, window
+
+    @staticmethod
+    def _budget_audit(kind: str, budget: Budget, now: datetime, actor: str) -> AuditEntry:
+        from .domain.codec import to_jsonable
+
+        return AuditEntry(at=now, kind=kind, tenant_id=budget.tenant_id, queue_name=budget.queue_name,
+                          budget_id=str(budget.id), actor=actor, details=to_jsonable(budget.redacted()))
+
+    @staticmethod
+    def _wrap(operation: str, tenant_id: str, call: Any) -> Any:
+        try:
+            return call()
+        except JobBudgetError as exc:
+            if isinstance(exc, ValidationError):
+                raise
+            raise BudgetError(operation, tenant_id, exc) from exc
+
+    # -- estimation and cost model ------------------------------------------------
+    def estimate_job_cost(self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None) -> Decimal:
+        """Estimate a job's cost before it runs (see :mod:`jobbudget.domain.estimation`)."""
+        check_identifier("job_type", job_type, max_len=100, allow_empty=True)
+        if tenant_id is not None:
+            check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+        tenant = self._usage_stats(job_type, tenant_id) if tenant_id is not None else None
+        overall = self._usage_stats(job_type, None)
+        profile = choose_profile(job_type, tenant=tenant, overall=overall)
+        return estimate_cost(self._engine, profile=profile, cpu_time=cpu_time, payload_kb=payload_kb)
+
+    def _usage_stats(self, job_type: str, tenant_id: str | None) -> UsageStats:
+        now = self._now()
+        key = (job_type, tenant_id)
+        cached = self._usage.get(key)
+        if cached is None or now - cached[1] > _STATS_TTL:
+            cached = (self._store.usage_stats(job_type=job_type, tenant_id=tenant_id), now)
+            self._usage[key] = cached
+        return cached[0]
+
+    def get_cost_model(self) -> CostModel:
+        return self._engine.model
+
+    def get_cost_model_version(self) -> int:
+        return self._engine.version
+
+    def list_cost_models(self) -> list[CostModelVersion]:
+        return self._store.list_cost_models()
+
+    def update_cost_model(self, model: CostModel, *, actor: str = "system") -> CostModelVersion:
+        """Price new jobs with ``model`` from now on.  Stored jobs keep the price (and
+        the model version) they were processed with."""
+        if not isinstance(model, CostModel):
+            raise ValidationError("model", type(model).__name__, "must be a CostModel")
+        version = self._store.add_cost_model(model, created_at=self._now(), created_by=actor)
+        self._engine = CostCalculationEngine(model, version=version.version)
+        return version
+
+    # -- reading ------------------------------------------------------------------
+    def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
+        return self._store.get_job(tenant_id, job_id)
+
+    def get_daily_costs(self, tenant_id: str | None = None, *, queue_name: str | None = None,
+                        start: date, end: date) -> list[DailyCost]:
+        return self._store.daily_costs(tenant_id=tenant_id, queue_name=queue_name, start=start, end=end)
+
+    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        self.flush()
+        return self._store.list_audit(tenant_id=tenant_id, kind=kind, limit=limit)
+
+    def prune(self) -> PruneResult:
+        """Delete per-job rows older than ``raw_retention_days`` and daily rows older
+        than ``retention_days`` (exact daily statistics are kept)."""
+        today = self._now().date()
+        return self._store.prune(raw_before=today - timedelta(days=self.config.raw_retention_days),
+                                 daily_before=today - timedelta(days=self.config.retention_days))
+
+    def ping(self) -> None:
+        self._store.ping()
+
+    def active_budget_states(self) -> Iterable[BudgetState]:
+        with self._lock:
+            return self._index.states()

@@ -1,0 +1,198 @@
+"""An in-memory store with the same contract as the SQL one (tests, quick experiments)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+
+from ..domain.aggregation import DailyDelta, daily_deltas, spend_deltas
+from ..domain.budget import Budget
+from ..domain.cost import COMPONENTS, CostBreakdown, CostModel, JobCost
+from ..domain.errors import ConflictError, NotFoundError
+from ..domain.estimation import UsageStats
+from ..domain.money import ZERO
+from ..domain.records import (
+    AuditEntry,
+    CostModelVersion,
+    DailyCost,
+    JobRecord,
+    PruneResult,
+    RecordResult,
+    SpendKey,
+    average,
+    nearest_rank_p95,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[tuple[str, str], JobRecord] = {}
+        self._daily: dict[tuple[str, str, date], DailyCost] = {}
+        self._budgets: dict[str, Budget] = {}
+        self._spend: dict[SpendKey, Decimal] = {}
+        self._models: list[CostModelVersion] = []
+        self._audit: list[AuditEntry] = []
+        self._pruned_before: date | None = None
+
+    def migrate(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def ping(self) -> None:
+        return None
+
+    def latest_cost_model(self) -> CostModelVersion | None:
+        return self._models[-1] if self._models else None
+
+    def add_cost_model(self, model: CostModel, *, created_at: datetime, created_by: str) -> CostModelVersion:
+        with self._lock:
+            version = CostModelVersion(len(self._models) + 1, model, created_at, created_by)
+            self._models.append(version)
+            self._audit.append(AuditEntry(at=created_at, kind="cost_model", actor=created_by,
+                                          details={"version": version.version}))
+            return version
+
+    def list_cost_models(self) -> list[CostModelVersion]:
+        return list(self._models)
+
+    def add_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
+        with self._lock:
+            assert budget.id is not None
+            if budget.id in self._budgets:
+                raise ConflictError(f"budget {budget.id} exists")
+            self._budgets[budget.id] = budget
+            self._spend.update(seed)
+            self._audit.append(audit)
+
+    def save_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
+        with self._lock:
+            if budget.id not in self._budgets:
+                raise NotFoundError("budget", str(budget.id))
+            self._budgets[budget.id] = replace(budget, created_at=self._budgets[budget.id].created_at)
+            self._spend.update(seed)
+            self._audit.append(audit)
+
+    def get_budget(self, budget_id: str) -> Budget:
+        try:
+            return self._budgets[budget_id]
+        except KeyError:
+            raise NotFoundError("budget", budget_id) from None
+
+    def list_budgets(self, *, tenant_id: str | None = None, include_inactive: bool = False) -> list[Budget]:
+        found = [
+            b for b in self._budgets.values()
+            if (tenant_id is None or b.tenant_id == tenant_id) and (include_inactive or b.active)
+        ]
+        return sorted(found, key=lambda b: (b.tenant_id, b.queue_name, b.created_at or datetime.min))
+
+    def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
+        return {k: self._spend[k] for k in keys if k in self._spend}
+
+    def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
+        with self._lock:
+            total = sum(
+                (r.cost.total_cost for r in self._jobs.values()
+                 if r.metrics.tenant_id == tenant_id and (not queue_name or r.metrics.queue_name == queue_name)
+                 and start <= r.timestamp < end),
+                ZERO,
+            )
+            if self._pruned_before and start.date() < self._pruned_before:
+                total += sum(
+                    (d.total_cost for d in self._daily.values()
+                     if d.tenant_id == tenant_id and (not queue_name or d.queue_name == queue_name)
+                     and start.date() <= d.date < min(self._pruned_before, end.date())),
+                    ZERO,
+                )
+            return total
+
+    def record_jobs(self, records: Sequence[JobRecord]) -> RecordResult:
+        with self._lock:
+            inserted: list[bool] = []
+            new: list[JobRecord] = []
+            new_keys: set[tuple[str, str]] = set()
+            existing: dict[tuple[str, str], JobCost] = {}
+            for r in records:
+                key = (r.metrics.tenant_id, r.metrics.job_id)
+                if key in self._jobs:
+                    inserted.append(False)
+                    if key not in new_keys:
+                        existing[key] = replace(self._jobs[key].cost, duplicate=True, timestamp=self._jobs[key].timestamp)
+                    continue
+                self._jobs[key] = r
+                new.append(r)
+                new_keys.add(key)
+                inserted.append(True)
+            for (t, q, d), delta in daily_deltas(new).items():
+                old = self._daily.get((t, q, d))
+                total = delta.total_cost + (old.total_cost if old else ZERO)
+                jobs = delta.total_jobs + (old.total_jobs if old else 0)
+                self._daily[(t, q, d)] = DailyCost(
+                    tenant_id=t, queue_name=q, date=d, total_jobs=jobs, total_cost=total,
+                    breakdown=old.breakdown + _breakdown(delta) if old else _breakdown(delta),
+                    avg_job_cost=average(total, jobs),
+                    max_job_cost=max(delta.max_job_cost, old.max_job_cost) if old else delta.max_job_cost,
+                    min_job_cost=min(delta.min_job_cost, old.min_job_cost) if old else delta.min_job_cost,
+                    p95_job_cost=ZERO,
+                )
+            for key, (spend, _jobs) in spend_deltas(new).items():
+                self._spend[key] = self._spend.get(key, ZERO) + spend
+            return RecordResult(inserted=inserted, existing=existing)
+
+    def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
+        record = self._jobs.get((tenant_id, job_id))
+        return replace(record.cost, duplicate=True, timestamp=record.timestamp) if record else None
+
+    def usage_stats(self, *, job_type: str, tenant_id: str | None) -> UsageStats:
+        stats = UsageStats()
+        for r in self._jobs.values():
+            m = r.metrics
+            if m.job_type == job_type and (tenant_id is None or m.tenant_id == tenant_id):
+                stats.add(cpu_time=m.cpu_time, memory_mb_seconds=m.memory_mb_seconds,
+                          redis_ops=m.redis_ops, network_bytes=m.network_bytes)
+        return stats
+
+    def daily_costs(self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date) -> list[DailyCost]:
+        with self._lock:
+            out = []
+            for (t, q, d), row in sorted(self._daily.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+                if start <= d <= end and tenant_id in (None, t) and queue_name in (None, q):
+                    costs = [r.cost.total_cost for r in self._jobs.values()
+                             if r.day == d and r.metrics.tenant_id == t and r.metrics.queue_name == q]
+                    if costs:
+                        row = replace(row, p95_job_cost=nearest_rank_p95(costs))
+                        self._daily[(t, q, d)] = row
+                    out.append(row)
+            return out
+
+    def prune(self, *, raw_before: date, daily_before: date) -> PruneResult:
+        with self._lock:
+            self.daily_costs(tenant_id=None, queue_name=None, start=date.min, end=raw_before)
+            old = [k for k, r in self._jobs.items() if r.day < raw_before]
+            for k in old:
+                del self._jobs[k]
+            days = [k for k in self._daily if k[2] < daily_before]
+            for k2 in days:
+                del self._daily[k2]
+            if self._pruned_before is None or raw_before > self._pruned_before:
+                self._pruned_before = raw_before
+            return PruneResult(jobs_deleted=len(old), daily_rows_deleted=len(days))
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        with self._lock:
+            self._audit.extend(entries)
+
+    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        found = [e for e in reversed(self._audit) if tenant_id in (None, e.tenant_id) and kind in (None, e.kind)]
+        return found[:limit]
+
+
+def _breakdown(delta: DailyDelta) -> CostBreakdown:
+    return CostBreakdown(*(getattr(delta, name) for name in COMPONENTS))

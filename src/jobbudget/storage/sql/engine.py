@@ -1,0 +1,84 @@
+"""Engines for SQLite and PostgreSQL, and translation of driver errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from ...domain.errors import ConflictError, StorageError, StorageUnavailableError
+
+__all__ = ["make_engine", "normalize_url", "translate_errors", "transaction"]
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, as in the design document."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, schema: str | None = None) -> Engine:
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        engine = create_engine(parsed)
+        if memory:
+            raise ValueError("use memory:// for an in-memory store; SQLite needs a file")
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if schema:
+        connect_args["options"] = f"-csearch_path={schema}"
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except Exception:  # read-only files cannot switch journal mode
+            pass
+        # FULL: a committed (acknowledged) job survives power loss, not just a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver errors into jobbudget errors with stable codes."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        raise ConflictError(f"conflicting write: {exc.orig}") from exc
+    except sa_exc.DBAPIError as exc:
+        text = str(exc.orig).lower()
+        if exc.connection_invalidated or isinstance(exc, (sa_exc.InterfaceError,)) or _is_unavailable(exc, text):
+            raise StorageUnavailableError(f"database unavailable: {_first_line(exc.orig)}") from exc
+        raise StorageError(f"database error: {_first_line(exc.orig)}") from exc
+
+
+def _is_unavailable(exc: sa_exc.DBAPIError, text: str) -> bool:
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    permanent = ("readonly", "read-only", "disk is full", "disk full", "malformed", "no such table", "not a database")
+    return not any(word in text for word in permanent)
+
+
+def _first_line(err: BaseException | None) -> str:
+    return str(err).strip().splitlines()[0] if err is not None and str(err).strip() else type(err).__name__
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    with translate_errors(), engine.begin() as conn:
+        yield conn

@@ -1,0 +1,152 @@
+"""Conversions between table rows and domain objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ...domain.budget import Budget
+from ...domain.codec import (
+    channel_from_mapping,
+    cost_model_from_mapping,
+    cost_model_to_mapping,
+    policy_from_mapping,
+    to_jsonable,
+)
+from ...domain.cost import CostBreakdown, JobCost
+from ...domain.periods import BudgetPeriod
+from ...domain.records import CostModelVersion, DailyCost, JobRecord
+
+COST_COLUMNS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+
+
+def job_row(record: JobRecord) -> dict[str, Any]:
+    m, c, b = record.metrics, record.cost, record.cost.cost_breakdown
+    return {
+        "tenant_id": m.tenant_id,
+        "job_id": m.job_id,
+        "queue_name": m.queue_name,
+        "job_type": m.job_type,
+        "priority": m.priority,
+        "ts": record.timestamp,
+        "day": record.day,
+        "cpu_time": m.cpu_time,
+        "memory_mb_seconds": m.memory_mb_seconds,
+        "payload_bytes": m.payload_bytes,
+        "redis_ops": m.redis_ops,
+        "network_bytes": m.network_bytes,
+        "total_cost": c.total_cost,
+        "cpu_cost": b.cpu_cost,
+        "memory_cost": b.memory_cost,
+        "payload_cost": b.payload_cost,
+        "redis_cost": b.redis_cost,
+        "network_cost": b.network_cost,
+        "base_cost": b.base_cost,
+        "cost_model_version": c.cost_model_version,
+    }
+
+
+def job_cost_from_row(row: Mapping[str, Any], *, duplicate: bool = False) -> JobCost:
+    return JobCost(
+        job_id=row["job_id"],
+        tenant_id=row["tenant_id"],
+        queue_name=row["queue_name"],
+        job_type=row["job_type"],
+        timestamp=row["ts"],
+        total_cost=row["total_cost"],
+        cost_breakdown=CostBreakdown(*(row[name] for name in COST_COLUMNS)),
+        cost_model_version=row["cost_model_version"],
+        duplicate=duplicate,
+    )
+
+
+def budget_row(budget: Budget) -> dict[str, Any]:
+    period = budget.period
+    return {
+        "id": budget.id,
+        "tenant_id": budget.tenant_id,
+        "queue_name": budget.queue_name,
+        "period_type": period.type,
+        "period_start": period.start_date,
+        "period_end": period.end_date,
+        "timezone": period.timezone,
+        "recurring": bool(period.recurring),
+        "amount": budget.amount,
+        "currency": budget.currency,
+        "warning_threshold": budget.warning_threshold,
+        "throttle_threshold": budget.throttle_threshold,
+        "block_threshold": budget.block_threshold,
+        "enforcement_policy": to_jsonable(budget.enforcement_policy),
+        "notifications": to_jsonable(list(budget.notifications)),
+        "tags": dict(budget.tags),
+        "active": budget.active,
+        "created_at": budget.created_at or datetime.now(UTC),
+        "updated_at": budget.updated_at or budget.created_at or datetime.now(UTC),
+        "created_by": budget.created_by,
+    }
+
+
+def budget_from_row(row: Mapping[str, Any]) -> Budget:
+    return Budget(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        queue_name=row["queue_name"],
+        period=BudgetPeriod(
+            type=row["period_type"],
+            start_date=row["period_start"],
+            end_date=row["period_end"],
+            timezone=row["timezone"],
+            recurring=row["recurring"],
+        ),
+        amount=row["amount"],
+        currency=row["currency"],
+        warning_threshold=row["warning_threshold"],
+        throttle_threshold=row["throttle_threshold"],
+        block_threshold=row["block_threshold"],
+        enforcement_policy=policy_from_mapping(row["enforcement_policy"]),
+        notifications=tuple(channel_from_mapping(c) for c in row["notifications"]),
+        tags=dict(row["tags"]),
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        created_by=row["created_by"],
+    )
+
+
+def daily_from_row(row: Mapping[str, Any]) -> DailyCost:
+    return DailyCost(
+        tenant_id=row["tenant_id"],
+        queue_name=row["queue_name"],
+        date=row["date"],
+        total_jobs=row["total_jobs"],
+        total_cost=row["total_cost"],
+        breakdown=CostBreakdown(*(row[name] for name in COST_COLUMNS)),
+        avg_job_cost=row["avg_job_cost"],
+        max_job_cost=row["max_job_cost"],
+        min_job_cost=row["min_job_cost"],
+        p95_job_cost=row["p95_job_cost"],
+    )
+
+
+def cost_model_row(version: CostModelVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "model": cost_model_to_mapping(version.model),
+        "created_at": version.created_at,
+        "created_by": version.created_by,
+    }
+
+
+def cost_model_from_row(row: Mapping[str, Any]) -> CostModelVersion:
+    return CostModelVersion(
+        version=row["version"],
+        model=cost_model_from_mapping(row["model"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+    )
+
+
+def zero_if_none(value: Decimal | None) -> Decimal:
+    return value if value is not None else Decimal("0E-9")

@@ -1,0 +1,326 @@
+"""The SQL store: one class for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Float, and_, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ...domain.aggregation import daily_deltas, spend_deltas
+from ...domain.budget import Budget
+from ...domain.cost import CostModel, JobCost
+from ...domain.errors import NotFoundError
+from ...domain.estimation import UsageStats
+from ...domain.money import ZERO
+from ...domain.records import (
+    AuditEntry,
+    CostModelVersion,
+    DailyCost,
+    JobRecord,
+    PruneResult,
+    RecordResult,
+    SpendKey,
+    average,
+    p95_rank,
+)
+from . import rows
+from .engine import make_engine, transaction, translate_errors
+from .tables import audit_log, budget_spend, budgets, cost_models, daily_costs, job_costs, store_meta
+
+__all__ = ["SqlStore"]
+
+_CHUNK = 500  # keys per IN (...) list
+
+
+class SqlStore:
+    """Storage on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``)."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine = make_engine(url, schema=schema)
+        self.dialect = self.engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._least = func.least if self.dialect == "postgresql" else func.min
+        self._greatest = func.greatest if self.dialect == "postgresql" else func.max
+
+    # -- life cycle -------------------------------------------------------------
+    def migrate(self) -> None:
+        from .migrate import upgrade
+
+        with translate_errors():
+            if self.schema and self.dialect == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(select(1))
+
+    # -- cost models ------------------------------------------------------------
+    def latest_cost_model(self) -> CostModelVersion | None:
+        with transaction(self.engine) as conn:
+            row = conn.execute(select(cost_models).order_by(cost_models.c.version.desc()).limit(1)).mappings().first()
+        return rows.cost_model_from_row(row) if row else None
+
+    def add_cost_model(self, model: CostModel, *, created_at: datetime, created_by: str) -> CostModelVersion:
+        with transaction(self.engine) as conn:
+            latest = conn.execute(select(func.max(cost_models.c.version))).scalar()
+            version = CostModelVersion((latest or 0) + 1, model, created_at, created_by)
+            conn.execute(cost_models.insert().values(rows.cost_model_row(version)))
+            self._audit(conn, [AuditEntry(at=created_at, kind="cost_model", actor=created_by,
+                                          details={"version": version.version, **rows.cost_model_row(version)["model"]})])
+        return version
+
+    def list_cost_models(self) -> list[CostModelVersion]:
+        with transaction(self.engine) as conn:
+            result = conn.execute(select(cost_models).order_by(cost_models.c.version)).mappings().all()
+        return [rows.cost_model_from_row(r) for r in result]
+
+    # -- budgets ----------------------------------------------------------------
+    def add_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(budgets.insert().values(rows.budget_row(budget)))
+            self._set_spend(conn, seed)
+            self._audit(conn, [audit])
+
+    def save_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
+        values = rows.budget_row(budget)
+        values.pop("created_at")
+        with transaction(self.engine) as conn:
+            done = conn.execute(update(budgets).where(budgets.c.id == budget.id).values(values))
+            if done.rowcount == 0:
+                raise NotFoundError("budget", str(budget.id))
+            self._set_spend(conn, seed)
+            self._audit(conn, [audit])
+
+    def get_budget(self, budget_id: str) -> Budget:
+        with transaction(self.engine) as conn:
+            row = conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().first()
+        if row is None:
+            raise NotFoundError("budget", budget_id)
+        return rows.budget_from_row(row)
+
+    def list_budgets(self, *, tenant_id: str | None = None, include_inactive: bool = False) -> list[Budget]:
+        query = select(budgets).order_by(budgets.c.tenant_id, budgets.c.queue_name, budgets.c.created_at)
+        if tenant_id is not None:
+            query = query.where(budgets.c.tenant_id == tenant_id)
+        if not include_inactive:
+            query = query.where(budgets.c.active.is_(True))
+        with transaction(self.engine) as conn:
+            return [rows.budget_from_row(r) for r in conn.execute(query).mappings()]
+
+    def _set_spend(self, conn: Connection, seed: dict[SpendKey, Decimal]) -> None:
+        if not seed:
+            return
+        ins = self._insert(budget_spend)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["budget_id", "period_start"], set_={"spend": ins.excluded.spend}
+        )
+        conn.execute(stmt, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": v, "jobs": 0}
+                            for k, v in seed.items()])
+
+    def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
+        out: dict[SpendKey, Decimal] = {}
+        with transaction(self.engine) as conn:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = [(k.budget_id, k.period_start) for k in keys[i: i + _CHUNK]]
+                query = select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
+                    tuple_(budget_spend.c.budget_id, budget_spend.c.period_start).in_(chunk)
+                )
+                for budget_id, start, spend in conn.execute(query):
+                    out[SpendKey(budget_id, start)] = spend
+        return out
+
+    def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
+        """Spend of a scope in ``[start, end)`` from the jobs; for days whose jobs were
+        pruned, from the daily aggregates (whole UTC days)."""
+        with transaction(self.engine) as conn:
+            pruned = self._pruned_before(conn)
+            raw_from = max(start, datetime.combine(pruned, time(0), tzinfo=UTC)) if pruned else start
+            query = select(func.sum(job_costs.c.total_cost)).where(
+                job_costs.c.tenant_id == tenant_id,
+                job_costs.c.day >= raw_from.date(),
+                job_costs.c.day <= end.date(),
+                job_costs.c.ts >= raw_from,
+                job_costs.c.ts < end,
+            )
+            if queue_name:
+                query = query.where(job_costs.c.queue_name == queue_name)
+            total = conn.execute(query).scalar() or ZERO
+            if pruned and start.date() < pruned:
+                older = select(func.sum(daily_costs.c.total_cost)).where(
+                    daily_costs.c.tenant_id == tenant_id,
+                    daily_costs.c.date >= start.date(),
+                    daily_costs.c.date < min(pruned, end.date()),
+                )
+                if queue_name:
+                    older = older.where(daily_costs.c.queue_name == queue_name)
+                total += conn.execute(older).scalar() or ZERO
+        return total
+
+    # -- jobs -------------------------------------------------------------------
+    def record_jobs(self, records: Sequence[JobRecord]) -> RecordResult:
+        first: dict[tuple[str, str], int] = {}
+        unique: list[JobRecord] = []
+        for i, r in enumerate(records):
+            key = (r.metrics.tenant_id, r.metrics.job_id)
+            if key not in first:
+                first[key] = i
+                unique.append(r)
+        if not unique:
+            return RecordResult(inserted=[])
+        ins = self._insert(job_costs).on_conflict_do_nothing(index_elements=["tenant_id", "job_id"])
+        with transaction(self.engine) as conn:
+            result = conn.execute(
+                ins.returning(job_costs.c.tenant_id, job_costs.c.job_id),
+                [rows.job_row(r) for r in unique],
+            )
+            new_keys = {(t, j) for t, j in result}
+            new = [r for r in unique if (r.metrics.tenant_id, r.metrics.job_id) in new_keys]
+            if new:
+                self._add_daily(conn, new)
+                self._add_spend(conn, new)
+            inserted = [first[(r.metrics.tenant_id, r.metrics.job_id)] == i
+                        and (r.metrics.tenant_id, r.metrics.job_id) in new_keys for i, r in enumerate(records)]
+            existing = self._fetch_jobs(conn, [k for k in first if k not in new_keys]) if len(new_keys) < len(first) else {}
+        return RecordResult(inserted=inserted, existing=existing)
+
+    def _add_daily(self, conn: Connection, new: list[JobRecord]) -> None:
+        now = datetime.now(UTC)
+        params = [
+            {"tenant_id": t, "queue_name": q, "date": d, **asdict(delta),
+             "avg_job_cost": ZERO, "p95_job_cost": ZERO, "stats_stale": True, "updated_at": now}
+            for (t, q, d), delta in daily_deltas(new).items()
+        ]
+        ins = self._insert(daily_costs)
+        c, x = daily_costs.c, ins.excluded
+        sums = ("total_jobs", "total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost",
+                "network_cost", "base_cost")
+        set_: dict[str, Any] = {name: c[name] + x[name] for name in sums}
+        set_["min_job_cost"] = self._least(c.min_job_cost, x.min_job_cost)
+        set_["max_job_cost"] = self._greatest(c.max_job_cost, x.max_job_cost)
+        set_["stats_stale"] = True
+        set_["updated_at"] = x.updated_at
+        conn.execute(ins.on_conflict_do_update(index_elements=["tenant_id", "queue_name", "date"], set_=set_), params)
+
+    def _add_spend(self, conn: Connection, new: list[JobRecord]) -> None:
+        deltas = spend_deltas(new)
+        if not deltas:
+            return
+        ins = self._insert(budget_spend)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["budget_id", "period_start"],
+            set_={"spend": budget_spend.c.spend + ins.excluded.spend, "jobs": budget_spend.c.jobs + ins.excluded.jobs},
+        )
+        conn.execute(stmt, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": s, "jobs": n}
+                            for k, (s, n) in deltas.items()])
+
+    def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
+        out: dict[tuple[str, str], JobCost] = {}
+        for i in range(0, len(keys), _CHUNK):
+            query = select(job_costs).where(tuple_(job_costs.c.tenant_id, job_costs.c.job_id).in_(keys[i: i + _CHUNK]))
+            for row in conn.execute(query).mappings():
+                out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
+        return out
+
+    def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
+        with transaction(self.engine) as conn:
+            return self._fetch_jobs(conn, [(tenant_id, job_id)]).get((tenant_id, job_id))
+
+    def usage_stats(self, *, job_type: str, tenant_id: str | None) -> UsageStats:
+        c = job_costs.c
+        query = select(
+            func.count(),
+            *(func.sum(col.cast(Float)) for col in (c.cpu_time, c.memory_mb_seconds, c.redis_ops, c.network_bytes)),
+        ).where(c.job_type == job_type)
+        if tenant_id is not None:
+            query = query.where(c.tenant_id == tenant_id)
+        with transaction(self.engine) as conn:
+            count, *sums = conn.execute(query).one()
+        values = [Decimal(repr(float(v))) if v is not None else ZERO for v in sums]
+        return UsageStats(count, *values)
+
+    # -- daily aggregates -------------------------------------------------------
+    def daily_costs(self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date) -> list[DailyCost]:
+        """Daily rows for ``start <= date <= end``; avg and p95 are made exact first."""
+        conds = [daily_costs.c.date >= start, daily_costs.c.date <= end]
+        if tenant_id is not None:
+            conds.append(daily_costs.c.tenant_id == tenant_id)
+        if queue_name is not None:
+            conds.append(daily_costs.c.queue_name == queue_name)
+        with transaction(self.engine) as conn:
+            self._refresh_stats(conn, and_(*conds))
+            query = select(daily_costs).where(*conds).order_by(
+                daily_costs.c.date, daily_costs.c.tenant_id, daily_costs.c.queue_name)
+            return [rows.daily_from_row(r) for r in conn.execute(query).mappings()]
+
+    def _refresh_stats(self, conn: Connection, where: Any) -> None:
+        d, j = daily_costs.c, job_costs.c
+        stale = conn.execute(
+            select(d.tenant_id, d.queue_name, d.date, d.total_jobs, d.total_cost).where(where, d.stats_stale.is_(True))
+        ).all()
+        for tenant_id, queue_name, day, jobs, total in stale:
+            scope = (j.tenant_id == tenant_id, j.queue_name == queue_name, j.day == day)
+            kept = conn.execute(select(func.count()).where(*scope)).scalar() or 0
+            p95 = ZERO
+            if kept:
+                p95 = conn.execute(
+                    select(j.total_cost).where(*scope).order_by(j.total_cost).offset(p95_rank(kept) - 1).limit(1)
+                ).scalar_one()
+            conn.execute(
+                update(daily_costs)
+                .where(d.tenant_id == tenant_id, d.queue_name == queue_name, d.date == day)
+                .values(avg_job_cost=average(total, jobs), p95_job_cost=p95, stats_stale=False)
+            )
+
+    # -- retention --------------------------------------------------------------
+    def _pruned_before(self, conn: Connection) -> date | None:
+        value = conn.execute(select(store_meta.c.value).where(store_meta.c.key == "raw_pruned_before")).scalar()
+        return date.fromisoformat(value) if value else None
+
+    def prune(self, *, raw_before: date, daily_before: date) -> PruneResult:
+        with transaction(self.engine) as conn:
+            self._refresh_stats(conn, daily_costs.c.date < raw_before)
+            jobs = conn.execute(delete(job_costs).where(job_costs.c.day < raw_before)).rowcount
+            days = conn.execute(delete(daily_costs).where(daily_costs.c.date < daily_before)).rowcount
+            previous = self._pruned_before(conn)
+            if previous is None or raw_before > previous:
+                ins = self._insert(store_meta)
+                conn.execute(ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value}),
+                             {"key": "raw_pruned_before", "value": raw_before.isoformat()})
+        return PruneResult(jobs_deleted=jobs, daily_rows_deleted=days)
+
+    # -- audit ------------------------------------------------------------------
+    def _audit(self, conn: Connection, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            conn.execute(audit_log.insert(), [
+                {"at": e.at, "kind": e.kind, "tenant_id": e.tenant_id, "queue_name": e.queue_name,
+                 "budget_id": e.budget_id, "actor": e.actor, "details": e.details} for e in entries
+            ])
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        with transaction(self.engine) as conn:
+            self._audit(conn, entries)
+
+    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if tenant_id is not None:
+            query = query.where(audit_log.c.tenant_id == tenant_id)
+        if kind is not None:
+            query = query.where(audit_log.c.kind == kind)
+        with transaction(self.engine) as conn:
+            return [
+                AuditEntry(at=r["at"], kind=r["kind"], tenant_id=r["tenant_id"], queue_name=r["queue_name"],
+                           budget_id=r["budget_id"], actor=r["actor"], details=dict(r["details"]))
+                for r in conn.execute(query).mappings()
+            ]

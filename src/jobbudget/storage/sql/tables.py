@@ -1,0 +1,145 @@
+"""Table definitions (SQLAlchemy Core).  Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .types import Exact, Money, UTCDateTime
+
+metadata = MetaData()
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+#: One row per processed job, unique per tenant; kept ``raw_retention_days``.
+job_costs = Table(
+    "job_costs",
+    metadata,
+    Column("tenant_id", String(50), nullable=False),
+    Column("job_id", String(200), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("job_type", String(100), nullable=False, server_default=""),
+    Column("priority", SmallInteger, nullable=False, server_default="5"),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("cpu_time", Exact, nullable=False),
+    Column("memory_mb_seconds", Exact, nullable=False),
+    Column("payload_bytes", Exact, nullable=False),
+    Column("redis_ops", Exact, nullable=False),
+    Column("network_bytes", Exact, nullable=False),
+    Column("total_cost", Money, nullable=False),
+    Column("cpu_cost", Money, nullable=False),
+    Column("memory_cost", Money, nullable=False),
+    Column("payload_cost", Money, nullable=False),
+    Column("redis_cost", Money, nullable=False),
+    Column("network_cost", Money, nullable=False),
+    Column("base_cost", Money, nullable=False),
+    Column("cost_model_version", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "job_id", name="pk_job_costs"),
+    Index("ix_job_costs_scope_day", "tenant_id", "queue_name", "day"),
+)
+
+#: The design document's daily aggregates (plus ``base_cost`` so components add up,
+#: and ``stats_stale``: avg and p95 are recomputed exactly from the jobs on read).
+daily_costs = Table(
+    "daily_costs",
+    metadata,
+    Column("tenant_id", String(50), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("total_jobs", Integer, nullable=False, server_default="0"),
+    Column("total_cost", Money, nullable=False),
+    Column("cpu_cost", Money, nullable=False),
+    Column("memory_cost", Money, nullable=False),
+    Column("payload_cost", Money, nullable=False),
+    Column("redis_cost", Money, nullable=False),
+    Column("network_cost", Money, nullable=False),
+    Column("base_cost", Money, nullable=False),
+    Column("avg_job_cost", Money, nullable=False),
+    Column("max_job_cost", Money, nullable=False),
+    Column("min_job_cost", Money, nullable=False),
+    Column("p95_job_cost", Money, nullable=False),
+    Column("stats_stale", Boolean, nullable=False, server_default="1"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "queue_name", "date", name="pk_daily_costs"),
+    Index("ix_daily_costs_date", "date"),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(50), nullable=False, index=True),
+    Column("queue_name", String(100), nullable=False, server_default=""),
+    Column("period_type", String(20), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("recurring", Boolean, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    Column("warning_threshold", Exact, nullable=False),
+    Column("throttle_threshold", Exact, nullable=False),
+    Column("block_threshold", Exact, nullable=False),
+    Column("enforcement_policy", JsonDoc, nullable=False),
+    Column("notifications", JsonDoc, nullable=False),
+    Column("tags", JsonDoc, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False, server_default="system"),
+)
+
+#: Spend of each budget in each of its periods, kept in the same transaction as the
+#: jobs that caused it: enforcement state is rebuilt from here at start.
+budget_spend = Table(
+    "budget_spend",
+    metadata,
+    Column("budget_id", String(36), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("spend", Money, nullable=False),
+    Column("jobs", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("budget_id", "period_start", name="pk_budget_spend"),
+)
+
+cost_models = Table(
+    "cost_models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("model", JsonDoc, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("tenant_id", String(50), nullable=False, server_default=""),
+    Column("queue_name", String(100), nullable=False, server_default=""),
+    Column("budget_id", String(36), nullable=False, server_default=""),
+    Column("actor", String(100), nullable=False, server_default="system"),
+    Column("details", JsonDoc, nullable=False),
+)
+
+#: Small key/value facts about the store, such as how far raw jobs were pruned.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

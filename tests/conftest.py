@@ -1,0 +1,108 @@
+"""Shared fixtures: a fixed clock and stores on memory, SQLite and real PostgreSQL.
+
+PostgreSQL tests use ``JOBBUDGET_TEST_POSTGRES_URL`` (default: the local ``test``
+database).  Each test gets its own schema, so runs cannot collide.  With ``CI=true``
+a missing server fails the tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from jobbudget.ports import Store
+from jobbudget.storage.memory import MemoryStore
+from jobbudget.storage.sql.store import SqlStore
+
+POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DATA_DIR = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+class FakeClock:
+    """A settable clock for the service (aware UTC)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2024, 1, 15, 12, 0, tzinfo=UTC))
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return str(exc).splitlines()[0]
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def require_postgres() -> None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_postgres_available())
+    problem = _PG_PROBLEM[0]
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards."""
+    require_postgres()
+    schema = f"jbtest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    yield schema
+    engine = sa.create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Builds stores of one kind; every store it builds shares the same database."""
+    kind = request.param
+    made: list[Store] = []
+    memory = MemoryStore()
+    schema = request.getfixturevalue("pg_schema") if kind == "postgres" else None
+
+    def make() -> Store:
+        if kind == "memory":
+            store: Store = memory
+        elif kind == "sqlite":
+            store = SqlStore(f"sqlite:///{tmp_path / 'jobbudget.db'}")
+        else:
+            store = SqlStore(POSTGRES_URL, schema=schema)
+        store.migrate()
+        made.append(store)
+        return store
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def store(store_factory: Callable[[], Store]) -> Store:
+    return store_factory()
