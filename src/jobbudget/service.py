@@ -13,16 +13,16 @@ from types import TracebackType
 from typing import Any
 
 from .config import Config
+from .counters.memory import BudgetState, SpendIndex
 from .domain.budget import Budget, validate_budget
 from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
 from .domain.enforcement import EnforcementAction, Thresholds, decide, most_restrictive, utilization
 from .domain.errors import BudgetError, ConflictError, JobBudgetError, ValidationError
 from .domain.estimation import UsageStats, choose_profile, estimate_cost
 from .domain.money import ZERO
-from .domain.periods import window_at, resolve_period
+from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, DailyCost, JobRecord, PruneResult, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
-from .counters.memory import BudgetState, SpendIndex
 from .ports import Clock, Store
 
 __all__ = ["BudgetService", "BudgetStatus"]
@@ -70,7 +70,9 @@ class BudgetService:
             self._store.migrate()
             latest = self._store.latest_cost_model()
             if latest is None:
-                latest = self._store.add_cost_model(self.config.build_cost_model(), created_at=self._now(), created_by="config")
+                latest = self._store.add_cost_model(
+                    self.config.build_cost_model(), created_at=self._now(), created_by="config"
+                )
             self._engine = CostCalculationEngine(latest.model, version=latest.version)
             self._reload()
         except Exception:
@@ -190,8 +192,12 @@ class BudgetService:
         for key in ((m.job_type, m.tenant_id), (m.job_type, None)):
             cached = self._usage.get(key)
             if cached is not None:
-                cached[0].add(cpu_time=m.cpu_time, memory_mb_seconds=m.memory_mb_seconds,
-                              redis_ops=m.redis_ops, network_bytes=m.network_bytes)
+                cached[0].add(
+                    cpu_time=m.cpu_time,
+                    memory_mb_seconds=m.memory_mb_seconds,
+                    redis_ops=m.redis_ops,
+                    network_bytes=m.network_bytes,
+                )
 
     # -- enforcement --------------------------------------------------------------
     def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
@@ -208,17 +214,35 @@ class BudgetService:
                 self._index.roll(state, now, self._load_spend)
                 if state.window is None:
                     continue
-                actions.append(decide(budget=state.budget, thresholds=state.thresholds, window=state.window,
-                                      spend=state.spend, priority=priority, now=now))
+                actions.append(
+                    decide(
+                        budget=state.budget,
+                        thresholds=state.thresholds,
+                        window=state.window,
+                        spend=state.spend,
+                        priority=priority,
+                        now=now,
+                    )
+                )
             action = most_restrictive(actions)
             if action.bypass:
                 for a in actions:
                     if a.bypass:
-                        self._audit_buffer.append(AuditEntry(
-                            at=now, kind="bypass", tenant_id=tenant_id, queue_name=queue_name,
-                            budget_id=a.budget_id or "",
-                            details={"priority": priority, "spend": str(a.current_spend),
-                                     "amount": str(a.budget_amount), "message": a.message}))
+                        self._audit_buffer.append(
+                            AuditEntry(
+                                at=now,
+                                kind="bypass",
+                                tenant_id=tenant_id,
+                                queue_name=queue_name,
+                                budget_id=a.budget_id or "",
+                                details={
+                                    "priority": priority,
+                                    "spend": str(a.current_spend),
+                                    "amount": str(a.budget_amount),
+                                    "message": a.message,
+                                },
+                            )
+                        )
         return action
 
     def _load_spend(self, key: SpendKey) -> Decimal:
@@ -234,12 +258,23 @@ class BudgetService:
         if budget.id is not None:
             raise ValidationError("id", budget.id, "is assigned by create_budget; leave it empty")
         now = self._now()
-        stored = replace(budget, id=str(uuid.uuid4()), period=resolve_period(budget.period, now),
-                         created_at=now, updated_at=now, created_by=actor)
+        stored = replace(
+            budget,
+            id=str(uuid.uuid4()),
+            period=resolve_period(budget.period, now),
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
         with self._lock:
             seed, window = self._seed(stored, now)
-            self._wrap("create_budget", stored.tenant_id, lambda: self._store.add_budget(
-                stored, seed=seed, audit=self._budget_audit("budget_created", stored, now, actor)))
+            self._wrap(
+                "create_budget",
+                stored.tenant_id,
+                lambda: self._store.add_budget(
+                    stored, seed=seed, audit=self._budget_audit("budget_created", stored, now, actor)
+                ),
+            )
             if stored.active:
                 self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
         return stored
@@ -254,12 +289,22 @@ class BudgetService:
         if budget.tenant_id != old.tenant_id:
             raise ConflictError(f"budget {budget.id} belongs to tenant {old.tenant_id!r}; tenant_id cannot change")
         now = self._now()
-        stored = replace(budget, period=resolve_period(budget.period, now), created_at=old.created_at,
-                         updated_at=now, created_by=old.created_by)
+        stored = replace(
+            budget,
+            period=resolve_period(budget.period, now),
+            created_at=old.created_at,
+            updated_at=now,
+            created_by=old.created_by,
+        )
         with self._lock:
             seed, window = self._seed(stored, now)
-            self._wrap("update_budget", stored.tenant_id, lambda: self._store.save_budget(
-                stored, seed=seed, audit=self._budget_audit("budget_updated", stored, now, actor)))
+            self._wrap(
+                "update_budget",
+                stored.tenant_id,
+                lambda: self._store.save_budget(
+                    stored, seed=seed, audit=self._budget_audit("budget_updated", stored, now, actor)
+                ),
+            )
             if stored.active:
                 self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
             else:
@@ -289,25 +334,38 @@ class BudgetService:
                 state = BudgetState(budget, Thresholds.of(budget), window, spend)
         budget, window = state.budget, state.window
         if window is None:
-            action = EnforcementAction(type="allow", budget_id=budget.id, budget_amount=budget.amount,
-                                       message=f"budget {budget.id} is not in force now")
+            action = EnforcementAction(
+                type="allow",
+                budget_id=budget.id,
+                budget_amount=budget.amount,
+                message=f"budget {budget.id} is not in force now",
+            )
         elif not budget.active:
-            action = EnforcementAction(type="allow", budget_id=budget.id, current_spend=state.spend,
-                                       budget_amount=budget.amount,
-                                       utilization=utilization(state.spend, budget.amount),
-                                       message=f"budget {budget.id} is inactive")
+            action = EnforcementAction(
+                type="allow",
+                budget_id=budget.id,
+                current_spend=state.spend,
+                budget_amount=budget.amount,
+                utilization=utilization(state.spend, budget.amount),
+                message=f"budget {budget.id} is inactive",
+            )
         else:
-            action = decide(budget=budget, thresholds=state.thresholds, window=window, spend=state.spend,
-                            priority=0, now=now)
+            action = decide(
+                budget=budget, thresholds=state.thresholds, window=window, spend=state.spend, priority=0, now=now
+            )
         return BudgetStatus(
-            budget=budget, current_spend=state.spend, utilization=utilization(state.spend, budget.amount),
-            action=action, period_start=window.start_date if window else None,
+            budget=budget,
+            current_spend=state.spend,
+            utilization=utilization(state.spend, budget.amount),
+            action=action,
+            period_start=window.start_date if window else None,
             period_end=window.end_date if window else None,
         )
 
     def _spend_of(self, budget: Budget, window: Any) -> Decimal:
-        return self._store.compute_spend(tenant_id=budget.tenant_id, queue_name=budget.queue_name,
-                                         start=window.start, end=window.end)
+        return self._store.compute_spend(
+            tenant_id=budget.tenant_id, queue_name=budget.queue_name, start=window.start, end=window.end
+        )
 
     def _seed(self, budget: Budget, now: datetime) -> tuple[dict[SpendKey, Decimal], Any]:
         window = window_at(budget.period, now)
@@ -319,8 +377,15 @@ class BudgetService:
     def _budget_audit(kind: str, budget: Budget, now: datetime, actor: str) -> AuditEntry:
         from .domain.codec import to_jsonable
 
-        return AuditEntry(at=now, kind=kind, tenant_id=budget.tenant_id, queue_name=budget.queue_name,
-                          budget_id=str(budget.id), actor=actor, details=to_jsonable(budget.redacted()))
+        return AuditEntry(
+            at=now,
+            kind=kind,
+            tenant_id=budget.tenant_id,
+            queue_name=budget.queue_name,
+            budget_id=str(budget.id),
+            actor=actor,
+            details=to_jsonable(budget.redacted()),
+        )
 
     @staticmethod
     def _wrap(operation: str, tenant_id: str, call: Any) -> Any:
@@ -332,7 +397,9 @@ class BudgetService:
             raise BudgetError(operation, tenant_id, exc) from exc
 
     # -- estimation and cost model ------------------------------------------------
-    def estimate_job_cost(self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None) -> Decimal:
+    def estimate_job_cost(
+        self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None
+    ) -> Decimal:
         """Estimate a job's cost before it runs (see :mod:`jobbudget.domain.estimation`)."""
         check_identifier("job_type", job_type, max_len=100, allow_empty=True)
         if tenant_id is not None:
@@ -373,11 +440,14 @@ class BudgetService:
     def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
         return self._store.get_job(tenant_id, job_id)
 
-    def get_daily_costs(self, tenant_id: str | None = None, *, queue_name: str | None = None,
-                        start: date, end: date) -> list[DailyCost]:
+    def get_daily_costs(
+        self, tenant_id: str | None = None, *, queue_name: str | None = None, start: date, end: date
+    ) -> list[DailyCost]:
         return self._store.daily_costs(tenant_id=tenant_id, queue_name=queue_name, start=start, end=end)
 
-    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    def list_audit(
+        self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
         self.flush()
         return self._store.list_audit(tenant_id=tenant_id, kind=kind, limit=limit)
 
@@ -385,8 +455,10 @@ class BudgetService:
         """Delete per-job rows older than ``raw_retention_days`` and daily rows older
         than ``retention_days`` (exact daily statistics are kept)."""
         today = self._now().date()
-        return self._store.prune(raw_before=today - timedelta(days=self.config.raw_retention_days),
-                                 daily_before=today - timedelta(days=self.config.retention_days))
+        return self._store.prune(
+            raw_before=today - timedelta(days=self.config.raw_retention_days),
+            daily_before=today - timedelta(days=self.config.retention_days),
+        )
 
     def ping(self) -> None:
         self._store.ping()

@@ -38,8 +38,16 @@ def daily_deltas(records: Iterable[JobRecord]) -> dict[tuple[str, str, date], Da
         d = out.get(key)
         if d is None:
             out[key] = DailyDelta(
-                1, c.total_cost, b.cpu_cost, b.memory_cost, b.payload_cost,
-                b.redis_cost, b.network_cost, b.base_cost, c.total_cost, c.total_cost,
+                1,
+                c.total_cost,
+                b.cpu_cost,
+                b.memory_cost,
+                b.payload_cost,
+                b.redis_cost,
+                b.network_cost,
+                b.base_cost,
+                c.total_cost,
+                c.total_cost,
             )
             continue
         d.total_jobs += 1

@@ -77,11 +77,17 @@ class NotificationChannel:
         if self.type not in CHANNEL_TYPES:
             raise ValidationError("notifications.type", self.type, f"must be one of {', '.join(CHANNEL_TYPES)}")
         if not isinstance(self.target, str) or not self.target or len(self.target) > 2048:
-            raise ValidationError("notifications.target", redact_target(self.type, str(self.target)), "must be a non-empty string")
+            raise ValidationError(
+                "notifications.target", redact_target(self.type, str(self.target)), "must be a non-empty string"
+            )
         if self.type == "email" and ("@" not in self.target or " " in self.target.strip()):
-            raise ValidationError("notifications.target", redact_target("email", self.target), "must be an e-mail address")
+            raise ValidationError(
+                "notifications.target", redact_target("email", self.target), "must be an e-mail address"
+            )
         if self.type != "email" and not self.target.startswith(("https://", "http://")):
-            raise ValidationError("notifications.target", redact_target(self.type, self.target), "must be an http(s) URL")
+            raise ValidationError(
+                "notifications.target", redact_target(self.type, self.target), "must be an http(s) URL"
+            )
         events = tuple(self.events)
         for event in events:
             if event not in EVENT_TYPES:
@@ -98,8 +104,11 @@ class NotificationChannel:
         """A copy safe to show: secrets in metadata and the target are masked."""
         metadata = {k: (REDACTED if k.lower() in SECRET_METADATA_KEYS else v) for k, v in self.metadata.items()}
         return NotificationChannel(
-            type=self.type, target=redact_target(self.type, self.target), events=self.events,
-            enabled=self.enabled, metadata=metadata,
+            type=self.type,
+            target=redact_target(self.type, self.target),
+            events=self.events,
+            enabled=self.enabled,
+            metadata=metadata,
         )
 
 

@@ -9,7 +9,7 @@ their sum, so a breakdown always adds up to the total exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -152,8 +152,7 @@ class CostBreakdown:
     @property
     def total(self) -> Decimal:
         return (
-            self.cpu_cost + self.memory_cost + self.payload_cost
-            + self.redis_cost + self.network_cost + self.base_cost
+            self.cpu_cost + self.memory_cost + self.payload_cost + self.redis_cost + self.network_cost + self.base_cost
         )
 
     def __add__(self, other: CostBreakdown) -> CostBreakdown:
@@ -192,7 +191,7 @@ class _Rates:
 class CostCalculationEngine:
     """Prices jobs under one :class:`CostModel`."""
 
-    __slots__ = ("model", "version", "_rates")
+    __slots__ = ("_rates", "model", "version")
 
     def __init__(self, model: CostModel | None = None, *, version: int = 0) -> None:
         self.model = model or default_cost_model()

@@ -117,9 +117,7 @@ class EnforcementError(JobBudgetError):
         self.utilization = utilization
         self.budget_id = budget_id
         super().__init__(
-            message
-            or f"budget enforcement {action}: {current_spend}/{budget_amount} "
-            f"({utilization * 100:.1f}%)"
+            message or f"budget enforcement {action}: {current_spend}/{budget_amount} ({utilization * 100:.1f}%)"
         )
 
 

@@ -64,9 +64,7 @@ def check_non_negative(field: str, value: Any, *, maximum: Decimal = MAX_USAGE) 
     return number + 0 if number.is_zero() else number  # -0 becomes 0
 
 
-def check_fraction(
-    field: str, value: Any, *, low: Decimal, high: Decimal, low_inclusive: bool = False
-) -> Decimal:
+def check_fraction(field: str, value: Any, *, low: Decimal, high: Decimal, low_inclusive: bool = False) -> Decimal:
     """A number in ``(low, high]`` (or ``[low, high]``), converted exactly."""
     number = check_non_negative(field, value, maximum=high)
     if number < low or (number == low and not low_inclusive):

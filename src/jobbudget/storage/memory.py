@@ -56,8 +56,9 @@ class MemoryStore:
         with self._lock:
             version = CostModelVersion(len(self._models) + 1, model, created_at, created_by)
             self._models.append(version)
-            self._audit.append(AuditEntry(at=created_at, kind="cost_model", actor=created_by,
-                                          details={"version": version.version}))
+            self._audit.append(
+                AuditEntry(at=created_at, kind="cost_model", actor=created_by, details={"version": version.version})
+            )
             return version
 
     def list_cost_models(self) -> list[CostModelVersion]:
@@ -88,7 +89,8 @@ class MemoryStore:
 
     def list_budgets(self, *, tenant_id: str | None = None, include_inactive: bool = False) -> list[Budget]:
         found = [
-            b for b in self._budgets.values()
+            b
+            for b in self._budgets.values()
             if (tenant_id is None or b.tenant_id == tenant_id) and (include_inactive or b.active)
         ]
         return sorted(found, key=lambda b: (b.tenant_id, b.queue_name, b.created_at or datetime.min))
@@ -99,16 +101,24 @@ class MemoryStore:
     def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
         with self._lock:
             total = sum(
-                (r.cost.total_cost for r in self._jobs.values()
-                 if r.metrics.tenant_id == tenant_id and (not queue_name or r.metrics.queue_name == queue_name)
-                 and start <= r.timestamp < end),
+                (
+                    r.cost.total_cost
+                    for r in self._jobs.values()
+                    if r.metrics.tenant_id == tenant_id
+                    and (not queue_name or r.metrics.queue_name == queue_name)
+                    and start <= r.timestamp < end
+                ),
                 ZERO,
             )
             if self._pruned_before and start.date() < self._pruned_before:
                 total += sum(
-                    (d.total_cost for d in self._daily.values()
-                     if d.tenant_id == tenant_id and (not queue_name or d.queue_name == queue_name)
-                     and start.date() <= d.date < min(self._pruned_before, end.date())),
+                    (
+                        d.total_cost
+                        for d in self._daily.values()
+                        if d.tenant_id == tenant_id
+                        and (not queue_name or d.queue_name == queue_name)
+                        and start.date() <= d.date < min(self._pruned_before, end.date())
+                    ),
                     ZERO,
                 )
             return total
@@ -124,7 +134,9 @@ class MemoryStore:
                 if key in self._jobs:
                     inserted.append(False)
                     if key not in new_keys:
-                        existing[key] = replace(self._jobs[key].cost, duplicate=True, timestamp=self._jobs[key].timestamp)
+                        existing[key] = replace(
+                            self._jobs[key].cost, duplicate=True, timestamp=self._jobs[key].timestamp
+                        )
                     continue
                 self._jobs[key] = r
                 new.append(r)
@@ -135,7 +147,11 @@ class MemoryStore:
                 total = delta.total_cost + (old.total_cost if old else ZERO)
                 jobs = delta.total_jobs + (old.total_jobs if old else 0)
                 self._daily[(t, q, d)] = DailyCost(
-                    tenant_id=t, queue_name=q, date=d, total_jobs=jobs, total_cost=total,
+                    tenant_id=t,
+                    queue_name=q,
+                    date=d,
+                    total_jobs=jobs,
+                    total_cost=total,
                     breakdown=old.breakdown + _breakdown(delta) if old else _breakdown(delta),
                     avg_job_cost=average(total, jobs),
                     max_job_cost=max(delta.max_job_cost, old.max_job_cost) if old else delta.max_job_cost,
@@ -155,8 +171,12 @@ class MemoryStore:
         for r in self._jobs.values():
             m = r.metrics
             if m.job_type == job_type and (tenant_id is None or m.tenant_id == tenant_id):
-                stats.add(cpu_time=m.cpu_time, memory_mb_seconds=m.memory_mb_seconds,
-                          redis_ops=m.redis_ops, network_bytes=m.network_bytes)
+                stats.add(
+                    cpu_time=m.cpu_time,
+                    memory_mb_seconds=m.memory_mb_seconds,
+                    redis_ops=m.redis_ops,
+                    network_bytes=m.network_bytes,
+                )
         return stats
 
     def daily_costs(self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date) -> list[DailyCost]:
@@ -164,8 +184,11 @@ class MemoryStore:
             out = []
             for (t, q, d), row in sorted(self._daily.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
                 if start <= d <= end and tenant_id in (None, t) and queue_name in (None, q):
-                    costs = [r.cost.total_cost for r in self._jobs.values()
-                             if r.day == d and r.metrics.tenant_id == t and r.metrics.queue_name == q]
+                    costs = [
+                        r.cost.total_cost
+                        for r in self._jobs.values()
+                        if r.day == d and r.metrics.tenant_id == t and r.metrics.queue_name == q
+                    ]
                     if costs:
                         row = replace(row, p95_job_cost=nearest_rank_p95(costs))
                         self._daily[(t, q, d)] = row
@@ -189,7 +212,9 @@ class MemoryStore:
         with self._lock:
             self._audit.extend(entries)
 
-    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    def list_audit(
+        self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
         found = [e for e in reversed(self._audit) if tenant_id in (None, e.tenant_id) and kind in (None, e.kind)]
         return found[:limit]
 

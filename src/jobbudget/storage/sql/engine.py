@@ -19,7 +19,7 @@ def normalize_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` mean psycopg 3, as in the design document."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -43,10 +43,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        try:
+        with contextlib.suppress(Exception):  # read-only files cannot switch journal mode
             cursor.execute("PRAGMA journal_mode=WAL")
-        except Exception:  # read-only files cannot switch journal mode
-            pass
         # FULL: a committed (acknowledged) job survives power loss, not just a crash.
         cursor.execute("PRAGMA synchronous=FULL")
     finally:

@@ -77,8 +77,17 @@ class SqlStore:
             latest = conn.execute(select(func.max(cost_models.c.version))).scalar()
             version = CostModelVersion((latest or 0) + 1, model, created_at, created_by)
             conn.execute(cost_models.insert().values(rows.cost_model_row(version)))
-            self._audit(conn, [AuditEntry(at=created_at, kind="cost_model", actor=created_by,
-                                          details={"version": version.version, **rows.cost_model_row(version)["model"]})])
+            self._audit(
+                conn,
+                [
+                    AuditEntry(
+                        at=created_at,
+                        kind="cost_model",
+                        actor=created_by,
+                        details={"version": version.version, **rows.cost_model_row(version)["model"]},
+                    )
+                ],
+            )
         return version
 
     def list_cost_models(self) -> list[CostModelVersion]:
@@ -126,14 +135,19 @@ class SqlStore:
         stmt = ins.on_conflict_do_update(
             index_elements=["budget_id", "period_start"], set_={"spend": ins.excluded.spend}
         )
-        conn.execute(stmt, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": v, "jobs": 0}
-                            for k, v in seed.items()])
+        conn.execute(
+            stmt,
+            [
+                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": v, "jobs": 0}
+                for k, v in seed.items()
+            ],
+        )
 
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
         out: dict[SpendKey, Decimal] = {}
         with transaction(self.engine) as conn:
             for i in range(0, len(keys), _CHUNK):
-                chunk = [(k.budget_id, k.period_start) for k in keys[i: i + _CHUNK]]
+                chunk = [(k.budget_id, k.period_start) for k in keys[i : i + _CHUNK]]
                 query = select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
                     tuple_(budget_spend.c.budget_id, budget_spend.c.period_start).in_(chunk)
                 )
@@ -190,22 +204,43 @@ class SqlStore:
             if new:
                 self._add_daily(conn, new)
                 self._add_spend(conn, new)
-            inserted = [first[(r.metrics.tenant_id, r.metrics.job_id)] == i
-                        and (r.metrics.tenant_id, r.metrics.job_id) in new_keys for i, r in enumerate(records)]
-            existing = self._fetch_jobs(conn, [k for k in first if k not in new_keys]) if len(new_keys) < len(first) else {}
+            inserted = [
+                first[(r.metrics.tenant_id, r.metrics.job_id)] == i
+                and (r.metrics.tenant_id, r.metrics.job_id) in new_keys
+                for i, r in enumerate(records)
+            ]
+            existing = (
+                self._fetch_jobs(conn, [k for k in first if k not in new_keys]) if len(new_keys) < len(first) else {}
+            )
         return RecordResult(inserted=inserted, existing=existing)
 
     def _add_daily(self, conn: Connection, new: list[JobRecord]) -> None:
         now = datetime.now(UTC)
         params = [
-            {"tenant_id": t, "queue_name": q, "date": d, **asdict(delta),
-             "avg_job_cost": ZERO, "p95_job_cost": ZERO, "stats_stale": True, "updated_at": now}
+            {
+                "tenant_id": t,
+                "queue_name": q,
+                "date": d,
+                **asdict(delta),
+                "avg_job_cost": ZERO,
+                "p95_job_cost": ZERO,
+                "stats_stale": True,
+                "updated_at": now,
+            }
             for (t, q, d), delta in daily_deltas(new).items()
         ]
         ins = self._insert(daily_costs)
         c, x = daily_costs.c, ins.excluded
-        sums = ("total_jobs", "total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost",
-                "network_cost", "base_cost")
+        sums = (
+            "total_jobs",
+            "total_cost",
+            "cpu_cost",
+            "memory_cost",
+            "payload_cost",
+            "redis_cost",
+            "network_cost",
+            "base_cost",
+        )
         set_: dict[str, Any] = {name: c[name] + x[name] for name in sums}
         set_["min_job_cost"] = self._least(c.min_job_cost, x.min_job_cost)
         set_["max_job_cost"] = self._greatest(c.max_job_cost, x.max_job_cost)
@@ -222,13 +257,18 @@ class SqlStore:
             index_elements=["budget_id", "period_start"],
             set_={"spend": budget_spend.c.spend + ins.excluded.spend, "jobs": budget_spend.c.jobs + ins.excluded.jobs},
         )
-        conn.execute(stmt, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": s, "jobs": n}
-                            for k, (s, n) in deltas.items()])
+        conn.execute(
+            stmt,
+            [
+                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": s, "jobs": n}
+                for k, (s, n) in deltas.items()
+            ],
+        )
 
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}
         for i in range(0, len(keys), _CHUNK):
-            query = select(job_costs).where(tuple_(job_costs.c.tenant_id, job_costs.c.job_id).in_(keys[i: i + _CHUNK]))
+            query = select(job_costs).where(tuple_(job_costs.c.tenant_id, job_costs.c.job_id).in_(keys[i : i + _CHUNK]))
             for row in conn.execute(query).mappings():
                 out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
         return out
@@ -260,8 +300,11 @@ class SqlStore:
             conds.append(daily_costs.c.queue_name == queue_name)
         with transaction(self.engine) as conn:
             self._refresh_stats(conn, and_(*conds))
-            query = select(daily_costs).where(*conds).order_by(
-                daily_costs.c.date, daily_costs.c.tenant_id, daily_costs.c.queue_name)
+            query = (
+                select(daily_costs)
+                .where(*conds)
+                .order_by(daily_costs.c.date, daily_costs.c.tenant_id, daily_costs.c.queue_name)
+            )
             return [rows.daily_from_row(r) for r in conn.execute(query).mappings()]
 
     def _refresh_stats(self, conn: Connection, where: Any) -> None:
@@ -296,23 +339,38 @@ class SqlStore:
             previous = self._pruned_before(conn)
             if previous is None or raw_before > previous:
                 ins = self._insert(store_meta)
-                conn.execute(ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value}),
-                             {"key": "raw_pruned_before", "value": raw_before.isoformat()})
+                conn.execute(
+                    ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value}),
+                    {"key": "raw_pruned_before", "value": raw_before.isoformat()},
+                )
         return PruneResult(jobs_deleted=jobs, daily_rows_deleted=days)
 
     # -- audit ------------------------------------------------------------------
     def _audit(self, conn: Connection, entries: Sequence[AuditEntry]) -> None:
         if entries:
-            conn.execute(audit_log.insert(), [
-                {"at": e.at, "kind": e.kind, "tenant_id": e.tenant_id, "queue_name": e.queue_name,
-                 "budget_id": e.budget_id, "actor": e.actor, "details": e.details} for e in entries
-            ])
+            conn.execute(
+                audit_log.insert(),
+                [
+                    {
+                        "at": e.at,
+                        "kind": e.kind,
+                        "tenant_id": e.tenant_id,
+                        "queue_name": e.queue_name,
+                        "budget_id": e.budget_id,
+                        "actor": e.actor,
+                        "details": e.details,
+                    }
+                    for e in entries
+                ],
+            )
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         with transaction(self.engine) as conn:
             self._audit(conn, entries)
 
-    def list_audit(self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    def list_audit(
+        self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if tenant_id is not None:
             query = query.where(audit_log.c.tenant_id == tenant_id)
@@ -320,7 +378,14 @@ class SqlStore:
             query = query.where(audit_log.c.kind == kind)
         with transaction(self.engine) as conn:
             return [
-                AuditEntry(at=r["at"], kind=r["kind"], tenant_id=r["tenant_id"], queue_name=r["queue_name"],
-                           budget_id=r["budget_id"], actor=r["actor"], details=dict(r["details"]))
+                AuditEntry(
+                    at=r["at"],
+                    kind=r["kind"],
+                    tenant_id=r["tenant_id"],
+                    queue_name=r["queue_name"],
+                    budget_id=r["budget_id"],
+                    actor=r["actor"],
+                    details=dict(r["details"]),
+                )
                 for r in conn.execute(query).mappings()
             ]
