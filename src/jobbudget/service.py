@@ -168,7 +168,7 @@ class BudgetService:
             records = []
             for m in batch:
                 ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
-                cost = replace(engine.calculate_job_cost(m), timestamp=ts)
+                cost = engine.calculate_job_cost(m, timestamp=ts)
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
             result = self._store.record_jobs(records)

@@ -231,8 +231,9 @@ class CostCalculationEngine:
             base_cost=r.base,
         )
 
-    def calculate_job_cost(self, metrics: JobMetrics) -> JobCost:
-        """Price one job.  ``metrics`` was validated when it was built."""
+    def calculate_job_cost(self, metrics: JobMetrics, *, timestamp: datetime | None = None) -> JobCost:
+        """Price one job.  ``metrics`` was validated when it was built; ``timestamp``
+        (default: the metrics' own) is recorded on the result."""
         breakdown = self.calculate_breakdown(
             cpu_time=metrics.cpu_time,
             memory_mb_seconds=metrics.memory_mb_seconds,
@@ -245,7 +246,7 @@ class CostCalculationEngine:
             tenant_id=metrics.tenant_id,
             queue_name=metrics.queue_name,
             job_type=metrics.job_type,
-            timestamp=metrics.timestamp,
+            timestamp=timestamp or metrics.timestamp,
             total_cost=breakdown.total,
             cost_breakdown=breakdown,
             cost_model_version=self.version,

@@ -30,9 +30,9 @@ def round_money(value: Decimal) -> Decimal:
 
 def to_nanos(value: Decimal) -> int:
     """Dollars to integer nano-dollars; ``value`` must already be a multiple of 1e-9."""
-    scaled = value.scaleb(9, context=EXACT)
-    nanos = int(scaled)
-    if scaled != nanos:
+    numerator, denominator = value.as_integer_ratio()
+    nanos, remainder = divmod(numerator * _NANOS_PER_DOLLAR, denominator)
+    if remainder:
         raise ValueError(f"{value} is not a whole number of nano-dollars")
     return nanos
 

@@ -27,10 +27,11 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
-        engine = create_engine(parsed)
         if memory:
             raise ValueError("use memory:// for an in-memory store; SQLite needs a file")
+        engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if schema:
@@ -39,6 +40,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN, so writers can take the lock up front.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=10000")
@@ -76,7 +79,18 @@ def _first_line(err: BaseException | None) -> str:
     return str(err).strip().splitlines()[0] if err is not None and str(err).strip() else type(err).__name__
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers begin IMMEDIATE: they hold the write lock from their first read, so a
+    # check-then-insert cannot interleave with another process and never deadlocks.
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
 @contextlib.contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    with translate_errors(), engine.begin() as conn:
-        yield conn
+def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
+    """One transaction; ``write=True`` takes SQLite's write lock at the start."""
+    with translate_errors(), engine.connect() as conn:
+        if write and engine.dialect.name == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn

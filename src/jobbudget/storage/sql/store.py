@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, Float, and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ...domain.aggregation import daily_deltas, spend_deltas
 from ...domain.budget import Budget
 from ...domain.cost import CostModel, JobCost
 from ...domain.errors import NotFoundError
@@ -28,7 +26,7 @@ from ...domain.records import (
     average,
     p95_rank,
 )
-from . import rows
+from . import bulk, rows
 from .engine import make_engine, transaction, translate_errors
 from .tables import audit_log, budget_spend, budgets, cost_models, daily_costs, job_costs, store_meta
 
@@ -73,7 +71,7 @@ class SqlStore:
         return rows.cost_model_from_row(row) if row else None
 
     def add_cost_model(self, model: CostModel, *, created_at: datetime, created_by: str) -> CostModelVersion:
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             latest = conn.execute(select(func.max(cost_models.c.version))).scalar()
             version = CostModelVersion((latest or 0) + 1, model, created_at, created_by)
             conn.execute(cost_models.insert().values(rows.cost_model_row(version)))
@@ -97,7 +95,7 @@ class SqlStore:
 
     # -- budgets ----------------------------------------------------------------
     def add_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             conn.execute(budgets.insert().values(rows.budget_row(budget)))
             self._set_spend(conn, seed)
             self._audit(conn, [audit])
@@ -105,7 +103,7 @@ class SqlStore:
     def save_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
         values = rows.budget_row(budget)
         values.pop("created_at")
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             done = conn.execute(update(budgets).where(budgets.c.id == budget.id).values(values))
             if done.rowcount == 0:
                 raise NotFoundError("budget", str(budget.id))
@@ -193,77 +191,19 @@ class SqlStore:
                 unique.append(r)
         if not unique:
             return RecordResult(inserted=[])
-        ins = self._insert(job_costs).on_conflict_do_nothing(index_elements=["tenant_id", "job_id"])
-        with transaction(self.engine) as conn:
-            result = conn.execute(
-                ins.returning(job_costs.c.tenant_id, job_costs.c.job_id),
-                [rows.job_row(r) for r in unique],
-            )
-            new_keys = {(t, j) for t, j in result}
+        with transaction(self.engine, write=True) as conn:
+            new_keys = bulk.insert_jobs(conn, unique)
             new = [r for r in unique if (r.metrics.tenant_id, r.metrics.job_id) in new_keys]
             if new:
-                self._add_daily(conn, new)
-                self._add_spend(conn, new)
+                bulk.add_daily(conn, new, datetime.now(UTC))
+                bulk.add_spend(conn, new)
             inserted = [
-                first[(r.metrics.tenant_id, r.metrics.job_id)] == i
-                and (r.metrics.tenant_id, r.metrics.job_id) in new_keys
-                for i, r in enumerate(records)
+                first[key] == i and key in new_keys
+                for i, key in enumerate((r.metrics.tenant_id, r.metrics.job_id) for r in records)
             ]
-            existing = (
-                self._fetch_jobs(conn, [k for k in first if k not in new_keys]) if len(new_keys) < len(first) else {}
-            )
+            missing = [k for k in first if k not in new_keys]
+            existing = self._fetch_jobs(conn, missing) if missing else {}
         return RecordResult(inserted=inserted, existing=existing)
-
-    def _add_daily(self, conn: Connection, new: list[JobRecord]) -> None:
-        now = datetime.now(UTC)
-        params = [
-            {
-                "tenant_id": t,
-                "queue_name": q,
-                "date": d,
-                **asdict(delta),
-                "avg_job_cost": ZERO,
-                "p95_job_cost": ZERO,
-                "stats_stale": True,
-                "updated_at": now,
-            }
-            for (t, q, d), delta in daily_deltas(new).items()
-        ]
-        ins = self._insert(daily_costs)
-        c, x = daily_costs.c, ins.excluded
-        sums = (
-            "total_jobs",
-            "total_cost",
-            "cpu_cost",
-            "memory_cost",
-            "payload_cost",
-            "redis_cost",
-            "network_cost",
-            "base_cost",
-        )
-        set_: dict[str, Any] = {name: c[name] + x[name] for name in sums}
-        set_["min_job_cost"] = self._least(c.min_job_cost, x.min_job_cost)
-        set_["max_job_cost"] = self._greatest(c.max_job_cost, x.max_job_cost)
-        set_["stats_stale"] = True
-        set_["updated_at"] = x.updated_at
-        conn.execute(ins.on_conflict_do_update(index_elements=["tenant_id", "queue_name", "date"], set_=set_), params)
-
-    def _add_spend(self, conn: Connection, new: list[JobRecord]) -> None:
-        deltas = spend_deltas(new)
-        if not deltas:
-            return
-        ins = self._insert(budget_spend)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["budget_id", "period_start"],
-            set_={"spend": budget_spend.c.spend + ins.excluded.spend, "jobs": budget_spend.c.jobs + ins.excluded.jobs},
-        )
-        conn.execute(
-            stmt,
-            [
-                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": s, "jobs": n}
-                for k, (s, n) in deltas.items()
-            ],
-        )
 
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}
@@ -298,7 +238,7 @@ class SqlStore:
             conds.append(daily_costs.c.tenant_id == tenant_id)
         if queue_name is not None:
             conds.append(daily_costs.c.queue_name == queue_name)
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             self._refresh_stats(conn, and_(*conds))
             query = (
                 select(daily_costs)
@@ -332,7 +272,7 @@ class SqlStore:
         return date.fromisoformat(value) if value else None
 
     def prune(self, *, raw_before: date, daily_before: date) -> PruneResult:
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             self._refresh_stats(conn, daily_costs.c.date < raw_before)
             jobs = conn.execute(delete(job_costs).where(job_costs.c.day < raw_before)).rowcount
             days = conn.execute(delete(daily_costs).where(daily_costs.c.date < daily_before)).rowcount
@@ -365,7 +305,7 @@ class SqlStore:
             )
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, write=True) as conn:
             self._audit(conn, entries)
 
     def list_audit(

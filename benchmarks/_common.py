@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts (not a test: run them, read the figures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def machine() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
+
+
+def best_of(runs: int, fn: Callable[[], float]) -> float:
+    """Run ``fn`` (returning a rate) ``runs`` times and keep the best."""
+    return max(fn() for _ in range(runs))
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def summarize_latencies(ns: list[int]) -> dict[str, float]:
+    values = sorted(v / 1000 for v in ns)
+    return {
+        "n": len(values),
+        "mean_us": statistics.fmean(values),
+        "p50_us": percentile(values, 0.50),
+        "p99_us": percentile(values, 0.99),
+        "p999_us": percentile(values, 0.999),
+        "max_us": values[-1],
+    }
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    figures = {"benchmark": name, "machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
