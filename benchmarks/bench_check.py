@@ -30,9 +30,7 @@ def build(service: BudgetService) -> None:
     jobs = []
     for t in range(TENANTS):
         tenant = f"tenant-{t:03d}"
-        service.create_budget(
-            Budget(tenant_id=tenant, amount=Decimal(100_000), period=BudgetPeriod("monthly"))
-        )
+        service.create_budget(Budget(tenant_id=tenant, amount=Decimal(100_000), period=BudgetPeriod("monthly")))
         for q in range(QUEUES):
             service.create_budget(
                 Budget(tenant_id=tenant, queue_name=f"queue-{q}", amount=Decimal(100), period=BudgetPeriod("monthly"))
@@ -51,13 +49,23 @@ def main() -> None:
         config = Config(database_url=f"sqlite:///{Path(tmp) / 'bench.db'}")
         with BudgetService(config, clock=lambda: now) as service:
             service.update_cost_model(
-                CostModel(cpu_time_weight=1, memory_weight=0, payload_weight=0, redis_ops_weight=0,
-                          network_weight=0, base_job_weight=0)
+                CostModel(
+                    cpu_time_weight=1,
+                    memory_weight=0,
+                    payload_weight=0,
+                    redis_ops_weight=0,
+                    network_weight=0,
+                    base_job_weight=0,
+                )
             )
             build(service)
             rng = random.Random(3)
             calls = [
-                (f"tenant-{rng.randrange(TENANTS):03d}", f"queue-{rng.randrange(QUEUES)}", 9 if rng.random() < 0.01 else 5)
+                (
+                    f"tenant-{rng.randrange(TENANTS):03d}",
+                    f"queue-{rng.randrange(QUEUES)}",
+                    9 if rng.random() < 0.01 else 5,
+                )
                 for _ in range(args.checks)
             ]
             check = service.check_budget_compliance

@@ -1,6 +1,6 @@
 """calculate_job_cost throughput (target: >= 100,000 jobs/s).
 
-    .venv/bin/python benchmarks/bench_cost.py [--jobs N]
+.venv/bin/python benchmarks/bench_cost.py [--jobs N]
 """
 
 from __future__ import annotations

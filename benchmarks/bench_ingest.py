@@ -66,8 +66,14 @@ def run(config: Config, batches: list[list[JobMetrics]], now: datetime) -> dict[
             tenant = f"tenant-{t:02d}"
             service.create_budget(Budget(tenant_id=tenant, amount=Decimal(1_000_000), period=BudgetPeriod("monthly")))
             for q in range(QUEUES):
-                service.create_budget(Budget(tenant_id=tenant, queue_name=f"queue-{q}", amount=Decimal(50_000),
-                                             period=BudgetPeriod("monthly")))
+                service.create_budget(
+                    Budget(
+                        tenant_id=tenant,
+                        queue_name=f"queue-{q}",
+                        amount=Decimal(50_000),
+                        period=BudgetPeriod("monthly"),
+                    )
+                )
         service.process_job_costs(batches[0])  # warm up
         stored = duplicates = 0
         start = time.perf_counter()
@@ -106,9 +112,13 @@ def postgres_bytes(schema: str) -> tuple[int, int]:
     with engine.begin() as conn:
         conn.exec_driver_sql(f'VACUUM ANALYZE "{schema}".job_costs') if False else None
         job = conn.execute(sa.text(f"select pg_total_relation_size('\"{schema}\".job_costs')")).scalar_one()
-        total = conn.execute(sa.text(
-            "select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = :s and c.relkind = 'r'"), {"s": schema}).scalar_one()
+        total = conn.execute(
+            sa.text(
+                "select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = :s and c.relkind = 'r'"
+            ),
+            {"s": schema},
+        ).scalar_one()
     engine.dispose()
     return int(job), int(total)
 

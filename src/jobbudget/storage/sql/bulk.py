@@ -112,7 +112,7 @@ def add_daily(conn: Connection, new: Sequence[JobRecord], now: datetime) -> None
     """Fold the new jobs into their (tenant, queue, day) rows; avg and p95 are marked
     stale and recomputed exactly from the jobs when read."""
     sqlite = conn.dialect.name == "sqlite"
-    mark, least, greatest = ("?", "min", "max") if sqlite else ("%s", "LEAST", "GREATEST")
+    least, greatest = ("min", "max") if sqlite else ("LEAST", "GREATEST")
     rows = []
     stamp: Any = _sqlite_ts(now) if sqlite else now
     for (tenant, queue, day), d in sorted(daily_deltas(new).items()):
@@ -123,14 +123,41 @@ def add_daily(conn: Connection, new: Sequence[JobRecord], now: datetime) -> None
         else:
             rows.append((tenant, queue, day, d.total_jobs, *money, Decimal(0), Decimal(0), True, stamp))
     updates = ", ".join(f"{c} = daily_costs.{c} + excluded.{c}" for c in _SUMS)
-    conn.exec_driver_sql(
-        f"INSERT INTO daily_costs ({','.join(DAILY_COLUMNS)}) VALUES ({','.join(mark for _ in DAILY_COLUMNS)}) "
+    conflict = (
         f"ON CONFLICT (tenant_id, queue_name, date) DO UPDATE SET {updates}, "
         f"min_job_cost = {least}(daily_costs.min_job_cost, excluded.min_job_cost), "
         f"max_job_cost = {greatest}(daily_costs.max_job_cost, excluded.max_job_cost), "
-        "stats_stale = excluded.stats_stale, updated_at = excluded.updated_at",
-        rows,
+        "stats_stale = excluded.stats_stale, updated_at = excluded.updated_at"
     )
+    _upsert(conn, "daily_costs", DAILY_COLUMNS, _DAILY_TYPES, rows, conflict)
+
+
+_DAILY_TYPES = ("text", "text", "date", "integer", *("numeric",) * 11, "boolean", "timestamptz")
+
+
+def _upsert(
+    conn: Connection, table: str, columns: Sequence[str], pg_types: Sequence[str], rows: list[Any], conflict: str
+) -> None:
+    """``INSERT ... ON CONFLICT``: executemany on SQLite; on PostgreSQL one statement
+    over ``unnest`` of one array per column (one round trip, one plan)."""
+    names = ",".join(columns)
+    if conn.dialect.name == "sqlite":
+        marks = ",".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
+        return
+    arrays = ", ".join(f"%s::{t}[]" for t in pg_types)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",
+        tuple(
+            _numeric_array(col) if t == "numeric" else list(col)
+            for t, col in zip(pg_types, zip(*rows, strict=True), strict=True)
+        ),
+    )
+
+
+def _numeric_array(values: Sequence[Decimal]) -> str:
+    # A numeric[] literal: much cheaper than adapting each Decimal separately.
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def add_spend(conn: Connection, new: Sequence[JobRecord]) -> None:
@@ -139,14 +166,13 @@ def add_spend(conn: Connection, new: Sequence[JobRecord]) -> None:
     if not deltas:
         return
     sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
     rows = [
         (k.budget_id, k.period_start.isoformat() if sqlite else k.period_start, to_nanos(s) if sqlite else s, n)
         for k, (s, n) in sorted(deltas.items(), key=lambda kv: (kv[0].budget_id, kv[0].period_start))
     ]
-    conn.exec_driver_sql(
-        f"INSERT INTO budget_spend (budget_id, period_start, spend, jobs) VALUES ({mark}, {mark}, {mark}, {mark}) "
+    conflict = (
         "ON CONFLICT (budget_id, period_start) DO UPDATE SET "
-        "spend = budget_spend.spend + excluded.spend, jobs = budget_spend.jobs + excluded.jobs",
-        rows,
+        "spend = budget_spend.spend + excluded.spend, jobs = budget_spend.jobs + excluded.jobs"
     )
+    _upsert(conn, "budget_spend", ("budget_id", "period_start", "spend", "jobs"),
+            ("text", "date", "numeric", "integer"), rows, conflict)  # fmt: skip

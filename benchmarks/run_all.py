@@ -1,0 +1,50 @@
+"""Run every benchmark and print a summary table (figures also land in benchmarks/results/).
+
+make bench            # or: .venv/bin/python benchmarks/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+FULL = {
+    "bench_cost.py": [],
+    "bench_check.py": [],
+    "bench_ingest.py": [],
+}
+QUICK = {
+    "bench_cost.py": ["--jobs", "5000"],
+    "bench_check.py": ["--checks", "5000"],
+    "bench_ingest.py": ["--jobs", "3000"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the scripts run, not the figures")
+    args = parser.parse_args()
+    for script, extra in (QUICK if args.quick else FULL).items():
+        print(f"== {script} {' '.join(extra)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *extra], check=True, stdout=subprocess.DEVNULL)
+    results = {p.stem: json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))}
+    cost, check, ingest = results["cost"], results["check"], results["ingest"]
+    print(f"calculate_job_cost            {cost['calculate_job_cost_jobs_per_s']:>10,} jobs/s")
+    print(
+        f"check_budget_compliance p99   {check['p99_us']:>10} us  (p50 {check['p50_us']} us, {check['budgets']} budgets)"
+    )
+    for backend in ("sqlite", "postgres"):
+        if backend in ingest:
+            r = ingest[backend]
+            print(
+                f"process_job_costs {backend:<10}  {r['jobs_per_s']:>10,} jobs/s  "
+                f"({r['bytes_per_job_total_db']} bytes per stored job)"
+            )
+
+
+if __name__ == "__main__":
+    main()
