@@ -85,15 +85,10 @@ class BudgetError(JobBudgetError):
         self.operation = operation
         self.tenant_id = tenant_id
         self.err = err
+        # The code and retry advice are those of the underlying cause.
+        self.code = error_code(err)
+        self.retryable = is_retryable(err)
         super().__init__(f"budget operation {operation} failed for tenant {tenant_id!r}: {err}")
-
-    @property  # type: ignore[override]
-    def code(self) -> str:
-        return error_code(self.err)
-
-    @property  # type: ignore[override]
-    def retryable(self) -> bool:
-        return is_retryable(self.err)
 
 
 class EnforcementError(JobBudgetError):

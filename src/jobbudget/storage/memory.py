@@ -107,6 +107,8 @@ class MemoryStore:
                     if r.metrics.tenant_id == tenant_id
                     and (not queue_name or r.metrics.queue_name == queue_name)
                     and start <= r.timestamp < end
+                    # days before the prune cutoff are counted from the daily rows below
+                    and (self._pruned_before is None or r.day >= self._pruned_before)
                 ),
                 ZERO,
             )
@@ -158,8 +160,8 @@ class MemoryStore:
                     min_job_cost=min(delta.min_job_cost, old.min_job_cost) if old else delta.min_job_cost,
                     p95_job_cost=ZERO,
                 )
-            for key, (spend, _jobs) in spend_deltas(new).items():
-                self._spend[key] = self._spend.get(key, ZERO) + spend
+            for spend_key, (spend, _jobs) in spend_deltas(new).items():
+                self._spend[spend_key] = self._spend.get(spend_key, ZERO) + spend
             return RecordResult(inserted=inserted, existing=existing)
 
     def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:

@@ -48,7 +48,7 @@ def job_row(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def job_cost_from_row(row: Mapping[str, Any], *, duplicate: bool = False) -> JobCost:
+def job_cost_from_row(row: Mapping[Any, Any], *, duplicate: bool = False) -> JobCost:
     return JobCost(
         job_id=row["job_id"],
         tenant_id=row["tenant_id"],
@@ -88,7 +88,7 @@ def budget_row(budget: Budget) -> dict[str, Any]:
     }
 
 
-def budget_from_row(row: Mapping[str, Any]) -> Budget:
+def budget_from_row(row: Mapping[Any, Any]) -> Budget:
     return Budget(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -115,7 +115,7 @@ def budget_from_row(row: Mapping[str, Any]) -> Budget:
     )
 
 
-def daily_from_row(row: Mapping[str, Any]) -> DailyCost:
+def daily_from_row(row: Mapping[Any, Any]) -> DailyCost:
     return DailyCost(
         tenant_id=row["tenant_id"],
         queue_name=row["queue_name"],
@@ -139,7 +139,7 @@ def cost_model_row(version: CostModelVersion) -> dict[str, Any]:
     }
 
 
-def cost_model_from_row(row: Mapping[str, Any]) -> CostModelVersion:
+def cost_model_from_row(row: Mapping[Any, Any]) -> CostModelVersion:
     return CostModelVersion(
         version=row["version"],
         model=cost_model_from_mapping(row["model"]),
