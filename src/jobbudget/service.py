@@ -129,18 +129,20 @@ class BudgetService:
         return now.astimezone(UTC)
 
     def _reload(self) -> None:
-        """Rebuild the in-memory state from the ledger."""
-        now = self._now()
-        budgets = self._store.list_budgets()
-        windows = {b.id: window_at(b.period, now) for b in budgets}
-        keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
-        spend = self._store.load_spend(keys)
-        index = SpendIndex()
-        for b in budgets:
-            w = windows[b.id]
-            index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO)
+        """Rebuild the in-memory state from the ledger.  Holds the lock throughout so
+        that no batch can commit between reading the ledger and swapping the state."""
         with self._lock:
+            now = self._now()
+            budgets = self._store.list_budgets()
+            windows = {b.id: window_at(b.period, now) for b in budgets}
+            keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
+            spend = self._store.load_spend(keys)
+            index = SpendIndex()
+            for b in budgets:
+                w = windows[b.id]
+                index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO)
             self._index = index
+            log.debug("rebuilt spend state: %d active budgets", len(index))
 
     def enable_debug_logging(self, enabled: bool = True) -> None:
         logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
