@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -18,9 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from ...domain.cost import COMPONENTS
 from .types import Exact, Money, UTCDateTime
 
 metadata = MetaData()
+
+
+def _money_columns(*names: str) -> list[Column[Decimal]]:
+    return [Column(name, Money, nullable=False) for name in names]
+
+
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 #: One row per processed job, unique per tenant; kept ``raw_retention_days``.
@@ -39,13 +48,7 @@ job_costs = Table(
     Column("payload_bytes", Exact, nullable=False),
     Column("redis_ops", Exact, nullable=False),
     Column("network_bytes", Exact, nullable=False),
-    Column("total_cost", Money, nullable=False),
-    Column("cpu_cost", Money, nullable=False),
-    Column("memory_cost", Money, nullable=False),
-    Column("payload_cost", Money, nullable=False),
-    Column("redis_cost", Money, nullable=False),
-    Column("network_cost", Money, nullable=False),
-    Column("base_cost", Money, nullable=False),
+    *_money_columns("total_cost", *COMPONENTS),
     Column("cost_model_version", Integer, nullable=False),
     PrimaryKeyConstraint("tenant_id", "job_id", name="pk_job_costs"),
     Index("ix_job_costs_scope_day", "tenant_id", "queue_name", "day"),
@@ -60,17 +63,8 @@ daily_costs = Table(
     Column("queue_name", String(100), nullable=False),
     Column("date", Date, nullable=False),
     Column("total_jobs", Integer, nullable=False, server_default="0"),
-    Column("total_cost", Money, nullable=False),
-    Column("cpu_cost", Money, nullable=False),
-    Column("memory_cost", Money, nullable=False),
-    Column("payload_cost", Money, nullable=False),
-    Column("redis_cost", Money, nullable=False),
-    Column("network_cost", Money, nullable=False),
-    Column("base_cost", Money, nullable=False),
-    Column("avg_job_cost", Money, nullable=False),
-    Column("max_job_cost", Money, nullable=False),
-    Column("min_job_cost", Money, nullable=False),
-    Column("p95_job_cost", Money, nullable=False),
+    *_money_columns("total_cost", *COMPONENTS),
+    *_money_columns("avg_job_cost", "max_job_cost", "min_job_cost", "p95_job_cost"),
     Column("stats_stale", Boolean, nullable=False, server_default="1"),
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("tenant_id", "queue_name", "date", name="pk_daily_costs"),
