@@ -106,3 +106,22 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 @pytest.fixture
 def store(store_factory: Callable[[], Store]) -> Store:
     return store_factory()
+
+
+@pytest.fixture
+def service_factory(store_factory: Callable[[], Store], clock: FakeClock) -> Iterator[Callable[..., object]]:
+    """Builds BudgetServices on stores from ``store_factory`` (all on one database),
+    driven by ``clock``; every service is closed afterwards."""
+    from jobbudget.config import Config
+    from jobbudget.service import BudgetService
+
+    made: list[BudgetService] = []
+
+    def make(config: Config | None = None, **config_values: object) -> BudgetService:
+        service = BudgetService(config or Config(**config_values), clock=clock, store=store_factory())
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()

@@ -66,6 +66,8 @@ def translate_errors() -> Iterator[None]:
         if exc.connection_invalidated or isinstance(exc, (sa_exc.InterfaceError,)) or _is_unavailable(exc, text):
             raise StorageUnavailableError(f"database unavailable: {_first_line(exc.orig)}") from exc
         raise StorageError(f"database error: {_first_line(exc.orig)}") from exc
+    except OverflowError as exc:  # sqlite3: an integer (nano-dollars) beyond 64 bits
+        raise StorageError(f"value out of range for this database: {exc}") from exc
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError, text: str) -> bool:
