@@ -219,15 +219,16 @@ class SqlStore:
 
     def usage_stats(self, *, job_type: str, tenant_id: str | None) -> UsageStats:
         c = job_costs.c
-        query = select(
-            func.count(),
-            *(func.sum(col.cast(Float)) for col in (c.cpu_time, c.memory_mb_seconds, c.redis_ops, c.network_bytes)),
-        ).where(c.job_type == job_type)
+        usage = (c.cpu_time, c.memory_mb_seconds, c.redis_ops, c.network_bytes)
+        # PostgreSQL sums NUMERIC exactly; SQLite keeps usage as text, summed as floats
+        # (good enough for estimates, which is all these sums are used for).
+        sums = (func.sum(col.cast(Float)) for col in usage) if self.dialect == "sqlite" else map(func.sum, usage)
+        query = select(func.count(), *sums).where(c.job_type == job_type)
         if tenant_id is not None:
             query = query.where(c.tenant_id == tenant_id)
         with transaction(self.engine) as conn:
-            count, *sums = conn.execute(query).one()
-        values = [Decimal(repr(float(v))) if v is not None else ZERO for v in sums]
+            count, *totals = conn.execute(query).one()
+        values = [ZERO if v is None else Decimal(repr(v)) if isinstance(v, float) else Decimal(v) for v in totals]
         return UsageStats(count, *values)
 
     # -- daily aggregates -------------------------------------------------------
