@@ -208,6 +208,17 @@ def test_invalid_item_rejects_whole_batch(service_factory: ServiceFactory, clock
     assert service.get_daily_costs(TENANT, start=NOW.date() - timedelta(days=1), end=NOW.date() + timedelta(1)) == []
 
 
+def test_absurd_job_cost_is_rejected(service_factory: ServiceFactory) -> None:
+    """A job priced over MAX_JOB_COST is a broken reporter: the batch is refused."""
+    service = service_factory()
+    absurd = job("absurd", cpu=Decimal("1e12"))  # $100,000,000 of CPU under the default model
+    with pytest.raises(ValidationError) as info:
+        service.process_job_costs([job("fine"), absurd])
+    assert info.value.field == "batch[1]"
+    assert "absurd" in str(info.value)
+    assert service.get_job_cost(TENANT, "fine") is None
+
+
 def test_future_timestamps(service_factory: ServiceFactory, clock: FakeClock) -> None:
     service = service_factory()
     with pytest.raises(ValidationError):

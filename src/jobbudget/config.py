@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from .domain.budget import NotificationChannel
 from .domain.codec import channel_from_mapping
@@ -31,11 +31,16 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value)) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        seconds = value
+    else:
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 class CostModelSettings(BaseModel):
@@ -78,10 +83,17 @@ class Config(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def __init__(self, **values: Any) -> None:
+        if isinstance(values.get("cost_model"), str):
+            # As a mapping, so that JOBBUDGET_COST_MODEL__* variables merge with the preset.
+            values["cost_model"] = {"preset": values["cost_model"]}
         try:
             super().__init__(**values)
         except pydantic.ValidationError as exc:
             raise _convert(exc) from None
+        except SettingsError as exc:  # an environment value that is not valid JSON
+            match = re.search(r'field "([^"]+)"', str(exc))
+            raise ValidationError(match.group(1) if match else "config", "<environment>", str(exc)) from None
+        self.cost_model.build()  # reject bad weights now, naming the key, not when first used
 
     @classmethod
     def settings_customise_sources(
@@ -143,7 +155,7 @@ class Config(BaseSettings):
 
     def redacted_url(self) -> str:
         """The database URL with any password masked."""
-        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
 
 
 def _convert(exc: pydantic.ValidationError) -> ValidationError:

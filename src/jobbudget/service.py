@@ -30,6 +30,8 @@ __all__ = ["BudgetService", "BudgetStatus"]
 log = logging.getLogger("jobbudget")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_BATCH = 100_000
+#: No single job may cost more than this (a broken reporter, not a real job).
+MAX_JOB_COST = Decimal(1_000_000)
 _STATS_TTL = timedelta(seconds=60)
 
 
@@ -171,6 +173,10 @@ class BudgetService:
             for m in batch:
                 ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
                 cost = engine.calculate_job_cost(m, timestamp=ts)
+                if cost.total_cost > MAX_JOB_COST:
+                    raise ValidationError(
+                        f"batch[{len(records)}]", m.job_id, f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics"
+                    )
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
             result = self._store.record_jobs(records)

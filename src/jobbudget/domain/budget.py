@@ -25,7 +25,9 @@ __all__ = [
 
 EVENT_TYPES = ("warning", "throttle", "block", "forecast_overrun", "reset", "bypass")
 CHANNEL_TYPES = ("email", "slack", "webhook")
-MAX_AMOUNT = Decimal("1e12")
+#: A billion dollars per budget period: every amount and sum fits both databases
+#: (SQLite keeps money as 64-bit nano-dollars, at most about 9.2e9 dollars).
+MAX_AMOUNT = Decimal("1e9")
 #: Metadata keys whose values are secrets and never shown unredacted.
 SECRET_METADATA_KEYS = frozenset({"auth_header", "token", "secret", "password", "api_key"})
 REDACTED = "***"
@@ -116,11 +118,13 @@ def redact_target(kind: str, target: str) -> str:
     """Mask personal data and tokens: ``o***@example.com``, ``https://hooks.slack.com/***``."""
     if kind == "email":
         local, _, domain = target.partition("@")
-        return f"{local[:1]}***@{domain}" if domain else REDACTED
+        if not domain:
+            return REDACTED
+        return f"{local[:1]}***@{domain}" if len(local) > 1 else f"***@{domain}"  # never the whole local part
     scheme, sep, rest = target.partition("://")
     if not sep:
         return REDACTED
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{host}/{REDACTED}"
 
 

@@ -67,7 +67,7 @@ class Thresholds:
 
 def utilization(spend: Decimal, amount: Decimal) -> Decimal:
     """spend / amount to six decimal places (display only: decisions compare exactly)."""
-    return (spend / amount).quantize(_UTIL)
+    return (spend / amount).quantize(_UTIL, context=EXACT)  # the default context's 28 digits can overflow
 
 
 def decide(

@@ -19,7 +19,7 @@ __all__ = [
 NANO = Decimal("0.000000001")
 ZERO = Decimal(0)
 #: Arithmetic context wide enough that products of validated inputs are exact.
-EXACT = Context(prec=120, rounding=ROUND_HALF_EVEN, Emax=10**6, Emin=-(10**6))
+EXACT = Context(prec=200, rounding=ROUND_HALF_EVEN, Emax=10**6, Emin=-(10**6))
 _NANOS_PER_DOLLAR = 10**9
 
 

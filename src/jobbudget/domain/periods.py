@@ -37,7 +37,7 @@ _MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, a too-long name
         raise ValidationError("period.timezone", name, "unknown IANA timezone") from None
 
 
