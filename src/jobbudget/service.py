@@ -169,7 +169,7 @@ class BudgetService:
         engine = self._engine
         with self._lock:
             index = self._index
-            records = []
+            records: list[JobRecord] = []
             for m in batch:
                 ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
                 cost = engine.calculate_job_cost(m, timestamp=ts)
