@@ -12,13 +12,15 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+from .background import AuditBuffer, PeriodicWorker
 from .config import Config
 from .counters.memory import BudgetState, SpendIndex
+from .counters.usage import UsageCache
 from .domain.budget import Budget, validate_budget
 from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
 from .domain.enforcement import EnforcementAction, Thresholds, decide, most_restrictive, utilization
-from .domain.errors import BudgetError, ConflictError, JobBudgetError, ValidationError
-from .domain.estimation import UsageStats, choose_profile, estimate_cost
+from .domain.errors import BudgetError, ConflictError, JobBudgetError, NotFoundError, ValidationError
+from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
 from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, DailyCost, JobRecord, PruneResult, SpendKey
@@ -64,9 +66,8 @@ class BudgetService:
         self._store = store
         self._lock = threading.RLock()
         self._index = SpendIndex()
-        self._usage: dict[tuple[str, str | None], tuple[UsageStats, datetime]] = {}
-        self._audit_buffer: list[AuditEntry] = []
-        self._stop = threading.Event()
+        self._usage = UsageCache(store)
+        self._audit = AuditBuffer(store)
         logging.getLogger("jobbudget").setLevel(self.config.log_level)
         try:
             self._store.migrate()
@@ -80,8 +81,8 @@ class BudgetService:
         except Exception:
             self._store.close()
             raise
-        self._flusher = threading.Thread(target=self._flush_loop, name="jobbudget-flush", daemon=True)
-        self._flusher.start()
+        self._worker = PeriodicWorker([(1.0, self.flush), (self.config.flush_interval.total_seconds(), self._reload)])
+        self._worker.start()
 
     # -- life cycle ---------------------------------------------------------------
     def __enter__(self) -> BudgetService:
@@ -92,37 +93,17 @@ class BudgetService:
 
     def close(self) -> None:
         """Write buffered audit entries and release the database."""
-        if self._stop.is_set():
+        if self._worker.stopped:
             return
-        self._stop.set()
-        self._flusher.join(timeout=5)
-        self.flush()
-        self._store.close()
+        self._worker.stop()
+        try:
+            self.flush()
+        finally:
+            self._store.close()
 
     def flush(self) -> None:
         """Write buffered audit entries (bypasses) now."""
-        with self._lock:
-            entries, self._audit_buffer = self._audit_buffer, []
-        if entries:
-            try:
-                self._store.add_audit(entries)
-            except JobBudgetError:
-                with self._lock:
-                    self._audit_buffer[:0] = entries
-                raise
-
-    def _flush_loop(self) -> None:
-        resync_every = self.config.flush_interval.total_seconds()
-        waited = 0.0
-        while not self._stop.wait(1.0):
-            waited += 1.0
-            try:
-                self.flush()
-                if waited >= resync_every:
-                    waited = 0.0
-                    self._reload()
-            except JobBudgetError as exc:
-                log.warning("background flush failed (will retry): %s", exc)
+        self._audit.flush()
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -175,7 +156,9 @@ class BudgetService:
                 cost = engine.calculate_job_cost(m, timestamp=ts)
                 if cost.total_cost > MAX_JOB_COST:
                     raise ValidationError(
-                        f"batch[{len(records)}]", m.job_id, f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics"
+                        f"batch[{len(records)}]",
+                        m.job_id,
+                        f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
                     )
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
@@ -187,7 +170,7 @@ class BudgetService:
                 key = (m.tenant_id, m.job_id)
                 if new:
                     index.add(record.spend_keys, record.cost.total_cost)
-                    self._count_usage(m)
+                    self._usage.observe(m)
                     first_cost[key] = record.cost
                     out.append(record.cost)
                 elif key in first_cost:
@@ -195,17 +178,6 @@ class BudgetService:
                 else:
                     out.append(result.existing[key])
         return out
-
-    def _count_usage(self, m: JobMetrics) -> None:
-        for key in ((m.job_type, m.tenant_id), (m.job_type, None)):
-            cached = self._usage.get(key)
-            if cached is not None:
-                cached[0].add(
-                    cpu_time=m.cpu_time,
-                    memory_mb_seconds=m.memory_mb_seconds,
-                    redis_ops=m.redis_ops,
-                    network_bytes=m.network_bytes,
-                )
 
     # -- enforcement --------------------------------------------------------------
     def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
@@ -236,7 +208,7 @@ class BudgetService:
             if action.bypass:
                 for a in actions:
                     if a.bypass:
-                        self._audit_buffer.append(
+                        self._audit.append(
                             AuditEntry(
                                 at=now,
                                 kind="bypass",
@@ -274,22 +246,11 @@ class BudgetService:
             updated_at=now,
             created_by=actor,
         )
-        with self._lock:
-            seed, window = self._seed(stored, now)
-            self._wrap(
-                "create_budget",
-                stored.tenant_id,
-                lambda: self._store.add_budget(
-                    stored, seed=seed, audit=self._budget_audit("budget_created", stored, now, actor)
-                ),
-            )
-            if stored.active:
-                self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
-        return stored
+        return self._persist("create_budget", stored, now=now, actor=actor)
 
     def update_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
-        """Replace a stored budget (same id and tenant); spend is recounted when its
-        scope or period changes."""
+        """Replace a stored budget (same id and tenant); the current period's spend is
+        recounted from the stored jobs for its (possibly new) scope and period."""
         if budget.id is None:
             raise ValidationError("id", None, "is required to update a budget")
         validate_budget(budget)
@@ -304,20 +265,29 @@ class BudgetService:
             updated_at=now,
             created_by=old.created_by,
         )
+        return self._persist("update_budget", stored, now=now, actor=actor)
+
+    def _persist(self, operation: str, budget: Budget, *, now: datetime, actor: str) -> Budget:
+        """Store ``budget`` with its current-period spend recounted from the stored
+        jobs, and make enforcement use it (or drop it when inactive)."""
         with self._lock:
-            seed, window = self._seed(stored, now)
-            self._wrap(
-                "update_budget",
-                stored.tenant_id,
-                lambda: self._store.save_budget(
-                    stored, seed=seed, audit=self._budget_audit("budget_updated", stored, now, actor)
-                ),
-            )
-            if stored.active:
-                self._index.put(stored, window=window, spend=next(iter(seed.values()), ZERO))
+            window = window_at(budget.period, now)
+            seed: dict[SpendKey, Decimal] = {}
+            if window is not None and budget.active:
+                seed[SpendKey(str(budget.id), window.start_date)] = self._spend_of(budget, window)
+            write = self._store.add_budget if operation == "create_budget" else self._store.save_budget
+            kind = "budget_created" if operation == "create_budget" else "budget_updated"
+            try:
+                write(budget, seed=seed, audit=self._budget_audit(kind, budget, now, actor))
+            except JobBudgetError as exc:
+                if isinstance(exc, (ValidationError, NotFoundError)):
+                    raise
+                raise BudgetError(operation, budget.tenant_id, exc) from exc
+            if budget.active:
+                self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO))
             else:
-                self._index.remove(str(stored.id))
-        return stored
+                self._index.remove(str(budget.id))
+        return budget
 
     def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
         budget = self._store.get_budget(budget_id)
@@ -375,12 +345,6 @@ class BudgetService:
             tenant_id=budget.tenant_id, queue_name=budget.queue_name, start=window.start, end=window.end
         )
 
-    def _seed(self, budget: Budget, now: datetime) -> tuple[dict[SpendKey, Decimal], Any]:
-        window = window_at(budget.period, now)
-        if window is None or not budget.active:
-            return {}, window
-        return {SpendKey(str(budget.id), window.start_date): self._spend_of(budget, window)}, window
-
     @staticmethod
     def _budget_audit(kind: str, budget: Budget, now: datetime, actor: str) -> AuditEntry:
         from .domain.codec import to_jsonable
@@ -395,15 +359,6 @@ class BudgetService:
             details=to_jsonable(budget.redacted()),
         )
 
-    @staticmethod
-    def _wrap(operation: str, tenant_id: str, call: Any) -> Any:
-        try:
-            return call()
-        except JobBudgetError as exc:
-            if isinstance(exc, ValidationError):
-                raise
-            raise BudgetError(operation, tenant_id, exc) from exc
-
     # -- estimation and cost model ------------------------------------------------
     def estimate_job_cost(
         self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None
@@ -412,19 +367,11 @@ class BudgetService:
         check_identifier("job_type", job_type, max_len=100, allow_empty=True)
         if tenant_id is not None:
             check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
-        tenant = self._usage_stats(job_type, tenant_id) if tenant_id is not None else None
-        overall = self._usage_stats(job_type, None)
+        now = self._now()
+        tenant = self._usage.get(job_type, tenant_id, now) if tenant_id is not None else None
+        overall = self._usage.get(job_type, None, now)
         profile = choose_profile(job_type, tenant=tenant, overall=overall)
         return estimate_cost(self._engine, profile=profile, cpu_time=cpu_time, payload_kb=payload_kb)
-
-    def _usage_stats(self, job_type: str, tenant_id: str | None) -> UsageStats:
-        now = self._now()
-        key = (job_type, tenant_id)
-        cached = self._usage.get(key)
-        if cached is None or now - cached[1] > _STATS_TTL:
-            cached = (self._store.usage_stats(job_type=job_type, tenant_id=tenant_id), now)
-            self._usage[key] = cached
-        return cached[0]
 
     def get_cost_model(self) -> CostModel:
         return self._engine.model
