@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from ...domain.errors import ConflictError, StorageError, StorageUnavailableError
+from ...domain.errors import ConflictError, StorageError, StorageUnavailableError, ValidationError
 
 __all__ = ["make_engine", "normalize_url", "translate_errors", "transaction"]
 
@@ -28,7 +28,9 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         if memory:
-            raise ValueError("use memory:// for an in-memory store; SQLite needs a file")
+            raise ValidationError(
+                "database_url", url, "SQLite needs a file (sqlite:///path.db); use memory:// for tests"
+            )
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

@@ -1,0 +1,273 @@
+"""The ``jobbudget`` command: Typer app with the database, enforcement, ingest and
+demo commands (budget commands are in :mod:`.budgets`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .. import __version__
+from ..config import Config
+
+if TYPE_CHECKING:
+    from ..demo import DemoReport
+from .budgets import budget_app
+from .common import (
+    AtOption,
+    ConfigOption,
+    DatabaseOption,
+    JsonOption,
+    Settings,
+    cli_errors,
+    emit_json,
+    fixed_clock,
+    out_console,
+)
+from .common import open_service as _open_service
+from .ingest_cmd import ingest
+from .render import action_text, money, status_json, status_table
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="jobbudget",
+    help="Exact job costs, budgets and graduated enforcement (allow, warn, throttle, block) "
+    "for multi-tenant job queues.  Start with `jobbudget demo`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance: schema upgrades and retention.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+app.add_typer(db_app, name="db")
+app.command("ingest")(ingest)
+
+BLOCK_EXIT = 3
+
+
+def _where(config: Config) -> str:
+    url = config.redacted_url()
+    if url.startswith("sqlite:///"):
+        return f"{url} (file {Path(url[len('sqlite:///') :]).resolve()})"
+    return url
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"jobbudget {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Exact job costs, budgets and graduated enforcement for multi-tenant job queues."""
+
+
+@app.command("init")
+def init(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
+    """Create the database (or bring its schema up to date) and say where it is."""
+    settings = Settings(config, database_url, json)
+    with cli_errors(), _open_service(settings) as service:
+        where = _where(service.config)
+        version = service.get_cost_model_version()
+    if json:
+        emit_json({"database": service.config.redacted_url(), "cost_model_version": version, "ready": True})
+    else:
+        out_console().print(f"Database ready: {escape(where)}; cost model version {version}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
+    """Apply pending schema migrations (safe to run repeatedly)."""
+    settings = Settings(config, database_url, json)
+    with cli_errors(), _open_service(settings) as service:
+        where = _where(service.config)
+    if json:
+        emit_json({"database": service.config.redacted_url(), "upgraded": True})
+    else:
+        out_console().print(f"Database schema is up to date: {escape(where)}.")
+
+
+@db_app.command("prune")
+def db_prune(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
+    """Delete old rows as the retention settings say.
+
+    Per-job rows older than raw_retention_days and daily rows older than
+    retention_days (see the configuration) are deleted; exact daily statistics are kept.
+    """
+    settings = Settings(config, database_url, json)
+    with cli_errors(), _open_service(settings) as service:
+        result = service.prune()
+        raw, daily = service.config.raw_retention_days, service.config.retention_days
+    if json:
+        emit_json(result)
+    else:
+        out_console().print(
+            f"Deleted {result.jobs_deleted} job rows (older than {raw} days) and "
+            f"{result.daily_rows_deleted} daily rows (older than {daily} days)."
+        )
+
+
+@app.command("check")
+def check(
+    tenant: Annotated[str, typer.Argument(help="Tenant submitting the job.", show_default=False)],
+    queue: Annotated[str, typer.Argument(help="Queue of the job (omit for tenant-wide budgets only).")] = "",
+    priority: Annotated[
+        int, typer.Option(min=0, max=10, help="Job priority; at or above a budget's emergency priority it bypasses.")
+    ] = 5,
+    at: AtOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Decide admission of a job: allow, warn, throttle or block.
+
+    The answer is the most restrictive action of every active budget covering the
+    tenant (tenant-wide budgets) and the queue.  Exit status 0 for allow, warn and
+    throttle, 3 for block.
+    """
+    settings = Settings(config, database_url, json)
+    with cli_errors(), _open_service(settings, clock=fixed_clock(at)) as service:
+        action = service.check_budget_compliance(tenant, queue, priority)
+    if json:
+        emit_json(action)
+    else:
+        out_console().print(action_text(action))
+    if action.type == "block":
+        raise typer.Exit(BLOCK_EXIT)
+
+
+@app.command("status")
+def status(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's budgets.")] = None,
+    at: AtOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show every active budget with its spend, utilization and status.
+
+    One row per budget: spend in the current period against its amount, a
+    utilization bar and the status a new job would get (OK, Warning, Throttle, Block).
+    """
+    settings = Settings(config, database_url, json)
+    with cli_errors(), _open_service(settings, clock=fixed_clock(at)) as service:
+        statuses = [service.get_budget_status(str(b.id)) for b in service.list_budgets(tenant)]
+    if json:
+        emit_json([status_json(s) for s in statuses])
+    elif not statuses:
+        out_console().print("No active budgets. Create one with `jobbudget budget create --tenant T --amount A`.")
+    else:
+        out_console().print(status_table(statuses))
+
+
+@app.command("demo")
+def demo(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help="Where the demo writes (default sqlite:///jobbudget-demo.db). JOBBUDGET_DATABASE_URL and the "
+            "config's database_url are ignored so the demo never touches your real database.",
+            show_default=False,
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh/--keep", help="Delete the demo database file first (default), or keep it.")
+    ] = True,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Replay a real grid workload against budgets, on a demo database.
+
+    Reads the MetaCentrum trace alea_wagap-2013.swf (17,900 jobs, Jan-Mar 2013),
+    gives its busiest tenants and queues monthly budgets of 80-120 % of their March
+    spend, and replays the jobs in time order: each job is checked when submitted
+    (blocked jobs never run) and priced at GCP list prices when it finishes.  If the
+    trace is not found ($JOBBUDGET_DATA_DIR, ../shared/data/traces) a clearly
+    labelled synthetic workload with a fixed seed is used instead.
+    """
+    from ..demo import DEFAULT_DATABASE_URL, run_demo
+
+    settings = Settings(config, None, json)
+    with cli_errors():
+        report = run_demo(database_url or DEFAULT_DATABASE_URL, fresh=fresh, config=settings.build_config())
+    if json:
+        emit_json(
+            {
+                "source": report.source,
+                "synthetic": report.synthetic,
+                "database": report.database_url,
+                "month": {"start": report.month_start, "end": report.month_end},
+                "jobs": report.jobs,
+                "skipped": report.skipped,
+                "outcomes": report.outcomes,
+                "billed": report.billed,
+                "still_running": report.still_running,
+                "total_cost": report.total_cost,
+                "busiest_tenant": report.busiest_tenant,
+                "budgets": [status_json(s) for s in report.statuses],
+                "queue_spend": report.queue_spend,
+                "seconds": round(report.seconds, 3),
+            }
+        )
+        return
+    console = out_console()
+    if report.synthetic:
+        console.print(
+            "[bold yellow]SYNTHETIC WORKLOAD[/bold yellow]: the MetaCentrum trace was not found; "
+            f"replaying a made-up {report.source} instead. Set JOBBUDGET_DATA_DIR to use the real one."
+        )
+    else:
+        console.print(
+            f"Replaying the MetaCentrum trace {escape(report.source)} (real jobs; {report.skipped} never ran)."
+        )
+    o = report.outcomes
+    console.print(
+        f"{report.jobs:,} jobs checked at submission: [green]{o['allow']:,} allowed[/green], "
+        f"[yellow]{o['warn']:,} warned[/yellow], [dark_orange]{o['throttle']:,} throttled[/dark_orange], "
+        f"[bold red]{o['block']:,} blocked[/bold red] (never ran), "
+        f"[magenta]{o['bypass']:,} emergency bypasses[/magenta]."
+    )
+    console.print(
+        f"{report.billed:,} finished jobs billed, total {money(report.total_cost)} USD; "
+        f"{report.still_running:,} were still running at the end of {report.month_start:%B %Y} (not billed)."
+    )
+    month = f"{report.month_start:%B %Y}"
+    console.print(status_table(report.statuses, title=f"Budgets at the end of {month}"))
+    queues = Table(
+        title=f"Spend of {escape(report.busiest_tenant)} per queue, {month}", title_justify="left", min_width=60
+    )
+    for name in ("Queue", "Jobs", "Cost (USD)"):
+        queues.add_column(name, justify="left" if name == "Queue" else "right")
+    for q in report.queue_spend:
+        queues.add_row(Text(q.queue_name), str(q.jobs), money(q.cost))
+    console.print(queues)
+    url = f" --database-url {report.database_url}"
+    at = f" --at {report.month_end}T23:59:59Z"
+    console.print(
+        f"Done in {report.seconds:.1f} s. Next (--at looks at {month}; without it you see today's empty period):\n"
+        f"  jobbudget status{url}{at}\n"
+        f"  jobbudget check {report.busiest_tenant} {_first_queue(report)}{url}{at}\n"
+        f"  jobbudget budget list{url}",
+        markup=False,
+    )
+
+
+def _first_queue(report: DemoReport) -> str:
+    return report.queue_spend[0].queue_name if report.queue_spend else "QUEUE"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,178 @@
+"""What every command shares: the --config/--database-url/--json options, building
+the service, printing JSON, and turning errors into ``error [CODE]: message``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..config import Config
+from ..domain.codec import to_jsonable
+from ..domain.errors import JobBudgetError, ValidationError, error_code
+from ..domain.money import parse_decimal
+from ..ports import Clock
+from ..service import BudgetService
+
+__all__ = [
+    "AtOption",
+    "ConfigOption",
+    "DatabaseOption",
+    "JsonOption",
+    "Settings",
+    "cli_errors",
+    "emit_json",
+    "err_console",
+    "fixed_clock",
+    "open_service",
+    "out_console",
+    "parse_date",
+    "parse_number",
+]
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="JOBBUDGET_CONFIG",
+        dir_okay=False,
+        metavar="PATH",
+        help="YAML configuration file (keys as in the design document). Env: JOBBUDGET_CONFIG.",
+        show_default=False,
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="JOBBUDGET_DATABASE_URL",
+        metavar="URL",
+        help="Database: sqlite:///FILE or postgresql://USER@HOST/DB; overrides the config file. "
+        "Env: JOBBUDGET_DATABASE_URL. Default: sqlite:///jobbudget.db.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one machine-readable JSON document on stdout instead of text."),
+]
+
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        metavar="TIME",
+        help="Evaluate as of this instant instead of now (ISO-8601 with offset, e.g. 2013-03-31T23:59:59Z); "
+        "useful to look at the demo's budgets of March 2013.",
+        show_default=False,
+    ),
+]
+
+_URL_PREFIXES = ("sqlite:", "postgresql", "postgres:", "memory:")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The three options every command takes."""
+
+    config_path: Path | None
+    database_url: str | None
+    json: bool = False
+
+    def build_config(self) -> Config:
+        config = Config.from_yaml(self.config_path) if self.config_path is not None else Config()
+        if self.database_url:
+            if not self.database_url.startswith(_URL_PREFIXES):
+                shown = self.database_url.split("://", 1)[0] + "://..."
+                raise ValidationError("database_url", shown, "must be sqlite:///FILE, postgresql://... or memory://")
+            config = config.model_copy(update={"database_url": self.database_url})
+        return config
+
+
+@contextlib.contextmanager
+def open_service(settings: Settings, *, clock: Clock | None = None) -> Iterator[BudgetService]:
+    """The service for one command, closed (buffered audit entries written) afterwards."""
+    with BudgetService(settings.build_config(), clock=clock) as service:
+        yield service
+
+
+def _width() -> int | None:
+    # Pipes and test runners get wide lines so tables are not cut; terminals use their size.
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+
+
+def out_console() -> Console:
+    return Console(width=_width(), highlight=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, width=_width(), highlight=False)
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON (Decimals as exact strings, dates in ISO form)."""
+    typer.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Print jobbudget errors as ``error [CODE]: message`` on stderr and exit with 2
+    (invalid input) or 1 (anything else); never a traceback."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except ValidationError as exc:
+        _fail(exc.code, str(exc), 2)
+    except JobBudgetError as exc:
+        _fail(error_code(exc), str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("INTERRUPTED", "interrupted", 130)
+    except Exception as exc:  # a bug or an unexpected driver error: still no traceback
+        if os.environ.get("JOBBUDGET_DEBUG"):
+            raise
+        _fail("INTERNAL", f"{type(exc).__name__}: {exc} (set JOBBUDGET_DEBUG=1 for a traceback)", 1)
+
+
+def _fail(code: str, message: str, exit_code: int) -> None:
+    typer.echo(f"error [{code}]: {message}", err=True)
+    raise typer.Exit(exit_code)
+
+
+def parse_number(field: str, text: str) -> Decimal:
+    """A number given on the command line, read exactly (never through float)."""
+    try:
+        return parse_decimal(text)
+    except (TypeError, ValueError):
+        raise ValidationError(field, text, "must be a number such as 1500 or 0.75") from None
+
+
+def fixed_clock(at: str | None) -> Clock | None:
+    """A clock stopped at ``at`` (None: the real clock)."""
+    if at is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise ValidationError("at", at, "must be an ISO-8601 date-time such as 2013-03-31T23:59:59Z") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValidationError("at", at, "must include a UTC offset such as Z or +02:00")
+    instant = instant.astimezone(UTC)
+    return lambda: instant
+
+
+def parse_date(field: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, text, "must be a date YYYY-MM-DD") from None

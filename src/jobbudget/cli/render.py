@@ -1,0 +1,163 @@
+"""Rich renderings shared by the commands: budget tables, status bars, actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from ..domain.budget import Budget
+from ..domain.enforcement import EnforcementAction
+from ..service import BudgetStatus
+
+__all__ = [
+    "STATUS_LABELS",
+    "action_text",
+    "budget_table",
+    "money",
+    "percent",
+    "status_json",
+    "status_label",
+    "status_table",
+    "utilization_bar",
+]
+
+#: Action type -> (label, Rich style); distinct colours for each rung of the ladder.
+STATUS_LABELS = {
+    "allow": ("OK", "green"),
+    "warn": ("Warning", "yellow"),
+    "throttle": ("Throttle", "dark_orange"),
+    "block": ("Block", "bold red"),
+}
+_NOT_IN_FORCE = ("Not in force", "dim")
+_BAR_WIDTH = 20
+
+
+def money(value: Decimal, currency: str = "") -> str:
+    """Rounded to cents with thousands separators, for tables (JSON keeps exact values)."""
+    text = f"{value:,.2f}"
+    return f"{text} {currency}" if currency else text
+
+
+def percent(ratio: Decimal) -> str:
+    return f"{ratio * 100:.1f}%"
+
+
+def status_label(status: BudgetStatus) -> tuple[str, str]:
+    if status.period_start is None:
+        return _NOT_IN_FORCE
+    return STATUS_LABELS.get(status.action.type, (status.action.type, ""))
+
+
+def utilization_bar(ratio: Decimal, style: str, width: int = _BAR_WIDTH) -> Text:
+    """``█████░░░░░  52.3%``; the bar is full at 100 % and the figure shows overruns."""
+    filled = max(0, min(width, int(ratio * width)))
+    bar = Text("█" * filled, style=style)
+    bar.append("░" * (width - filled), style="dim")
+    bar.append(f" {percent(ratio):>7}")
+    return bar
+
+
+def _scope_queue(budget: Budget) -> str:
+    return budget.queue_name or "(all queues)"
+
+
+def status_table(statuses: Sequence[BudgetStatus], *, title: str = "Budgets") -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("Tenant")
+    table.add_column("Queue")
+    table.add_column("Period")
+    table.add_column("Spend", justify="right")
+    table.add_column("Amount", justify="right")
+    table.add_column("Utilization", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    for s in statuses:
+        b = s.budget
+        label, style = status_label(s)
+        period = (
+            f"{b.period.type} {s.period_start}..{s.period_end}" if s.period_start else f"{b.period.type} (none now)"
+        )
+        table.add_row(
+            Text(b.tenant_id),
+            Text(_scope_queue(b)),
+            period,
+            money(s.current_spend),
+            money(b.amount, b.currency),
+            utilization_bar(s.utilization, style),
+            Text(label, style=style),
+        )
+    return table
+
+
+def status_json(s: BudgetStatus) -> dict[str, Any]:
+    b = s.budget
+    return {
+        "budget_id": b.id,
+        "tenant_id": b.tenant_id,
+        "queue_name": b.queue_name,
+        "period_type": b.period.type,
+        "period_start": s.period_start,
+        "period_end": s.period_end,
+        "current_spend": s.current_spend,
+        "amount": b.amount,
+        "currency": b.currency,
+        "utilization": s.utilization,
+        "status": status_label(s)[0],
+        "action": s.action,
+    }
+
+
+def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
+    """Budgets as stored; notification targets are redacted."""
+    table = Table(title=title, title_justify="left")
+    for name in ("ID", "Tenant", "Queue", "Period", "Amount", "Warn/Throttle/Block", "Policy", "Notify", "Active"):
+        # ID, amount and alert targets are never cut; long cells fold instead of being truncated.
+        table.add_column(
+            name,
+            overflow="fold",
+            justify="right" if name == "Amount" else "left",
+            no_wrap=name in ("ID", "Amount", "Notify"),
+        )
+    for b in budgets:
+        safe = b.redacted()
+        p = b.period
+        policy = b.enforcement_policy
+        rules = []
+        if policy.warn_only:
+            rules.append("warn only")
+        else:
+            rules.append(f"throttle ×{policy.throttle_factor:g}")
+            rules.append("block" if policy.block_new_jobs else "no block")
+        rules.append(f"bypass ≥{policy.emergency_priority}" if policy.allow_emergency else "no bypass")
+        if policy.grace_period_hours:
+            rules.append(f"grace {policy.grace_period_hours}h")
+        cells = (
+            str(b.id),
+            b.tenant_id,
+            _scope_queue(b),
+            f"{p.type} from {p.start_date}" + ("" if p.timezone == "UTC" else f" ({p.timezone})"),
+            money(b.amount, b.currency),
+            " / ".join(
+                f"{(t * 100).normalize():f}%" for t in (b.warning_threshold, b.throttle_threshold, b.block_threshold)
+            ),
+            ", ".join(rules),
+            "\n".join(f"{c.type}:{c.target}" for c in safe.notifications) or "-",
+            "yes" if b.active else "no",
+        )
+        table.add_row(*(Text(c) for c in cells))
+    return table
+
+
+def action_text(action: EnforcementAction) -> Text:
+    """``BLOCK  budget ... new jobs blocked`` in the colour of the action."""
+    label, style = STATUS_LABELS.get(action.type, (action.type, ""))
+    text = Text(action.type.upper(), style=style)
+    if action.type == "throttle":
+        text.append(f" (run at {action.factor * 100:.0f}% capacity)", style=style)
+    if action.bypass:
+        text.append(" (emergency bypass)", style="magenta")
+    text.append(f": {action.message}" if action.message else f": {label}")
+    return text
