@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, delete, func, select, text, tuple_, update
+from sqlalchemy import Connection, Float, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...domain.budget import Budget
@@ -144,13 +144,17 @@ class SqlStore:
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
         out: dict[SpendKey, Decimal] = {}
         with transaction(self.engine) as conn:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = [(k.budget_id, k.period_start) for k in keys[i : i + _CHUNK]]
+            wanted = set(keys)
+            ids = sorted({k.budget_id for k in keys})
+            for i in range(0, len(ids), _CHUNK):
+                # budget_id IN (...) searches the primary key (a row-value IN list would
+                # make SQLite scan); the few other periods of those budgets are dropped.
                 query = select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
-                    tuple_(budget_spend.c.budget_id, budget_spend.c.period_start).in_(chunk)
+                    budget_spend.c.budget_id.in_(ids[i : i + _CHUNK])
                 )
                 for budget_id, start, spend in conn.execute(query):
-                    out[SpendKey(budget_id, start)] = spend
+                    if (key := SpendKey(budget_id, start)) in wanted:
+                        out[key] = spend
         return out
 
     def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
@@ -207,8 +211,8 @@ class SqlStore:
 
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}
-        for i in range(0, len(keys), _CHUNK):
-            query = select(job_costs).where(tuple_(job_costs.c.tenant_id, job_costs.c.job_id).in_(keys[i : i + _CHUNK]))
+        for tenant_id, job_ids in bulk.keys_by_tenant(keys):
+            query = select(job_costs).where(job_costs.c.tenant_id == tenant_id, job_costs.c.job_id.in_(job_ids))
             for row in conn.execute(query).mappings():
                 out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
         return out
