@@ -61,18 +61,6 @@ def _job_tuple(r: JobRecord, sqlite: bool) -> tuple[Any, ...]:
             c.cost_model_version)  # fmt: skip
 
 
-def keys_by_tenant(keys: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
-    """(tenant, job ids) groups of at most ``_KEYS_PER_QUERY`` ids, for index lookups."""
-    grouped: dict[str, list[str]] = {}
-    for tenant_id, job_id in keys:
-        grouped.setdefault(tenant_id, []).append(job_id)
-    return [
-        (tenant_id, ids[i : i + _KEYS_PER_QUERY])
-        for tenant_id, ids in grouped.items()
-        for i in range(0, len(ids), _KEYS_PER_QUERY)
-    ]
-
-
 def insert_jobs(conn: Connection, records: Sequence[JobRecord]) -> set[tuple[str, str]]:
     """Insert the records whose (tenant_id, job_id) is new; return those keys.
     ``records`` must not repeat a key."""
@@ -84,14 +72,17 @@ def insert_jobs(conn: Connection, records: Sequence[JobRecord]) -> set[tuple[str
 def _insert_jobs_sqlite(conn: Connection, records: Sequence[JobRecord]) -> set[tuple[str, str]]:
     keys = [(r.metrics.tenant_id, r.metrics.job_id) for r in records]
     existing: set[tuple[str, str]] = set()
-    for tenant_id, job_ids in keys_by_tenant(keys):
-        marks = ",".join("?" for _ in job_ids)
-        # tenant = ? AND job_id IN (...) searches the primary key; a row-value IN
-        # list would make SQLite scan the whole index.
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
+        values = ",".join("(?,?)" for _ in chunk)
+        # A join with a VALUES list searches the primary key once per key (a row-value
+        # IN list would make SQLite scan the whole index).
         found = conn.exec_driver_sql(
-            f"SELECT job_id FROM job_costs WHERE tenant_id = ? AND job_id IN ({marks})", (tenant_id, *job_ids)
+            f"WITH v(t, j) AS (VALUES {values}) SELECT job_costs.tenant_id, job_costs.job_id "
+            "FROM v JOIN job_costs ON job_costs.tenant_id = v.t AND job_costs.job_id = v.j",
+            tuple(part for key in chunk for part in key),
         )
-        existing.update((tenant_id, j) for (j,) in found)
+        existing.update((t, j) for t, j in found)
     new = [r for r, k in zip(records, keys, strict=True) if k not in existing]
     if new:
         placeholders = ",".join("?" for _ in JOB_COLUMNS)

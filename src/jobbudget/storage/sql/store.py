@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, delete, func, select, text, update
+from sqlalchemy import Connection, Float, String, and_, column, delete, func, select, text, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...domain.budget import Budget
@@ -211,8 +211,12 @@ class SqlStore:
 
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}
-        for tenant_id, job_ids in bulk.keys_by_tenant(keys):
-            query = select(job_costs).where(job_costs.c.tenant_id == tenant_id, job_costs.c.job_id.in_(job_ids))
+        for i in range(0, len(keys), _CHUNK):
+            # joining a VALUES list lets both databases search the primary key per key
+            wanted = values(column("t", String), column("j", String), name="wanted").data(keys[i : i + _CHUNK]).cte()
+            query = select(job_costs).join(
+                wanted, and_(job_costs.c.tenant_id == wanted.c.t, job_costs.c.job_id == wanted.c.j)
+            )
             for row in conn.execute(query).mappings():
                 out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
         return out
