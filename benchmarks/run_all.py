@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _common import RESULTS
+
 HERE = Path(__file__).parent
 FULL = {
     "bench_cost.py": [],
@@ -31,7 +33,7 @@ def main() -> None:
     for script, extra in (QUICK if args.quick else FULL).items():
         print(f"== {script} {' '.join(extra)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *extra], check=True, stdout=subprocess.DEVNULL)
-    results = {p.stem: json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))}
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
     cost, check, ingest = results["cost"], results["check"], results["ingest"]
     print(f"calculate_job_cost            {cost['calculate_job_cost_jobs_per_s']:>10,} jobs/s")
     print(

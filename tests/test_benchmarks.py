@@ -1,0 +1,38 @@
+"""The benchmark scripts keep working (tiny sizes; the figures come from `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import require_postgres
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_benchmarks_run_and_report(tmp_path: Path) -> None:
+    require_postgres()
+    env = {**os.environ, "JOBBUDGET_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--quick"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    check = json.loads((tmp_path / "check.json").read_text())
+    ingest = json.loads((tmp_path / "ingest.json").read_text())
+    assert cost["calculate_job_cost_jobs_per_s"] > 0
+    assert check["budgets"] == 1000
+    # every state of the ladder, and the odd bypass, really occur in the check benchmark
+    assert {"allow", "warn", "throttle", "block"} <= set(check["outcomes"])
+    for backend in ("sqlite", "postgres"):
+        result = ingest[backend]
+        assert result["budgets"] == 500
+        assert result["duplicates"] > 0
+        assert result["jobs_stored"] + result["duplicates"] == result["jobs_submitted"]
+    assert "calculate_job_cost" in done.stdout
