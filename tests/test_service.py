@@ -780,3 +780,31 @@ def test_timestamps_in_other_zones(service_factory: ServiceFactory) -> None:
     assert service.get_budget_status(str(budget.id)).current_spend == 0
     [day] = service.get_daily_costs(TENANT, start=date(2023, 12, 31), end=date(2024, 1, 1))
     assert day.date == date(2023, 12, 31)
+
+
+def test_checks_do_not_wait_for_a_slow_ingest(clock: FakeClock) -> None:
+    """Admission checks read memory only: a batch stuck in the database does not hold
+    them up, and its spend counts as soon as it is committed."""
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowStore(MemoryStore):
+        def record_jobs(self, records: Any) -> Any:
+            entered.set()
+            release.wait(5)
+            return super().record_jobs(records)
+
+    service = BudgetService(Config(**NO_BASE), clock=clock, store=SlowStore())  # type: ignore[arg-type]
+    try:
+        service.create_budget(monthly("1"))
+        worker = threading.Thread(target=service.process_job_costs, args=([costing("slow", "0.95")],))
+        worker.start()
+        assert entered.wait(5)
+        started = time.perf_counter()
+        assert action_of(service) == "allow"  # answered while the batch is in flight
+        assert time.perf_counter() - started < 0.5
+        release.set()
+        worker.join(5)
+        assert action_of(service) == "throttle"
+    finally:
+        release.set()
+        service.close()

@@ -64,7 +64,12 @@ class BudgetService:
 
             store = open_store(self.config.database_url, schema=self.config.database_schema)
         self._store = store
-        self._lock = threading.RLock()
+        # Two locks, always taken in this order: ``_write`` serialises everything that
+        # writes the ledger or reshapes the spend state (ingest, budget changes, period
+        # rolls, resyncs) and is held across database I/O; ``_state`` guards the
+        # in-memory numbers for microseconds, and is all an admission check needs.
+        self._write = threading.RLock()
+        self._state = threading.Lock()
         self._index = SpendIndex()
         self._usage = UsageCache(store)
         self._audit = AuditBuffer(store)
@@ -112,9 +117,9 @@ class BudgetService:
         return now.astimezone(UTC)
 
     def _reload(self) -> None:
-        """Rebuild the in-memory state from the ledger.  Holds the lock throughout so
-        that no batch can commit between reading the ledger and swapping the state."""
-        with self._lock:
+        """Rebuild the in-memory state from the ledger.  Holds the write lock throughout
+        so that no batch can commit between reading the ledger and swapping the state."""
+        with self._write:
             now = self._now()
             budgets = self._store.list_budgets()
             windows = {b.id: window_at(b.period, now) for b in budgets}
@@ -123,8 +128,9 @@ class BudgetService:
             index = SpendIndex()
             for b in budgets:
                 w = windows[b.id]
-                index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO)
-            self._index = index
+                index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now)
+            with self._state:
+                self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
 
     def enable_debug_logging(self, enabled: bool = True) -> None:
@@ -148,7 +154,7 @@ class BudgetService:
             if m.timestamp is not None and m.timestamp > limit:
                 raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
         engine = self._engine
-        with self._lock:
+        with self._write:  # no roll or resync can change the index meanwhile
             index = self._index
             records: list[JobRecord] = []
             for m in batch:
@@ -163,13 +169,16 @@ class BudgetService:
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
             result = self._store.record_jobs(records)
+            with self._state:  # only jobs really stored count, once committed
+                for record, new in zip(records, result.inserted, strict=True):
+                    if new:
+                        index.add(record.spend_keys, record.cost.total_cost)
             first_cost: dict[tuple[str, str], JobCost] = {}
             out: list[JobCost] = []
             for record, new in zip(records, result.inserted, strict=True):
                 m = record.metrics
                 key = (m.tenant_id, m.job_id)
                 if new:
-                    index.add(record.spend_keys, record.cost.total_cost)
                     self._usage.observe(m)
                     first_cost[key] = record.cost
                     out.append(record.cost)
@@ -188,42 +197,52 @@ class BudgetService:
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
             raise ValidationError("priority", priority, "must be a whole number between 0 and 10")
         now = self._now()
-        with self._lock:
-            actions = []
-            for state in self._index.covering(tenant_id, queue_name):
-                self._index.roll(state, now, self._load_spend)
-                if state.window is None:
-                    continue
-                actions.append(
-                    decide(
-                        budget=state.budget,
-                        thresholds=state.thresholds,
-                        window=state.window,
-                        spend=state.spend,
-                        priority=priority,
-                        now=now,
-                    )
-                )
-            action = most_restrictive(actions)
-            if action.bypass:
-                for a in actions:
-                    if a.bypass:
-                        self._audit.append(
-                            AuditEntry(
-                                at=now,
-                                kind="bypass",
-                                tenant_id=tenant_id,
-                                queue_name=queue_name,
-                                budget_id=a.budget_id or "",
-                                details={
-                                    "priority": priority,
-                                    "spend": str(a.current_spend),
-                                    "amount": str(a.budget_amount),
-                                    "message": a.message,
-                                },
-                            )
+        with self._state:
+            states = self._index.covering(tenant_id, queue_name)
+            current = all(state.current_at(now) for state in states)
+            if current:
+                actions = self._decide(states, priority, now)
+        if not current:  # a period ended: roll (reads the ledger), rare
+            with self._write, self._state:
+                states = self._index.covering(tenant_id, queue_name)
+                for state in states:
+                    self._index.roll(state, now, self._load_spend)
+                actions = self._decide(states, priority, now)
+        action = most_restrictive(actions)
+        if action.bypass:
+            for a in actions:
+                if a.bypass:
+                    self._audit.append(
+                        AuditEntry(
+                            at=now,
+                            kind="bypass",
+                            tenant_id=tenant_id,
+                            queue_name=queue_name,
+                            budget_id=a.budget_id or "",
+                            details={
+                                "priority": priority,
+                                "spend": str(a.current_spend),
+                                "amount": str(a.budget_amount),
+                                "message": a.message,
+                            },
                         )
+                    )
         return action
+
+    @staticmethod
+    def _decide(states: list[BudgetState], priority: int, now: datetime) -> list[EnforcementAction]:
+        return [
+            decide(
+                budget=state.budget,
+                thresholds=state.thresholds,
+                window=state.window,
+                spend=state.spend,
+                priority=priority,
+                now=now,
+            )
+            for state in states
+            if state.window is not None
+        ]
 
     def _load_spend(self, key: SpendKey) -> Decimal:
         return self._store.load_spend([key]).get(key, ZERO)
@@ -270,7 +289,7 @@ class BudgetService:
     def _persist(self, operation: str, budget: Budget, *, now: datetime, actor: str) -> Budget:
         """Store ``budget`` with its current-period spend recounted from the stored
         jobs, and make enforcement use it (or drop it when inactive)."""
-        with self._lock:
+        with self._write:
             window = window_at(budget.period, now)
             seed: dict[SpendKey, Decimal] = {}
             if window is not None and budget.active:
@@ -283,10 +302,11 @@ class BudgetService:
                 if isinstance(exc, (ValidationError, NotFoundError)):
                     raise
                 raise BudgetError(operation, budget.tenant_id, exc) from exc
-            if budget.active:
-                self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO))
-            else:
-                self._index.remove(str(budget.id))
+            with self._state:
+                if budget.active:
+                    self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO), now=now)
+                else:
+                    self._index.remove(str(budget.id))
         return budget
 
     def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
@@ -301,15 +321,16 @@ class BudgetService:
 
     def get_budget_status(self, budget_id: str) -> BudgetStatus:
         now = self._now()
-        with self._lock:
+        with self._write, self._state:
             state = self._index.get(budget_id)
             if state is not None:
                 self._index.roll(state, now, self._load_spend)
-            else:
-                budget = self._store.get_budget(budget_id)
-                window = window_at(budget.period, now)
-                spend = self._spend_of(budget, window) if window else ZERO
-                state = BudgetState(budget, Thresholds.of(budget), window, spend)
+                state = replace(state)  # a snapshot: later jobs do not change this status
+        if state is None:
+            budget = self._store.get_budget(budget_id)
+            window = window_at(budget.period, now)
+            spend = self._spend_of(budget, window) if window else ZERO
+            state = BudgetState(budget, Thresholds.of(budget), window, spend)
         budget, window = state.budget, state.window
         if window is None:
             action = EnforcementAction(
@@ -419,5 +440,5 @@ class BudgetService:
         self._store.ping()
 
     def active_budget_states(self) -> Iterable[BudgetState]:
-        with self._lock:
-            return self._index.states()
+        with self._state:
+            return [replace(state) for state in self._index.states()]

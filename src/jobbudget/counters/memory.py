@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from ..domain.budget import Budget
 from ..domain.enforcement import Thresholds
 from ..domain.money import ZERO
-from ..domain.periods import PeriodWindow, window_at
+from ..domain.periods import PeriodWindow, first_window, window_at
 from ..domain.records import SpendKey
 
 __all__ = ["BudgetState", "SpendIndex"]
@@ -24,17 +24,42 @@ __all__ = ["BudgetState", "SpendIndex"]
 SpendLoader = Callable[[SpendKey], Decimal]
 
 
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
 @dataclass(slots=True)
 class BudgetState:
+    """One active budget: its current period window (None when not in force) and the
+    spend in it.  ``valid_from``/``valid_until`` bound the instants for which that
+    window assignment holds, so a check knows without date arithmetic when to roll."""
+
     budget: Budget
     thresholds: Thresholds
     window: PeriodWindow | None
     spend: Decimal = ZERO
+    valid_from: datetime = _NEVER
+    valid_until: datetime = _NEVER  # until bounded: not current, so the first check rolls
 
     @property
     def key(self) -> SpendKey | None:
         assert self.budget.id is not None
         return SpendKey(self.budget.id, self.window.start_date) if self.window else None
+
+    def current_at(self, now: datetime) -> bool:
+        """True when ``window`` is still the right one at ``now``."""
+        return self.valid_from <= now < self.valid_until
+
+    def bound(self, now: datetime) -> None:
+        """Set the validity of ``window``, which is the window at ``now``."""
+        if self.window is not None:
+            self.valid_from, self.valid_until = self.window.start, self.window.end
+            return
+        first = first_window(self.budget.period)
+        if now < first.start:  # not in force yet
+            self.valid_from, self.valid_until = _NEVER, first.start
+        else:  # a custom period that has ended: nothing more to roll into
+            self.valid_from, self.valid_until = first.end, _FOREVER
 
 
 class SpendIndex:
@@ -55,10 +80,12 @@ class SpendIndex:
     def states(self) -> list[BudgetState]:
         return list(self._by_id.values())
 
-    def put(self, budget: Budget, *, window: PeriodWindow | None, spend: Decimal) -> BudgetState:
+    def put(self, budget: Budget, *, window: PeriodWindow | None, spend: Decimal, now: datetime) -> BudgetState:
+        """Track ``budget`` with ``window`` (its window at ``now``) and that window's spend."""
         assert budget.id is not None
         self.remove(budget.id)
         state = BudgetState(budget, Thresholds.of(budget), window, spend)
+        state.bound(now)
         self._by_id[budget.id] = state
         if budget.queue_name:
             self._by_queue.setdefault((budget.tenant_id, budget.queue_name), []).append(state)
@@ -104,12 +131,12 @@ class SpendIndex:
                 state.spend += amount
 
     def roll(self, state: BudgetState, now: datetime, load: SpendLoader) -> None:
-        """Move ``state`` to the period containing ``now`` if it has left its own."""
-        window = state.window
-        if window is not None and window.start <= now < window.end:
+        """Move ``state`` to the period containing ``now`` if it has left its own; the
+        new period's spend comes from the ledger (``load``)."""
+        if state.current_at(now):
             return
         new = window_at(state.budget.period, now)
-        if new == window:
-            return
-        state.window = new
-        state.spend = load(state.key) if new is not None and state.key is not None else ZERO
+        if new != state.window:
+            state.window = new
+            state.spend = load(state.key) if new is not None and state.key is not None else ZERO
+        state.bound(now)
