@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .background import AuditBuffer, PeriodicWorker
 from .config import Config
@@ -22,10 +22,14 @@ from .domain.enforcement import EnforcementAction, Thresholds, decide, most_rest
 from .domain.errors import BudgetError, ConflictError, JobBudgetError, NotFoundError, ValidationError
 from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
-from .domain.periods import resolve_period, window_at
+from .domain.periods import BudgetPeriod, resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, DailyCost, JobRecord, PruneResult, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, Store
+
+if TYPE_CHECKING:
+    from .domain.forecasting import Forecast
+    from .domain.reporting import BudgetReport
 
 __all__ = ["BudgetService", "BudgetStatus"]
 
@@ -412,14 +416,48 @@ class BudgetService:
         self._engine = CostCalculationEngine(model, version=version.version)
         return version
 
+    # -- analytics (forecasts, reports, calibration live in jobbudget.analytics) ---
+    def now(self) -> datetime:
+        """The current time from the service's clock (aware, UTC)."""
+        return self._now()
+
+    @property
+    def store(self) -> Store:
+        """The storage the service uses (for the analytics use cases)."""
+        return self._store
+
+    def get_forecast(self, tenant_id: str, queue_name: str = "") -> Forecast:
+        """Forecast the current period of the active budget for exactly this scope
+        (tenant-wide when ``queue_name`` is empty)."""
+        from .analytics.forecasts import get_forecast
+
+        return get_forecast(self, tenant_id=tenant_id, queue_name=queue_name)
+
+    def generate_report(self, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
+        """Spend, drivers, breakdowns, daily series, forecast and recommendations for a
+        tenant over ``period``."""
+        from .analytics.reports import generate_report
+
+        return generate_report(self, tenant_id=tenant_id, period=period)
+
     # -- reading ------------------------------------------------------------------
     def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
         return self._store.get_job(tenant_id, job_id)
 
     def get_daily_costs(
-        self, tenant_id: str | None = None, *, queue_name: str | None = None, start: date, end: date
+        self,
+        tenant_id: str | None = None,
+        *,
+        queue_name: str | None = None,
+        start: date,
+        end: date,
+        exact_stats: bool = True,
     ) -> list[DailyCost]:
-        return self._store.daily_costs(tenant_id=tenant_id, queue_name=queue_name, start=start, end=end)
+        """Daily aggregates for ``start <= date <= end`` (UTC days); see
+        :meth:`jobbudget.ports.Store.daily_costs` for ``exact_stats``."""
+        return self._store.daily_costs(
+            tenant_id=tenant_id, queue_name=queue_name, start=start, end=end, exact_stats=exact_stats
+        )
 
     def list_audit(
         self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100

@@ -181,7 +181,9 @@ class MemoryStore:
                 )
         return stats
 
-    def daily_costs(self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date) -> list[DailyCost]:
+    def daily_costs(
+        self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date, exact_stats: bool = True
+    ) -> list[DailyCost]:
         with self._lock:
             out = []
             for (t, q, d), row in sorted(self._daily.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
@@ -191,7 +193,7 @@ class MemoryStore:
                         for r in self._jobs.values()
                         if r.day == d and r.metrics.tenant_id == t and r.metrics.queue_name == q
                     ]
-                    if costs:
+                    if costs and exact_stats:
                         row = replace(row, p95_job_cost=nearest_rank_p95(costs))
                         self._daily[(t, q, d)] = row
                     out.append(row)

@@ -17,7 +17,7 @@ from ...domain.codec import (
 )
 from ...domain.cost import CostBreakdown, JobCost
 from ...domain.periods import BudgetPeriod
-from ...domain.records import CostModelVersion, DailyCost, JobRecord
+from ...domain.records import CostModelVersion, DailyCost, JobRecord, average
 
 COST_COLUMNS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
 
@@ -123,7 +123,7 @@ def daily_from_row(row: Mapping[Any, Any]) -> DailyCost:
         total_jobs=row["total_jobs"],
         total_cost=row["total_cost"],
         breakdown=CostBreakdown(*(row[name] for name in COST_COLUMNS)),
-        avg_job_cost=row["avg_job_cost"],
+        avg_job_cost=average(row["total_cost"], row["total_jobs"]),
         max_job_cost=row["max_job_cost"],
         min_job_cost=row["min_job_cost"],
         p95_job_cost=row["p95_job_cost"],

@@ -240,15 +240,20 @@ class SqlStore:
         return UsageStats(count, *values)
 
     # -- daily aggregates -------------------------------------------------------
-    def daily_costs(self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date) -> list[DailyCost]:
-        """Daily rows for ``start <= date <= end``; avg and p95 are made exact first."""
+    def daily_costs(
+        self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date, exact_stats: bool = True
+    ) -> list[DailyCost]:
+        """Daily rows for ``start <= date <= end``.  With ``exact_stats`` each day's p95
+        is first recomputed from its jobs where new jobs arrived since; without it the
+        read is cheaper and p95 may lag (totals, counts, min, max and avg are exact)."""
         conds = [daily_costs.c.date >= start, daily_costs.c.date <= end]
         if tenant_id is not None:
             conds.append(daily_costs.c.tenant_id == tenant_id)
         if queue_name is not None:
             conds.append(daily_costs.c.queue_name == queue_name)
-        with transaction(self.engine, write=True) as conn:
-            self._refresh_stats(conn, and_(*conds))
+        with transaction(self.engine, write=exact_stats) as conn:
+            if exact_stats:
+                self._refresh_stats(conn, and_(*conds))
             query = (
                 select(daily_costs)
                 .where(*conds)
