@@ -16,11 +16,12 @@ from jobbudget.storage.sql.engine import make_engine
 from jobbudget.storage.sql.migrate import alembic_config, current_revision, upgrade
 from jobbudget.storage.sql.tables import metadata
 
-TABLES = {"job_costs", "daily_costs", "budgets", "budget_spend", "cost_models", "audit_log", "store_meta"}
+TABLES_0001 = {"job_costs", "daily_costs", "budgets", "budget_spend", "cost_models", "audit_log", "store_meta"}
+TABLES = TABLES_0001 | {"forecast_snapshots"}
+HEAD = "0002"
 
-#: The columns revision 0001 creates.  ``0001`` builds its tables from ``tables.py``,
-#: so a change there reaches new databases only; existing ones need a new revision.
-#: If this test fails, add a migration (and then update this snapshot).
+#: The columns revision 0001 creates (its DDL is frozen in the revision; this
+#: snapshot guards against editing a migration that has already shipped).
 REVISION_0001_COLUMNS = {
     "job_costs": [
         "tenant_id",
@@ -114,7 +115,7 @@ def test_upgrade_creates_every_table(engine: sa.Engine) -> None:
     assert table_names(engine) == set()
     upgrade(engine)
     assert table_names(engine) == TABLES | {"alembic_version"}
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
 
 
 def test_upgrade_is_idempotent(engine: sa.Engine) -> None:
@@ -122,8 +123,8 @@ def test_upgrade_is_idempotent(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO store_meta (key, value) VALUES ('probe', 'kept')"))
     upgrade(engine)
-    upgrade(engine, "0001")
-    assert current_revision(engine) == "0001"
+    upgrade(engine, "0001")  # already past it: nothing happens
+    assert current_revision(engine) == HEAD
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM store_meta WHERE key = 'probe'")).scalar() == "kept"
         assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
@@ -138,11 +139,22 @@ def test_migrated_schema_matches_metadata(engine: sa.Engine) -> None:
 
 
 def test_revision_0001_columns(engine: sa.Engine) -> None:
-    upgrade(engine)
+    upgrade(engine, "0001")
     inspector = sa.inspect(engine)
-    found = {name: [c["name"] for c in inspector.get_columns(name)] for name in sorted(TABLES)}
+    assert table_names(engine) == TABLES_0001 | {"alembic_version"}
+    found = {name: [c["name"] for c in inspector.get_columns(name)] for name in sorted(TABLES_0001)}
     assert found == REVISION_0001_COLUMNS
-    assert {t.name: [c.name for c in t.columns] for t in metadata.sorted_tables} == REVISION_0001_COLUMNS
+
+
+def test_upgrade_from_0001_keeps_data(engine: sa.Engine) -> None:
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO store_meta (key, value) VALUES ('probe', 'kept')"))
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    assert "forecast_snapshots" in table_names(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM store_meta WHERE key = 'probe'")).scalar() == "kept"
 
 
 def test_downgrade_and_upgrade_again(engine: sa.Engine) -> None:

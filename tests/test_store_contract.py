@@ -22,7 +22,7 @@ from jobbudget.domain.cost import COMPONENTS, CostBreakdown, CostModel, JobCost,
 from jobbudget.domain.errors import ConflictError, NotFoundError, StorageError
 from jobbudget.domain.money import NANO, from_nanos
 from jobbudget.domain.periods import BudgetPeriod
-from jobbudget.domain.records import AuditEntry, JobRecord, SpendKey
+from jobbudget.domain.records import AuditEntry, ForecastSnapshot, JobRecord, SpendKey
 from jobbudget.ports import Store
 
 StoreFactory = Callable[[], Store]
@@ -666,3 +666,47 @@ def test_concurrent_writers_count_each_job_once(store_factory: StoreFactory) -> 
     rows = one_day(writers[0])
     assert sum(r.total_jobs for r in rows) == 300
     assert sum((r.total_cost for r in rows), Decimal(0)) == total
+
+
+# -- forecast snapshots -----------------------------------------------------------------
+def snapshot(budget_id: str = "b1", start: date = date(2024, 1, 1), **kw: object) -> ForecastSnapshot:
+    values: dict[str, object] = {
+        "budget_id": budget_id,
+        "period_start": start,
+        "period_end": start + timedelta(days=30),
+        "as_of": start + timedelta(days=15),
+        "predicted_spend": Decimal("123.456789012"),
+        "lower_80": Decimal("100.000000001"),
+        "upper_80": Decimal("150"),
+        "lower_95": Decimal("90"),
+        "upper_95": Decimal("170"),
+        "method": "test-model",
+        "created_at": T0,
+        **kw,
+    }
+    return ForecastSnapshot(**values)  # type: ignore[arg-type]
+
+
+def test_forecast_snapshots_round_trip_and_close(store: Store) -> None:
+    assert store.save_forecast_snapshot(snapshot()) is True
+    assert store.save_forecast_snapshot(snapshot(predicted_spend=Decimal(1))) is False  # first one wins
+    assert store.save_forecast_snapshot(snapshot("b2", date(2024, 2, 1)))
+    assert [s.budget_id for s in store.list_forecast_snapshots()] == ["b2", "b1"]  # newest period first
+    (open_b1,) = store.list_forecast_snapshots(budget_id="b1", closed=False)
+    assert open_b1 == snapshot()
+    assert open_b1.error is None
+    store.close_forecast_snapshot(
+        budget_id="b1", period_start=date(2024, 1, 1), actual_spend=Decimal("120.000000000"), closed_at=T0
+    )
+    (closed,) = store.list_forecast_snapshots(closed=True)
+    assert closed.actual_spend == Decimal("120") and closed.closed_at == T0
+    assert closed.error == (Decimal("123.456789012") - 120) / 120
+    assert closed.within_80 is True
+    assert [s.budget_id for s in store.list_forecast_snapshots(closed=False)] == ["b2"]
+    with pytest.raises(NotFoundError):
+        store.close_forecast_snapshot(
+            budget_id="nope", period_start=date(2024, 1, 1), actual_spend=ZERO_D, closed_at=T0
+        )
+
+
+ZERO_D = Decimal(0)

@@ -14,6 +14,7 @@ from .domain.records import (
     AuditEntry,
     CostModelVersion,
     DailyCost,
+    ForecastSnapshot,
     JobRecord,
     PruneResult,
     RecordResult,
@@ -56,6 +57,15 @@ class Store(Protocol):
         self, *, tenant_id: str | None, queue_name: str | None, start: date, end: date, exact_stats: bool = True
     ) -> list[DailyCost]: ...
     def prune(self, *, raw_before: date, daily_before: date) -> PruneResult: ...
+
+    # forecast accuracy: each period's mid-period forecast and its outcome
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> bool: ...
+    def close_forecast_snapshot(
+        self, *, budget_id: str, period_start: date, actual_spend: Decimal, closed_at: datetime
+    ) -> None: ...
+    def list_forecast_snapshots(
+        self, *, budget_id: str | None = None, closed: bool | None = None, limit: int = 1000
+    ) -> list[ForecastSnapshot]: ...
 
     # audit trail
     def add_audit(self, entries: Sequence[AuditEntry]) -> None: ...

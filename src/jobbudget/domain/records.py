@@ -16,6 +16,7 @@ __all__ = [
     "AuditEntry",
     "CostModelVersion",
     "DailyCost",
+    "ForecastSnapshot",
     "JobRecord",
     "PruneResult",
     "RecordResult",
@@ -88,6 +89,42 @@ class AuditEntry:
     budget_id: str = ""
     actor: str = "system"
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSnapshot:
+    """A budget period's forecast made at its midpoint (from data before ``as_of``
+    only) and, once the period has closed, what was really spent."""
+
+    budget_id: str
+    period_start: date
+    period_end: date
+    as_of: date
+    predicted_spend: Decimal
+    lower_80: Decimal
+    upper_80: Decimal
+    lower_95: Decimal
+    upper_95: Decimal
+    method: str
+    created_at: datetime
+    actual_spend: Decimal | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def error(self) -> Decimal | None:
+        """(predicted − actual) / actual once closed (0 when both are 0; None when the
+        period is open or nothing was spent but something was forecast)."""
+        if self.actual_spend is None:
+            return None
+        if self.actual_spend == 0:
+            return ZERO if self.predicted_spend == 0 else None
+        return (self.predicted_spend - self.actual_spend) / self.actual_spend
+
+    @property
+    def within_80(self) -> bool | None:
+        if self.actual_spend is None:
+            return None
+        return self.lower_80 <= self.actual_spend <= self.upper_80
 
 
 @dataclass(frozen=True, slots=True)

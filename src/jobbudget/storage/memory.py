@@ -18,6 +18,7 @@ from ..domain.records import (
     AuditEntry,
     CostModelVersion,
     DailyCost,
+    ForecastSnapshot,
     JobRecord,
     PruneResult,
     RecordResult,
@@ -39,6 +40,7 @@ class MemoryStore:
         self._models: list[CostModelVersion] = []
         self._audit: list[AuditEntry] = []
         self._pruned_before: date | None = None
+        self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
 
     def migrate(self) -> None:
         return None
@@ -211,6 +213,33 @@ class MemoryStore:
             if self._pruned_before is None or raw_before > self._pruned_before:
                 self._pruned_before = raw_before
             return PruneResult(jobs_deleted=len(old), daily_rows_deleted=len(days))
+
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> bool:
+        with self._lock:
+            key = (snapshot.budget_id, snapshot.period_start)
+            if key in self._snapshots:
+                return False
+            self._snapshots[key] = snapshot
+            return True
+
+    def close_forecast_snapshot(
+        self, *, budget_id: str, period_start: date, actual_spend: Decimal, closed_at: datetime
+    ) -> None:
+        with self._lock:
+            key = (budget_id, period_start)
+            if key not in self._snapshots:
+                raise NotFoundError("forecast snapshot", f"{budget_id}@{period_start}")
+            self._snapshots[key] = replace(self._snapshots[key], actual_spend=actual_spend, closed_at=closed_at)
+
+    def list_forecast_snapshots(
+        self, *, budget_id: str | None = None, closed: bool | None = None, limit: int = 1000
+    ) -> list[ForecastSnapshot]:
+        found = [
+            s
+            for s in self._snapshots.values()
+            if budget_id in (None, s.budget_id) and closed in (None, s.closed_at is not None)
+        ]
+        return sorted(found, key=lambda s: (s.period_start, s.budget_id), reverse=True)[:limit]
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         with self._lock:

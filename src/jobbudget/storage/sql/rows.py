@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from ...domain.codec import (
 )
 from ...domain.cost import CostBreakdown, JobCost
 from ...domain.periods import BudgetPeriod
-from ...domain.records import CostModelVersion, DailyCost, JobRecord, average
+from ...domain.records import CostModelVersion, DailyCost, ForecastSnapshot, JobRecord, average
 
 COST_COLUMNS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
 
@@ -150,3 +151,11 @@ def cost_model_from_row(row: Mapping[Any, Any]) -> CostModelVersion:
 
 def zero_if_none(value: Decimal | None) -> Decimal:
     return value if value is not None else Decimal("0E-9")
+
+
+def snapshot_row(snapshot: ForecastSnapshot) -> dict[str, Any]:
+    return {f.name: getattr(snapshot, f.name) for f in fields(snapshot)}
+
+
+def snapshot_from_row(row: Mapping[Any, Any]) -> ForecastSnapshot:
+    return ForecastSnapshot(**{f.name: row[f.name] for f in fields(ForecastSnapshot)})

@@ -19,6 +19,7 @@ from ...domain.records import (
     AuditEntry,
     CostModelVersion,
     DailyCost,
+    ForecastSnapshot,
     JobRecord,
     PruneResult,
     RecordResult,
@@ -28,7 +29,16 @@ from ...domain.records import (
 )
 from . import bulk, rows
 from .engine import make_engine, transaction, translate_errors
-from .tables import audit_log, budget_spend, budgets, cost_models, daily_costs, job_costs, store_meta
+from .tables import (
+    audit_log,
+    budget_spend,
+    budgets,
+    cost_models,
+    daily_costs,
+    forecast_snapshots,
+    job_costs,
+    store_meta,
+)
 
 __all__ = ["SqlStore"]
 
@@ -298,6 +308,38 @@ class SqlStore:
                     {"key": "raw_pruned_before", "value": raw_before.isoformat()},
                 )
         return PruneResult(jobs_deleted=jobs, daily_rows_deleted=days)
+
+    # -- forecast snapshots -----------------------------------------------------
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> bool:
+        ins = self._insert(forecast_snapshots).on_conflict_do_nothing(index_elements=["budget_id", "period_start"])
+        with transaction(self.engine, write=True) as conn:
+            done = conn.execute(ins.returning(forecast_snapshots.c.budget_id), rows.snapshot_row(snapshot))
+            return done.first() is not None
+
+    def close_forecast_snapshot(
+        self, *, budget_id: str, period_start: date, actual_spend: Decimal, closed_at: datetime
+    ) -> None:
+        f = forecast_snapshots.c
+        with transaction(self.engine, write=True) as conn:
+            done = conn.execute(
+                update(forecast_snapshots)
+                .where(f.budget_id == budget_id, f.period_start == period_start)
+                .values(actual_spend=actual_spend, closed_at=closed_at)
+            )
+            if done.rowcount == 0:
+                raise NotFoundError("forecast snapshot", f"{budget_id}@{period_start}")
+
+    def list_forecast_snapshots(
+        self, *, budget_id: str | None = None, closed: bool | None = None, limit: int = 1000
+    ) -> list[ForecastSnapshot]:
+        f = forecast_snapshots.c
+        query = select(forecast_snapshots).order_by(f.period_start.desc(), f.budget_id.desc()).limit(limit)
+        if budget_id is not None:
+            query = query.where(f.budget_id == budget_id)
+        if closed is not None:
+            query = query.where(f.closed_at.is_not(None) if closed else f.closed_at.is_(None))
+        with transaction(self.engine) as conn:
+            return [rows.snapshot_from_row(r) for r in conn.execute(query).mappings()]
 
     # -- audit ------------------------------------------------------------------
     def _audit(self, conn: Connection, entries: Sequence[AuditEntry]) -> None:

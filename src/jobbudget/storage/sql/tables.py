@@ -137,3 +137,20 @@ store_meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+#: The forecast each budget period had at its midpoint, and (once the period has
+#: closed) what was really spent: the record behind the forecast-accuracy metric.
+forecast_snapshots = Table(
+    "forecast_snapshots",
+    metadata,
+    Column("budget_id", String(36), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("as_of", Date, nullable=False),
+    *_money_columns("predicted_spend", "lower_80", "upper_80", "lower_95", "upper_95"),
+    Column("method", String(100), nullable=False),
+    Column("actual_spend", Money, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("budget_id", "period_start", name="pk_forecast_snapshots"),
+)
