@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from .errors import ValidationError
@@ -40,6 +40,8 @@ __all__ = [
 _KB = Decimal(1024)
 _MB = Decimal(1048576)
 _MAX_WEIGHT = Decimal(1000)
+_MAX_UNIT_PRICE = Decimal(1_000_000)
+_UNIT_PRICE_CONTEXT = Context(prec=15, rounding=ROUND_HALF_EVEN)
 _USAGE_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes")
 
 
@@ -75,6 +77,43 @@ class CostModel:
 
     def to_mapping(self) -> dict[str, Decimal]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_unit_prices(
+        cls,
+        *,
+        cpu_per_vcpu_hour: Any,
+        ram_per_gib_hour: Any,
+        egress_per_gib: Any,
+        payload_per_gib: Any = None,
+        redis_per_million_ops: Any = ZERO,
+        base_per_job: Any = ZERO,
+        environment_multiplier: Any = 1,
+    ) -> CostModel:
+        """A model from cloud list prices in USD, converted to the model's units:
+        $/CPU-second = per vCPU-hour / 3600; $/MB·s = per GiB-hour / 1024 / 3600
+        (1 MB = 1 MiB = 1048576 bytes, as the engine counts); $/MB = egress per GiB / 1024;
+        $/KB of payload = payload per GiB (default: the egress price) / 1048576;
+        $/Redis operation = per million / 10⁶.  Each derived weight is rounded once,
+        half-even, to 15 significant digits; base and multiplier are taken as given."""
+        given = {
+            "cpu_per_vcpu_hour": cpu_per_vcpu_hour,
+            "ram_per_gib_hour": ram_per_gib_hour,
+            "egress_per_gib": egress_per_gib,
+            "payload_per_gib": egress_per_gib if payload_per_gib is None else payload_per_gib,
+            "redis_per_million_ops": redis_per_million_ops,
+        }
+        p = {k: check_non_negative(f"unit_prices.{k}", v, maximum=_MAX_UNIT_PRICE) for k, v in given.items()}
+        div = _UNIT_PRICE_CONTEXT.divide
+        return cls(
+            cpu_time_weight=div(p["cpu_per_vcpu_hour"], Decimal(3600)),
+            memory_weight=div(p["ram_per_gib_hour"], Decimal(1024 * 3600)),
+            payload_weight=div(p["payload_per_gib"], _MB),
+            redis_ops_weight=div(p["redis_per_million_ops"], Decimal(1_000_000)),
+            network_weight=div(p["egress_per_gib"], _KB),
+            base_job_weight=base_per_job,
+            environment_multiplier=environment_multiplier,
+        )
 
 
 def default_cost_model() -> CostModel:

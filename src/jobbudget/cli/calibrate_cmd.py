@@ -1,0 +1,275 @@
+"""``jobbudget calibrate`` and ``jobbudget costmodel ...``: fit the cost model to real
+infrastructure costs, and show, list or set cost models and pricing presets."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ..domain.codec import cost_model_to_mapping
+from ..domain.cost import CostModel
+from ..domain.errors import ValidationError
+from ..pricing import preset_names, unit_prices
+from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, open_service, out_console
+
+if TYPE_CHECKING:
+    from ..analytics.calibration import CalibrationOutcome
+
+__all__ = ["calibrate", "costmodel_app"]
+
+costmodel_app = typer.Typer(
+    help="Show the cost model in force, list the cloud pricing presets, or switch to one.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+#: Weight -> (label, unit) for tables.
+LABELS = {
+    "cpu_time_weight": ("CPU", "$/CPU-second"),
+    "memory_weight": ("Memory", "$/MB·second"),
+    "payload_weight": ("Payload", "$/KB"),
+    "redis_ops_weight": ("Redis", "$/operation"),
+    "network_weight": ("Network", "$/MB"),
+    "base_job_weight": ("Base", "$/job"),
+    "environment_multiplier": ("Environment multiplier", "×"),
+}
+_ACTION_STYLES = {"apply the calibrated model": "bold green", "collect more benchmarks": "yellow"}
+
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset", metavar="NAME", help="A pricing preset (see `jobbudget costmodel presets`).", show_default=False
+    ),
+]
+
+
+def calibrate(
+    benchmarks: Annotated[
+        Path,
+        typer.Argument(metavar="BENCHMARKS.csv", dir_okay=False, help="CSV of benchmark results.", show_default=False),
+    ],
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Store the calibrated model as a new version (priced jobs keep their cost)."),
+    ] = False,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Fit the cost model's weights to jobs whose real infrastructure cost is known.
+
+    BENCHMARKS.csv has a header naming actual_cost, cpu_time, memory_mb_seconds,
+    payload_bytes, redis_ops, network_bytes and timestamp (ISO-8601 with offset), and
+    optionally job_type, calculated_cost and infrastructure_cost.  At least 10 rows.
+    Prints the accuracy of the current and calibrated models (in sample and 5-fold
+    cross-validated), the current model's drift (positive: it overcharges), the old
+    and new weights and a recommendation.  Every run is recorded in the audit log.
+    """
+    # Imported here: the fit needs numpy, which other commands should not pay for.
+    from ..analytics.calibration import run_calibration
+    from ..domain.calibration_io import read_benchmarks_csv
+
+    settings = Settings(config, database_url, json)
+    with cli_errors():
+        text = _read(benchmarks)
+        with open_service(settings) as service:
+            items = read_benchmarks_csv(
+                io.StringIO(text, newline=""), model=service.get_cost_model(), source=str(benchmarks)
+            )
+            outcome = run_calibration(service, items, apply=apply)
+    if json:
+        emit_json(
+            {
+                "benchmarks_file": str(benchmarks),
+                "report": outcome.report,
+                "calibrated_model": cost_model_to_mapping(outcome.model),
+                "applied": outcome.applied,
+                "cost_model_version": outcome.cost_model_version,
+            }
+        )
+    else:
+        _print_calibration(outcome)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValidationError("benchmarks", str(path), f"cannot read file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValidationError("benchmarks", str(path), "is not UTF-8 text") from None
+
+
+def _plain(value: Decimal) -> str:
+    """Positional notation for tables (``0.0000000011``, not ``1.1E-9``)."""
+    return format(value, "f")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _print_calibration(outcome: CalibrationOutcome) -> None:
+    r = outcome.report
+    console = out_console()
+    console.print(
+        f"Calibrated against {r.benchmarks} benchmarks (environment multiplier {r.environment_multiplier} kept)."
+    )
+    console.print(
+        f"Accuracy: current model {_pct(r.accuracy_before)}, calibrated {_pct(r.accuracy_after)} in sample, "
+        f"{_pct(r.cross_validated_accuracy)} cross-validated ({r.folds}-fold)."
+    )
+    leaning = "overcharges" if r.drift > 0 else "undercharges" if r.drift < 0 else "is unbiased"
+    console.print(f"Drift of the current model: {r.drift * 100:+.1f}% (it {leaning}).")
+    table = Table(title="Weights", title_justify="left")
+    table.add_column("Component")
+    table.add_column("Unit")
+    table.add_column("Current", justify="right")
+    table.add_column("Calibrated", justify="right")
+    table.add_column("Change", justify="right")
+    for change in r.weight_changes:
+        label, unit = LABELS[change.name]
+        if change.relative_change is None:
+            delta = Text("new", style="yellow")
+        else:
+            style = "" if abs(change.relative_change) < 0.05 else "yellow"
+            delta = Text(f"{change.relative_change * 100:+.1f}%", style=style)
+        table.add_row(label, unit, _plain(change.old), _plain(change.new), delta)
+    console.print(table)
+    for missing in r.unidentified_components:
+        label = LABELS[missing.name][0]
+        console.print(f"Kept the current {label} weight: {escape(missing.reason)}.")
+    style = _ACTION_STYLES.get(r.recommended_action, "")
+    console.print(Text("Recommendation: ") + Text(r.recommended_action, style=style) + Text("."))
+    if outcome.applied:
+        console.print(f"Applied: cost model version {outcome.cost_model_version} prices new jobs from now on.")
+    else:
+        console.print(
+            f"Not applied (cost model version {outcome.cost_model_version} stays in force); "
+            "run again with --apply to store the calibrated model."
+        )
+
+
+def _weights_table(model: CostModel, title: str) -> Table:
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("Component")
+    table.add_column("Weight", justify="right")
+    table.add_column("Unit")
+    for name, value in model.to_mapping().items():
+        label, unit = LABELS[name]
+        table.add_row(label, _plain(value), unit)
+    return table
+
+
+def _prices_json(name: str) -> dict[str, Any]:
+    prices = unit_prices(name)
+    return {
+        "name": prices.name,
+        "provider": prices.provider,
+        "description": prices.description,
+        "unit_prices": {
+            "cpu_per_vcpu_hour": prices.cpu_per_vcpu_hour,
+            "ram_per_gib_hour": prices.ram_per_gib_hour,
+            "egress_per_gib": prices.egress_per_gib,
+        },
+        "weights": cost_model_to_mapping(prices.cost_model()),
+    }
+
+
+@costmodel_app.command("show")
+def costmodel_show(
+    preset: PresetOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the cost model in force (with its version), or a preset's weights."""
+    settings = Settings(config, database_url, json)
+    with cli_errors():
+        if preset is not None:
+            data = _prices_json(preset)
+            if json:
+                emit_json({"source": "preset", **data})
+                return
+            p = unit_prices(preset)
+            out_console().print(
+                _weights_table(p.cost_model(), f"Preset {preset}: {p.description or p.provider}"),
+                f"From CPU {p.cpu_per_vcpu_hour} $/vCPU-hour, RAM {p.ram_per_gib_hour} $/GiB-hour, "
+                f"egress {p.egress_per_gib} $/GiB (OpenCost).",
+            )
+            return
+        with open_service(settings) as service:
+            version = service.get_cost_model_version()
+            model = service.get_cost_model()
+            stored = next((v for v in service.list_cost_models() if v.version == version), None)
+    if json:
+        emit_json(
+            {
+                "source": "database",
+                "version": version,
+                "created_at": stored.created_at if stored else None,
+                "created_by": stored.created_by if stored else None,
+                "weights": cost_model_to_mapping(model),
+            }
+        )
+        return
+    made = f", set {stored.created_at:%Y-%m-%d %H:%M} UTC by {stored.created_by}" if stored else ""
+    out_console().print(_weights_table(model, f"Cost model version {version}{made}"))
+
+
+@costmodel_app.command("presets")
+def costmodel_presets(json: JsonOption = False) -> None:
+    """List the cloud pricing presets (OpenCost's default price tables)."""
+    with cli_errors():
+        rows = [_prices_json(name) for name in preset_names()]
+    if json:
+        emit_json(rows)
+        return
+    table = Table(title="Pricing presets (OpenCost default price tables, USD)", title_justify="left")
+    table.add_column("Name")
+    table.add_column("CPU /vCPU-h", justify="right")
+    table.add_column("RAM /GiB-h", justify="right")
+    table.add_column("Egress /GiB", justify="right")
+    table.add_column("Description")
+    for row in rows:
+        u: dict[str, Decimal] = row["unit_prices"]
+        table.add_row(
+            row["name"],
+            str(u["cpu_per_vcpu_hour"]),
+            str(u["ram_per_gib_hour"]),
+            str(u["egress_per_gib"]),
+            Text(row["description"] or row["provider"]),
+        )
+    out_console().print(table)
+
+
+@costmodel_app.command("set")
+def costmodel_set(
+    preset: Annotated[
+        str,
+        typer.Option("--preset", metavar="NAME", help="The pricing preset to apply.", show_default=False),
+    ],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Price new jobs with a preset's weights from now on (a new cost model version;
+    jobs already priced keep their cost)."""
+    settings = Settings(config, database_url, json)
+    with cli_errors():
+        prices = unit_prices(preset)
+        with open_service(settings) as service:
+            stored = service.update_cost_model(prices.cost_model(), actor=f"preset:{preset}")
+    if json:
+        emit_json({"preset": preset, "version": stored.version, "weights": cost_model_to_mapping(stored.model)})
+    else:
+        out_console().print(
+            f"Cost model version {stored.version} (preset {escape(preset)}) prices new jobs from now on."
+        )
