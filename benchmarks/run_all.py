@@ -18,11 +18,13 @@ FULL = {
     "bench_cost.py": [],
     "bench_check.py": [],
     "bench_ingest.py": [],
+    "bench_report.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
     "bench_check.py": ["--checks", "5000"],
     "bench_ingest.py": ["--jobs", "3000"],
+    "bench_report.py": ["--jobs", "20000", "--runs", "5"],
 }
 
 
@@ -46,6 +48,12 @@ def main() -> None:
                 f"process_job_costs {backend:<10}  {r['jobs_per_s']:>10,} jobs/s  "
                 f"({r['bytes_per_job_total_db']} bytes per stored job)"
             )
+    if "report" in results:
+        r = results["report"]
+        print(
+            f"generate_report median        {r['median_ms']:>10} ms  (max {r['max_ms']} ms, {r['jobs']:,} jobs, "
+            f"{r['daily_rows']} daily rows)"
+        )
 
 
 if __name__ == "__main__":

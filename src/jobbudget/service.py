@@ -28,6 +28,7 @@ from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, Store
 
 if TYPE_CHECKING:
+    from .domain.forecast_backtest import BacktestResult
     from .domain.forecasting import Forecast
     from .domain.reporting import BudgetReport
 
@@ -432,6 +433,12 @@ class BudgetService:
         from .analytics.forecasts import get_forecast
 
         return get_forecast(self, tenant_id=tenant_id, queue_name=queue_name)
+
+    def forecast_accuracy(self, tenant_id: str, queue_name: str = "") -> BacktestResult:
+        """Backtest the forecast on this scope's own daily spend of the last year."""
+        from .analytics.forecasts import forecast_accuracy
+
+        return forecast_accuracy(self, tenant_id=tenant_id, queue_name=queue_name)
 
     def generate_report(self, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
         """Spend, drivers, breakdowns, daily series, forecast and recommendations for a

@@ -17,6 +17,7 @@ from ..config import Config
 if TYPE_CHECKING:
     from ..demo import DemoReport
 from .budgets import budget_app
+from .calibrate_cmd import calibrate, costmodel_app
 from .common import (
     AtOption,
     ConfigOption,
@@ -29,8 +30,10 @@ from .common import (
     out_console,
 )
 from .common import open_service as _open_service
+from .forecast_cmd import forecast, forecast_accuracy
 from .ingest_cmd import ingest
 from .render import action_text, money, status_json, status_table
+from .report_cmd import report
 
 __all__ = ["app", "main"]
 
@@ -46,6 +49,11 @@ db_app = typer.Typer(help="Database maintenance: schema upgrades and retention."
 app.add_typer(budget_app, name="budget")
 app.add_typer(db_app, name="db")
 app.command("ingest")(ingest)
+app.command("forecast")(forecast)
+app.command("forecast-accuracy")(forecast_accuracy)
+app.command("report")(report)
+app.command("calibrate")(calibrate)
+app.add_typer(costmodel_app, name="costmodel")
 
 BLOCK_EXIT = 3
 

@@ -1,0 +1,99 @@
+"""Forecast use cases: the current period of a budget, and the forecast's accuracy on
+a tenant's own history (called by :meth:`BudgetService.get_forecast` and
+:meth:`BudgetService.forecast_accuracy`).
+
+Days are UTC days (the daily aggregates are kept per UTC day) while a budget's
+period and "today" are local dates in its timezone.  For a non-UTC budget the
+history is therefore shifted by the zone's offset, and today's partial spend is
+the spend of the UTC day carrying today's local date: an approximation of at most
+a few hours of spend at each end, which moves the forecast far less than its
+interval.  The period's spend itself (``get_budget_status``) is exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ..domain.budget import Budget
+from ..domain.errors import NotFoundError
+from ..domain.forecast_backtest import BacktestResult, backtest
+from ..domain.forecasting import Forecast, forecast_spend
+from ..domain.money import ZERO
+from ..domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
+
+if TYPE_CHECKING:
+    from ..service import BudgetService, BudgetStatus
+
+__all__ = ["ACCURACY_DAYS", "HISTORY_DAYS", "forecast_accuracy", "get_forecast"]
+
+#: Days of daily history the forecast reads (the model uses at most 182).
+HISTORY_DAYS = 120
+#: Days of history the accuracy backtest replays.
+ACCURACY_DAYS = 365
+
+
+def _daily_totals(
+    service: BudgetService, *, tenant_id: str, queue_name: str, start: date, end: date
+) -> dict[date, Decimal]:
+    """Spend per UTC day of the scope (summed over queues when ``queue_name`` is "")."""
+    rows = service.get_daily_costs(tenant_id, queue_name=queue_name or None, start=start, end=end, exact_stats=False)
+    totals: dict[date, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        totals[row.date] += row.total_cost
+    return dict(totals)
+
+
+def _budget_in_force(service: BudgetService, tenant_id: str, queue_name: str) -> tuple[Budget, BudgetStatus]:
+    """The active budget of exactly this scope that has a period now."""
+    for budget in service.list_budgets(tenant_id):
+        if budget.queue_name == queue_name and budget.active and budget.id is not None:
+            status = service.get_budget_status(budget.id)
+            if status.period_start is not None:
+                return budget, status
+    raise NotFoundError("budget", f"{tenant_id}/{queue_name}")
+
+
+def get_forecast(service: BudgetService, *, tenant_id: str, queue_name: str = "") -> Forecast:
+    """Forecast the current period of the active budget of ``tenant_id`` / ``queue_name``
+    (tenant-wide: ``""``); :class:`NotFoundError` (``BUDGET_NOT_FOUND``) without one."""
+    check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+    check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
+    budget, status = _budget_in_force(service, tenant_id, queue_name)
+    start, end = status.period_start, status.period_end
+    assert start is not None and end is not None  # a budget in force has a window
+    today = service.now().astimezone(budget.period.tz).date()  # within start..end: the window holds now
+    totals = _daily_totals(
+        service, tenant_id=tenant_id, queue_name=queue_name, start=today - timedelta(days=HISTORY_DAYS), end=today
+    )
+    observed_today = totals.pop(today, ZERO)
+    # Spend of the period before today; today's partial spend goes to the model
+    # separately (its projection of today is never below it).
+    return forecast_spend(
+        history=sorted(totals.items()),
+        period_start=start,
+        period_end=end,
+        as_of=today,
+        budget_amount=budget.amount,
+        current_spend=max(status.current_spend - observed_today, ZERO),
+        observed_today=observed_today,
+    )
+
+
+def forecast_accuracy(service: BudgetService, *, tenant_id: str, queue_name: str = "") -> BacktestResult:
+    """Backtest the forecast on the scope's own daily spend of the last year: each
+    fully covered calendar month, forecast on the 5th, 10th, 15th, 20th and 25th."""
+    check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+    check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
+    today = service.now().date()
+    totals = _daily_totals(
+        service,
+        tenant_id=tenant_id,
+        queue_name=queue_name,
+        start=today - timedelta(days=ACCURACY_DAYS),
+        end=today - timedelta(days=1),
+    )
+    totals.setdefault(today - timedelta(days=1), ZERO)  # the history runs up to yesterday
+    return backtest(sorted(totals.items()))

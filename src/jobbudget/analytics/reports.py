@@ -1,0 +1,83 @@
+"""The report use case: read the daily aggregates, the budgets and the forecast, then
+let :func:`jobbudget.domain.reporting.build_report` add them up.
+
+Cheap by design: one read of the daily aggregates (``exact_stats=False``: one row per
+queue and UTC day, never the jobs), the tenant's budgets from the in-memory state,
+and the forecast only when the report is about the current period.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+from ..domain.errors import NotFoundError, ValidationError
+from ..domain.periods import BudgetPeriod, first_window, resolve_period
+from ..domain.reporting import BudgetLine, BudgetReport, ForecastLike, build_report, lookback_start
+from ..domain.validation import MAX_TENANT_LEN, check_identifier
+
+if TYPE_CHECKING:
+    from ..service import BudgetService, BudgetStatus
+
+__all__ = ["budget_line", "generate_report"]
+
+
+def budget_line(status: BudgetStatus) -> BudgetLine:
+    """A budget status as a report row."""
+    b = status.budget
+    return BudgetLine(
+        budget_id=str(b.id),
+        queue_name=b.queue_name,
+        scope=b.queue_name or "(all queues)",
+        period_type=b.period.type,
+        period_start=status.period_start,
+        period_end=status.period_end,
+        amount=b.amount,
+        currency=b.currency,
+        spend=status.current_spend,
+        utilization=status.utilization,
+        action=status.action.type if status.period_start is not None else "not in force",
+    )
+
+
+def generate_report(service: BudgetService, *, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
+    """The tenant's report over ``period`` (missing dates: the calendar period of its
+    type containing now).  Raises :class:`NotFoundError` for a tenant that has never
+    had a job or a budget."""
+    check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+    if not isinstance(period, BudgetPeriod):
+        raise ValidationError("period", period, "must be a BudgetPeriod")
+    now = service.now()
+    resolved = resolve_period(period, now)
+    assert resolved.start_date is not None and resolved.end_date is not None
+    today = now.date()  # UTC, like the daily aggregates
+    rows = service.get_daily_costs(
+        tenant_id, start=lookback_start(resolved, today), end=resolved.end_date, exact_stats=False
+    )
+    budgets = service.list_budgets(tenant_id)
+    if not rows and not budgets and not _ever_seen(service, tenant_id):
+        raise NotFoundError("tenant", tenant_id)
+    lines = [budget_line(service.get_budget_status(str(b.id))) for b in budgets]
+    forecast: ForecastLike | None = None
+    if any(not b.queue_name for b in budgets) and first_window(resolved).contains(now):
+        try:
+            forecast = service.get_forecast(tenant_id)
+        except NotFoundError:
+            forecast = None
+    return build_report(
+        tenant_id=tenant_id,
+        period=resolved,
+        daily_costs=rows,
+        budgets=lines,
+        forecast=forecast,
+        today=today,
+        generated_at=now,
+    )
+
+
+def _ever_seen(service: BudgetService, tenant_id: str) -> bool:
+    """Whether the tenant has any budget (even inactive) or any daily row: only asked
+    when the report's own reads found nothing."""
+    if service.list_budgets(tenant_id, include_inactive=True):
+        return True
+    return bool(service.get_daily_costs(tenant_id, start=date(1, 1, 1), end=date(9999, 12, 31), exact_stats=False))
