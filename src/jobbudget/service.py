@@ -22,15 +22,14 @@ from .domain.enforcement import EnforcementAction, Thresholds, decide, most_rest
 from .domain.errors import BudgetError, ConflictError, JobBudgetError, NotFoundError, ValidationError
 from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
-from .domain.periods import BudgetPeriod, resolve_period, window_at
-from .domain.records import AuditEntry, CostModelVersion, DailyCost, JobRecord, PruneResult, SpendKey
+from .domain.periods import resolve_period, window_at
+from .domain.records import AuditEntry, CostModelVersion, JobRecord, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, Store
+from .service_queries import QueriesMixin
 
 if TYPE_CHECKING:
-    from .domain.forecast_backtest import BacktestResult
-    from .domain.forecasting import Forecast
-    from .domain.reporting import BudgetReport
+    pass
 
 __all__ = ["BudgetService", "BudgetStatus"]
 
@@ -56,7 +55,7 @@ class BudgetStatus:
     period_end: date | None
 
 
-class BudgetService:
+class BudgetService(QueriesMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
@@ -91,7 +90,8 @@ class BudgetService:
         except Exception:
             self._store.close()
             raise
-        self._worker = PeriodicWorker([(1.0, self.flush), (self.config.flush_interval.total_seconds(), self._reload)])
+        every = self.config.flush_interval.total_seconds()
+        self._worker = PeriodicWorker([(1.0, self.flush), (every, self._reload), (every, self._housekeeping)])
         self._worker.start()
 
     # -- life cycle ---------------------------------------------------------------
@@ -137,6 +137,10 @@ class BudgetService:
             with self._state:
                 self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
+
+    def _housekeeping(self) -> None:
+        """Periodic work off the request path: mid-period forecast snapshots."""
+        self.record_forecast_snapshots()
 
     def enable_debug_logging(self, enabled: bool = True) -> None:
         logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
@@ -417,7 +421,6 @@ class BudgetService:
         self._engine = CostCalculationEngine(model, version=version.version)
         return version
 
-    # -- analytics (forecasts, reports, calibration live in jobbudget.analytics) ---
     def now(self) -> datetime:
         """The current time from the service's clock (aware, UTC)."""
         return self._now()
@@ -426,60 +429,6 @@ class BudgetService:
     def store(self) -> Store:
         """The storage the service uses (for the analytics use cases)."""
         return self._store
-
-    def get_forecast(self, tenant_id: str, queue_name: str = "") -> Forecast:
-        """Forecast the current period of the active budget for exactly this scope
-        (tenant-wide when ``queue_name`` is empty)."""
-        from .analytics.forecasts import get_forecast
-
-        return get_forecast(self, tenant_id=tenant_id, queue_name=queue_name)
-
-    def forecast_accuracy(self, tenant_id: str, queue_name: str = "") -> BacktestResult:
-        """Backtest the forecast on this scope's own daily spend of the last year."""
-        from .analytics.forecasts import forecast_accuracy
-
-        return forecast_accuracy(self, tenant_id=tenant_id, queue_name=queue_name)
-
-    def generate_report(self, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
-        """Spend, drivers, breakdowns, daily series, forecast and recommendations for a
-        tenant over ``period``."""
-        from .analytics.reports import generate_report
-
-        return generate_report(self, tenant_id=tenant_id, period=period)
-
-    # -- reading ------------------------------------------------------------------
-    def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
-        return self._store.get_job(tenant_id, job_id)
-
-    def get_daily_costs(
-        self,
-        tenant_id: str | None = None,
-        *,
-        queue_name: str | None = None,
-        start: date,
-        end: date,
-        exact_stats: bool = True,
-    ) -> list[DailyCost]:
-        """Daily aggregates for ``start <= date <= end`` (UTC days); see
-        :meth:`jobbudget.ports.Store.daily_costs` for ``exact_stats``."""
-        return self._store.daily_costs(
-            tenant_id=tenant_id, queue_name=queue_name, start=start, end=end, exact_stats=exact_stats
-        )
-
-    def list_audit(
-        self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
-    ) -> list[AuditEntry]:
-        self.flush()
-        return self._store.list_audit(tenant_id=tenant_id, kind=kind, limit=limit)
-
-    def prune(self) -> PruneResult:
-        """Delete per-job rows older than ``raw_retention_days`` and daily rows older
-        than ``retention_days`` (exact daily statistics are kept)."""
-        today = self._now().date()
-        return self._store.prune(
-            raw_before=today - timedelta(days=self.config.raw_retention_days),
-            daily_before=today - timedelta(days=self.config.retention_days),
-        )
 
     def ping(self) -> None:
         self._store.ping()

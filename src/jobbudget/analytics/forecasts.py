@@ -35,7 +35,7 @@ HISTORY_DAYS = 120
 ACCURACY_DAYS = 365
 
 
-def _daily_totals(
+def daily_totals(
     service: BudgetService, *, tenant_id: str, queue_name: str, start: date, end: date
 ) -> dict[date, Decimal]:
     """Spend per UTC day of the scope (summed over queues when ``queue_name`` is "")."""
@@ -65,7 +65,7 @@ def get_forecast(service: BudgetService, *, tenant_id: str, queue_name: str = ""
     start, end = status.period_start, status.period_end
     assert start is not None and end is not None  # a budget in force has a window
     today = service.now().astimezone(budget.period.tz).date()  # within start..end: the window holds now
-    totals = _daily_totals(
+    totals = daily_totals(
         service, tenant_id=tenant_id, queue_name=queue_name, start=today - timedelta(days=HISTORY_DAYS), end=today
     )
     observed_today = totals.pop(today, ZERO)
@@ -88,7 +88,7 @@ def forecast_accuracy(service: BudgetService, *, tenant_id: str, queue_name: str
     check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
     check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
     today = service.now().date()
-    totals = _daily_totals(
+    totals = daily_totals(
         service,
         tenant_id=tenant_id,
         queue_name=queue_name,
