@@ -289,3 +289,15 @@ def test_redacted_url_never_shows_the_password(user: str, password: str, host: s
     assert shown == f"postgresql://{user}:***@{host}/budgets"
     userinfo = shown.split("://", 1)[1].split("@", 1)[0]
     assert userinfo.split(":", 1)[1] == "***"
+
+
+def test_cloud_pricing_presets_in_config() -> None:
+    from jobbudget.pricing import cost_model_from_preset
+
+    assert Config(cost_model="gcp").build_cost_model() == cost_model_from_preset("gcp")
+    tuned = Config(cost_model={"preset": "aws", "base_job_weight": "0.0001"}).build_cost_model()
+    assert tuned.base_job_weight == Decimal("0.0001")
+    assert tuned.cpu_time_weight == cost_model_from_preset("aws").cpu_time_weight
+    with pytest.raises(jobbudget.ValidationError) as bad:
+        Config(cost_model="moon-cloud")
+    assert bad.value.field == "cost_model.preset"

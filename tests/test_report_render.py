@@ -168,3 +168,12 @@ def test_render_dispatches_every_format_and_rejects_others() -> None:
         assert render(report, fmt=fmt)
     with pytest.raises(ValidationError, match="format"):
         render(report, fmt="pdf")
+
+
+def test_csv_neutralises_formula_like_queue_names() -> None:
+    from jobbudget.render.tabular import csv_text
+
+    assert csv_text("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_text("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_text("-2+3") == "'-2+3"
+    assert csv_text("q_2w") == "q_2w"

@@ -48,7 +48,7 @@ class CostModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    preset: Literal["default", "production", "staging"] = "default"
+    preset: str = "default"
     cpu_time_weight: Decimal | None = None
     memory_weight: Decimal | None = None
     payload_weight: Decimal | None = None
@@ -57,8 +57,23 @@ class CostModelSettings(BaseModel):
     base_job_weight: Decimal | None = None
     environment_multiplier: Decimal | None = None
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from .pricing import preset_names
+
+        names = (*PRESETS, *preset_names())
+        if value not in names:
+            raise ValueError(f"unknown preset; choose one of {', '.join(names)}")
+        return value
+
     def build(self) -> CostModel:
-        base = PRESETS[self.preset]().to_mapping()
+        if self.preset in PRESETS:
+            base = PRESETS[self.preset]().to_mapping()
+        else:  # public cloud list prices (jobbudget.pricing)
+            from .pricing import cost_model_from_preset
+
+            base = cost_model_from_preset(self.preset).to_mapping()
         given = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
         return CostModel(**{**base, **given})
 

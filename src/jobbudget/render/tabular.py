@@ -60,13 +60,19 @@ def render_csv(report: BudgetReport) -> str:
             writer.writerow(
                 (
                     day.date.isoformat(),
-                    cell.queue_name,
+                    csv_text(cell.queue_name),
                     cell.jobs,
                     f"{cell.total_cost:f}",
                     *(f"{getattr(cell.breakdown, c):f}" for c in COMPONENTS),
                 )
             )
     return out.getvalue()
+
+
+def csv_text(text: str) -> str:
+    """A user string safe to open in a spreadsheet: one starting like a formula
+    (``= + - @``, tab, CR) gets a leading apostrophe (OWASP's CSV-injection advice)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def md(text: str) -> str:
