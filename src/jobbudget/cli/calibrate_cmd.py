@@ -260,8 +260,10 @@ def costmodel_set(
     database_url: DatabaseOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Price new jobs with a preset's weights from now on (a new cost model version;
-    jobs already priced keep their cost)."""
+    """Price new jobs with a preset's weights from now on (a new model version).
+
+    Jobs already priced keep their cost and the version that priced them.
+    """
     settings = Settings(config, database_url, json)
     with cli_errors():
         prices = unit_prices(preset)

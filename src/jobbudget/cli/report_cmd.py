@@ -126,9 +126,10 @@ def report(
     database_url: DatabaseOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Report a tenant's spend over a period: total against the budget, top cost
-    drivers, queue and component breakdowns, daily spend, forecast and
-    recommendations.
+    """Report a tenant's spend over a period: drivers, breakdowns, forecast, advice.
+
+    Total against the budget, top cost drivers, queue and component breakdowns,
+    daily spend, the forecast and recommendations that name their numbers.
 
     Days are UTC days.  The HTML format is one self-contained file (inline CSS and
     SVG charts, no scripts or external assets); CSV has one row per queue per day.
