@@ -168,6 +168,23 @@ def test_recommendation_names_the_cut_per_day_and_an_amount() -> None:
 # -- robustness ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("new_level", [30.0, 300.0])
+def test_a_lasting_level_shift_is_followed_within_a_week(seed: int, new_level: float) -> None:
+    # Twelve stable weeks (where the steady weekly-average level is chosen), then
+    # spend drops to 30 % or jumps to 3× for good.
+    rng = random.Random(seed)
+
+    def value(day: date, i: int) -> float:
+        return (100.0 if i < 84 else new_level) * PATTERN[day.weekday()] * (1 + rng.gauss(0, 0.1))
+
+    history = series(91, end=MONDAY + timedelta(days=7), value=value)
+    assert "steady" in forecast(history[:84], as_of=MONDAY, spent="0").method
+    f = forecast(history, as_of=MONDAY + timedelta(days=7), spent="0")
+    at_new_level = Decimal(repr(new_level * 30 * sum(PATTERN) / 7))
+    assert at_new_level * Decimal("0.8") < f.predicted_spend < at_new_level * Decimal("1.3")
+
+
 def test_absent_days_count_as_zero() -> None:
     full = series(60, end=MONDAY, value=lambda d, i: 0.0 if i % 9 == 4 else 100.0 + i)
     gaps = [(d, v) for d, v in full if v != 0]
