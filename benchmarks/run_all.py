@@ -19,12 +19,14 @@ FULL = {
     "bench_check.py": [],
     "bench_ingest.py": [],
     "bench_report.py": [],
+    "backtest_forecast.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
     "bench_check.py": ["--checks", "5000"],
     "bench_ingest.py": ["--jobs", "3000"],
     "bench_report.py": ["--jobs", "20000", "--runs", "5"],
+    "backtest_forecast.py": ["--quick"],
 }
 
 
@@ -54,6 +56,14 @@ def main() -> None:
             f"generate_report median        {r['median_ms']:>10} ms  (max {r['max_ms']} ms, {r['jobs']:,} jobs, "
             f"{r['daily_rows']} daily rows)"
         )
+    if "forecast_backtest" in results:
+        b = results["forecast_backtest"]
+        for name, row in b["series"].items():
+            print(
+                f"forecast {name:<20} MAPE {row['mape_pct']:5.1f} % (run rate {row['run_rate_mape_pct']:5.1f} %), "
+                f"80/95 % intervals hold {row['coverage_80_pct']:.0f}/{row['coverage_95_pct']:.0f} %"
+            )
+        print(f"forecast on 90 days           {b['ms_per_forecast_90_days']:>10} ms")
 
 
 if __name__ == "__main__":

@@ -35,4 +35,5 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
         assert result["budgets"] == 500
         assert result["duplicates"] > 0
         assert result["jobs_stored"] + result["duplicates"] == result["jobs_submitted"]
-    assert "calculate_job_cost" in done.stdout
+    assert "calculate_job_cost" in done.stdout and "generate_report" in done.stdout
+    assert "forecast on 90 days" in done.stdout
