@@ -112,3 +112,17 @@ def test_importing_jobbudget_builds_nothing(tmp_path: Path) -> None:
     state = json.loads(out)
     assert state == {"threads": 1, "handlers": False}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_analytics_names_are_public_and_load_lazily() -> None:
+    code = (
+        "import sys, jobbudget\n"
+        "assert 'numpy' not in sys.modules, 'import jobbudget pulled in numpy'\n"
+        "from jobbudget import ModelCalibrator, BenchmarkResult, CalibrationReport, Forecast, forecast_spend\n"
+        "from jobbudget import BudgetReport, CostDriver\n"
+        "assert ModelCalibrator.__module__ == 'jobbudget.domain.calibration'\n"
+        "assert set(jobbudget._LAZY) <= set(jobbudget.__all__)\n"
+        "try:\n    jobbudget.NoSuchThing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

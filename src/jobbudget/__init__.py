@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import Config
 from .domain.budget import Budget, EnforcementPolicy, NotificationChannel, validate_budget
 from .domain.cost import (
@@ -32,10 +35,41 @@ from .domain.periods import BudgetPeriod
 from .domain.records import AuditEntry, CostModelVersion, DailyCost
 from .service import BudgetService, BudgetStatus
 
+if TYPE_CHECKING:
+    from .domain.calibration import BenchmarkResult, CalibrationReport, ModelCalibrator
+    from .domain.forecasting import Forecast, forecast_spend
+    from .domain.reporting import BudgetReport, CostDriver
+
 __version__ = "0.1.0"
+
+#: Analytics names load on first use, so ``import jobbudget`` does not import numpy.
+_LAZY = {
+    "BenchmarkResult": "jobbudget.domain.calibration",
+    "CalibrationReport": "jobbudget.domain.calibration",
+    "ModelCalibrator": "jobbudget.domain.calibration",
+    "Forecast": "jobbudget.domain.forecasting",
+    "forecast_spend": "jobbudget.domain.forecasting",
+    "BudgetReport": "jobbudget.domain.reporting",
+    "CostDriver": "jobbudget.domain.reporting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobbudget' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AuditEntry",
+    "BenchmarkResult",
+    "BudgetReport",
+    "CalibrationReport",
+    "CostDriver",
+    "Forecast",
+    "ModelCalibrator",
+    "forecast_spend",
     "Budget",
     "BudgetError",
     "BudgetPeriod",
