@@ -96,6 +96,17 @@ class Config(BaseSettings):
     cost_model: CostModelSettings = CostModelSettings()
     notification_channels: list[dict[str, Any]] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # e-mail alerts (SMTP)
+    smtp_host: str = "localhost"
+    smtp_port: int = pydantic.Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: pydantic.SecretStr | None = None
+    smtp_from: str = "jobbudget@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout: float = pydantic.Field(default=10.0, gt=0, le=300)
+    # alert delivery
+    notification_rate_limit_per_hour: int = pydantic.Field(default=20, ge=1, le=100_000)
 
     def __init__(self, **values: Any) -> None:
         if isinstance(values.get("cost_model"), str):
