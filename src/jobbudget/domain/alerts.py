@@ -10,8 +10,10 @@ enabled channel subscribed to its type.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -20,14 +22,23 @@ from .money import EXACT
 
 __all__ = [
     "ALERT_TYPES",
+    "DELIVERY_STATES",
     "THRESHOLD_EVENTS",
+    "Alert",
     "AlertEvent",
+    "AlertPlan",
     "AlertRule",
+    "DeliveryState",
+    "PendingDelivery",
+    "PlannedAlert",
+    "channel_key",
     "crossed",
+    "describe",
     "subscribed",
 ]
 
 THRESHOLD_EVENTS = ("warning", "throttle", "block")
+_UTIL = Decimal("0.000001")
 ALERT_TYPES = (*THRESHOLD_EVENTS, "forecast_overrun", "reset", "bypass")
 
 
@@ -110,3 +121,94 @@ def describe(event: AlertEvent) -> str:
         "bypass": "an emergency-priority job ran past the limit (audited)",
     }
     return f"budget {event.type} for {scope}: {numbers}; {nexts.get(event.type, '')}".rstrip("; ")
+
+
+# -- the outbox ----------------------------------------------------------------------
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "held", "digested")
+
+
+def channel_key(channel: NotificationChannel) -> str:
+    """A stable identity of a channel (its type and target), for rate limits."""
+    return hashlib.sha256(f"{channel.type}\n{channel.target}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAlert:
+    """An event to write with the deliveries it needs (one per subscribed channel)."""
+
+    event: AlertEvent
+    channels: tuple[NotificationChannel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    """What a batch of jobs may fire: the rules of the budgets it touches, each
+    period's last day, the events already fired (skipped) and the global channels."""
+
+    rules: dict[str, AlertRule]
+    period_ends: dict[tuple[str, date], date]
+    fired: frozenset[tuple[str, str, date]]
+    channels: dict[str, tuple[NotificationChannel, ...]]  # budget id -> its channels (budget + global)
+    now: datetime
+
+    def events_for(self, spend: dict[tuple[str, date], Decimal]) -> list[PlannedAlert]:
+        """Threshold events reached by the new spend of each (budget, period start)."""
+        planned = []
+        for (budget_id, start), amount in sorted(spend.items()):
+            rule = self.rules.get(budget_id)
+            end = self.period_ends.get((budget_id, start))
+            if rule is None or end is None:
+                continue
+            for kind in crossed(rule, amount):
+                if (budget_id, kind, start) in self.fired:
+                    continue
+                event = AlertEvent(
+                    id=str(uuid.uuid4()),
+                    type=kind,
+                    budget_id=budget_id,
+                    tenant_id=rule.tenant_id,
+                    queue_name=rule.queue_name,
+                    period_start=start,
+                    period_end=end,
+                    occurred_at=self.now,
+                    current_spend=amount,
+                    budget_amount=rule.amount,
+                    utilization=(amount / rule.amount).quantize(_UTIL),
+                    currency=rule.currency,
+                )
+                event = replace(event, message=describe(event))
+                planned.append(PlannedAlert(event, tuple(subscribed(kind, self.channels.get(budget_id, ())))))
+        return planned
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """Where one delivery of an alert stands (the target shown redacted)."""
+
+    id: int
+    channel_type: str
+    target: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    event: AlertEvent
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    deliveries: tuple[DeliveryState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """A delivery claimed by a dispatcher (with the secrets it needs to send)."""
+
+    id: int
+    event: AlertEvent
+    channel: NotificationChannel
+    channel_key: str
+    attempts: int

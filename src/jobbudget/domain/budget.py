@@ -115,7 +115,8 @@ class NotificationChannel:
 
 
 def redact_target(kind: str, target: str) -> str:
-    """Mask personal data and tokens: ``o***@example.com``, ``https://hooks.slack.com/***``."""
+    """Mask personal data and tokens: ``o***@example.com``, ``https://example.com/***``,
+    ``https://hooks.slack.com/services/T000/****`` (Slack: the workspace id is kept)."""
     if kind == "email":
         local, _, domain = target.partition("@")
         if not domain:
@@ -125,6 +126,11 @@ def redact_target(kind: str, target: str) -> str:
     if not sep:
         return REDACTED
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    segments = rest.split("?", 1)[0].split("#", 1)[0].split("/")
+    if host.lower() == "hooks.slack.com" and len(segments) > 3 and segments[1] == "services":
+        team = segments[2]  # the workspace id (T...), not a secret: the rest of the path is
+        if team.isascii() and team.isalnum() and len(team) <= 32:
+            return f"{scheme}://{host}/services/{team}/****"
     return f"{scheme}://{host}/{REDACTED}"
 
 

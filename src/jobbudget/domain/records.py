@@ -9,6 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from .alerts import AlertEvent
 from .cost import CostBreakdown, CostModel, JobCost, JobMetrics
 from .money import ZERO, round_money
 
@@ -51,6 +52,10 @@ class RecordResult:
 
     inserted: list[bool]
     existing: dict[tuple[str, str], JobCost] = field(default_factory=dict)
+    #: alert events this batch fired (new ones only) and every (budget, type, period)
+    #: it found fired, new or not
+    alerts: tuple[AlertEvent, ...] = ()
+    fired: frozenset[tuple[str, str, date]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

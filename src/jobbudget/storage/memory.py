@@ -9,6 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ..domain.aggregation import DailyDelta, daily_deltas, spend_deltas
+from ..domain.alerts import AlertEvent, AlertPlan
 from ..domain.budget import Budget
 from ..domain.cost import COMPONENTS, CostBreakdown, CostModel, JobCost
 from ..domain.errors import ConflictError, NotFoundError
@@ -26,11 +27,12 @@ from ..domain.records import (
     average,
     nearest_rank_p95,
 )
+from .memory_outbox import MemoryOutbox
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(MemoryOutbox):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], JobRecord] = {}
@@ -41,6 +43,7 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []
         self._pruned_before: date | None = None
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
+        self._outbox_init()
 
     def migrate(self) -> None:
         return None
@@ -127,7 +130,7 @@ class MemoryStore:
                 )
             return total
 
-    def record_jobs(self, records: Sequence[JobRecord]) -> RecordResult:
+    def record_jobs(self, records: Sequence[JobRecord], *, plan: AlertPlan | None = None) -> RecordResult:
         with self._lock:
             inserted: list[bool] = []
             new: list[JobRecord] = []
@@ -162,9 +165,18 @@ class MemoryStore:
                     min_job_cost=min(delta.min_job_cost, old.min_job_cost) if old else delta.min_job_cost,
                     p95_job_cost=ZERO,
                 )
+            changed: dict[tuple[str, date], Decimal] = {}
             for spend_key, (spend, _jobs) in spend_deltas(new).items():
                 self._spend[spend_key] = self._spend.get(spend_key, ZERO) + spend
-            return RecordResult(inserted=inserted, existing=existing)
+                if plan is not None and spend_key.budget_id in plan.rules:
+                    changed[(spend_key.budget_id, spend_key.period_start)] = self._spend[spend_key]
+            events: list[AlertEvent] = []
+            fired: frozenset[tuple[str, str, date]] = frozenset()
+            if plan is not None and changed:
+                planned = plan.events_for(changed)
+                events = self._insert_alerts(planned, plan.now)
+                fired = frozenset((p.event.budget_id, p.event.type, p.event.period_start) for p in planned)
+            return RecordResult(inserted=inserted, existing=existing, alerts=tuple(events), fired=fired)
 
     def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
         record = self._jobs.get((tenant_id, job_id))

@@ -10,16 +10,17 @@ exactly as the column types in :mod:`.types` would convert them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from ...domain.aggregation import daily_deltas, spend_deltas
 from ...domain.money import to_nanos
 from ...domain.records import JobRecord
+from .tables import budget_spend
 
 JOB_COLUMNS = (
     "tenant_id", "job_id", "queue_name", "job_type", "priority", "ts", "day",
@@ -163,11 +164,15 @@ def _numeric_array(values: Sequence[Decimal]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def add_spend(conn: Connection, new: Sequence[JobRecord]) -> None:
-    """Add the new jobs' costs to each budget period they count toward."""
+def add_spend(
+    conn: Connection, new: Sequence[JobRecord], *, watch: Collection[str] = ()
+) -> dict[tuple[str, date], Decimal]:
+    """Add the new jobs' costs to each budget period they count toward; return the
+    resulting spend (all processes' jobs included) of the periods of the ``watch``
+    budgets that changed, read in the same transaction."""
     deltas = spend_deltas(new)
     if not deltas:
-        return
+        return {}
     sqlite = conn.dialect.name == "sqlite"
     rows = [
         (k.budget_id, k.period_start.isoformat() if sqlite else k.period_start, to_nanos(s) if sqlite else s, n)
@@ -179,3 +184,13 @@ def add_spend(conn: Connection, new: Sequence[JobRecord]) -> None:
     )
     _upsert(conn, "budget_spend", ("budget_id", "period_start", "spend", "jobs"),
             ("text", "date", "numeric", "integer"), rows, conflict)  # fmt: skip
+    changed = {(k.budget_id, k.period_start) for k in deltas if k.budget_id in watch}
+    if not changed:
+        return {}
+    ids = sorted({budget_id for budget_id, _ in changed})
+    found = conn.execute(
+        select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
+            budget_spend.c.budget_id.in_(ids)
+        )
+    )
+    return {(b, p): spend for b, p, spend in found if (b, p) in changed}

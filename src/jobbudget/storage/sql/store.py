@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Float, String, and_, column, delete, func, select, text, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ...domain.alerts import AlertEvent, AlertPlan
 from ...domain.budget import Budget
 from ...domain.cost import CostModel, JobCost
 from ...domain.errors import NotFoundError
@@ -29,6 +30,7 @@ from ...domain.records import (
 )
 from . import bulk, rows
 from .engine import make_engine, transaction, translate_errors
+from .outbox import OutboxMixin, insert_alerts
 from .tables import (
     audit_log,
     budget_spend,
@@ -45,7 +47,7 @@ __all__ = ["SqlStore"]
 _CHUNK = 500  # keys per IN (...) list
 
 
-class SqlStore:
+class SqlStore(OutboxMixin):
     """Storage on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -195,7 +197,9 @@ class SqlStore:
         return total
 
     # -- jobs -------------------------------------------------------------------
-    def record_jobs(self, records: Sequence[JobRecord]) -> RecordResult:
+    def record_jobs(self, records: Sequence[JobRecord], *, plan: AlertPlan | None = None) -> RecordResult:
+        """Store the new jobs with their aggregates and period spend, and the alerts
+        their spend fires (``plan``), all in one transaction."""
         first: dict[tuple[str, str], int] = {}
         unique: list[JobRecord] = []
         for i, r in enumerate(records):
@@ -208,16 +212,22 @@ class SqlStore:
         with transaction(self.engine, write=True) as conn:
             new_keys = bulk.insert_jobs(conn, unique)
             new = [r for r in unique if (r.metrics.tenant_id, r.metrics.job_id) in new_keys]
+            events: list[AlertEvent] = []
+            fired: set[tuple[str, str, date]] = set()
             if new:
                 bulk.add_daily(conn, new, datetime.now(UTC))
-                bulk.add_spend(conn, new)
+                spend = bulk.add_spend(conn, new, watch=plan.rules if plan else ())
+                if plan is not None and spend:
+                    planned = plan.events_for(spend)
+                    events = insert_alerts(conn, planned, plan.now)
+                    fired = {(p.event.budget_id, p.event.type, p.event.period_start) for p in planned}
             inserted = [
                 first[key] == i and key in new_keys
                 for i, key in enumerate((r.metrics.tenant_id, r.metrics.job_id) for r in records)
             ]
             missing = [k for k in first if k not in new_keys]
             existing = self._fetch_jobs(conn, missing) if missing else {}
-        return RecordResult(inserted=inserted, existing=existing)
+        return RecordResult(inserted=inserted, existing=existing, alerts=tuple(events), fired=frozenset(fired))
 
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -153,4 +154,49 @@ forecast_snapshots = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime, nullable=True),
     PrimaryKeyConstraint("budget_id", "period_start", name="pk_forecast_snapshots"),
+)
+
+#: Alert events, exactly one per (budget, type, period).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("budget_id", String(36), nullable=False),
+    Column("tenant_id", String(50), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    *_money_columns("current_spend", "budget_amount"),
+    Column("utilization", Exact, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("forecast_spend", Money, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("acknowledged_by", String(100), nullable=True),
+    UniqueConstraint("budget_id", "type", "period_start", name="uq_alerts_budget_type_period"),
+    Index("ix_alerts_tenant_occurred", "tenant_id", "occurred_at"),
+)
+
+#: The outbox: one row per (alert, channel), written in the alert's transaction and
+#: worked off by the dispatcher.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(36), nullable=False, index=True),
+    Column("channel_key", String(64), nullable=False),
+    Column("channel_type", String(10), nullable=False),
+    Column("channel", JsonDoc, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("digest_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_deliveries_channel_sent", "channel_key", "sent_at"),
 )
