@@ -315,7 +315,7 @@ def test_notification_secrets_are_redacted_everywhere(run: Run) -> None:
     for out in outputs:
         assert "XXXXSECRET" not in out and "ops.lead" not in out
     for shown in (outputs[3], outputs[4]):  # list --json, show
-        assert "hooks.slack.com/***" in shown and "o***@example.com" in shown
+        assert "hooks.slack.com/services/T000/****" in shown and "o***@example.com" in shown
 
 
 def test_budget_list_filters_by_tenant_and_all(run: Run) -> None:

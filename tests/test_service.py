@@ -788,10 +788,10 @@ def test_checks_do_not_wait_for_a_slow_ingest(clock: FakeClock) -> None:
     entered, release = threading.Event(), threading.Event()
 
     class SlowStore(MemoryStore):
-        def record_jobs(self, records: Any) -> Any:
+        def record_jobs(self, records: Any, **kwargs: Any) -> Any:
             entered.set()
             release.wait(5)
-            return super().record_jobs(records)
+            return super().record_jobs(records, **kwargs)
 
     service = BudgetService(Config(**NO_BASE), clock=clock, store=SlowStore())  # type: ignore[arg-type]
     try:

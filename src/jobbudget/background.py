@@ -29,18 +29,20 @@ class AuditBuffer:
         with self._lock:
             self._entries.append(entry)
 
-    def flush(self) -> None:
-        """Write what is buffered; on failure the entries stay for the next try."""
+    def flush(self) -> list[AuditEntry]:
+        """Write what is buffered (and return it); on failure the entries stay for the
+        next try."""
         with self._lock:
             entries, self._entries = self._entries, []
         if not entries:
-            return
+            return entries
         try:
             self._store.add_audit(entries)
         except JobBudgetError:
             with self._lock:
                 self._entries[:0] = entries
             raise
+        return entries
 
 
 class PeriodicWorker:

@@ -26,6 +26,7 @@ from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, JobRecord, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, Store
+from .service_alerts import AlertsMixin
 from .service_queries import QueriesMixin
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class BudgetStatus:
     period_end: date | None
 
 
-class BudgetService(QueriesMixin):
+class BudgetService(QueriesMixin, AlertsMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
@@ -76,6 +77,8 @@ class BudgetService(QueriesMixin):
         self._state = threading.Lock()
         self._index = SpendIndex()
         self._usage = UsageCache(store)
+        self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
+        self._alerts_ready = threading.Event()  # wakes the dispatcher
         self._audit = AuditBuffer(store)
         logging.getLogger("jobbudget").setLevel(self.config.log_level)
         try:
@@ -112,8 +115,8 @@ class BudgetService(QueriesMixin):
             self._store.close()
 
     def flush(self) -> None:
-        """Write buffered audit entries (bypasses) now."""
-        self._audit.flush()
+        """Write buffered audit entries (bypasses) now, and their ``bypass`` alerts."""
+        self._bypass_alerts(self._audit.flush())
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -134,13 +137,16 @@ class BudgetService(QueriesMixin):
             for b in budgets:
                 w = windows[b.id]
                 index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now)
+            self._load_fired(windows.values())
             with self._state:
                 self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
 
     def _housekeeping(self) -> None:
-        """Periodic work off the request path: mid-period forecast snapshots."""
+        """Periodic work off the request path: mid-period forecast snapshots, and the
+        ``reset`` and ``forecast_overrun`` alerts."""
         self.record_forecast_snapshots()
+        self._safe_lifecycle()
 
     def enable_debug_logging(self, enabled: bool = True) -> None:
         logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
@@ -166,6 +172,7 @@ class BudgetService(QueriesMixin):
         with self._write:  # no roll or resync can change the index meanwhile
             index = self._index
             records: list[JobRecord] = []
+            ends: dict[tuple[str, date], date] = {}
             for m in batch:
                 ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
                 cost = engine.calculate_job_cost(m, timestamp=ts)
@@ -175,13 +182,17 @@ class BudgetService(QueriesMixin):
                         m.job_id,
                         f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
                     )
-                keys = index.spend_keys(m.tenant_id, m.queue_name, ts)
+                keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
-            result = self._store.record_jobs(records)
+            # the alerts this spend fires are written in the same transaction
+            result = self._store.record_jobs(records, plan=self._alert_plan(records, ends, now))
             with self._state:  # only jobs really stored count, once committed
                 for record, new in zip(records, result.inserted, strict=True):
                     if new:
                         index.add(record.spend_keys, record.cost.total_cost)
+            self._fired.update(result.fired)
+        self._announce(result.alerts)
+        with self._write:
             first_cost: dict[tuple[str, str], JobCost] = {}
             out: list[JobCost] = []
             for record, new in zip(records, result.inserted, strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from ..domain.budget import Budget
@@ -110,8 +110,11 @@ class SpendIndex:
             return wide + queue
         return wide or queue or []
 
-    def spend_keys(self, tenant_id: str, queue_name: str, instant: datetime) -> tuple[SpendKey, ...]:
-        """The budget periods a job finished at ``instant`` counts toward."""
+    def spend_keys(
+        self, tenant_id: str, queue_name: str, instant: datetime, ends: dict[tuple[str, date], date] | None = None
+    ) -> tuple[SpendKey, ...]:
+        """The budget periods a job finished at ``instant`` counts toward (their last
+        days are added to ``ends`` when given)."""
         keys = []
         for state in self.covering(tenant_id, queue_name):
             window = state.window
@@ -121,6 +124,8 @@ class SpendIndex:
                     continue
             assert state.budget.id is not None
             keys.append(SpendKey(state.budget.id, window.start_date))
+            if ends is not None:
+                ends[(state.budget.id, window.start_date)] = window.end_date
         return tuple(keys)
 
     def add(self, keys: tuple[SpendKey, ...], amount: Decimal) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -147,7 +148,7 @@ class AlertPlan:
 
     rules: dict[str, AlertRule]
     period_ends: dict[tuple[str, date], date]
-    fired: frozenset[tuple[str, str, date]]
+    fired: AbstractSet[tuple[str, str, date]]
     channels: dict[str, tuple[NotificationChannel, ...]]  # budget id -> its channels (budget + global)
     now: datetime
 

@@ -1,0 +1,219 @@
+"""Alerting use cases of :class:`jobbudget.service.BudgetService`: which events a
+batch, a bypass or a period change fires, and alerts as data (list, acknowledge,
+re-send).  Delivery itself is the dispatcher's (``jobbudget.notify``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .config import Config
+from .counters.memory import BudgetState, SpendIndex
+from .domain.alerts import (
+    THRESHOLD_EVENTS,
+    Alert,
+    AlertEvent,
+    AlertPlan,
+    AlertRule,
+    PlannedAlert,
+    describe,
+    subscribed,
+)
+from .domain.budget import Budget, NotificationChannel
+from .domain.errors import JobBudgetError, NotFoundError, ValidationError
+from .domain.periods import PeriodWindow, window_at
+from .domain.records import AuditEntry, JobRecord
+from .ports import Store
+
+if TYPE_CHECKING:
+    from .service import BudgetService
+
+__all__ = ["AlertsMixin"]
+
+log = logging.getLogger("jobbudget")
+_UTIL = Decimal("0.000001")
+FiredKey = tuple[str, str, date]
+
+
+class AlertsMixin:
+    """Mixed into BudgetService (which sets the attributes declared here)."""
+
+    config: Config
+    _store: Store
+    _index: SpendIndex
+    _write: threading.RLock
+    _state: threading.Lock
+    _fired: set[FiredKey]
+    _alerts_ready: threading.Event
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    def _as_service(self) -> BudgetService:
+        from .service import BudgetService
+
+        assert isinstance(self, BudgetService)
+        return self
+
+    # -- which events fire ---------------------------------------------------------
+    def _channels_of(self, budget: Budget) -> tuple[NotificationChannel, ...]:
+        return (*budget.notifications, *self._global_channels())
+
+    def _global_channels(self) -> tuple[NotificationChannel, ...]:
+        cached: tuple[NotificationChannel, ...] | None = getattr(self, "_global_channel_cache", None)
+        if cached is None:
+            cached = tuple(self.config.channels())
+            self._global_channel_cache = cached
+        return cached
+
+    def _alert_plan(
+        self, records: Sequence[JobRecord], ends: dict[tuple[str, date], date], now: datetime
+    ) -> AlertPlan | None:
+        """The rules of the budgets this batch touches that still have a threshold
+        event to fire in a touched period (None when there is nothing to watch)."""
+        rules: dict[str, AlertRule] = {}
+        channels: dict[str, tuple[NotificationChannel, ...]] = {}
+        for budget_id, start in ends:
+            if budget_id in rules or all((budget_id, t, start) in self._fired for t in THRESHOLD_EVENTS):
+                continue
+            state = self._index.get(budget_id)
+            if state is None:
+                continue
+            rules[budget_id] = AlertRule.of(state.budget)
+            channels[budget_id] = self._channels_of(state.budget)
+        if not rules:
+            return None
+        return AlertPlan(rules=rules, period_ends=ends, fired=self._fired, channels=channels, now=now)
+
+    def _event(
+        self,
+        kind: str,
+        state: BudgetState,
+        window: PeriodWindow,
+        now: datetime,
+        *,
+        spend: Decimal,
+        forecast: Decimal | None = None,
+    ) -> PlannedAlert:
+        budget = state.budget
+        assert budget.id is not None
+        event = AlertEvent(
+            id=str(uuid.uuid4()),
+            type=kind,
+            budget_id=budget.id,
+            tenant_id=budget.tenant_id,
+            queue_name=budget.queue_name,
+            period_start=window.start_date,
+            period_end=window.end_date,
+            occurred_at=now,
+            current_spend=spend,
+            budget_amount=budget.amount,
+            utilization=(spend / budget.amount).quantize(_UTIL),
+            currency=budget.currency,
+            forecast_spend=forecast,
+        )
+        event = replace(event, message=describe(event))
+        return PlannedAlert(event, tuple(subscribed(kind, self._channels_of(budget))))
+
+    def _store_alerts(self, planned: list[PlannedAlert], now: datetime) -> list[AlertEvent]:
+        if not planned:
+            return []
+        new = self._store.add_alerts(planned, now=now)
+        with self._write:
+            self._fired.update((p.event.budget_id, p.event.type, p.event.period_start) for p in planned)
+        self._announce(new)
+        return new
+
+    def _announce(self, events: Iterable[AlertEvent]) -> None:
+        any_new = False
+        for event in events:
+            any_new = True
+            log.info("alert %s %s for budget %s (%s)", event.id, event.type, event.budget_id, event.tenant_id)
+        if any_new:
+            self._alerts_ready.set()
+
+    def _bypass_alerts(self, entries: Sequence[AuditEntry]) -> None:
+        """One ``bypass`` alert per budget period in which a bypass was used."""
+        now = self.now()
+        planned = []
+        seen: set[FiredKey] = set()
+        with self._state:
+            for entry in entries:
+                if entry.kind != "bypass":
+                    continue
+                state = self._index.get(entry.budget_id)
+                window = state.window if state is not None else None
+                if state is None or window is None:
+                    continue
+                key = (entry.budget_id, "bypass", window.start_date)
+                if key in self._fired or key in seen:
+                    continue
+                seen.add(key)
+                planned.append(self._event("bypass", state, window, now, spend=state.spend))
+        self._store_alerts(planned, now)
+
+    def _lifecycle_alerts(self) -> None:
+        """``reset`` when a recurring budget has entered a new period, and
+        ``forecast_overrun`` when the forecast ends the period over budget."""
+        from .analytics.forecasts import get_forecast  # numpy: only when needed
+
+        now = self.now()
+        with self._state:
+            states = [replace(s) for s in self._index.states()]
+        planned = []
+        for state in states:
+            budget = state.budget
+            window = window_at(budget.period, now)
+            if window is None or budget.id is None:
+                continue
+            start = window.start_date
+            began_before = budget.created_at is not None and budget.created_at < window.start
+            if window.index > 0 and began_before and (budget.id, "reset", start) not in self._fired:
+                planned.append(self._event("reset", state, window, now, spend=state.spend))
+            if (budget.id, "forecast_overrun", start) in self._fired:
+                continue
+            try:
+                forecast = get_forecast(self._as_service(), tenant_id=budget.tenant_id, queue_name=budget.queue_name)
+            except (NotFoundError, ValidationError):
+                continue
+            if forecast.predicted_spend > budget.amount and forecast.period_end == window.end_date:
+                planned.append(
+                    self._event(
+                        "forecast_overrun", state, window, now, spend=state.spend, forecast=forecast.predicted_spend
+                    )
+                )
+        self._store_alerts(planned, now)
+
+    def _load_fired(self, windows: Iterable[PeriodWindow | None]) -> None:
+        starts = [w.start_date for w in windows if w is not None]
+        since = min(starts) if starts else self.now().date() - timedelta(days=400)
+        self._fired = self._store.fired_alerts(since=since)
+
+    # -- alerts as data ------------------------------------------------------------
+    def list_alerts(self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500) -> list[Alert]:
+        """Alerts newest first, each with its deliveries per channel (targets
+        redacted); ``active_only``: not acknowledged and of a period not yet over."""
+        active_since = self.now().date() if active_only else None
+        return self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
+
+    def acknowledge_alert(self, alert_id: str, by: str) -> None:
+        if not isinstance(by, str) or not by.strip() or len(by) > 100:
+            raise ValidationError("by", by, "must name who acknowledges (at most 100 characters)")
+        self._store.acknowledge_alert(alert_id, by=by.strip(), at=self.now())
+
+    def resend_delivery(self, delivery_id: int) -> None:
+        """Send a failed (dead-lettered) or already sent delivery again."""
+        self._store.requeue_delivery(delivery_id, now=self.now())
+        self._alerts_ready.set()
+
+    def _safe_lifecycle(self) -> None:
+        try:
+            self._lifecycle_alerts()
+        except JobBudgetError as exc:
+            log.warning("lifecycle alerts failed (will retry): %s", exc)
