@@ -20,6 +20,10 @@ from jobbudget.ports import Store
 from jobbudget.storage.memory import MemoryStore
 from jobbudget.storage.sql.store import SqlStore
 
+# Tests never deliver alerts from a background thread: a test that wants delivery runs
+# the dispatcher itself, against servers it starts on 127.0.0.1.
+os.environ.setdefault("JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND", "false")
+
 POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DATA_DIR = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -107,6 +107,7 @@ class Config(BaseSettings):
     smtp_timeout: float = pydantic.Field(default=10.0, gt=0, le=300)
     # alert delivery
     notification_rate_limit_per_hour: int = pydantic.Field(default=20, ge=1, le=100_000)
+    notifications_in_background: bool = True
 
     def __init__(self, **values: Any) -> None:
         if isinstance(values.get("cost_model"), str):

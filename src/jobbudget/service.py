@@ -94,6 +94,7 @@ class BudgetService(QueriesMixin, AlertsMixin):
             self._store.close()
             raise
         every = self.config.flush_interval.total_seconds()
+        self._start_dispatcher()
         self._worker = PeriodicWorker([(1.0, self.flush), (every, self._reload), (every, self._housekeeping)])
         self._worker.start()
 
@@ -111,6 +112,7 @@ class BudgetService(QueriesMixin, AlertsMixin):
         self._worker.stop()
         try:
             self.flush()
+            self._stop_dispatcher()
         finally:
             self._store.close()
 

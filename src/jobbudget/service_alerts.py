@@ -32,6 +32,7 @@ from .domain.records import AuditEntry, JobRecord
 from .ports import Store
 
 if TYPE_CHECKING:
+    from .notify.dispatcher import DispatchResult
     from .service import BudgetService
 
 __all__ = ["AlertsMixin"]
@@ -211,6 +212,54 @@ class AlertsMixin:
         """Send a failed (dead-lettered) or already sent delivery again."""
         self._store.requeue_delivery(delivery_id, now=self.now())
         self._alerts_ready.set()
+
+    # -- delivery ------------------------------------------------------------------
+    def _start_dispatcher(self) -> None:
+        from .notify.dispatcher import Dispatcher
+
+        self._dispatcher = Dispatcher(store=self._store, config=self.config, clock=self.now)
+        self._dispatch_lock = threading.Lock()
+        self._dispatch_stop = threading.Event()
+        self._dispatch_thread: threading.Thread | None = None
+        if self.config.notifications_in_background:
+            self._dispatch_thread = threading.Thread(target=self._dispatch_loop, name="jobbudget-notify", daemon=True)
+            self._dispatch_thread.start()
+
+    def _dispatch_loop(self) -> None:
+        while not self._dispatch_stop.is_set():
+            self._alerts_ready.wait(1.0)
+            self._alerts_ready.clear()
+            if self._dispatch_stop.is_set():
+                break
+            try:
+                with self._dispatch_lock:
+                    self._dispatcher.run(timeout=30.0)
+            except JobBudgetError as exc:
+                log.warning("notification dispatch failed (will retry): %s", exc)
+
+    def _stop_dispatcher(self) -> None:
+        self._dispatch_stop.set()
+        self._alerts_ready.set()
+        if self._dispatch_thread is not None:
+            self._dispatch_thread.join(timeout=35)
+        self._dispatcher.close()
+
+    def dispatch_notifications(self, timeout: float = 30.0) -> DispatchResult:
+        """Deliver what is due now, synchronously, for at most ``timeout`` seconds
+        (the background dispatcher does the same continuously)."""
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
+            raise ValidationError("timeout", timeout, "must be a number of seconds in (0, 3600]")
+        with self._dispatch_lock:
+            return self._dispatcher.run(timeout=float(timeout))
+
+    def send_test_notification(self, channel: NotificationChannel) -> None:
+        """Send a clearly labelled test message through ``channel`` now (raises
+        :class:`jobbudget.notify.base.DeliveryError` when it cannot be delivered)."""
+        from .notify.base import send_test
+
+        if not isinstance(channel, NotificationChannel):
+            raise ValidationError("channel", type(channel).__name__, "must be a NotificationChannel")
+        send_test(channel, self.config, now=self.now())
 
     def _safe_lifecycle(self) -> None:
         try:
