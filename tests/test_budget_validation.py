@@ -213,7 +213,7 @@ def test_redacted_email_and_slack_examples() -> None:
     slack = NotificationChannel(
         type="slack", target="https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX", events=("block",)
     ).redacted()
-    assert slack.target == "https://hooks.slack.com/***"
+    assert slack.target == "https://hooks.slack.com/services/T000/****"
     assert slack.type == "slack"
     assert slack.events == ("block",)
     assert slack.enabled is True

@@ -80,7 +80,8 @@ class BudgetService(QueriesMixin, AlertsMixin):
         self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
         self._alerts_ready = threading.Event()  # wakes the dispatcher
         self._audit = AuditBuffer(store)
-        logging.getLogger("jobbudget").setLevel(self.config.log_level)
+        if logging.getLogger("jobbudget").level == logging.NOTSET:  # the application's own setting wins
+            logging.getLogger("jobbudget").setLevel(self.config.log_level)
         try:
             self._store.migrate()
             latest = self._store.latest_cost_model()

@@ -1,0 +1,232 @@
+"""Signed JSON webhooks over HTTP (httpx), and the HTTP plumbing Slack shares.
+
+A webhook POST carries the body of :mod:`jobbudget.notify.messages` (schema
+``jobbudget.alert/v1`` or ``jobbudget.digest/v1``) and the headers
+``Content-Type: application/json``, ``User-Agent: jobbudget/<version>``,
+``X-JobBudget-Event-Id`` (the digest id for a digest), ``Authorization`` (metadata
+``auth_header``) and ``X-JobBudget-Signature: sha256=<hex HMAC-SHA256 of the raw body>``
+(metadata ``secret``) when those are set.  See ``docs/webhooks.md``.
+
+Answers: 2xx is delivered; 429, 5xx, timeouts and connection errors are retryable
+(``Retry-After`` in seconds or as an HTTP date is passed on as ``retry_after``); any
+other status (3xx, 4xx) is permanent.  Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import hmac
+import logging
+import re
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from ..domain.alerts import AlertEvent
+from ..domain.budget import NotificationChannel, redact_target
+from .base import DeliveryError, metadata_value, redact, timeout_of
+from .messages import delivery_id, encode_json, webhook_body
+
+__all__ = ["HttpSender", "WebhookSender", "parse_retry_after", "sign", "user_agent"]
+
+log = logging.getLogger("jobbudget.notify.http")
+
+#: A receiver asking for more than a day is capped at a day.
+MAX_RETRY_AFTER = 86400.0
+_SECONDS = re.compile(r"^\d+(\.\d+)?$")
+_SNIPPET = 200
+#: The channel being posted to, so the log filter below can redact httpx's own lines.
+_SENDING: contextvars.ContextVar[NotificationChannel | None] = contextvars.ContextVar("jobbudget_sending", default=None)
+
+
+class _RedactWhileSending(logging.Filter):
+    """httpx logs every request URL at INFO; a webhook URL holds a token.  While a
+    sender posts, records of the HTTP libraries are redacted for that channel."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        channel = _SENDING.get()
+        if channel is not None:
+            text = record.getMessage()
+            clean = redact(text, channel)
+            if clean != text:
+                record.msg, record.args = clean, None
+        return True
+
+
+@functools.cache
+def _install_log_filter() -> None:
+    shared = _RedactWhileSending()
+    for name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
+        logging.getLogger(name).addFilter(shared)
+
+
+@functools.cache
+def user_agent() -> str:
+    """``jobbudget/<version>``."""
+    try:
+        return f"jobbudget/{version('jobbudget')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "jobbudget/0"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-JobBudget-Signature`` value: ``sha256=<hex HMAC-SHA256 of body>``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if _SECONDS.match(text):
+        return min(float(text), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    wait = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+def _header_ok(value: str) -> bool:
+    return all(32 <= ord(ch) < 127 or ch == "\t" for ch in value)
+
+
+def _cert_problem(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class HttpSender:
+    """POSTs JSON to a channel's URL with a shared :class:`httpx.Client` (thread-safe)."""
+
+    kind = "HTTP endpoint"
+
+    def __init__(self, *, client: httpx.Client | None = None) -> None:
+        self._client = client if client is not None else httpx.Client(follow_redirects=False)
+        self._owns_client = client is None
+        _install_log_filter()
+
+    def close(self) -> None:
+        """Close the HTTP client (if this sender made it)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def _sending(self, channel: NotificationChannel) -> Iterator[None]:
+        token = _SENDING.set(channel)
+        try:
+            yield
+        finally:
+            _SENDING.reset(token)
+
+    def post(self, channel: NotificationChannel, body: bytes, *, key: str, headers: Mapping[str, str]) -> None:
+        """POST ``body`` to ``channel.target``; raises :class:`DeliveryError` unless 2xx."""
+        timeout = timeout_of(channel)
+        shown = f"{self.kind} {redact_target(channel.type, channel.target)}"
+        for name, value in headers.items():
+            if not _header_ok(value):
+                raise DeliveryError(
+                    f"{shown}: the {name} header (from the channel metadata) must be printable ASCII", retryable=False
+                )
+        log.debug("POST %s (%s, %d bytes, timeout %gs)", shown, key, len(body), timeout)
+        try:
+            with (
+                self._sending(channel),
+                self._client.stream(
+                    "POST", channel.target, content=body, headers=dict(headers), timeout=timeout
+                ) as response,
+            ):
+                status = response.status_code
+                if 200 <= status < 300:
+                    log.debug("%s accepted %s (HTTP %d)", shown, key, status)
+                    return
+                snippet = self._snippet(response)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+        except httpx.TimeoutException:
+            raise self._error(channel, f"{shown} did not answer within {timeout:g}s", retryable=True) from None
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            raise self._error(channel, f"{shown}: cannot send the request ({exc})", retryable=False) from None
+        except httpx.TransportError as exc:
+            if _cert_problem(exc):
+                raise self._error(channel, f"{shown}: TLS certificate not trusted", retryable=False) from None
+            reason = str(exc) or type(exc).__name__
+            raise self._error(channel, f"{shown}: connection failed ({reason})", retryable=True) from None
+        retryable = status == 429 or status >= 500
+        wait = f", retry after {retry_after:g}s" if retryable and retry_after is not None else ""
+        message = f"{shown} answered HTTP {status}{wait}" + (f": {snippet}" if snippet else "")
+        raise self._error(
+            channel, message, retryable=retryable, status=status, retry_after=retry_after if retryable else None
+        )
+
+    @staticmethod
+    def _snippet(response: httpx.Response) -> str:
+        data = b""
+        try:
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) >= _SNIPPET:
+                    break
+        except httpx.HTTPError:
+            pass
+        text = " ".join(data[:_SNIPPET].decode("utf-8", "replace").split())
+        return text
+
+    def _error(
+        self,
+        channel: NotificationChannel,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> DeliveryError:
+        error = DeliveryError(redact(message, channel), retryable=retryable, status=status, retry_after=retry_after)
+        log.debug("delivery failed (%s): %s", "retryable" if retryable else "permanent", error.message)
+        return error
+
+
+class WebhookSender(HttpSender):
+    """Sends ``jobbudget.alert/v1`` (or digest) JSON bodies, signed when the channel
+    has a ``secret``."""
+
+    kind = "webhook"
+
+    def send(self, channel: NotificationChannel, events: Sequence[AlertEvent], *, digest: bool = False) -> None:
+        """POST one alert (or one digest) to ``channel.target``."""
+        body = encode_json(webhook_body(events, digest=digest))
+        key = delivery_id(events, digest=digest)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": user_agent(),
+            "X-JobBudget-Event-Id": key,
+        }
+        auth = metadata_value(channel, "auth_header")
+        if auth:
+            headers["Authorization"] = auth
+        secret = metadata_value(channel, "secret")
+        if secret:
+            headers["X-JobBudget-Signature"] = sign(body, secret)
+        self.post(channel, body, key=key, headers=headers)
