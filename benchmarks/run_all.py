@@ -20,6 +20,7 @@ FULL = {
     "bench_ingest.py": [],
     "bench_report.py": [],
     "backtest_forecast.py": [],
+    "bench_alerts.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
@@ -27,6 +28,7 @@ QUICK = {
     "bench_ingest.py": ["--jobs", "3000"],
     "bench_report.py": ["--jobs", "20000", "--runs", "5"],
     "backtest_forecast.py": ["--quick"],
+    "bench_alerts.py": ["--quick"],
 }
 
 
@@ -64,6 +66,17 @@ def main() -> None:
                 f"80/95 % intervals hold {row['coverage_80_pct']:.0f}/{row['coverage_95_pct']:.0f} %"
             )
         print(f"forecast on 90 days           {b['ms_per_forecast_90_days']:>10} ms")
+    if "alerts" in results:
+        lat, down = results["alerts"]["latency"], results["alerts"]["outage"]
+        print(
+            f"alert to webhook p99          {lat['p99_ms']:>10} ms  (median {lat['median_ms']} ms, "
+            f"{lat['budgets']} budgets, background dispatcher, SQLite)"
+        )
+        once = "each exactly once" if down["exactly_once"] else f"NOT exactly once ({down['duplicates']} duplicates)"
+        print(
+            f"receiver down {down['down_seconds']:g} s           {down['arrived_distinct']:>6}/{down['events']} "
+            f"events, {once}, drained {down['drain_seconds_after_recovery']} s after recovery"
+        )
 
 
 if __name__ == "__main__":

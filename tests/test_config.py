@@ -301,3 +301,25 @@ def test_cloud_pricing_presets_in_config() -> None:
     with pytest.raises(jobbudget.ValidationError) as bad:
         Config(cost_model="moon-cloud")
     assert bad.value.field == "cost_model.preset"
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [
+        [{"type": "webhook", "target": "https://h.example/tok3nS3cret", "auth_headr": "Bearer s3cr3tvalue"}],
+        [{"type": "webhook", "target": "ftp://tok3nS3cret"}],
+        [{"type": "email", "target": "not-an-address-tok3nS3cret"}],
+    ],
+)
+def test_config_errors_never_echo_channel_secrets(channels: list[dict[str, str]]) -> None:
+    with pytest.raises(jobbudget.ValidationError) as bad:
+        Config(notification_channels=channels)
+    text = f"{bad.value} {bad.value.value!r}"
+    assert "tok3nS3cret" not in text and "s3cr3tvalue" not in text
+    assert bad.value.field == "notification_channels"
+
+
+def test_config_errors_never_echo_database_passwords() -> None:
+    with pytest.raises(jobbudget.ValidationError) as bad:
+        Config(database_url="mysql://user:pa55w0rd@db/x")
+    assert "pa55w0rd" not in f"{bad.value} {bad.value.value!r}"

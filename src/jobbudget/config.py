@@ -192,6 +192,10 @@ def _convert(exc: pydantic.ValidationError) -> ValidationError:
     if first["type"] == "extra_forbidden":
         message = "unknown configuration key"
     value = first.get("input")
-    if isinstance(value, dict):
-        value = "<mapping>"
+    if isinstance(value, (dict, list)):
+        value = "<mapping>" if isinstance(value, dict) else "<list>"
+    if field.startswith(("notification_channels", "smtp_password", "smtp_user", "database_url")):
+        value = "<hidden>"  # may hold tokens, passwords or addresses
+    # pydantic repeats the rejected input in some messages ("Value error, ...: got {...}")
+    message = message.split(" (got ", 1)[0] if field.startswith("notification_channels") else message
     return ValidationError(field, value, message)

@@ -16,6 +16,7 @@ from ..config import Config
 
 if TYPE_CHECKING:
     from ..demo import DemoReport
+from .alerts_cmd import alerts_app, notify_app
 from .budgets import budget_app
 from .calibrate_cmd import calibrate, costmodel_app
 from .common import (
@@ -54,6 +55,8 @@ app.command("forecast-accuracy")(forecast_accuracy)
 app.command("report")(report)
 app.command("calibrate")(calibrate)
 app.add_typer(costmodel_app, name="costmodel")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(notify_app, name="notify")
 
 BLOCK_EXIT = 3
 

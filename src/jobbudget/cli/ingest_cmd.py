@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -22,7 +22,11 @@ from ..domain.errors import ValidationError
 from ..domain.money import ZERO
 from ..ingest import LineError, ParsedJob, SwfJob, parse_csv, parse_jsonl, parse_swf
 from ..service import FUTURE_TOLERANCE, MAX_BATCH, BudgetService
-from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, err_console, open_service
+from .alerts_cmd import NotifyOption, deliver_after_ingest, dispatch_text, open_foreground_service
+from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, err_console
+
+if TYPE_CHECKING:
+    from ..notify.dispatcher import DispatchResult
 
 __all__ = ["ingest"]
 
@@ -175,6 +179,7 @@ def ingest(
     strict: Annotated[
         bool, typer.Option("--strict", help="Read the whole file first and store nothing if any line is bad.")
     ] = False,
+    notify: NotifyOption = True,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     json: JsonOption = False,
@@ -186,6 +191,8 @@ def ingest(
     priority (0-10) and timestamp (ISO-8601 with offset; default: now).  CSV: a header
     row with those names.  Each bad line is reported with its number; a job id already
     stored for the tenant is counted once.  Exit status 1 if any line was rejected.
+    Alerts the new spend fires are delivered before the command ends (--no-notify:
+    left queued for `jobbudget alerts dispatch`).
     """
     settings = Settings(config, database_url, json)
     with cli_errors():
@@ -197,7 +204,7 @@ def ingest(
             if not json:
                 console.print(Text("rejected ", style="red") + Text(str(error)), soft_wrap=True)
 
-        with open_service(settings) as service, _open(file) as fh, _progress(file, json, console) as advance:
+        with open_foreground_service(settings) as service, _open(file) as fh, _progress(file, json, console) as advance:
             ingester = _Ingester(service, summary, report)
             items = PARSERS[fmt](_lines(fh, file, advance))
             if strict:
@@ -215,7 +222,8 @@ def ingest(
                             ingester.store(batch)
                             batch = []
                 ingester.store(batch)
-    _print_summary(summary, json)
+            notifications = deliver_after_ingest(service, stored=summary.stored, notify=notify)
+    _print_summary(summary, json, notifications)
     if summary.rejected:
         raise typer.Exit(1)
 
@@ -236,9 +244,9 @@ def _progress(file: str, json: bool, console: Console) -> Iterator[Callable[[int
         yield lambda n: progress.advance(task, n)
 
 
-def _print_summary(summary: Summary, json: bool) -> None:
+def _print_summary(summary: Summary, json: bool, notifications: DispatchResult | None = None) -> None:
     if json:
-        emit_json(summary.as_json())
+        emit_json({**summary.as_json(), "notifications": notifications})
         return
     s = summary
     not_applied = " Nothing was stored (--strict)." if s.strict and s.rejected else ""
@@ -246,6 +254,8 @@ def _print_summary(summary: Summary, json: bool) -> None:
         f"{_count(s.read, 'job')} read: {s.stored} stored, {_count(s.duplicates, 'duplicate')}, "
         f"{s.rejected} rejected. Total cost of stored jobs: {s.total_cost}.{not_applied}"
     )
+    if notifications is not None and notifications.worked:
+        typer.echo(dispatch_text(notifications))
 
 
 def _count(n: int, noun: str) -> str:

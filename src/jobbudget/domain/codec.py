@@ -37,7 +37,8 @@ def _known(kind: str, data: Any, cls: type) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     for key in data:
         if key not in names:
-            raise ValidationError(f"{kind}.{key}", data[key], f"unknown {kind} key")
+            # the value is not echoed: under a misspelt key it may be a secret
+            raise ValidationError(f"{kind}.{key}", f"<{type(data[key]).__name__}>", f"unknown {kind} key")
     return dict(data)
 
 

@@ -126,10 +126,14 @@ class Dispatcher:
         result = self._send_digests()
         now = self._clock()
         lease = max(60.0, 2 * self._max_timeout() + 30)
-        claimed = self._store.claim_deliveries(now=now, lease_until=now + timedelta(seconds=lease), limit=BATCH)
+        lease_until = now + timedelta(seconds=lease)
+        claimed = self._store.claim_deliveries(now=now, lease_until=lease_until, limit=BATCH)
+        last_start = lease_until - timedelta(seconds=self._max_timeout())
         for position, delivery in enumerate(claimed):
-            if deadline is not None and time.monotonic() >= deadline:
-                for rest in claimed[position:]:  # give back what this pass will not send
+            # Out of time, or a send started now could outlast the lease (after which
+            # another dispatcher may claim the same delivery and send it too).
+            if (deadline is not None and time.monotonic() >= deadline) or self._clock() > last_start:
+                for rest in claimed[position:]:  # give back, while the lease holds, what this pass will not send
                     self._store.finish_delivery(rest.id, status="pending", attempts=rest.attempts, next_attempt_at=now)
                 break
             result += self._deliver(delivery)

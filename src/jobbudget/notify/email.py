@@ -146,9 +146,9 @@ class EmailSender:
             retryable, what = True, f"cannot talk to {where}: {exc.strerror or type(exc).__name__}"
         else:
             retryable, what = False, f"e-mail could not be built or sent: {type(exc).__name__}: {exc}"
-        return DeliveryError(redact(what, channel, extra=secrets), retryable=retryable, status=status)
+        return DeliveryError(redact(what, channel, extra=secrets)[:1000], retryable=retryable, status=status)
 
 
 def _reply(code: int, text: bytes | str) -> str:
     message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    return f"{code} {' '.join(message.split())}"[:300]
+    return f"{code} {' '.join(message.split())}"

@@ -163,7 +163,7 @@ class HttpSender:
                 if 200 <= status < 300:
                     log.debug("%s accepted %s (HTTP %d)", shown, key, status)
                     return
-                snippet = self._snippet(response)
+                snippet = redact(self._snippet(response), channel)[:_SNIPPET]  # redact, then cut
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
         except httpx.TimeoutException:
             raise self._error(channel, f"{shown} did not answer within {timeout:g}s", retryable=True) from None
@@ -187,11 +187,11 @@ class HttpSender:
         try:
             for chunk in response.iter_bytes():
                 data += chunk
-                if len(data) >= _SNIPPET:
+                if len(data) >= 16 * _SNIPPET:
                     break
         except httpx.HTTPError:
             pass
-        text = " ".join(data[:_SNIPPET].decode("utf-8", "replace").split())
+        text = " ".join(data[: 16 * _SNIPPET].decode("utf-8", "replace").split())
         return text
 
     def _error(
