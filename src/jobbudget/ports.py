@@ -22,7 +22,7 @@ from .domain.records import (
     SpendKey,
 )
 
-__all__ = ["Clock", "Store"]
+__all__ = ["Clock", "MetricsSink", "NullMetrics", "Store"]
 
 #: Returns the current time as an aware UTC datetime.
 Clock = Callable[[], datetime]
@@ -96,3 +96,28 @@ class Store(Protocol):
     def list_audit(
         self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
     ) -> list[AuditEntry]: ...
+
+
+class MetricsSink(Protocol):
+    """Where the service reports what it does (``jobbudget.metrics`` exports it)."""
+
+    def checked(self, *, action: str, bypass: bool, seconds: float) -> None: ...
+    def priced(self, *, jobs: int, seconds: float) -> None: ...
+    def stored(self, *, tenant_id: str, amount: Decimal) -> None: ...
+    def deferred(self, *, amount: Decimal) -> None: ...
+
+
+class NullMetrics:
+    """Reports nothing (the default): costs one method call per event."""
+
+    def checked(self, *, action: str, bypass: bool, seconds: float) -> None:
+        return None
+
+    def priced(self, *, jobs: int, seconds: float) -> None:
+        return None
+
+    def stored(self, *, tenant_id: str, amount: Decimal) -> None:
+        return None
+
+    def deferred(self, *, amount: Decimal) -> None:
+        return None

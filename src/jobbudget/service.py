@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from .domain.money import ZERO
 from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, JobRecord, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
-from .ports import Clock, Store
+from .ports import Clock, MetricsSink, NullMetrics, Store
 from .service_alerts import AlertsMixin
 from .service_queries import QueriesMixin
 
@@ -61,9 +62,18 @@ class BudgetService(QueriesMixin, AlertsMixin):
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
 
-    def __init__(self, config: Config | None = None, *, clock: Clock | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> None:
         self.config = config or Config()
         self._clock = clock or utc_now
+        self._metrics: MetricsSink = metrics or NullMetrics()
+        self._mean_cost: dict[tuple[str, str], tuple[Decimal, int]] = {}  # for cost-savings estimates
         if store is None:
             from .storage import open_store
 
@@ -176,6 +186,7 @@ class BudgetService(QueriesMixin, AlertsMixin):
             index = self._index
             records: list[JobRecord] = []
             ends: dict[tuple[str, date], date] = {}
+            priced_from = time.perf_counter()
             for m in batch:
                 ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
                 cost = engine.calculate_job_cost(m, timestamp=ts)
@@ -187,6 +198,7 @@ class BudgetService(QueriesMixin, AlertsMixin):
                     )
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
+            self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
             # the alerts this spend fires are written in the same transaction
             result = self._store.record_jobs(records, plan=self._alert_plan(records, ends, now))
             with self._state:  # only jobs really stored count, once committed
@@ -194,6 +206,7 @@ class BudgetService(QueriesMixin, AlertsMixin):
                     if new:
                         index.add(record.spend_keys, record.cost.total_cost)
             self._fired.update(result.fired)
+            self._count_stored(records, result.inserted)
         self._announce(result.alerts)
         with self._write:
             first_cost: dict[tuple[str, str], JobCost] = {}
@@ -211,10 +224,23 @@ class BudgetService(QueriesMixin, AlertsMixin):
                     out.append(result.existing[key])
         return out
 
+    def _count_stored(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
+        """Spend per tenant for the metrics, and each queue's mean job cost."""
+        per_tenant: dict[str, Decimal] = {}
+        for record, new in zip(records, inserted, strict=True):
+            if new:
+                m, cost = record.metrics, record.cost.total_cost
+                per_tenant[m.tenant_id] = per_tenant.get(m.tenant_id, ZERO) + cost
+                total, count = self._mean_cost.get((m.tenant_id, m.queue_name), (ZERO, 0))
+                self._mean_cost[(m.tenant_id, m.queue_name)] = (total + cost, count + 1)
+        for tenant_id, amount in per_tenant.items():
+            self._metrics.stored(tenant_id=tenant_id, amount=amount)
+
     # -- enforcement --------------------------------------------------------------
     def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
         """Decide admission of a job: the most restrictive action of every active
         budget covering the tenant and queue (no budget: allow)."""
+        started = time.perf_counter()
         check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
         check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
@@ -250,6 +276,12 @@ class BudgetService(QueriesMixin, AlertsMixin):
                             },
                         )
                     )
+        self._metrics.checked(action=action.type, bypass=action.bypass, seconds=time.perf_counter() - started)
+        if action.type in ("block", "throttle"):
+            total, count = self._mean_cost.get((tenant_id, queue_name), (ZERO, 0))
+            if count:  # the work refused (or deferred by throttling), at this queue's mean job cost
+                share = Decimal(1) if action.type == "block" else Decimal(1) - Decimal(repr(action.factor))
+                self._metrics.deferred(amount=total / count * share)
         return action
 
     @staticmethod
