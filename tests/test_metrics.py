@@ -56,3 +56,29 @@ def test_checks_spend_savings_and_gauges_are_exported(clock: FakeClock) -> None:
     assert found[("jobbudget_cost_savings_dollars_total", ())] == 105
     assert found[("jobbudget_active_budgets", ())] == 1
     assert found[("jobbudget_cost_calculation_duration_seconds_count", ())] == 3
+
+
+def test_several_processes_are_merged_in_multiprocess_mode(tmp_path: object) -> None:
+    """Two worker processes count checks; the exposition of a third sums them."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker = (
+        "from jobbudget.metrics import PrometheusMetrics\n"
+        "m = PrometheusMetrics()\n"
+        "for _ in range(5): m.checked(action='block', bypass=False, seconds=1e-5)\n"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
+    reader = "from jobbudget.metrics import PrometheusMetrics\nprint(PrometheusMetrics().exposition().decode())\n"
+    text = subprocess.run(
+        [sys.executable, "-c", reader], env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert values[("jobbudget_budget_checks_total", (("action", "block"),))] == 10
+    assert values[("jobbudget_budget_blocks_total", ())] == 10

@@ -108,6 +108,8 @@ class Config(BaseSettings):
     # alert delivery
     notification_rate_limit_per_hour: int = pydantic.Field(default=20, ge=1, le=100_000)
     notifications_in_background: bool = True
+    # metrics
+    metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
 
     def __init__(self, **values: Any) -> None:
         if isinstance(values.get("cost_model"), str):
