@@ -19,11 +19,13 @@ from .domain.cost import (
 )
 from .domain.enforcement import EnforcementAction
 from .domain.errors import (
+    AuthenticationError,
     BudgetError,
     ConflictError,
     EnforcementError,
     JobBudgetError,
     NotFoundError,
+    PermissionDeniedError,
     StorageError,
     StorageUnavailableError,
     ValidationError,
@@ -63,6 +65,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuditEntry",
+    "AuthenticationError",
     "BenchmarkResult",
     "BudgetReport",
     "CalibrationReport",
@@ -90,6 +93,7 @@ __all__ = [
     "JobMetrics",
     "NotFoundError",
     "NotificationChannel",
+    "PermissionDeniedError",
     "StorageError",
     "StorageUnavailableError",
     "ValidationError",

@@ -28,6 +28,7 @@ from .domain.records import AuditEntry, CostModelVersion, JobRecord, SpendKey
 from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, MetricsSink, NullMetrics, Store
 from .service_alerts import AlertsMixin
+from .service_keys import KeysMixin
 from .service_queries import QueriesMixin
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class BudgetStatus:
     period_end: date | None
 
 
-class BudgetService(QueriesMixin, AlertsMixin):
+class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""

@@ -17,6 +17,7 @@ from ..config import Config
 if TYPE_CHECKING:
     from ..demo import DemoReport
 from .alerts_cmd import alerts_app, notify_app
+from .apikey_cmd import apikey_app
 from .budgets import budget_app
 from .calibrate_cmd import calibrate, costmodel_app
 from .common import (
@@ -57,6 +58,7 @@ app.command("calibrate")(calibrate)
 app.add_typer(costmodel_app, name="costmodel")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(notify_app, name="notify")
+app.add_typer(apikey_app, name="apikey")
 
 BLOCK_EXIT = 3
 

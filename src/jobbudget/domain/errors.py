@@ -15,11 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "BudgetError",
     "ConflictError",
     "EnforcementError",
     "JobBudgetError",
     "NotFoundError",
+    "PermissionDeniedError",
     "StorageError",
     "StorageUnavailableError",
     "ValidationError",
@@ -62,6 +64,19 @@ class ConflictError(JobBudgetError):
     """The request contradicts what is stored (duplicate id, stale update)."""
 
     code = "CONFLICT"
+
+
+class AuthenticationError(JobBudgetError):
+    """No API key was given, or it is malformed, unknown or revoked.  The message
+    never contains the key."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(JobBudgetError):
+    """The API key is valid but its role may not do this (to this tenant)."""
+
+    code = "FORBIDDEN"
 
 
 class StorageUnavailableError(JobBudgetError):

@@ -27,12 +27,13 @@ from ..domain.records import (
     average,
     nearest_rank_p95,
 )
+from .memory_keys import MemoryKeys
 from .memory_outbox import MemoryOutbox
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox):
+class MemoryStore(MemoryOutbox, MemoryKeys):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], JobRecord] = {}
@@ -44,6 +45,7 @@ class MemoryStore(MemoryOutbox):
         self._pruned_before: date | None = None
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
         self._outbox_init()
+        self._keys_init()
 
     def migrate(self) -> None:
         return None

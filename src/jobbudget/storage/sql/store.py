@@ -30,6 +30,7 @@ from ...domain.records import (
 )
 from . import bulk, rows
 from .engine import make_engine, transaction, translate_errors
+from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
 from .tables import (
     audit_log,
@@ -47,7 +48,7 @@ __all__ = ["SqlStore"]
 _CHUNK = 500  # keys per IN (...) list
 
 
-class SqlStore(OutboxMixin):
+class SqlStore(OutboxMixin, KeysMixin):
     """Storage on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:

@@ -200,3 +200,19 @@ deliveries = Table(
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_deliveries_channel_sent", "channel_key", "sent_at"),
 )
+
+#: API keys of the HTTP API: only the SHA-256 digest of each key is stored.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("tenant_id", String(50), nullable=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("prefix", name="uq_api_keys_prefix"),
+    UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+)

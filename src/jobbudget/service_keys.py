@@ -1,0 +1,161 @@
+"""API-key use cases of :class:`jobbudget.service.BudgetService`: create, list and
+revoke keys, authenticate a presented key and authorize what it asks to do.
+
+Successful lookups are cached in this process for at most :data:`CACHE_SECONDS`, so
+authenticating a request rarely touches the database.  Revoking a key through this
+service takes effect here at once; other processes (another API worker, a CLI)
+see a revocation within :data:`CACHE_SECONDS`.  Failed lookups are never cached, so
+a key created elsewhere works at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import datetime
+
+from .domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
+from .domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
+from .domain.records import AuditEntry
+from .domain.validation import check_identifier
+from .ports import Store
+
+__all__ = ["CACHE_SECONDS", "KeysMixin"]
+
+#: How long a successful authentication is remembered (revocations elsewhere show
+#: up within this time).
+CACHE_SECONDS = 5.0
+_CACHE_MAX = 10_000
+_ATTEMPTS = 3  # a new key whose 48-bit prefix collides with a stored one is redrawn
+
+#: Monotonic seconds for the cache (a module attribute so tests can move it on).
+monotonic = time.monotonic
+
+
+class _KeyCache:
+    """hash -> (key, expiry); ids revoked in this process are never served again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[ApiKey, float]] = {}
+        self._revoked: set[str] = set()
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        now = monotonic()
+        with self._lock:
+            found = self._entries.get(key_hash)
+            if found is None:
+                return None
+            key, expires = found
+            if now >= expires or key.id in self._revoked:
+                del self._entries[key_hash]
+                return None
+            return key
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        expires = monotonic() + CACHE_SECONDS
+        with self._lock:
+            if key.id in self._revoked:
+                return
+            if len(self._entries) >= _CACHE_MAX:
+                self._entries.clear()
+            self._entries[key_hash] = (key, expires)
+
+    def revoke(self, key_id: str) -> None:
+        with self._lock:
+            self._revoked.add(key_id)
+            for key_hash in [h for h, (k, _) in self._entries.items() if k.id == key_id]:
+                del self._entries[key_hash]
+
+
+class KeysMixin:
+    """Mixed into BudgetService (which sets ``_store`` and provides ``now``)."""
+
+    _store: Store
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    def _key_cache(self) -> _KeyCache:
+        cache: _KeyCache = self.__dict__.setdefault("_api_key_cache", _KeyCache())
+        return cache
+
+    def create_api_key(
+        self, *, role: str, tenant_id: str | None = None, name: str = "", actor: str = "system"
+    ) -> tuple[ApiKey, str]:
+        """A new key and its plaintext.  The plaintext is returned this once and never
+        stored (only its SHA-256 digest is); the audit entry carries no key material."""
+        check_identifier("actor", actor, max_len=100)
+        for attempt in range(_ATTEMPTS):
+            text, digest = generate_key()
+            key = ApiKey(
+                id=str(uuid.uuid4()),
+                name=name,
+                role=role,
+                tenant_id=tenant_id,
+                prefix=key_prefix(text),
+                created_at=self.now(),
+            )
+            try:
+                self._store.add_api_key(key, key_hash=digest)
+            except ConflictError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            break
+        self._store.add_audit(
+            [
+                AuditEntry(
+                    at=key.created_at,
+                    kind="api_key_created",
+                    tenant_id=key.tenant_id or "",
+                    actor=actor,
+                    details={"key_id": key.id, "name": key.name, "role": key.role},
+                )
+            ]
+        )
+        return key, text
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key (revoked ones too), oldest first; never a secret or hash."""
+        return self._store.list_api_keys()
+
+    def revoke_api_key(self, key_id: str, *, actor: str = "system") -> None:
+        """Revoke a key (NotFoundError if there is none); revoking twice keeps the
+        first time.  This process refuses the key from now on."""
+        check_identifier("key_id", key_id, max_len=36)
+        check_identifier("actor", actor, max_len=100)
+        now = self.now()
+        self._store.revoke_api_key(key_id, at=now)
+        self._key_cache().revoke(key_id)
+        self._store.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
+
+    def authenticate(self, token: str | None) -> ApiKey:
+        """The key ``token`` is; AuthenticationError if it is missing, malformed,
+        unknown or revoked (the message never contains the token)."""
+        if not token:
+            raise AuthenticationError("no API key given")
+        if not is_well_formed(token):
+            raise AuthenticationError("malformed API key")
+        digest = hash_key(token)
+        cache = self._key_cache()
+        key = cache.get(digest)
+        if key is not None:
+            return key
+        key = self._store.find_api_key(digest)
+        if key is None:
+            raise AuthenticationError("unknown API key")
+        if key.revoked:
+            raise AuthenticationError(f"API key {key.id} was revoked")
+        cache.put(digest, key)
+        return key
+
+    def authorize(self, key: ApiKey, *, action: str, tenant_id: str | None) -> None:
+        """PermissionDeniedError unless ``key`` may do ``action`` on ``tenant_id``'s
+        data (None: every tenant's)."""
+        if not isinstance(key, ApiKey):
+            raise ValidationError("key", type(key).__name__, "must be an ApiKey")
+        if not can(key, action=action, tenant_id=tenant_id):
+            scope = "every tenant" if tenant_id is None else f"tenant {tenant_id!r}"
+            raise PermissionDeniedError(f"a {key.role} key may not {action} for {scope}")
