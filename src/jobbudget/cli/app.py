@@ -36,6 +36,7 @@ from .forecast_cmd import forecast, forecast_accuracy
 from .ingest_cmd import ingest
 from .render import action_text, money, status_json, status_table
 from .report_cmd import report
+from .serve_cmd import serve
 
 __all__ = ["app", "main"]
 
@@ -54,6 +55,7 @@ app.command("ingest")(ingest)
 app.command("forecast")(forecast)
 app.command("forecast-accuracy")(forecast_accuracy)
 app.command("report")(report)
+app.command("serve")(serve)
 app.command("calibrate")(calibrate)
 app.add_typer(costmodel_app, name="costmodel")
 app.add_typer(alerts_app, name="alerts")

@@ -1,0 +1,86 @@
+"""The FastAPI application: :func:`create_app` around a service (no global state),
+and :func:`app_from_env` for ``uvicorn --factory`` / ``jobbudget serve --workers N``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..config import Config
+from ..service import BudgetService
+from .deps import ServiceDep, current_key
+from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
+from .routes_budgets import router as budgets_router
+from .routes_jobs import router as jobs_router
+from .routes_reports import router as reports_router
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "app_from_env", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz", summary="The process is up (no authentication)")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/readyz", summary="The database is reachable", responses={503: {"description": "Not ready"}})
+async def readyz(service: ServiceDep) -> JSONResponse:
+    try:
+        await run_in_threadpool(service.ping)
+    except Exception:
+        return JSONResponse(
+            error_body("STORAGE_UNAVAILABLE", "the database is not reachable"),
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return JSONResponse({"status": "ready"})
+
+
+def create_app(service: BudgetService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **fastapi_args: Any) -> FastAPI:
+    """The HTTP API over ``service`` (the caller owns it and closes it)."""
+    if max_body_bytes <= 0:
+        raise ValueError("max_body_bytes must be positive")
+    app = FastAPI(
+        title="jobbudget",
+        version=__version__,
+        description="Exact job costs, budgets and graduated enforcement for multi-tenant job queues. "
+        "Every /v1 route needs `Authorization: Bearer <API key>`; money is an exact decimal string.",
+        **fastapi_args,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.include_router(health)
+    auth = [Depends(current_key)]
+    app.include_router(jobs_router, dependencies=auth)
+    app.include_router(budgets_router, dependencies=auth)
+    app.include_router(reports_router, dependencies=auth)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """An app with its own service from the configuration: ``JOBBUDGET_CONFIG`` (a YAML
+    file) and ``JOBBUDGET_*`` variables.  The service is closed at shutdown."""
+    path = os.environ.get("JOBBUDGET_CONFIG")
+    config = Config.from_yaml(path) if path else Config()
+    service = BudgetService(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    limit = int(os.environ.get("JOBBUDGET_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    return create_app(service, max_body_bytes=limit, lifespan=lifespan)

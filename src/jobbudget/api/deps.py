@@ -1,0 +1,120 @@
+"""Dependencies (Annotated, as in the FastAPI full-stack template): the service from
+``app.state``, the API key of the request, exact JSON bodies, and tenant access."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from ..domain.apikeys import ApiKey, can
+from ..domain.errors import AuthenticationError, NotFoundError
+from ..service import BudgetService
+
+__all__ = [
+    "ExactJSONRoute",
+    "KeyDep",
+    "ServiceDep",
+    "actor_of",
+    "current_key",
+    "get_service",
+    "loads_exact",
+    "require_admin",
+    "require_read",
+    "require_write",
+    "tenant_scope",
+]
+
+
+def get_service(request: Request) -> BudgetService:
+    service = request.app.state.service
+    assert isinstance(service, BudgetService)
+    return service
+
+
+ServiceDep = Annotated[BudgetService, Depends(get_service)]
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+
+
+def current_key(
+    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> ApiKey:
+    """The API key of the request (401 without one or with an unknown or revoked one)."""
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("an API key is required: Authorization: Bearer <key>")
+    return service.authenticate(credentials.credentials)
+
+
+KeyDep = Annotated[ApiKey, Depends(current_key)]
+
+
+def actor_of(key: ApiKey) -> str:
+    return f"apikey:{key.name or key.id}"
+
+
+def require_admin(service: BudgetService, key: ApiKey) -> None:
+    """Admin actions (the cost model, applying a calibration): 403 for other keys."""
+    service.authorize(key, action="admin", tenant_id=None)
+
+
+def require_write(service: BudgetService, key: ApiKey, tenant_id: str) -> None:
+    """Writes: admin anywhere, a tenant key only for its own tenant, reporters never (403)."""
+    service.authorize(key, action="write", tenant_id=tenant_id)
+
+
+def require_read(key: ApiKey, tenant_id: str, *, kind: str, ident: str) -> None:
+    """Reads of one tenant's thing: another tenant's looks absent (404), so that its
+    existence does not leak."""
+    if not can(key, action="read", tenant_id=tenant_id):
+        raise NotFoundError(kind, ident)
+
+
+def tenant_scope(key: ApiKey, tenant: str | None) -> str | None:
+    """The tenant a listing is limited to (None: all), for a key and a requested tenant."""
+    if can(key, action="read", tenant_id=None):
+        return tenant
+    return key.tenant_id
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_exact(body: bytes) -> Any:
+    """JSON with numbers read exactly (``Decimal`` from their text); NaN, Infinity,
+    invalid UTF-8 and absurd nesting are decode errors."""
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError("not UTF-8 text", "", exc.start) from None
+    except (ValueError, RecursionError) as exc:
+        raise json.JSONDecodeError(str(exc)[:200] or type(exc).__name__, "", 0) from None
+
+
+class _ExactJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_exact(await self.body())
+        return self._json
+
+
+class ExactJSONRoute(APIRoute):
+    """A route whose JSON body is parsed by :func:`loads_exact`, so pydantic sees
+    ``Decimal`` (never ``float``) for every number."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            return await original(_ExactJSONRequest(request.scope, request.receive))
+
+        return handler

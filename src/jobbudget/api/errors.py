@@ -1,0 +1,178 @@
+"""Errors as JSON ``{"error": {"code", "message", "field"}}`` with stable codes, the
+request body size limit, and the handlers that make sure no input produces a 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..domain.errors import (
+    AuthenticationError,
+    BudgetError,
+    ConflictError,
+    EnforcementError,
+    JobBudgetError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    error_code,
+    is_retryable,
+)
+from .schemas import UNION_TAGS
+
+__all__ = ["BodyLimitMiddleware", "error_body", "install_error_handlers"]
+
+log = logging.getLogger("jobbudget.api")
+RETRY_AFTER_SECONDS = "5"
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_FAILED",
+    503: "UNAVAILABLE",
+}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _json(status: int, code: str, message: str, field: str | None = None, **headers: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers or None)
+
+
+def _status_of(exc: BaseException) -> int:
+    cause = exc.err if isinstance(exc, BudgetError) else exc
+    if isinstance(cause, ValidationError):
+        return 422
+    if isinstance(cause, AuthenticationError):
+        return 401
+    if isinstance(cause, PermissionDeniedError):
+        return 403
+    if isinstance(cause, NotFoundError):
+        return 404
+    if isinstance(cause, (ConflictError, EnforcementError)):
+        return 409
+    if is_retryable(exc):
+        return 503
+    return 500
+
+
+def jobbudget_error_response(exc: JobBudgetError) -> JSONResponse:
+    status = _status_of(exc)
+    cause = exc.err if isinstance(exc, BudgetError) else exc
+    field = cause.field if isinstance(cause, ValidationError) else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if status >= 500:
+        log.error("request failed: %s", exc)
+        message = "the service cannot complete this request now" if status == 503 else "internal error"
+        return _json(status, error_code(exc), message, None, **headers)
+    return _json(status, error_code(exc), str(exc), field, **headers)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    if len(parts) > 1 and parts[0] in UNION_TAGS:  # the branch of POST /v1/jobs' body
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    field = _field(first.get("loc", ()))
+    status = 400 if first.get("type") == "json_invalid" else 422
+    code = "INVALID_JSON" if status == 400 else "VALIDATION_FAILED"
+    extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return _json(status, code, f"{field}: {first.get('msg', 'invalid')}{extra}", field or None)
+
+
+async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JobBudgetError)
+    return jobbudget_error_response(exc)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
+    return _json(exc.status_code, code, detail, None, **headers)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _json(500, "INTERNAL", "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(JobBudgetError, _domain_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the limit of {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413: by Content-Length up front, and by
+    counting the streamed bytes (chunked requests, lying Content-Length)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    await _json(400, "BAD_REQUEST", "invalid Content-Length")(scope, receive, send)
+                    return
+                if length > self.max_bytes:
+                    too_large = BodyTooLargeError(self.max_bytes)
+                    await _json(413, "PAYLOAD_TOO_LARGE", str(too_large.detail))(scope, receive, send)
+                    return
+        received = 0
+        limit = self.max_bytes
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLargeError(limit)
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,95 @@
+"""Budgets: ``/v1/budgets`` (list, create), ``/v1/budgets/{id}`` (read, change,
+deactivate) and ``/v1/budgets/{id}/status``.  Secrets are redacted in every answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, status
+
+from ..domain.apikeys import ApiKey
+from ..domain.budget import Budget
+from ..domain.codec import budget_from_mapping, to_jsonable
+from ..domain.errors import NotFoundError, ValidationError
+from ..service import BudgetService
+from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
+from .routes_jobs import action_out
+from .schemas import ID_PATTERN, TEXT_PATTERN, BudgetIn, BudgetOut, BudgetPatch, StatusOut
+
+__all__ = ["budget_out", "router"]
+
+router = APIRouter(prefix="/v1/budgets", route_class=ExactJSONRoute, tags=["budgets"])
+BudgetId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def budget_out(budget: Budget) -> BudgetOut:
+    """A budget with every secret redacted."""
+    return BudgetOut.model_validate(to_jsonable(budget.redacted()))
+
+
+def _readable(service: BudgetService, key: ApiKey, budget_id: str) -> Budget:
+    budget = service.get_budget(budget_id)
+    require_read(key, budget.tenant_id, kind="budget", ident=budget_id)
+    return budget
+
+
+@router.get("", summary="List budgets")
+def list_budgets(
+    service: ServiceDep,
+    key: KeyDep,
+    tenant: Annotated[str | None, Query(pattern=TEXT_PATTERN, max_length=200)] = None,
+    include_inactive: bool = False,
+) -> list[BudgetOut]:
+    scope = tenant_scope(key, tenant)
+    if tenant is not None and scope != tenant:
+        return []
+    return [budget_out(b) for b in service.list_budgets(scope, include_inactive=include_inactive)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a budget")
+def create_budget(service: ServiceDep, key: KeyDep, body: BudgetIn) -> BudgetOut:
+    require_write(service, key, body.tenant_id)
+    budget = budget_from_mapping(body.model_dump(mode="python"))
+    return budget_out(service.create_budget(budget, actor=actor_of(key)))
+
+
+@router.get("/{budget_id}", summary="Read a budget")
+def get_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
+    return budget_out(_readable(service, key, budget_id))
+
+
+@router.patch("/{budget_id}", summary="Change a budget")
+def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: BudgetPatch) -> BudgetOut:
+    old = _readable(service, key, budget_id)
+    require_write(service, key, old.tenant_id)
+    for name in sorted(body.model_fields_set):
+        if getattr(body, name) is None:
+            raise ValidationError(name, None, "must not be null; leave it out to keep the stored value")
+    data: dict[str, Any] = to_jsonable(old)
+    data.update(body.model_dump(mode="python", exclude_unset=True))
+    changed = budget_from_mapping({k: v for k, v in data.items() if v is not None})
+    return budget_out(service.update_budget(changed, actor=actor_of(key)))
+
+
+@router.delete("/{budget_id}", summary="Deactivate a budget")
+def delete_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
+    old = _readable(service, key, budget_id)
+    require_write(service, key, old.tenant_id)
+    return budget_out(service.deactivate_budget(budget_id, actor=actor_of(key)))
+
+
+@router.get("/{budget_id}/status", response_model=StatusOut, summary="Spend, utilization and action now")
+def budget_status(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> StatusOut:
+    _readable(service, key, budget_id)
+    try:
+        s = service.get_budget_status(budget_id)
+    except NotFoundError:
+        raise
+    return StatusOut(
+        budget=budget_out(s.budget),
+        current_spend=s.current_spend,
+        utilization=s.utilization,
+        action=action_out(s.action),
+        period_start=s.period_start,
+        period_end=s.period_end,
+    )

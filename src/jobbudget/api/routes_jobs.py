@@ -1,0 +1,219 @@
+"""Metering and pricing: ``/v1/jobs``, ``/v1/check``, ``/v1/forecast``,
+``/v1/cost-model`` and ``/v1/calibration``."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..domain.codec import cost_model_from_mapping, cost_model_to_mapping, to_jsonable
+from ..domain.cost import JobCost, JobMetrics
+from ..domain.enforcement import EnforcementAction
+from ..domain.errors import ValidationError
+from ..domain.money import ZERO
+from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, loads_exact, require_admin, require_read, require_write
+from .schemas import (
+    TEXT_PATTERN,
+    ActionOut,
+    CheckIn,
+    CostModelIn,
+    CostModelOut,
+    JobBatchIn,
+    JobCostOut,
+    JobIn,
+    JobsIn,
+    JobsOut,
+)
+
+__all__ = ["action_out", "router"]
+
+router = APIRouter(prefix="/v1", route_class=ExactJSONRoute)
+
+
+def _metrics(job: JobIn) -> JobMetrics:
+    return JobMetrics(
+        job_id=job.job_id,
+        tenant_id=job.tenant_id,
+        queue_name=job.queue_name,
+        cpu_time=job.cpu_time,
+        memory_mb_seconds=job.memory_mb_seconds,
+        payload_bytes=job.payload_bytes,
+        redis_ops=job.redis_ops,
+        network_bytes=job.network_bytes,
+        job_type=job.job_type,
+        priority=job.priority,
+        timestamp=job.timestamp,
+    )
+
+
+def _cost_out(cost: JobCost) -> JobCostOut:
+    return JobCostOut.model_validate(to_jsonable(cost))
+
+
+@router.post("/jobs", response_model=JobsOut, tags=["jobs"], summary="Price and store finished jobs")
+def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()]) -> JobsOut:
+    """One job, or ``{"jobs": [...]}`` (at most 10,000), stored in one transaction.
+    A job id seen before for the tenant is not counted again (``duplicate``)."""
+    jobs = body.jobs if isinstance(body, JobBatchIn) else [body]
+    for tenant in sorted({job.tenant_id for job in jobs}):
+        require_write(service, key, tenant)
+    metrics = []
+    for i, job in enumerate(jobs):
+        try:
+            metrics.append(_metrics(job))
+        except ValidationError as exc:
+            prefix = f"jobs[{i}]." if isinstance(body, JobBatchIn) else ""
+            raise ValidationError(prefix + exc.field, exc.value, exc.reason) from None
+    costs = service.process_job_costs(metrics)
+    new = [c for c in costs if not c.duplicate]
+    return JobsOut(
+        jobs=[_cost_out(c) for c in costs],
+        inserted=len(new),
+        duplicates=[c.job_id for c in costs if c.duplicate],
+        total_cost=sum((c.total_cost for c in new), ZERO),
+    )
+
+
+def action_out(action: EnforcementAction) -> ActionOut:
+    return ActionOut(
+        type=action.type,
+        allowed=action.allowed,
+        factor=action.factor,
+        message=action.message,
+        budget_id=action.budget_id,
+        utilization=action.utilization,
+        current_spend=action.current_spend,
+        budget_amount=action.budget_amount,
+        bypass=action.bypass,
+    )
+
+
+@router.post("/check", response_model=ActionOut, tags=["enforcement"], summary="Decide admission of a job")
+def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionOut:
+    require_read(key, body.tenant_id, kind="tenant", ident=body.tenant_id)
+    return action_out(service.check_budget_compliance(body.tenant_id, body.queue_name, body.priority))
+
+
+@router.get("/forecast", tags=["analytics"], summary="Forecast the current period of a budget scope")
+def get_forecast(
+    service: ServiceDep,
+    key: KeyDep,
+    tenant: Annotated[str, Query(pattern=TEXT_PATTERN, max_length=200)],
+    queue: Annotated[str, Query(pattern=TEXT_PATTERN, max_length=200)] = "",
+) -> dict[str, Any]:
+    require_read(key, tenant, kind="forecast", ident=f"{tenant}/{queue}")
+    result: dict[str, Any] = to_jsonable(service.get_forecast(tenant, queue))
+    return result
+
+
+@router.get("/cost-model", response_model=CostModelOut, tags=["cost model"], summary="The cost model in force")
+def get_cost_model(service: ServiceDep, key: KeyDep) -> CostModelOut:
+    return CostModelOut(version=service.get_cost_model_version(), model=cost_model_to_mapping(service.get_cost_model()))
+
+
+@router.put("/cost-model", response_model=CostModelOut, tags=["cost model"], summary="Price new jobs with a new model")
+def put_cost_model(service: ServiceDep, key: KeyDep, body: CostModelIn) -> CostModelOut:
+    require_admin(service, key)
+    model = cost_model_from_mapping(body.model_dump())
+    version = service.update_cost_model(model, actor=actor_of(key))
+    return CostModelOut(version=version.version, model=cost_model_to_mapping(model))
+
+
+_CALIBRATION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "array", "items": {"type": "object"}},
+                        {
+                            "type": "object",
+                            "properties": {"benchmarks": {"type": "array", "items": {"type": "object"}}},
+                            "required": ["benchmarks"],
+                        },
+                    ]
+                }
+            },
+        },
+    }
+}
+
+
+def _benchmarks_csv(data: Any) -> str:
+    """JSON benchmarks (a list of objects, or ``{"benchmarks": [...]}``) as CSV text for
+    :func:`read_benchmarks_csv` (which names every bad line)."""
+    if isinstance(data, dict) and set(data) == {"benchmarks"}:
+        data = data["benchmarks"]
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise ValidationError("benchmarks", "<json>", 'must be a list of objects or {"benchmarks": [...]}')
+    columns: list[str] = []
+    for row in data:
+        columns.extend(k for k in row if k not in columns)
+    out = io.StringIO()
+    import csv
+
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for i, row in enumerate(data):
+        cells = []
+        for name in columns:
+            value = row.get(name, "")
+            if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+                raise ValidationError(
+                    f"benchmarks[{i}].{name}", f"<{type(value).__name__}>", "must be a number or text"
+                )
+            cells.append(str(value))
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+@router.post("/calibration", tags=["cost model"], summary="Calibrate the cost model", openapi_extra=_CALIBRATION_BODY)
+async def post_calibration(
+    request: Request, service: ServiceDep, key: KeyDep, apply: Annotated[bool, Query()] = False
+) -> dict[str, Any]:
+    """Benchmarks as CSV (``text/csv``) or JSON; with ``apply=true`` (admin only) the
+    calibrated model prices new jobs from now on."""
+    if apply:
+        require_admin(service, key)
+    else:  # a dry run reads every tenant's pricing, and records its outcome
+        service.authorize(key, action="read", tenant_id=None)
+    raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind in ("application/json", ""):
+        try:
+            text = _benchmarks_csv(loads_exact(raw))
+        except ValueError as exc:
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError("body", "<json>", f"is not valid JSON ({exc})") from None
+    elif kind in ("text/csv", "text/plain"):
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("body", "<csv>", "is not UTF-8 text") from None
+    else:
+        raise ValidationError("content-type", kind, "must be text/csv or application/json")
+    return await run_in_threadpool(_calibrate, service, text, apply, actor_of(key))
+
+
+def _calibrate(service: Any, text: str, apply: bool, actor: str) -> dict[str, Any]:
+    from ..analytics.calibration import run_calibration
+    from ..domain.calibration_io import read_benchmarks_csv
+
+    items = read_benchmarks_csv(io.StringIO(text, newline=""), model=service.get_cost_model(), source="body")
+    outcome = run_calibration(service, items, apply=apply, actor=actor)
+    result: dict[str, Any] = to_jsonable(
+        {
+            "report": outcome.report,
+            "calibrated_model": cost_model_to_mapping(outcome.model),
+            "applied": outcome.applied,
+            "cost_model_version": outcome.cost_model_version,
+        }
+    )
+    return result

@@ -1,0 +1,317 @@
+"""Request and response models.  Request numbers arrive as ``Decimal`` (see
+:func:`jobbudget.api.deps.loads_exact`); money goes out as exact decimal strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
+
+__all__ = [
+    "ActionOut",
+    "BudgetIn",
+    "BudgetOut",
+    "BudgetPatch",
+    "CheckIn",
+    "CostModelIn",
+    "CostModelOut",
+    "JobBatchIn",
+    "JobCostOut",
+    "JobIn",
+    "JobsIn",
+    "JobsOut",
+    "MAX_API_BATCH",
+    "Money",
+    "Number",
+    "StatusOut",
+]
+
+MAX_API_BATCH = 10_000
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise ValueError("must be a number or a decimal string")
+    return value
+
+
+def _exact(value: Decimal) -> str:
+    return str(value)
+
+
+#: A JSON number (never a string), read exactly.
+Number = Annotated[Decimal, BeforeValidator(_json_number), PlainSerializer(_exact, return_type=str, when_used="json")]
+#: Money or a rate: a JSON number or a decimal string such as "1500.00"; written as a string.
+Money = Annotated[Decimal, BeforeValidator(_number_or_text), PlainSerializer(_exact, return_type=str, when_used="json")]
+
+
+def _clean_text(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValueError("must not contain control characters or lone surrogates")
+    return value
+
+
+#: Free text: no control characters (PostgreSQL cannot store NUL) nor lone surrogates.
+Text = Annotated[StrictStr, AfterValidator(_clean_text)]
+Id = Annotated[Text, Field(max_length=200)]
+#: Stored ids (budgets, alerts): printable ASCII without spaces.
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
+#: Query text: no control characters.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _recent(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if utc.year < 1970:
+        raise ValueError("must be after 1970-01-01")
+    return value
+
+
+class JobIn(_In):
+    """A finished job's measured resources (usages are JSON numbers, exact)."""
+
+    job_id: Id
+    tenant_id: Id
+    queue_name: Id
+    cpu_time: Number
+    memory_mb_seconds: Number = Decimal(0)
+    payload_bytes: Number = Decimal(0)
+    redis_ops: Number = Decimal(0)
+    network_bytes: Number = Decimal(0)
+    job_type: Id = ""
+    priority: StrictInt = 5
+    timestamp: Annotated[AwareDatetime | None, AfterValidator(_recent)] = None
+
+
+class JobBatchIn(_In):
+    jobs: Annotated[list[JobIn], Field(min_length=1, max_length=MAX_API_BATCH)]
+
+
+def _job_or_batch(value: Any) -> str:
+    return "batch" if isinstance(value, (dict, JobBatchIn)) and "jobs" in value else "job"
+
+
+#: One job, or ``{"jobs": [...]}``.
+JobsIn = Annotated[Annotated[JobBatchIn, Tag("batch")] | Annotated[JobIn, Tag("job")], Discriminator(_job_or_batch)]
+UNION_TAGS = ("batch", "job")
+
+
+class CostBreakdownOut(BaseModel):
+    cpu_cost: Money
+    memory_cost: Money
+    payload_cost: Money
+    redis_cost: Money
+    network_cost: Money
+    base_cost: Money
+
+
+class JobCostOut(BaseModel):
+    job_id: str
+    tenant_id: str
+    queue_name: str
+    job_type: str
+    timestamp: datetime | None
+    total_cost: Money
+    cost_breakdown: CostBreakdownOut
+    cost_model_version: int
+    duplicate: bool
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobCostOut]
+    inserted: int
+    duplicates: list[str]
+    total_cost: Money = Field(description="Sum of the costs of the jobs stored by this request.")
+
+
+class CheckIn(_In):
+    tenant_id: Id
+    queue_name: Id = ""
+    priority: StrictInt = 5
+
+
+class ActionOut(BaseModel):
+    type: str
+    allowed: bool
+    factor: float
+    message: str
+    budget_id: str | None
+    utilization: Money
+    current_spend: Money
+    budget_amount: Money
+    bypass: bool
+
+
+def _calendar_date(value: date | None) -> date | None:
+    if value is not None and not date(1970, 1, 1) <= value <= date(9000, 12, 31):
+        raise ValueError("must lie between 1970-01-01 and 9000-12-31")
+    return value
+
+
+CalendarDate = Annotated[date | None, AfterValidator(_calendar_date)]
+
+
+class PeriodIn(_In):
+    type: Text = "monthly"
+    start_date: CalendarDate = None
+    end_date: CalendarDate = None
+    timezone: Text = "UTC"
+    recurring: StrictBool | None = None
+
+
+class PolicyIn(_In):
+    warn_only: StrictBool = False
+    throttle_factor: Money = Decimal("0.5")
+    block_new_jobs: StrictBool = True
+    allow_emergency: StrictBool = True
+    emergency_priority: StrictInt = 9
+    grace_period_hours: StrictInt = 0
+
+
+class ChannelIn(_In):
+    type: Text
+    target: Text
+    events: list[Text] = ["warning", "throttle", "block"]
+    enabled: StrictBool = True
+    metadata: dict[Text, Text] = {}
+
+
+class _BudgetFields(_In):
+    queue_name: Id = ""
+    currency: Text = "USD"
+    warning_threshold: Money = Decimal("0.75")
+    throttle_threshold: Money = Decimal("0.90")
+    block_threshold: Money = Decimal("1.00")
+    enforcement_policy: PolicyIn = PolicyIn()
+    notifications: Annotated[list[ChannelIn], Field(max_length=50)] = []
+    tags: dict[Text, Text] = {}
+    active: StrictBool = True
+
+
+class BudgetIn(_BudgetFields):
+    tenant_id: Id
+    amount: Money
+    period: PeriodIn = PeriodIn()
+
+
+class BudgetPatch(_In):
+    """Fields to change; the others keep their stored values (``period`` is replaced whole)."""
+
+    tenant_id: Id | None = None
+    amount: Money | None = None
+    period: PeriodIn | None = None
+    queue_name: Id | None = None
+    currency: Text | None = None
+    warning_threshold: Money | None = None
+    throttle_threshold: Money | None = None
+    block_threshold: Money | None = None
+    enforcement_policy: PolicyIn | None = None
+    notifications: Annotated[list[ChannelIn], Field(max_length=50)] | None = None
+    tags: dict[Text, Text] | None = None
+    active: StrictBool | None = None
+
+
+class PeriodOut(BaseModel):
+    type: str
+    start_date: date | None
+    end_date: date | None
+    timezone: str
+    recurring: bool | None
+
+
+class PolicyOut(BaseModel):
+    warn_only: bool
+    throttle_factor: float
+    block_new_jobs: bool
+    allow_emergency: bool
+    emergency_priority: int
+    grace_period_hours: int
+
+
+class ChannelOut(BaseModel):
+    """A notification channel with its target and secret metadata redacted."""
+
+    type: str
+    target: str
+    events: list[str]
+    enabled: bool
+    metadata: dict[str, str]
+
+
+class BudgetOut(BaseModel):
+    """A budget as stored (money as exact decimal strings, secrets redacted)."""
+
+    id: str | None
+    tenant_id: str
+    queue_name: str
+    amount: Money
+    currency: str
+    period: PeriodOut
+    warning_threshold: Money
+    throttle_threshold: Money
+    block_threshold: Money
+    enforcement_policy: PolicyOut
+    notifications: list[ChannelOut]
+    tags: dict[str, str]
+    active: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+    created_by: str
+
+
+class StatusOut(BaseModel):
+    budget: BudgetOut
+    current_spend: Money
+    utilization: Money
+    action: ActionOut
+    period_start: date | None
+    period_end: date | None
+
+
+class CostModelIn(_In):
+    cpu_time_weight: Money
+    memory_weight: Money
+    payload_weight: Money
+    redis_ops_weight: Money
+    network_weight: Money
+    base_job_weight: Money
+    environment_multiplier: Money
+
+
+class CostModelOut(BaseModel):
+    version: int
+    model: dict[str, str]
+
+
+class AckIn(_In):
+    by: Annotated[Text, Field(min_length=1, max_length=100)] | None = None

@@ -1,0 +1,48 @@
+"""``jobbudget serve``: run the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from .common import ConfigOption, DatabaseOption, Settings, cli_errors
+
+__all__ = ["serve"]
+
+FACTORY = "jobbudget.api.app:app_from_env"
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each with its own service).")] = 1,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+
+    Every /v1 route needs `Authorization: Bearer <API key>`.  With --workers above 1
+    each worker builds its own service from the configuration (JOBBUDGET_CONFIG and
+    JOBBUDGET_* variables; --config and --database-url are passed on that way).
+    """
+    settings = Settings(config, database_url)
+    with cli_errors():
+        try:
+            import uvicorn
+        except ImportError:
+            typer.echo("error [MISSING_DEPENDENCY]: the API needs: pip install 'jobbudget[api]'", err=True)
+            raise typer.Exit(1) from None
+        built = settings.build_config()  # fail here, not in every worker
+    if workers > 1:
+        if config is not None:
+            os.environ["JOBBUDGET_CONFIG"] = str(config)
+        os.environ["JOBBUDGET_DATABASE_URL"] = built.database_url
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, proxy_headers=False)
+        return
+    from ..api.app import create_app
+    from ..service import BudgetService
+
+    with cli_errors(), BudgetService(built) as service:
+        uvicorn.run(create_app(service), host=host, port=port, proxy_headers=False)
