@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..config import Config
+from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
 from .deps import ServiceDep, current_key
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
@@ -46,8 +47,24 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def create_app(service: BudgetService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **fastapi_args: Any) -> FastAPI:
-    """The HTTP API over ``service`` (the caller owns it and closes it)."""
+@health.get("/metrics", summary="Prometheus metrics (text format, no authentication)", response_class=Response)
+async def metrics(request: Request) -> Response:
+    exported: PrometheusMetrics | None = getattr(request.app.state, "metrics", None)
+    if exported is None:
+        return JSONResponse(error_body("NOT_FOUND", "metrics are not enabled on this server"), status_code=404)
+    body = await run_in_threadpool(exported.exposition)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+def create_app(
+    service: BudgetService,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics: PrometheusMetrics | None = None,
+    **fastapi_args: Any,
+) -> FastAPI:
+    """The HTTP API over ``service`` (the caller owns it and closes it).  ``metrics``:
+    the sink the service was built with, exported at ``/metrics``."""
     if max_body_bytes <= 0:
         raise ValueError("max_body_bytes must be positive")
     app = FastAPI(
@@ -58,6 +75,9 @@ def create_app(service: BudgetService, *, max_body_bytes: int = DEFAULT_MAX_BODY
         **fastapi_args,
     )
     app.state.service = service
+    app.state.metrics = metrics
+    if metrics is not None:
+        metrics.bind(service)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.include_router(health)
@@ -73,7 +93,8 @@ def app_from_env() -> FastAPI:
     file) and ``JOBBUDGET_*`` variables.  The service is closed at shutdown."""
     path = os.environ.get("JOBBUDGET_CONFIG")
     config = Config.from_yaml(path) if path else Config()
-    service = BudgetService(config)
+    exported = PrometheusMetrics(max_tenants=config.metrics_max_tenants)
+    service = BudgetService(config, metrics=exported)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,4 +104,4 @@ def app_from_env() -> FastAPI:
             await run_in_threadpool(service.close)
 
     limit = int(os.environ.get("JOBBUDGET_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    return create_app(service, max_body_bytes=limit, lifespan=lifespan)
+    return create_app(service, max_body_bytes=limit, metrics=exported, lifespan=lifespan)

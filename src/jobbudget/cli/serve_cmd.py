@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Annotated
 
 import typer
@@ -36,13 +37,17 @@ def serve(
             raise typer.Exit(1) from None
         built = settings.build_config()  # fail here, not in every worker
     if workers > 1:
+        # every worker writes its metrics here; /metrics merges them
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobbudget-metrics-"))
         if config is not None:
             os.environ["JOBBUDGET_CONFIG"] = str(config)
         os.environ["JOBBUDGET_DATABASE_URL"] = built.database_url
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, proxy_headers=False)
         return
     from ..api.app import create_app
+    from ..metrics import PrometheusMetrics
     from ..service import BudgetService
 
-    with cli_errors(), BudgetService(built) as service:
-        uvicorn.run(create_app(service), host=host, port=port, proxy_headers=False)
+    exported = PrometheusMetrics(max_tenants=built.metrics_max_tenants)
+    with cli_errors(), BudgetService(built, metrics=exported) as service:
+        uvicorn.run(create_app(service, metrics=exported), host=host, port=port, proxy_headers=False)
