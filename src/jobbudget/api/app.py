@@ -18,6 +18,7 @@ from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
 from .deps import ServiceDep, current_key
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
+from .live import router as live_router
 from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
 from .routes_reports import router as reports_router
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(jobs_router, dependencies=auth)
     app.include_router(budgets_router, dependencies=auth)
     app.include_router(reports_router, dependencies=auth)
+    app.include_router(live_router)  # authenticates itself (a WebSocket has no dependencies' 401)
     return app
 
 

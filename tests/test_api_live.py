@@ -1,0 +1,75 @@
+"""``/v1/ws``: live budget status with tenant isolation (TestClient WebSocket)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from conftest import FakeClock
+from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
+from jobbudget.api import live
+from jobbudget.api.app import create_app
+from jobbudget.storage.memory import MemoryStore
+
+
+@pytest.fixture
+def setup(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(live, "MIN_PUSH_SECONDS", 0.0)
+    monkeypatch.setattr(live, "POLL_SECONDS", 0.01)
+    service = BudgetService(Config(cost_model={"base_job_weight": "0"}), clock=clock, store=MemoryStore())
+    acme = service.create_budget(Budget(tenant_id="acme", amount=Decimal(100), period=BudgetPeriod("monthly")))
+    globex = service.create_budget(Budget(tenant_id="globex", amount=Decimal(100), period=BudgetPeriod("monthly")))
+    keys = {
+        "acme": service.create_api_key(role="tenant", tenant_id="acme")[1],
+        "admin": service.create_api_key(role="admin")[1],
+    }
+    yield service, TestClient(create_app(service)), keys, acme, globex
+    service.close()
+
+
+def next_of(ws: Any, kind: str) -> dict[str, Any]:
+    for _ in range(50):
+        message: dict[str, Any] = ws.receive_json()
+        if message["type"] == kind:
+            return message
+    raise AssertionError(f"no {kind} message")
+
+
+def test_status_pushed_on_change(setup: Any) -> None:
+    service, client, keys, acme, _ = setup
+    with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        assert next_of(ws, "subscribed")["budgets"] == [acme.id]
+        first = next_of(ws, "status")
+        assert first["budget_id"] == acme.id and first["current_spend"] == "0" and first["action"] == "allow"
+        service.process_job_cost(JobMetrics("j1", "acme", "q", Decimal(950_000), 0, 0, 0, 0))  # $95
+        pushed = next_of(ws, "status")
+        assert Decimal(pushed["current_spend"]) == Decimal(95) and pushed["action"] == "throttle"
+
+
+def test_other_tenants_budgets_look_unknown(setup: Any) -> None:
+    _, client, keys, acme, globex = setup
+    with client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {keys['acme']}"}) as ws:
+        ws.send_json({"subscribe": {"budgets": [globex.id, acme.id, "no-such-budget"]}})
+        errors = [ws.receive_json(), ws.receive_json()]
+        assert [e["code"] for e in errors] == ["BUDGET_NOT_FOUND", "BUDGET_NOT_FOUND"]
+        assert next_of(ws, "subscribed")["budgets"] == [acme.id]
+        ws.send_json({"subscribe": {"tenant": "globex"}})  # ignored after the first subscription
+    with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
+        ws.send_json({"subscribe": {"tenant": "globex"}})
+        assert ws.receive_json()["code"] == "TENANT_NOT_FOUND"
+        assert next_of(ws, "subscribed")["budgets"] == []
+    with client.websocket_connect(f"/v1/ws?token={keys['admin']}") as ws:
+        ws.send_json({"subscribe": {"budgets": [globex.id]}})
+        assert next_of(ws, "subscribed")["budgets"] == [globex.id]
+
+
+def test_bad_key_is_refused(setup: Any) -> None:
+    _, client, _, _, _ = setup
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/v1/ws?token=jb_nope_nope") as ws:
+        ws.receive_json()
+    assert closed.value.code == 4401
