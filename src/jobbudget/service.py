@@ -209,28 +209,27 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
             self._fired.update(result.fired)
             self._count_stored(records, result.inserted)
         self._announce(result.alerts)
-        with self._write:
-            first_cost: dict[tuple[str, str], JobCost] = {}
-            out: list[JobCost] = []
-            for record, new in zip(records, result.inserted, strict=True):
-                m = record.metrics
-                key = (m.tenant_id, m.job_id)
-                if new:
-                    self._usage.observe(m)
-                    first_cost[key] = record.cost
-                    out.append(record.cost)
-                elif key in first_cost:
-                    out.append(replace(first_cost[key], duplicate=True))
-                else:
-                    out.append(result.existing[key])
+        first_cost: dict[tuple[str, str], JobCost] = {}
+        out: list[JobCost] = []
+        for record, new in zip(records, result.inserted, strict=True):
+            key = (record.metrics.tenant_id, record.metrics.job_id)
+            if new:
+                first_cost[key] = record.cost
+                out.append(record.cost)
+            elif key in first_cost:
+                out.append(replace(first_cost[key], duplicate=True))
+            else:
+                out.append(result.existing[key])
         return out
 
     def _count_stored(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
-        """Spend per tenant for the metrics, and each queue's mean job cost."""
+        """After a commit (under the write lock): usage history for estimates, spend
+        per tenant for the metrics, and each queue's mean job cost."""
         per_tenant: dict[str, Decimal] = {}
         for record, new in zip(records, inserted, strict=True):
             if new:
                 m, cost = record.metrics, record.cost.total_cost
+                self._usage.observe(m)
                 per_tenant[m.tenant_id] = per_tenant.get(m.tenant_id, ZERO) + cost
                 total, count = self._mean_cost.get((m.tenant_id, m.queue_name), (ZERO, 0))
                 self._mean_cost[(m.tenant_id, m.queue_name)] = (total + cost, count + 1)
