@@ -285,3 +285,13 @@ def test_redacted_budget_hides_every_secret(
     # the original keeps its targets and the rest of the budget is unchanged
     assert b.notifications[0].target == url
     assert replace(red, notifications=b.notifications) == b
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "\ud800"])
+def test_control_characters_are_rejected_in_tags_and_channels(bad: str) -> None:
+    with pytest.raises(ValidationError) as tags:
+        validate_budget(budget(tags={"team": bad}))
+    assert tags.value.field == "tags"
+    with pytest.raises(ValidationError) as channel:
+        NotificationChannel(type="webhook", target="http://127.0.0.1/hook", metadata={"auth_header": bad})
+    assert channel.value.field == "notifications" and bad not in str(channel.value)

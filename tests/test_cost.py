@@ -494,3 +494,12 @@ def test_with_timestamp_returns_a_copy() -> None:
     assert n.timestamp == at
     assert m.timestamp is None
     assert n.cpu_time == m.cpu_time
+
+
+@pytest.mark.parametrize("year", [1, 1969, 9999])
+def test_timestamps_outside_1970_to_9000_are_rejected(year: int) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValidationError) as bad:
+        JobMetrics("j", "t", "q", 1, 1, 1, 1, 1, timestamp=datetime(year, 6, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    assert bad.value.field == "timestamp"

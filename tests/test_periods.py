@@ -400,3 +400,10 @@ def test_windows_contain_the_instant_and_tile_time(type_: str, anchor: date, tz:
         assert bound.utcoffset() == timedelta(0)
         # (a midnight in a DST gap means the first instant of that day, as fold=0 maps it)
         assert bound == datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+@pytest.mark.parametrize("day", [date(1969, 12, 31), date(9999, 12, 1), date(1, 1, 1)])
+def test_period_dates_far_from_the_calendar_ends_only(day: date) -> None:
+    with pytest.raises(ValidationError) as bad:
+        BudgetPeriod("monthly", start_date=day.replace(day=1))
+    assert bad.value.field == "period.start_date"

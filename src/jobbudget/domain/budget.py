@@ -101,6 +101,9 @@ class NotificationChannel:
             isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()
         ):
             raise ValidationError("notifications.metadata", "<metadata>", "must map strings to strings")
+        texts = (self.target, *self.metadata, *self.metadata.values())
+        if any(_has_control(text) for text in texts):
+            raise ValidationError("notifications", "<hidden>", "must not contain control characters")
 
     def redacted(self) -> NotificationChannel:
         """A copy safe to show: secrets in metadata and the target are masked."""
@@ -112,6 +115,12 @@ class NotificationChannel:
             enabled=self.enabled,
             metadata=metadata,
         )
+
+
+def _has_control(text: str) -> bool:
+    """NUL and other control characters (and lone surrogates) that no database or
+    receiver should see."""
+    return any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def redact_target(kind: str, target: str) -> str:
@@ -203,5 +212,7 @@ def validate_budget(budget: Budget) -> None:
         isinstance(k, str) and isinstance(v, str) and len(k) <= 100 and len(v) <= 500 for k, v in budget.tags.items()
     ):
         raise ValidationError("tags", budget.tags, "must map short strings to strings")
+    if any(_has_control(text) for pair in budget.tags.items() for text in pair):
+        raise ValidationError("tags", budget.tags, "must not contain control characters")
     if not isinstance(budget.active, bool):
         raise ValidationError("active", budget.active, "must be true or false")

@@ -10,7 +10,7 @@ their sum, so a breakdown always adds up to the total exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
@@ -42,6 +42,8 @@ _MB = Decimal(1048576)
 _MAX_WEIGHT = Decimal(1000)
 _MAX_UNIT_PRICE = Decimal(1_000_000)
 _UNIT_PRICE_CONTEXT = Context(prec=15, rounding=ROUND_HALF_EVEN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 12, 31, tzinfo=UTC)
 _USAGE_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes")
 
 
@@ -165,6 +167,8 @@ class JobMetrics:
         check_priority(self.priority)
         if self.timestamp is not None:
             check_aware("timestamp", self.timestamp)
+            if not _EPOCH <= self.timestamp <= _LATEST:
+                raise ValidationError("timestamp", self.timestamp.isoformat(), "must be between 1970 and 9000")
 
     def with_timestamp(self, timestamp: datetime) -> JobMetrics:
         return replace(self, timestamp=timestamp)

@@ -29,6 +29,10 @@ __all__ = [
     "zone",
 ]
 
+#: Periods live between these dates (far from the calendar's ends, where date
+#: arithmetic would overflow).
+MIN_DATE = date(1970, 1, 1)
+MAX_DATE = date(9000, 12, 31)
 PERIOD_TYPES = ("daily", "weekly", "monthly", "quarterly", "yearly", "custom")
 _MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
 
@@ -62,6 +66,10 @@ class BudgetPeriod:
                 object.__setattr__(self, name, value.date())
             elif value is not None and not isinstance(value, date):
                 raise ValidationError(f"period.{name}", value, "must be a date")
+        for name in ("start_date", "end_date"):
+            value = getattr(self, name)
+            if value is not None and not MIN_DATE <= value <= MAX_DATE:
+                raise ValidationError(f"period.{name}", value, f"must be between {MIN_DATE} and {MAX_DATE}")
         if not isinstance(self.timezone, str):
             raise ValidationError("period.timezone", self.timezone, "must be a timezone name")
         zone(self.timezone)
