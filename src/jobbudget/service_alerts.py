@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -22,7 +21,6 @@ from .domain.alerts import (
     AlertPlan,
     AlertRule,
     PlannedAlert,
-    describe,
     subscribed,
 )
 from .domain.budget import Budget, NotificationChannel
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["AlertsMixin"]
 
 log = logging.getLogger("jobbudget")
-_UTIL = Decimal("0.000001")
 FiredKey = tuple[str, str, date]
 
 
@@ -103,23 +100,9 @@ class AlertsMixin:
         forecast: Decimal | None = None,
     ) -> PlannedAlert:
         budget = state.budget
-        assert budget.id is not None
-        event = AlertEvent(
-            id=str(uuid.uuid4()),
-            type=kind,
-            budget_id=budget.id,
-            tenant_id=budget.tenant_id,
-            queue_name=budget.queue_name,
-            period_start=window.start_date,
-            period_end=window.end_date,
-            occurred_at=now,
-            current_spend=spend,
-            budget_amount=budget.amount,
-            utilization=(spend / budget.amount).quantize(_UTIL),
-            currency=budget.currency,
-            forecast_spend=forecast,
+        event = AlertRule.of(budget).event(
+            kind, period_start=window.start_date, period_end=window.end_date, spend=spend, now=now, forecast=forecast
         )
-        event = replace(event, message=describe(event))
         return PlannedAlert(event, tuple(subscribed(kind, self._channels_of(budget))))
 
     def _store_alerts(self, planned: list[PlannedAlert], now: datetime) -> list[AlertEvent]:

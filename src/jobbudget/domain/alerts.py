@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .budget import Budget, NotificationChannel
+from .enforcement import utilization
 from .money import EXACT
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 THRESHOLD_EVENTS = ("warning", "throttle", "block")
-_UTIL = Decimal("0.000001")
 ALERT_TYPES = (*THRESHOLD_EVENTS, "forecast_overrun", "reset", "bypass")
 
 
@@ -90,6 +90,34 @@ class AlertRule:
                 (kind, EXACT.multiply(budget.amount, t)) for kind, t in zip(THRESHOLD_EVENTS, thresholds, strict=True)
             ),
         )
+
+    def event(
+        self,
+        kind: str,
+        *,
+        period_start: date,
+        period_end: date,
+        spend: Decimal,
+        now: datetime,
+        forecast: Decimal | None = None,
+    ) -> AlertEvent:
+        """A new event of this budget, with a fresh id and its one-line message."""
+        event = AlertEvent(
+            id=str(uuid.uuid4()),
+            type=kind,
+            budget_id=self.budget_id,
+            tenant_id=self.tenant_id,
+            queue_name=self.queue_name,
+            period_start=period_start,
+            period_end=period_end,
+            occurred_at=now,
+            current_spend=spend,
+            budget_amount=self.amount,
+            utilization=utilization(spend, self.amount),
+            currency=self.currency,
+            forecast_spend=forecast,
+        )
+        return replace(event, message=describe(event))
 
 
 def crossed(rule: AlertRule, spend: Decimal) -> list[str]:
@@ -163,21 +191,7 @@ class AlertPlan:
             for kind in crossed(rule, amount):
                 if (budget_id, kind, start) in self.fired:
                     continue
-                event = AlertEvent(
-                    id=str(uuid.uuid4()),
-                    type=kind,
-                    budget_id=budget_id,
-                    tenant_id=rule.tenant_id,
-                    queue_name=rule.queue_name,
-                    period_start=start,
-                    period_end=end,
-                    occurred_at=self.now,
-                    current_spend=amount,
-                    budget_amount=rule.amount,
-                    utilization=(amount / rule.amount).quantize(_UTIL),
-                    currency=rule.currency,
-                )
-                event = replace(event, message=describe(event))
+                event = rule.event(kind, period_start=start, period_end=end, spend=amount, now=self.now)
                 planned.append(PlannedAlert(event, tuple(subscribed(kind, self.channels.get(budget_id, ())))))
         return planned
 

@@ -17,16 +17,16 @@ from decimal import Decimal
 
 import numpy as np
 
+from .enforcement import utilization as budget_utilization
 from .errors import ValidationError
 from .forecast_model import Array, Projection, project
-from .money import EXACT, ZERO, round_money
+from .money import ZERO, round_money
 
 __all__ = ["TREND_T", "Forecast", "daily_array", "forecast_spend"]
 
 #: |t| of the day-to-day slope (last 4 weeks, autocorrelation-corrected) above which
 #: the trend is called increasing or decreasing: about 95 % two-sided.
 TREND_T = 2.0
-_UTIL = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ def forecast_spend(
         min(b, predicted) if i % 2 == 0 else max(b, predicted) for i, b in enumerate(bounds)
     )
     overrun = _days_until_overrun(current_spend, daily, budget_amount)
-    utilization = (predicted / budget_amount).quantize(_UTIL, context=EXACT) if budget_amount > 0 else ZERO
+    utilization = budget_utilization(predicted, budget_amount) if budget_amount > 0 else ZERO
     return Forecast(
         period_end=period_end,
         predicted_spend=predicted,
