@@ -244,6 +244,16 @@ class AlertsMixin:
             raise ValidationError("channel", type(channel).__name__, "must be a NotificationChannel")
         send_test(channel, self.config, now=self.now())
 
+    def send_budget_test_notification(self, budget_id: str, index: int) -> None:
+        """Send a test message through the budget's channel number ``index`` (0-based),
+        with the stored secrets (which callers of the API never see)."""
+        budget = self._store.get_budget(budget_id)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(budget.notifications):
+            raise ValidationError(
+                "index", index, f"budget {budget_id} has {len(budget.notifications)} notification channel(s)"
+            )
+        self.send_test_notification(budget.notifications[index])
+
     def _safe_lifecycle(self) -> None:
         try:
             self._lifecycle_alerts()

@@ -16,6 +16,7 @@ from .ports import Store
 
 if TYPE_CHECKING:
     from .analytics.accuracy import SnapshotRun
+    from .domain.dashboard import BudgetTrends, Dashboard
     from .domain.forecast_backtest import BacktestResult
     from .domain.forecasting import Forecast
     from .domain.reporting import BudgetReport
@@ -79,6 +80,20 @@ class QueriesMixin:
         from .analytics.reports import generate_report
 
         return generate_report(self._service(), tenant_id=tenant_id, period=period)
+
+    def dashboard(self, tenant_id: str | None = None, *, top: int = 10) -> Dashboard:
+        """Every budget with its status now (inactive ones too) and the ``top`` cost
+        drivers of the current UTC month; one tenant's when ``tenant_id`` is given."""
+        from .analytics.views import dashboard
+
+        return dashboard(self._service(), tenant_id=tenant_id, top=top)
+
+    def budget_trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
+        """The budget's daily spend over the last ``days`` days with its daily pace,
+        the period's forecast and the cost by component."""
+        from .analytics.views import budget_trends
+
+        return budget_trends(self._service(), budget_id=budget_id, days=days)
 
     # -- reading ------------------------------------------------------------------
     def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:

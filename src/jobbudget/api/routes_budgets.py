@@ -1,5 +1,6 @@
 """Budgets: ``/v1/budgets`` (list, create), ``/v1/budgets/{id}`` (read, change,
-deactivate) and ``/v1/budgets/{id}/status``.  Secrets are redacted in every answer."""
+deactivate), ``/v1/budgets/{id}/status``, ``/v1/budgets/{id}/trends`` and a test
+message through one of a budget's channels.  Secrets are redacted in every answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Path, Query, status
 from ..domain.apikeys import ApiKey
 from ..domain.budget import Budget
 from ..domain.codec import budget_from_mapping, to_jsonable
+from ..domain.dashboard import BudgetTrends
 from ..domain.errors import NotFoundError, ValidationError
 from ..service import BudgetService
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
@@ -93,3 +95,26 @@ def budget_status(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> Stat
         period_start=s.period_start,
         period_end=s.period_end,
     )
+
+
+@router.get("/{budget_id}/trends", summary="Daily spend, pace, forecast and cost by component")
+def budget_trends(
+    service: ServiceDep, key: KeyDep, budget_id: BudgetId, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    _readable(service, key, budget_id)
+    trends: BudgetTrends = service.budget_trends(budget_id, days=days)
+    result: dict[str, Any] = to_jsonable(trends)
+    return result
+
+
+@router.post(
+    "/{budget_id}/channels/{index}/test",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Send a test message through one of the budget's notification channels",
+)
+def test_channel(
+    service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]
+) -> None:
+    budget = _readable(service, key, budget_id)
+    require_write(service, key, budget.tenant_id)
+    service.send_budget_test_notification(budget_id, index)

@@ -1,4 +1,5 @@
-"""Reading: ``/v1/reports`` (JSON, CSV or HTML) and ``/v1/alerts`` (list, acknowledge)."""
+"""Reading: ``/v1/reports`` (JSON, CSV or HTML), ``/v1/dashboard`` (every visible
+budget's status and the top cost drivers) and ``/v1/alerts`` (list, acknowledge)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ def get_report(
     if chosen == "html":
         return HTMLResponse(render_html(report))
     return JSONResponse(to_jsonable(report_to_json(report)))
+
+
+@router.get("/dashboard", tags=["analytics"], summary="Every visible budget's status and the top cost drivers")
+def get_dashboard(
+    service: ServiceDep,
+    key: KeyDep,
+    tenant: Annotated[str | None, Query(pattern=TEXT_PATTERN, max_length=200)] = None,
+    top: Annotated[int, Query(ge=0, le=100)] = 10,
+) -> dict[str, Any]:
+    scope = tenant_scope(key, tenant)
+    if tenant is not None and scope != tenant:
+        raise NotFoundError("tenant", tenant)
+    result: dict[str, Any] = to_jsonable(service.dashboard(scope, top=top))
+    return result
 
 
 @router.get("/alerts", tags=["alerts"], summary="Alerts, newest first")

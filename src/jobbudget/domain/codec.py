@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .budget import Budget, EnforcementPolicy, NotificationChannel
 from .cost import CostModel
@@ -13,7 +14,7 @@ from .errors import ValidationError
 from .money import parse_decimal
 from .periods import BudgetPeriod
 
-__all__ = ["budget_from_mapping", "channel_from_mapping", "policy_from_mapping", "to_jsonable"]
+__all__ = ["budget_from_mapping", "channel_from_mapping", "from_jsonable", "policy_from_mapping", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -103,3 +104,55 @@ def cost_model_from_mapping(data: Any) -> CostModel:
 
 def cost_model_to_mapping(model: CostModel) -> dict[str, str]:
     return {k: str(v) for k, v in asdict(model).items()}
+
+
+def from_jsonable(cls: Any, data: Any) -> Any:
+    """The inverse of :func:`to_jsonable` for a dataclass type (or any annotated type
+    built of dataclasses, Decimals, dates, tuples, lists, dicts and optionals): used
+    by clients of the HTTP API to get back the same typed objects.  No validation
+    beyond the types: the data comes from a jobbudget server."""
+    return _decode(cls, data, "value")
+
+
+def _decode(tp: Any, data: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return data
+    if origin in (Union, UnionType):
+        args = get_args(tp)
+        if data is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                return _decode(arg, data, where)
+    if data is None:
+        raise ValidationError(where, None, "is missing")
+    if isinstance(tp, type) and is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise ValidationError(where, type(data).__name__, "must be an object")
+        hints = get_type_hints(tp)
+        values = {
+            f.name: _decode(hints[f.name], data[f.name], f"{where}.{f.name}") for f in fields(tp) if f.name in data
+        }
+        return tp(**values)
+    if tp is Decimal:
+        return parse_decimal(str(data))
+    if tp is datetime:
+        return datetime.fromisoformat(data)
+    if tp is date:
+        return date.fromisoformat(data)
+    if origin is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item, f"{where}[]") for item in data)
+        return tuple(_decode(arg, item, f"{where}[]") for arg, item in zip(args, data, strict=True))
+    if origin is list:
+        return [_decode(get_args(tp)[0], item, f"{where}[]") for item in data]
+    if origin is dict:
+        key_tp, value_tp = get_args(tp)
+        return {_decode(key_tp, k, where): _decode(value_tp, v, f"{where}.{k}") for k, v in data.items()}
+    if tp is float and isinstance(data, int | float):
+        return float(data)
+    if isinstance(tp, type) and not isinstance(data, tp):
+        raise ValidationError(where, type(data).__name__, f"must be {tp.__name__}")
+    return data

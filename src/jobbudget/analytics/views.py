@@ -1,0 +1,83 @@
+"""Dashboard use cases (called by :meth:`BudgetService.dashboard` and
+:meth:`BudgetService.budget_trends`): read the numbers, let the domain build the view."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from ..domain.dashboard import BudgetTrends, BudgetView, Dashboard, build_drivers, build_trends, status_of
+from ..domain.errors import NotFoundError, ValidationError
+from ..domain.forecasting import Forecast
+from ..domain.validation import MAX_TENANT_LEN, check_identifier
+
+if TYPE_CHECKING:
+    from ..service import BudgetService
+
+__all__ = ["MAX_TREND_DAYS", "budget_trends", "dashboard"]
+
+MAX_TREND_DAYS = 366
+MAX_DRIVERS = 100
+
+
+def dashboard(service: BudgetService, *, tenant_id: str | None, top: int) -> Dashboard:
+    """Every budget (all tenants when ``tenant_id`` is None, inactive ones included)
+    with its status now, and the top drivers of the current UTC month."""
+    if tenant_id is not None:
+        check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_DRIVERS:
+        raise ValidationError("top", top, f"must be a whole number from 0 to {MAX_DRIVERS}")
+    now = service.now()
+    views = []
+    for budget in service.list_budgets(tenant_id, include_inactive=True):
+        assert budget.id is not None
+        status = service.get_budget_status(budget.id)
+        views.append(
+            BudgetView(
+                budget=status.budget.redacted(),
+                spend=status.current_spend,
+                utilization=status.utilization,
+                status=status_of(
+                    action_type=status.action.type, active=budget.active, in_force=status.period_start is not None
+                ),
+                period_start=status.period_start,
+                period_end=status.period_end,
+                message=status.action.message,
+            )
+        )
+    today = now.date()
+    since = today.replace(day=1)
+    rows = service.get_daily_costs(tenant_id, start=since, end=today, exact_stats=False)
+    drivers, total, jobs = build_drivers(rows, top=top)
+    active = service.list_alerts(tenant_id, active_only=True, limit=5000)
+    return Dashboard(
+        generated_at=now,
+        budgets=tuple(views),
+        drivers=drivers,
+        since=since,
+        until=today,
+        total_spend=total,
+        total_jobs=jobs,
+        active_alerts=len(active),
+    )
+
+
+def budget_trends(service: BudgetService, *, budget_id: str, days: int) -> BudgetTrends:
+    """The last ``days`` UTC days (today included) of the budget's scope."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TREND_DAYS:
+        raise ValidationError("days", days, f"must be a whole number from 1 to {MAX_TREND_DAYS}")
+    status = service.get_budget_status(budget_id)
+    budget = status.budget
+    end = service.now().date()
+    start = end - timedelta(days=days - 1)
+    rows = service.get_daily_costs(
+        budget.tenant_id, queue_name=budget.queue_name or None, start=start, end=end, exact_stats=False
+    )
+    forecast: Forecast | None = None
+    if budget.active and status.period_start is not None:
+        try:
+            forecast = service.get_forecast(budget.tenant_id, budget.queue_name)
+        except NotFoundError:
+            forecast = None
+    period = (status.period_start, status.period_end) if status.period_start and status.period_end else None
+    return build_trends(budget=budget.redacted(), rows=rows, start=start, end=end, period=period, forecast=forecast)

@@ -1,0 +1,191 @@
+"""The terminal UI: four tabs (Overview, Trends, Controls, Alerts) over one
+:class:`~jobbudget.tui.source.DataSource`.
+
+The UI thread never touches the database or the network: every read and write runs in
+a thread worker (:meth:`JobBudgetApp.call_source`) and hands its result back to the UI
+thread.  A poll every ``refresh_seconds`` reads the dashboard and the alerts and
+redraws only when something changed; ``r`` redraws at once."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from ..domain.alerts import Alert
+from ..domain.dashboard import Dashboard
+from ..domain.errors import JobBudgetError
+from .alerts import AlertsPane
+from .controls import ControlsPane
+from .help import HelpScreen
+from .overview import OverviewPane
+from .source import DataSource
+from .trends import TrendsPane
+
+__all__ = ["JobBudgetApp", "TuiData"]
+
+log = logging.getLogger("jobbudget.tui")
+T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TuiData:
+    """One poll's worth of data, handed to every pane."""
+
+    dashboard: Dashboard
+    alerts: tuple[Alert, ...]
+
+    def same_as(self, other: TuiData | None) -> bool:
+        """Equal apart from the moment it was read."""
+        if other is None:
+            return False
+        return (
+            replace(self.dashboard, generated_at=_EPOCH) == replace(other.dashboard, generated_at=_EPOCH)
+            and self.alerts == other.alerts
+        )
+
+
+class JobBudgetApp(App[None]):
+    """``jobbudget tui``: see, steer and acknowledge budgets."""
+
+    TITLE = "jobbudget"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show_tab('overview')", "Overview"),
+        Binding("2", "show_tab('trends')", "Trends"),
+        Binding("3", "show_tab('controls')", "Controls"),
+        Binding("4", "show_tab('alerts')", "Alerts"),
+        Binding("r", "refresh_data", "Refresh"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        tenant_id: str | None = None,
+        refresh_seconds: float = 1.0,
+        actor: str = "tui",
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.tenant_id = tenant_id
+        self.actor = actor
+        self.refresh_seconds = refresh_seconds
+        self.data: TuiData | None = None
+        self.last_error: str | None = None
+        self._polling = False
+        self.sub_title = source.label
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="overview"):
+            with TabPane("1 Overview", id="overview"):
+                yield OverviewPane()
+            with TabPane("2 Trends", id="trends"):
+                yield TrendsPane()
+            with TabPane("3 Controls", id="controls"):
+                yield ControlsPane()
+            with TabPane("4 Alerts", id="alerts"):
+                yield AlertsPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.poll()
+        if self.refresh_seconds > 0:
+            self.set_interval(self.refresh_seconds, self.poll)
+
+    # -- data ---------------------------------------------------------------------
+    def poll(self, *, force: bool = False) -> None:
+        """Read the dashboard and the alerts in a worker; redraw when they changed."""
+        if self._polling:
+            return
+        self._polling = True
+        tenant = self.tenant_id
+
+        def read(source: DataSource) -> TuiData:
+            dashboard = source.dashboard(tenant)
+            alerts = source.alerts(limit=200)
+            if tenant is not None:
+                alerts = [a for a in alerts if a.event.tenant_id == tenant]
+            return TuiData(dashboard=dashboard, alerts=tuple(alerts))
+
+        def done(data: TuiData) -> None:
+            self._polling = False
+            self._set_error(None)
+            if force or not data.same_as(self.data):
+                self.data = data
+                self._show(data)
+
+        def failed(exc: JobBudgetError) -> None:
+            self._polling = False
+            self._set_error(str(exc))
+
+        self.call_source(read, done=done, failed=failed)
+
+    def _show(self, data: TuiData) -> None:
+        self.query_one(OverviewPane).show(data)
+        self.query_one(TrendsPane).show(data)
+        self.query_one(ControlsPane).show(data)
+        self.query_one(AlertsPane).show(data)
+
+    def _set_error(self, message: str | None) -> None:
+        if message == self.last_error:
+            return
+        self.last_error = message
+        if message is not None:
+            self.notify(message, title="Cannot read data", severity="error", timeout=8)
+        self.sub_title = self.source.label if message is None else f"{self.source.label} (unreachable)"
+
+    def call_source(
+        self,
+        fn: Callable[[DataSource], T],
+        *,
+        done: Callable[[T], None],
+        failed: Callable[[JobBudgetError], None] | None = None,
+    ) -> None:
+        """Run ``fn(source)`` in a thread worker, then ``done(result)`` (or
+        ``failed(error)``) on the UI thread.  Errors other than the library's own are
+        logged and shown as a notification rather than crashing the UI."""
+
+        def work() -> None:
+            try:
+                result = fn(self.source)
+            except JobBudgetError as exc:
+                self._deliver(failed or self._notify_error, exc)
+                return
+            except Exception as exc:  # a bug or an unexpected answer: keep the UI alive
+                log.exception("tui data call failed")
+                self._deliver(failed or self._notify_error, JobBudgetError(f"{type(exc).__name__}: {exc}"))
+                return
+            self._deliver(done, result)
+
+        self.run_worker(work, thread=True, exit_on_error=False)
+
+    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the app has already exited
+            self.call_from_thread(callback, value)
+
+    def _notify_error(self, exc: JobBudgetError) -> None:
+        self.notify(str(exc), title="Error", severity="error", timeout=8)
+
+    # -- actions ------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_refresh_data(self) -> None:
+        self.poll(force=True)
+        for pane in self.query(TrendsPane):
+            pane.reload()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())

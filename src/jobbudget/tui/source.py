@@ -1,0 +1,261 @@
+"""The one data-access interface of the terminal UI, with its two implementations:
+:class:`LocalSource` calls a :class:`~jobbudget.service.BudgetService` in this process
+(the local database), :class:`RemoteSource` calls a jobbudget server over HTTP.  Both
+return the same typed objects, so every screen works on either.  Every call may block
+(database or network): the UI only makes them from worker threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from ..domain.alerts import Alert
+from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel
+from ..domain.codec import from_jsonable, to_jsonable
+from ..domain.dashboard import BudgetTrends, Dashboard
+from ..domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    JobBudgetError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageUnavailableError,
+    ValidationError,
+)
+from ..domain.periods import BudgetPeriod
+
+if TYPE_CHECKING:
+    from ..service import BudgetService
+
+__all__ = ["BudgetDraft", "DataSource", "LocalSource", "RemoteSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDraft:
+    """What the Controls form edits.  ``notifications`` None keeps the stored
+    channels (whose secrets the form never sees)."""
+
+    tenant_id: str
+    queue_name: str
+    amount: Decimal
+    period: BudgetPeriod
+    currency: str = "USD"
+    warning_threshold: Decimal = Decimal("0.75")
+    throttle_threshold: Decimal = Decimal("0.90")
+    block_threshold: Decimal = Decimal("1.00")
+    enforcement_policy: EnforcementPolicy = field(default_factory=EnforcementPolicy)
+    notifications: tuple[NotificationChannel, ...] | None = None
+
+    def to_budget(self) -> Budget:
+        return Budget(
+            tenant_id=self.tenant_id,
+            queue_name=self.queue_name,
+            amount=self.amount,
+            period=self.period,
+            currency=self.currency,
+            warning_threshold=self.warning_threshold,
+            throttle_threshold=self.throttle_threshold,
+            block_threshold=self.block_threshold,
+            enforcement_policy=self.enforcement_policy,
+            notifications=self.notifications or (),
+        )
+
+    def applied_to(self, old: Budget) -> Budget:
+        """``old`` with this draft's values (tenant and queue cannot change)."""
+        return replace(
+            old,
+            amount=self.amount,
+            period=self.period,
+            currency=self.currency,
+            warning_threshold=self.warning_threshold,
+            throttle_threshold=self.throttle_threshold,
+            block_threshold=self.block_threshold,
+            enforcement_policy=self.enforcement_policy,
+            notifications=old.notifications if self.notifications is None else self.notifications,
+        )
+
+
+class DataSource(Protocol):
+    """What the terminal UI reads and changes.  Budgets come back redacted."""
+
+    @property
+    def label(self) -> str: ...
+    def dashboard(self, tenant_id: str | None = None) -> Dashboard: ...
+    def trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends: ...
+    def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[Alert]: ...
+    def acknowledge(self, alert_id: str, *, by: str) -> None: ...
+    def get_budget(self, budget_id: str) -> Budget: ...
+    def validate(self, draft: BudgetDraft, *, budget_id: str | None = None) -> None: ...
+    def create_budget(self, draft: BudgetDraft) -> Budget: ...
+    def update_budget(self, budget_id: str, draft: BudgetDraft) -> Budget: ...
+    def deactivate_budget(self, budget_id: str) -> Budget: ...
+    def test_channel(self, budget_id: str, index: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class LocalSource:
+    """The service in this process (``owns`` closes it with the source)."""
+
+    def __init__(self, service: BudgetService, *, owns: bool = False, actor: str = "tui") -> None:
+        self.service = service
+        self._owns = owns
+        self._actor = actor
+
+    @property
+    def label(self) -> str:
+        return _redacted_url(self.service.config.database_url)
+
+    def dashboard(self, tenant_id: str | None = None) -> Dashboard:
+        return self.service.dashboard(tenant_id)
+
+    def trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
+        return self.service.budget_trends(budget_id, days=days)
+
+    def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[Alert]:
+        return self.service.list_alerts(active_only=active_only, limit=limit)
+
+    def acknowledge(self, alert_id: str, *, by: str) -> None:
+        self.service.acknowledge_alert(alert_id, by)
+
+    def get_budget(self, budget_id: str) -> Budget:
+        return self.service.get_budget(budget_id).redacted()
+
+    def validate(self, draft: BudgetDraft, *, budget_id: str | None = None) -> None:
+        budget = draft.to_budget() if budget_id is None else draft.applied_to(self.service.get_budget(budget_id))
+        self.service.validate_budget(budget)
+
+    def create_budget(self, draft: BudgetDraft) -> Budget:
+        return self.service.create_budget(draft.to_budget(), actor=self._actor).redacted()
+
+    def update_budget(self, budget_id: str, draft: BudgetDraft) -> Budget:
+        old = self.service.get_budget(budget_id)
+        return self.service.update_budget(draft.applied_to(old), actor=self._actor).redacted()
+
+    def deactivate_budget(self, budget_id: str) -> Budget:
+        return self.service.deactivate_budget(budget_id, actor=self._actor).redacted()
+
+    def test_channel(self, budget_id: str, index: int) -> None:
+        self.service.send_budget_test_notification(budget_id, index)
+
+    def close(self) -> None:
+        if self._owns:
+            self.service.close()
+
+
+class RemoteSource:
+    """A jobbudget server's ``/v1`` API, with an API key."""
+
+    def __init__(
+        self, url: str, *, api_key: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self._url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @property
+    def label(self) -> str:
+        return self._url
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._client.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise StorageUnavailableError(f"cannot reach {self._url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise _error_of(response)
+        return response.json() if response.content else None
+
+    def dashboard(self, tenant_id: str | None = None) -> Dashboard:
+        params = {"tenant": tenant_id} if tenant_id is not None else None
+        result: Dashboard = from_jsonable(Dashboard, self._call("GET", "/v1/dashboard", params=params))
+        return result
+
+    def trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
+        data = self._call("GET", f"/v1/budgets/{budget_id}/trends", params={"days": days})
+        result: BudgetTrends = from_jsonable(BudgetTrends, data)
+        return result
+
+    def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[Alert]:
+        data = self._call("GET", "/v1/alerts", params={"active_only": active_only, "limit": limit})
+        return [from_jsonable(Alert, item) for item in data]
+
+    def acknowledge(self, alert_id: str, *, by: str) -> None:
+        self._call("POST", f"/v1/alerts/{alert_id}/ack", json={"by": by})
+
+    def get_budget(self, budget_id: str) -> Budget:
+        result: Budget = from_jsonable(Budget, self._call("GET", f"/v1/budgets/{budget_id}"))
+        return result
+
+    def validate(self, draft: BudgetDraft, *, budget_id: str | None = None) -> None:
+        # the server validates on write; checking here the same way spares a round trip
+        from ..domain.budget import validate_budget
+
+        validate_budget(draft.to_budget())
+
+    def create_budget(self, draft: BudgetDraft) -> Budget:
+        body = to_jsonable(draft.to_budget())
+        for name in ("id", "created_at", "updated_at", "created_by", "active", "tags"):
+            body.pop(name, None)
+        result: Budget = from_jsonable(Budget, self._call("POST", "/v1/budgets", json=body))
+        return result
+
+    def update_budget(self, budget_id: str, draft: BudgetDraft) -> Budget:
+        body = to_jsonable(draft)
+        body.pop("tenant_id")
+        body.pop("queue_name")
+        if draft.notifications is None:
+            body.pop("notifications")
+        result: Budget = from_jsonable(Budget, self._call("PATCH", f"/v1/budgets/{budget_id}", json=body))
+        return result
+
+    def deactivate_budget(self, budget_id: str) -> Budget:
+        result: Budget = from_jsonable(Budget, self._call("DELETE", f"/v1/budgets/{budget_id}"))
+        return result
+
+    def test_channel(self, budget_id: str, index: int) -> None:
+        self._call("POST", f"/v1/budgets/{budget_id}/channels/{index}/test")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _error_of(response: httpx.Response) -> JobBudgetError:
+    """The server's JSON error as the domain error it came from."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    message = str(error.get("message") or response.reason_phrase)
+    status = response.status_code
+    if status in (400, 413, 422):
+        field = str(error.get("field") or "request")
+        reason = message.split(": ", 1)[1] if message.startswith(f"{field}: ") else message
+        return ValidationError(field, None, reason)
+    if status == 401:
+        return AuthenticationError(message)
+    if status == 403:
+        return PermissionDeniedError(message)
+    if status == 404:
+        return NotFoundError("resource", message)
+    if status == 409:
+        return ConflictError(message)
+    if status == 503:
+        return StorageUnavailableError(message)
+    return JobBudgetError(f"server answered {status}: {message}")
+
+
+def _redacted_url(url: str) -> str:
+    """A database URL without its password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
