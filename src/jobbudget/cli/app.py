@@ -37,6 +37,7 @@ from .ingest_cmd import ingest
 from .render import action_text, money, status_json, status_table
 from .report_cmd import report
 from .serve_cmd import serve
+from .tui_cmd import tui
 
 __all__ = ["app", "main"]
 
@@ -56,6 +57,7 @@ app.command("forecast")(forecast)
 app.command("forecast-accuracy")(forecast_accuracy)
 app.command("report")(report)
 app.command("serve")(serve)
+app.command("tui")(tui)
 app.command("calibrate")(calibrate)
 app.add_typer(costmodel_app, name="costmodel")
 app.add_typer(alerts_app, name="alerts")

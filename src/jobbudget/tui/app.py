@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
 
 from ..domain.alerts import Alert
 from ..domain.dashboard import Dashboard
@@ -100,6 +100,7 @@ class JobBudgetApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.action_show_tab("overview")
         self.poll()
         if self.refresh_seconds > 0:
             self.set_interval(self.refresh_seconds, self.poll)
@@ -181,6 +182,11 @@ class JobBudgetApp(App[None]):
     # -- actions ------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        pane = self.query_one(f"#{tab}", TabPane)
+        focusable = [w for w in pane.query("*") if w.focusable and w.display]
+        focusable.sort(key=lambda w: not isinstance(w, DataTable))  # a table first, where there is one
+        if focusable:  # focus left in the old tab would switch back to it
+            focusable[0].focus()
 
     def action_refresh_data(self) -> None:
         self.poll(force=True)

@@ -1,0 +1,67 @@
+"""``jobbudget tui``: the terminal UI on the local database or on a server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, fixed_clock, open_service
+
+__all__ = ["tui"]
+
+
+def tui(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="A jobbudget server (e.g. http://host:8080) instead of the local database.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="JOBBUDGET_API_KEY",
+            metavar="KEY",
+            help="The API key for --url (or $JOBBUDGET_API_KEY). Never shown on screen.",
+            show_default=False,
+        ),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's budgets, drivers and alerts.")] = None,
+    refresh: Annotated[float, typer.Option(min=0.2, max=3600, help="Seconds between checks for new data.")] = 1.0,
+    at: AtOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Open the terminal UI: see, steer and acknowledge budgets.
+
+    Tabs: 1 Overview (budgets, status, cost drivers), 2 Trends (30-day chart, pace,
+    forecast, cost by component), 3 Controls (create, edit, deactivate budgets, test
+    notifications), 4 Alerts (violations, acknowledge, delivery status).  r refreshes,
+    ? shows every key, q quits.  Works on the local database (the default, or
+    --database-url) or on a server with --url and --api-key.
+    """
+    try:
+        from ..tui.app import JobBudgetApp
+        from ..tui.source import DataSource, LocalSource, RemoteSource
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        typer.echo(f"The terminal UI needs Textual: pip install 'jobbudget[tui]' ({exc})", err=True)
+        raise typer.Exit(2) from None
+    settings = Settings(config, database_url, False)
+    with cli_errors():
+        if url is not None:
+            if not api_key:
+                typer.echo("--url needs --api-key (or $JOBBUDGET_API_KEY)", err=True)
+                raise typer.Exit(2)
+            source: DataSource = RemoteSource(url, api_key=api_key)
+            try:
+                JobBudgetApp(source, tenant_id=tenant, refresh_seconds=refresh).run()
+            finally:
+                source.close()
+            return
+        with open_service(settings, clock=fixed_clock(at)) as service:
+            JobBudgetApp(LocalSource(service), tenant_id=tenant, refresh_seconds=refresh).run()
