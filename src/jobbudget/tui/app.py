@@ -84,6 +84,7 @@ class JobBudgetApp(App[None]):
         self.data: TuiData | None = None
         self.last_error: str | None = None
         self._polling = False
+        self._again = False
         self.sub_title = source.label
 
     def compose(self) -> ComposeResult:
@@ -109,6 +110,7 @@ class JobBudgetApp(App[None]):
     def poll(self, *, force: bool = False) -> None:
         """Read the dashboard and the alerts in a worker; redraw when they changed."""
         if self._polling:
+            self._again = self._again or force  # a forced refresh waits for the read in flight
             return
         self._polling = True
         tenant = self.tenant_id
@@ -121,17 +123,23 @@ class JobBudgetApp(App[None]):
             return TuiData(dashboard=dashboard, alerts=tuple(alerts))
 
         def done(data: TuiData) -> None:
-            self._polling = False
             self._set_error(None)
             if force or not data.same_as(self.data):
                 self.data = data
                 self._show(data)
+            self._poll_done()
 
         def failed(exc: JobBudgetError) -> None:
-            self._polling = False
             self._set_error(str(exc))
+            self._poll_done()
 
         self.call_source(read, done=done, failed=failed)
+
+    def _poll_done(self) -> None:
+        self._polling = False
+        if self._again:
+            self._again = False
+            self.poll(force=True)
 
     def _show(self, data: TuiData) -> None:
         self.query_one(OverviewPane).show(data)
