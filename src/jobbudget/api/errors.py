@@ -54,7 +54,11 @@ def _json(status: int, code: str, message: str, field: str | None = None, **head
 
 
 def _status_of(exc: BaseException) -> int:
+    from ..notify.base import DeliveryError
+
     cause = exc.err if isinstance(exc, BudgetError) else exc
+    if isinstance(cause, DeliveryError):
+        return 502  # the receiver failed, not this service; the reason is safe to show
     if isinstance(cause, ValidationError):
         return 422
     if isinstance(cause, AuthenticationError):
@@ -79,6 +83,8 @@ def jobbudget_error_response(exc: JobBudgetError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if status == 502:
+        return _json(status, error_code(exc), str(exc), None)
     if status >= 500:
         log.error("request failed: %s", exc)
         message = "the service cannot complete this request now" if status == 503 else "internal error"

@@ -125,7 +125,8 @@ class MemoryOutbox:
                 if tenant_id in (None, a.event.tenant_id)
                 and (active_since is None or (a.acknowledged_at is None and a.event.period_end >= active_since))
             ]  # fmt: skip
-            found.sort(key=lambda a: (a.event.occurred_at, a.event.id), reverse=True)
+            found.sort(key=lambda a: a.event.id)  # ties in id order, as the SQL stores
+            found.sort(key=lambda a: a.event.occurred_at, reverse=True)
             return [replace(a, deliveries=self._states(a.event.id)) for a in found[:limit]]
 
     def _states(self, alert_id: str) -> tuple[DeliveryState, ...]:

@@ -246,6 +246,10 @@ def _error_of(response: httpx.Response) -> JobBudgetError:
         return NotFoundError("resource", message)
     if status == 409:
         return ConflictError(message)
+    if status == 502 and error.get("code") == "DELIVERY_FAILED":
+        from ..notify.base import DeliveryError
+
+        return DeliveryError(message, retryable=False)
     if status == 503:
         return StorageUnavailableError(message)
     return JobBudgetError(f"server answered {status}: {message}")
