@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel
-from ..domain.errors import ValidationError
+from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, parse_channel_spec
 from ..domain.periods import BudgetPeriod
 from .budget_options import (
     Amount,
@@ -61,10 +60,7 @@ ACTOR = "cli"
 
 
 def _channel(spec: str) -> NotificationChannel:
-    kind, sep, target = spec.partition(":")
-    if not sep or not target:
-        raise ValidationError("notify", kind + ":...", "must be TYPE:TARGET such as email:ops@example.com")
-    return NotificationChannel(type=kind.strip().lower(), target=target.strip())
+    return parse_channel_spec(spec, field="notify")
 
 
 def _period(

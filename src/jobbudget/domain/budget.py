@@ -19,6 +19,7 @@ __all__ = [
     "Budget",
     "EnforcementPolicy",
     "NotificationChannel",
+    "parse_channel_spec",
     "redact_target",
     "validate_budget",
 ]
@@ -216,3 +217,13 @@ def validate_budget(budget: Budget) -> None:
         raise ValidationError("tags", budget.tags, "must not contain control characters")
     if not isinstance(budget.active, bool):
         raise ValidationError("active", budget.active, "must be true or false")
+
+
+def parse_channel_spec(spec: str, *, field: str = "notify") -> NotificationChannel:
+    """A channel from ``TYPE:TARGET`` (``email:ops@example.com``, ``slack:URL``,
+    ``webhook:URL``), as typed on the command line or in the terminal UI.  The error
+    never repeats the target (it may hold a token)."""
+    kind, sep, target = spec.strip().partition(":")
+    if not sep or not target.strip():
+        raise ValidationError(field, kind + ":...", "must be TYPE:TARGET such as email:ops@example.com")
+    return NotificationChannel(type=kind.strip().lower(), target=target.strip())

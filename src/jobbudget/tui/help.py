@@ -31,9 +31,9 @@ HELP_TEXT = """\
   forecast band of the rest of the period
 
 [b]3 Controls[/b]   create, edit and deactivate budgets
-  n           new budget     Ctrl+S  save     e  edit the selected budget
+  n           new budget     e or Enter  edit the selected budget     Ctrl+S  save
   errors show next to the field; nothing is saved until every field is valid
-  t           send a test message through the selected channel
+  t           send a test message through the channel on the cursor line
 
 [b]4 Alerts[/b]     active violations and history
   a           acknowledge the selected alert
