@@ -156,6 +156,12 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
                 self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
 
+    def resync(self) -> None:
+        """Rebuild the in-memory spend state from the ledger now (the periodic worker
+        does it every ``flush_interval``): picks up jobs that other processes wrote
+        to the same database."""
+        self._reload()
+
     def _housekeeping(self) -> None:
         """Periodic work off the request path: mid-period forecast snapshots, and the
         ``reset`` and ``forecast_overrun`` alerts."""

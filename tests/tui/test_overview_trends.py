@@ -24,8 +24,6 @@ from jobbudget.tui.widgets import daily_chart
 from .dataset import NOW, build_service
 from .support import wait_until
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.fixture
 def service() -> Iterator[BudgetService]:
@@ -38,6 +36,7 @@ def _cells(table: DataTable[object], column: int) -> list[str]:
     return [str(table.get_row_at(i)[column]).strip() for i in range(table.row_count)]
 
 
+@pytest.mark.asyncio
 async def test_tabs_switch_with_number_keys_and_help_opens(service: BudgetService) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
     async with app.run_test(size=(100, 34)) as pilot:
@@ -54,6 +53,7 @@ async def test_tabs_switch_with_number_keys_and_help_opens(service: BudgetServic
     assert app.return_code == 0
 
 
+@pytest.mark.asyncio
 async def test_overview_lists_every_budget_with_status_sorted_by_severity(service: BudgetService) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -74,6 +74,7 @@ async def test_overview_lists_every_budget_with_status_sorted_by_severity(servic
         assert total == Decimal("311.58")  # 160.02 + 80.02 + 47.52 + 24.02, this month only
 
 
+@pytest.mark.asyncio
 async def test_overview_filters_by_tenant_and_explains_an_empty_result(service: BudgetService) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
     async with app.run_test(size=(100, 34)) as pilot:
@@ -89,6 +90,7 @@ async def test_overview_filters_by_tenant_and_explains_an_empty_result(service: 
         assert table.row_count == 4
 
 
+@pytest.mark.asyncio
 async def test_empty_database_says_what_to_do() -> None:
     from jobbudget.config import Config
     from jobbudget.storage.memory import MemoryStore
@@ -105,6 +107,7 @@ async def test_empty_database_says_what_to_do() -> None:
         empty.close()
 
 
+@pytest.mark.asyncio
 async def test_enter_opens_the_budget_in_trends_with_chart_breakdown_and_pattern(service: BudgetService) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -138,6 +141,7 @@ async def test_enter_opens_the_budget_in_trends_with_chart_breakdown_and_pattern
         assert app.query_one("#trend-budget", Select).value == pane.budget_id
 
 
+@pytest.mark.asyncio
 async def test_new_spend_appears_within_a_second_without_a_keypress(service: BudgetService) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0.2)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -158,6 +162,7 @@ async def test_new_spend_appears_within_a_second_without_a_keypress(service: Bud
         await wait_until(pilot, lambda: "260.02" in _cells(table, 4) if table.row_count else False, timeout=2.0)
 
 
+@pytest.mark.asyncio
 async def test_a_failing_source_is_reported_and_the_ui_keeps_running(service: BudgetService) -> None:
     from jobbudget.domain.errors import StorageUnavailableError
 
@@ -188,3 +193,42 @@ def test_chart_draws_pace_and_forecast_band() -> None:
     assert "╌" not in no_forecast and "▒" not in no_forecast
     flat = replace(trends, daily=tuple((d, Decimal(0)) for d, _ in trends.daily))
     assert daily_chart(flat.daily, pace=None, forecast=None).plain.count("█") == 1  # the legend only
+
+
+@pytest.mark.asyncio
+async def test_jobs_written_by_another_process_show_up(tmp_path: object) -> None:
+    """Two services on one SQLite file stand for a worker process and the TUI's own."""
+    from pathlib import Path
+
+    from jobbudget.config import Config
+    from jobbudget.domain.budget import Budget
+    from jobbudget.domain.periods import BudgetPeriod
+
+    assert isinstance(tmp_path, Path)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    worker = BudgetService(Config(database_url=url), clock=lambda: NOW)
+    tui_side = BudgetService(Config(database_url=url), clock=lambda: NOW)
+    try:
+        worker.create_budget(Budget(tenant_id="acme", amount=Decimal(10), period=BudgetPeriod("monthly")))
+        app = JobBudgetApp(LocalSource(tui_side), refresh_seconds=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            table = app.query_one("#budgets-table", DataTable)
+            await wait_until(pilot, lambda: table.row_count == 1)
+            assert _cells(table, 2) == ["OK"]
+            worker.process_job_cost(
+                JobMetrics(
+                    job_id="w-1",
+                    tenant_id="acme",
+                    queue_name="q",
+                    cpu_time=Decimal(100_000),  # $10: the whole budget
+                    memory_mb_seconds=Decimal(0),
+                    payload_bytes=Decimal(0),
+                    redis_ops=Decimal(0),
+                    network_bytes=Decimal(0),
+                    timestamp=NOW - timedelta(minutes=5),
+                )
+            )
+            await wait_until(pilot, lambda: _cells(table, 2) == ["Block"], timeout=3.0)
+    finally:
+        worker.close()
+        tui_side.close()

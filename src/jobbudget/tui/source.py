@@ -97,18 +97,24 @@ class DataSource(Protocol):
 
 
 class LocalSource:
-    """The service in this process (``owns`` closes it with the source)."""
+    """The service in this process (``owns`` closes it with the source).  With
+    ``resync`` (the default) every dashboard read first reloads the spend of every
+    budget from the ledger, so jobs written by other processes (workers, an API
+    server) on the same database show up at the next refresh."""
 
-    def __init__(self, service: BudgetService, *, owns: bool = False, actor: str = "tui") -> None:
+    def __init__(self, service: BudgetService, *, owns: bool = False, actor: str = "tui", resync: bool = True) -> None:
         self.service = service
         self._owns = owns
         self._actor = actor
+        self._resync = resync
 
     @property
     def label(self) -> str:
         return _redacted_url(self.service.config.database_url)
 
     def dashboard(self, tenant_id: str | None = None) -> Dashboard:
+        if self._resync:
+            self.service.resync()
         return self.service.dashboard(tenant_id)
 
     def trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
