@@ -110,6 +110,12 @@ class Config(BaseSettings):
     notifications_in_background: bool = True
     # metrics
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
+    # shared hot state (many processes, one budget)
+    redis_url: str | None = None
+    redis_prefix: str = pydantic.Field(default="jb", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_failure_mode: Literal["fail_open", "fail_closed", "local"] = "local"
+    redis_timeout: float = pydantic.Field(default=0.5, gt=0, le=30)
+    budget_watch_interval: float = pydantic.Field(default=1.0, gt=0, le=3600)
 
     def __init__(self, **values: Any) -> None:
         if isinstance(values.get("cost_model"), str):

@@ -83,6 +83,18 @@ class PrometheusMetrics:
             registry=r,
             **mode,  # type: ignore[arg-type]
         )
+        self.shared_available = Gauge(
+            "jobbudget_shared_state_available",
+            "1 while the shared hot state (Redis) answers, 0 while the failure mode decides",
+            registry=r,
+            **mode,  # type: ignore[arg-type]
+        )
+        self.shared_drift = Gauge(
+            "jobbudget_shared_state_drift_dollars",
+            "Largest difference between Redis spend and the ledger at the last reconciliation",
+            registry=r,
+            **mode,  # type: ignore[arg-type]
+        )
         self._refreshers: list[Callable[[], None]] = []
 
     # -- the MetricsSink protocol ----------------------------------------------------
@@ -106,6 +118,12 @@ class PrometheusMetrics:
     def deferred(self, *, amount: Decimal) -> None:
         if amount > 0:
             self.savings.inc(float(amount))
+
+    def shared_state(self, *, available: bool) -> None:
+        self.shared_available.set(1 if available else 0)
+
+    def drift(self, *, amount: Decimal) -> None:
+        self.shared_drift.set(float(amount))
 
     def _tenant_label(self, tenant_id: str) -> str:
         if tenant_id in self._tenants:

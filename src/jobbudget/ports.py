@@ -20,6 +20,7 @@ from .domain.records import (
     JobRecord,
     PruneResult,
     RecordResult,
+    Reservation,
     SpendKey,
 )
 
@@ -105,6 +106,22 @@ class Store(Protocol):
     ) -> list[AuditEntry]: ...
 
 
+class SharedState(Protocol):
+    """Spend and open reservations of budget periods, shared by every process that
+    enforces the same budgets (Redis).  The ledger in the Store stays the record:
+    this is a hot copy that is rebuilt from it.  ``tenant_id`` comes with each key so
+    that a tenant's keys can live together (Redis Cluster hash tags)."""
+
+    def totals(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> list[Decimal]: ...
+    def reserve(
+        self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
+    ) -> bool: ...
+    def release(self, reservation_id: str) -> bool: ...
+    def add_spend(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None: ...
+    def load(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None: ...
+    def open_reservations(self, now: datetime) -> int: ...
+
+
 class MetricsSink(Protocol):
     """Where the service reports what it does (``jobbudget.metrics`` exports it)."""
 
@@ -112,6 +129,8 @@ class MetricsSink(Protocol):
     def priced(self, *, jobs: int, seconds: float) -> None: ...
     def stored(self, *, tenant_id: str, amount: Decimal) -> None: ...
     def deferred(self, *, amount: Decimal) -> None: ...
+    def shared_state(self, *, available: bool) -> None: ...
+    def drift(self, *, amount: Decimal) -> None: ...
 
 
 class NullMetrics:
@@ -127,4 +146,10 @@ class NullMetrics:
         return None
 
     def deferred(self, *, amount: Decimal) -> None:
+        return None
+
+    def shared_state(self, *, available: bool) -> None:
+        return None
+
+    def drift(self, *, amount: Decimal) -> None:
         return None

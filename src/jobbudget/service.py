@@ -16,23 +16,26 @@ from typing import TYPE_CHECKING, Any
 from .background import AuditBuffer, PeriodicWorker
 from .config import Config
 from .counters.memory import BudgetState, SpendIndex
+from .counters.reservations import LocalReservations
 from .counters.usage import UsageCache
 from .domain.budget import Budget, validate_budget
 from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
-from .domain.enforcement import EnforcementAction, Thresholds, decide, most_restrictive, utilization
+from .domain.enforcement import EnforcementAction, Thresholds, decide, utilization
 from .domain.errors import BudgetError, ConflictError, JobBudgetError, NotFoundError, ValidationError
 from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
 from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, CostModelVersion, JobRecord, SpendKey
-from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
+from .domain.validation import MAX_TENANT_LEN, check_identifier
 from .ports import Clock, MetricsSink, NullMetrics, Store
+from .service_admission import AdmissionMixin
 from .service_alerts import AlertsMixin
 from .service_keys import KeysMixin
 from .service_queries import QueriesMixin
+from .service_shared import SharedMixin
 
 if TYPE_CHECKING:
-    pass
+    from .ports import SharedState
 
 __all__ = ["BudgetService", "BudgetStatus"]
 
@@ -58,7 +61,7 @@ class BudgetStatus:
     period_end: date | None
 
 
-class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
+class BudgetService(AdmissionMixin, SharedMixin, QueriesMixin, AlertsMixin, KeysMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
@@ -87,6 +90,8 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
         self._write = threading.RLock()
         self._state = threading.Lock()
         self._index = SpendIndex()
+        self._reservations = LocalReservations()
+        self._shared: SharedState | None = None
         self._usage = UsageCache(store)
         self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
         self._alerts_ready = threading.Event()  # wakes the dispatcher
@@ -102,12 +107,23 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
                 )
             self._engine = CostCalculationEngine(latest.model, version=latest.version)
             self._reload()
+            self._watch_budgets()  # the fingerprint later changes are compared with
+            self._open_shared()
         except Exception:
             self._store.close()
             raise
         every = self.config.flush_interval.total_seconds()
         self._start_dispatcher()
-        self._worker = PeriodicWorker([(1.0, self.flush), (every, self._reload), (every, self._housekeeping)])
+        self._worker = PeriodicWorker(
+            [
+                (1.0, self.flush),
+                (every, self._reload),
+                (every, self._housekeeping),
+                (self.config.budget_watch_interval, self._watch_budgets),
+                (1.0, self._shared_tick),
+                (every, self._reconcile),
+            ]
+        )
         self._worker.start()
 
     # -- life cycle ---------------------------------------------------------------
@@ -127,6 +143,8 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
             self._stop_dispatcher()
         finally:
             self._store.close()
+            if self._shared is not None:
+                self._redis().close()
 
     def flush(self) -> None:
         """Write buffered audit entries (bypasses) now, and their ``bypass`` alerts."""
@@ -172,9 +190,15 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
         logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
 
     # -- metering -----------------------------------------------------------------
-    def process_job_cost(self, metrics: JobMetrics) -> JobCost:
-        """Price and store one job; a job id seen before is counted once."""
-        return self.process_job_costs([metrics])[0]
+    def process_job_cost(self, metrics: JobMetrics, *, reservation_id: str | None = None) -> JobCost:
+        """Price and store one job; a job id seen before is counted once.  With the
+        ``reservation_id`` of its admission, the reservation is settled: the real
+        cost replaces the estimate (a redelivered job settles nothing twice)."""
+        if reservation_id is not None:
+            check_identifier("reservation_id", reservation_id, max_len=100)
+        cost = self.process_job_costs([metrics])[0]
+        self._settle(reservation_id)
+        return cost
 
     def process_job_costs(self, batch: Sequence[JobMetrics]) -> list[JobCost]:
         """Price and store a batch in one transaction.  Any invalid item rejects the
@@ -214,6 +238,7 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
                         index.add(record.spend_keys, record.cost.total_cost)
             self._fired.update(result.fired)
             self._count_stored(records, result.inserted)
+            self._publish(records, result.inserted)
         self._announce(result.alerts)
         first_cost: dict[tuple[str, str], JobCost] = {}
         out: list[JobCost] = []
@@ -242,69 +267,7 @@ class BudgetService(QueriesMixin, AlertsMixin, KeysMixin):
         for tenant_id, amount in per_tenant.items():
             self._metrics.stored(tenant_id=tenant_id, amount=amount)
 
-    # -- enforcement --------------------------------------------------------------
-    def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
-        """Decide admission of a job: the most restrictive action of every active
-        budget covering the tenant and queue (no budget: allow)."""
-        started = time.perf_counter()
-        check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
-        check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
-            raise ValidationError("priority", priority, "must be a whole number between 0 and 10")
-        now = self._now()
-        with self._state:
-            states = self._index.covering(tenant_id, queue_name)
-            current = all(state.current_at(now) for state in states)
-            if current:
-                actions = self._decide(states, priority, now)
-        if not current:  # a period ended: roll (reads the ledger), rare
-            with self._write, self._state:
-                states = self._index.covering(tenant_id, queue_name)
-                for state in states:
-                    self._index.roll(state, now, self._load_spend)
-                actions = self._decide(states, priority, now)
-        action = most_restrictive(actions)
-        if action.bypass:
-            for a in actions:
-                if a.bypass:
-                    self._audit.append(
-                        AuditEntry(
-                            at=now,
-                            kind="bypass",
-                            tenant_id=tenant_id,
-                            queue_name=queue_name,
-                            budget_id=a.budget_id or "",
-                            details={
-                                "priority": priority,
-                                "spend": str(a.current_spend),
-                                "amount": str(a.budget_amount),
-                                "message": a.message,
-                            },
-                        )
-                    )
-        self._metrics.checked(action=action.type, bypass=action.bypass, seconds=time.perf_counter() - started)
-        if action.type in ("block", "throttle"):
-            total, count = self._mean_cost.get((tenant_id, queue_name), (ZERO, 0))
-            if count:  # the work refused (or deferred by throttling), at this queue's mean job cost
-                share = Decimal(1) if action.type == "block" else Decimal(1) - Decimal(repr(action.factor))
-                self._metrics.deferred(amount=total / count * share)
-        return action
-
-    @staticmethod
-    def _decide(states: list[BudgetState], priority: int, now: datetime) -> list[EnforcementAction]:
-        return [
-            decide(
-                budget=state.budget,
-                thresholds=state.thresholds,
-                window=state.window,
-                spend=state.spend,
-                priority=priority,
-                now=now,
-            )
-            for state in states
-            if state.window is not None
-        ]
-
+    # -- enforcement: check_budget_compliance, admit and release (service_admission.py)
     def _load_spend(self, key: SpendKey) -> Decimal:
         return self._store.load_spend([key]).get(key, ZERO)
 

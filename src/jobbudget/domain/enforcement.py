@@ -14,7 +14,15 @@ from .budget import Budget
 from .money import EXACT, ZERO
 from .periods import PeriodWindow
 
-__all__ = ["ACTION_TYPES", "EnforcementAction", "Thresholds", "decide", "most_restrictive"]
+__all__ = [
+    "ACTION_TYPES",
+    "Admission",
+    "EnforcementAction",
+    "Thresholds",
+    "decide",
+    "most_restrictive",
+    "reservation_limit",
+]
 
 ACTION_TYPES = ("allow", "warn", "throttle", "block")
 _UTIL = Decimal("0.000001")
@@ -42,6 +50,23 @@ class EnforcementAction:
 
 
 ALLOW = EnforcementAction(type="allow", message="no budget applies")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer of ``BudgetService.admit``: the action, and the reservation that
+    holds the job's estimated cost against every budget covering it until the job is
+    metered (``process_job_cost(..., reservation_id=...)``), released, or expires.
+    ``reservation_id`` is None when the job was refused."""
+
+    action: EnforcementAction
+    reservation_id: str | None = None
+    estimated_cost: Decimal = ZERO
+    expires_at: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.action.allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +137,21 @@ def decide(
         budget_amount=budget.amount,
         bypass=bypass,
     )
+
+
+def reservation_limit(*, budget: Budget, thresholds: Thresholds, priority: int, now: datetime) -> Decimal | None:
+    """The most that spend plus open reservations may reach for a job of ``priority``
+    to be admitted under ``budget``: its block threshold when the budget would block
+    such a job, None when it never would (warn-only, no blocking, grace period, or an
+    emergency priority that bypasses it)."""
+    policy = budget.enforcement_policy
+    if policy.warn_only or not policy.block_new_jobs:
+        return None
+    if thresholds.grace_until is not None and now < thresholds.grace_until:
+        return None
+    if policy.allow_emergency and priority >= policy.emergency_priority:
+        return None
+    return thresholds.block_at
 
 
 def _message(budget: Budget, window: PeriodWindow, kind: str, spend: Decimal, util: Decimal, factor: float) -> str:

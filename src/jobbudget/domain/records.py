@@ -15,6 +15,7 @@ from .money import ZERO, round_money
 
 __all__ = [
     "AuditEntry",
+    "Reservation",
     "CostModelVersion",
     "DailyCost",
     "ForecastSnapshot",
@@ -32,6 +33,17 @@ class SpendKey:
 
     budget_id: str
     period_start: date
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """``amount`` held against every budget period of ``keys`` until ``expires_at``."""
+
+    id: str
+    tenant_id: str
+    keys: tuple[SpendKey, ...]
+    amount: Decimal
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,191 @@
+"""The shared hot state's life cycle in :class:`jobbudget.service.BudgetService`:
+connect, load the counters from the ledger, publish each committed batch's spend,
+notice when Redis is down or lost its data and rebuild it, reconcile against the
+ledger, and pick up budget changes made by other processes.
+
+The ledger in the database is the record.  Redis holds a hot copy that every
+process reads at admission; a batch's spend is added to it right after the batch
+commits.  If Redis is unreachable, ``redis_failure_mode`` decides admissions
+(``local``: from the ledger in the database plus this process's reservations;
+``fail_open``: allow; ``fail_closed``: block), the outage is logged once and
+exported as ``jobbudget_shared_state_available``, and when Redis answers again the
+counters are rebuilt from the ledger, so no job cost is lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .counters.memory import SpendIndex
+from .domain.errors import JobBudgetError, StorageUnavailableError
+from .domain.money import ZERO
+from .domain.records import JobRecord, SpendKey
+from .ports import MetricsSink, SharedState, Store
+
+if TYPE_CHECKING:
+    from .counters.shared import RedisSharedState
+
+__all__ = ["SharedMixin"]
+
+log = logging.getLogger("jobbudget")
+
+
+class SharedMixin:
+    """Mixed into BudgetService (which sets the attributes declared here)."""
+
+    config: Config
+    _store: Store
+    _index: SpendIndex
+    _write: threading.RLock
+    _metrics: MetricsSink
+    _shared: SharedState | None
+    _shared_down: bool = False
+    _shared_dirty: bool = False
+    _drift_seen: dict[SpendKey, Decimal]
+    _budget_print: Any = None
+
+    if TYPE_CHECKING:  # provided by BudgetService
+
+        def _reload(self) -> None: ...
+        def _now(self) -> datetime: ...
+
+    def _open_shared(self) -> None:
+        """Connect to Redis (``redis_url``) and load the counters if it has none."""
+        self._drift_seen = {}
+        if not self.config.redis_url:
+            return
+        from .counters.shared import RedisSharedState, connect
+
+        client = connect(self.config.redis_url, timeout=self.config.redis_timeout)
+        self._shared = RedisSharedState(client, prefix=self.config.redis_prefix)
+        try:
+            if not self._redis().loaded():
+                self._load_shared()
+            self._metrics.shared_state(available=True)
+        except StorageUnavailableError as exc:
+            self._shared_failed(exc)
+
+    def _redis(self) -> RedisSharedState:
+        from .counters.shared import RedisSharedState
+
+        assert isinstance(self._shared, RedisSharedState)
+        return self._shared
+
+    def _ledger_entries(self) -> list[tuple[str, SpendKey, Decimal]]:
+        """Every budget period in force, with its spend in the ledger now."""
+        states = [s for s in self._index.states() if s.key is not None]
+        keys = [s.key for s in states if s.key is not None]
+        spend = self._store.load_spend(keys)
+        return [(s.budget.tenant_id, s.key, spend.get(s.key, ZERO)) for s in states if s.key is not None]
+
+    def _load_shared(self) -> None:
+        """(Re)build the counters from the ledger.  A batch committed by another
+        process between the two reads can be overwritten; reconciliation restores it."""
+        with self._write:
+            entries = self._ledger_entries()
+        assert self._shared is not None
+        self._shared.load(entries)
+        log.info("loaded %d budget counters into Redis from the ledger", len(entries))
+
+    def _publish(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
+        """Add a committed batch's spend to the shared counters (never raises: the
+        ledger has it, and the counters are rebuilt if this fails)."""
+        if self._shared is None:
+            return
+        if self._shared_down:
+            self._shared_dirty = True
+            return
+        totals: dict[tuple[str, SpendKey], Decimal] = {}
+        for record, new in zip(records, inserted, strict=True):
+            if new:
+                for key in record.spend_keys:
+                    pair = (record.metrics.tenant_id, key)
+                    totals[pair] = totals.get(pair, ZERO) + record.cost.total_cost
+        try:
+            self._shared.add_spend([(tenant, key, amount) for (tenant, key), amount in totals.items()])
+        except JobBudgetError as exc:
+            self._shared_dirty = True
+            self._shared_failed(exc)
+
+    def _shared_failed(self, exc: Exception) -> None:
+        """Logged once per outage, exported as a metric."""
+        if not self._shared_down:
+            log.warning(
+                "shared budget state (Redis) unavailable, deciding admissions with redis_failure_mode=%s: %s",
+                self.config.redis_failure_mode,
+                exc,
+            )
+            self._metrics.shared_state(available=False)
+        self._shared_down = True
+
+    def _shared_tick(self) -> None:
+        """Every second: notice Redis coming back or having lost its data, and
+        rebuild the counters from the ledger then."""
+        if self._shared is None:
+            return
+        try:
+            loaded = self._redis().loaded()
+            if self._shared_down or self._shared_dirty or not loaded:
+                self._load_shared()
+                if self._shared_down:
+                    log.warning("shared budget state (Redis) is back; counters rebuilt from the ledger")
+                elif not loaded:
+                    log.warning("Redis had lost the budget counters; rebuilt from the ledger")
+                self._shared_down = self._shared_dirty = False
+                self._drift_seen = {}
+                self._metrics.shared_state(available=True)
+        except JobBudgetError as exc:
+            self._shared_failed(exc)
+
+    def _reconcile(self) -> None:
+        """Compare the counters with the ledger.  A difference seen twice in a row
+        (not a batch in flight between its commit and its counter update) is
+        corrected; every difference is logged and exported."""
+        if self._shared is None or self._shared_down:
+            return
+        try:
+            with self._write:
+                entries = self._ledger_entries()
+            now = self._now()
+            shared = self._redis().spends([(t, k) for t, k, _ in entries], now=now)
+        except JobBudgetError as exc:
+            self._shared_failed(exc)
+            return
+        seen: dict[SpendKey, Decimal] = {}
+        worst = ZERO
+        for (tenant, key, ledger), hot in zip(entries, shared, strict=True):
+            drift = hot - ledger
+            if not drift:
+                continue
+            worst = max(worst, abs(drift))
+            log.warning(
+                "Redis spend of budget %s period %s is off the ledger by %s", key.budget_id, key.period_start, drift
+            )
+            if self._drift_seen.get(key) == drift:
+                try:
+                    self._shared.add_spend([(tenant, key, -drift)])
+                except JobBudgetError as exc:
+                    self._shared_failed(exc)
+                    return
+            else:
+                seen[key] = drift
+        self._drift_seen = seen
+        self._metrics.drift(amount=worst)
+
+    def _watch_budgets(self) -> None:
+        """Pick up budgets created, changed or deactivated by other processes (the
+        periodic worker runs this every ``budget_watch_interval``, 1 s by default)."""
+        try:
+            budgets = self._store.list_budgets(include_inactive=True)
+        except JobBudgetError as exc:
+            log.debug("budget watch failed: %s", exc)
+            return
+        fingerprint = tuple(sorted((str(b.id), str(b.updated_at), b.active) for b in budgets))
+        if self._budget_print is not None and fingerprint != self._budget_print:
+            self._reload()
+        self._budget_print = fingerprint
