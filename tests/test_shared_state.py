@@ -7,6 +7,7 @@ import multiprocessing as mp
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,113 @@ def _run_worker(settings: dict[str, Any], start_at: float, out: Any) -> None:
     finally:
         service.close()
         out.put(admitted)
+
+
+# -- no Redis: several processes on one database ------------------------------------------
+
+
+def _db_worker(settings: dict[str, Any], start_at: float, out: Any) -> None:
+    admitted = 0
+    try:
+        service = BudgetService(
+            Config(
+                database_url=settings["database_url"],
+                database_schema=settings.get("database_schema"),
+                shared_state="database",
+                cost_model=ONE_DOLLAR_MODEL,
+                notifications_in_background=False,
+            )
+        )
+    except Exception:
+        out.put(-1000)
+        raise
+    try:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        while True:
+            admission = service.admit("acme", "q", estimated_cost=Decimal(1))
+            if not admission.allowed:
+                break
+            admitted += 1
+            service.process_job_cost(_job(uuid.uuid4().hex), reservation_id=admission.reservation_id)
+    finally:
+        service.close()
+        out.put(admitted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_without_redis_eight_processes_on_one_database_still_agree(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    settings: dict[str, Any]
+    if backend == "postgres":
+        settings = {"database_url": POSTGRES_URL, "database_schema": request.getfixturevalue("pg_schema")}
+    else:
+        settings = {"database_url": f"sqlite:///{tmp_path / 'proof.db'}"}
+    config = Config(
+        database_url=settings["database_url"],
+        database_schema=settings.get("database_schema"),
+        shared_state="database",
+        cost_model=ONE_DOLLAR_MODEL,
+        notifications_in_background=False,
+    )
+    with BudgetService(config) as setup:
+        budget = setup.create_budget(_budget(amount=100))
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    start_at = time.time() + 3.0
+    workers = [ctx.Process(target=_db_worker, args=(settings, start_at, results)) for _ in range(8)]
+    for w in workers:
+        w.start()
+    counts = [results.get(timeout=90) for _ in workers]
+    for w in workers:
+        w.join(timeout=30)
+    assert sum(counts) == 100, counts
+    with BudgetService(config) as check:
+        assert budget.id is not None
+        assert check.get_budget_status(budget.id).current_spend == Decimal("100.000000000")
+        assert check.open_reservations() == 0
+        assert check.check_budget_compliance("acme", "q").type == "block"
+
+
+def test_without_redis_a_check_sees_another_process_spend_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+    def make() -> BudgetService:
+        return BudgetService(
+            Config(
+                database_url=url,
+                shared_state="database",
+                cost_model=ONE_DOLLAR_MODEL,
+                notifications_in_background=False,
+            )
+        )
+
+    with make() as a, make() as b:
+        a.create_budget(_budget(amount=5))
+        b._watch_budgets()
+        a.process_job_costs([_job(f"j{i}") for i in range(5)])
+        assert b.check_budget_compliance("acme", "q").type == "block"
+        held = a.admit("acme", "other", estimated_cost=Decimal(0))
+        assert not held.allowed  # at the block threshold: nothing more, however small
+
+
+def test_reservations_expire_by_themselves(tmp_path: Path) -> None:
+    from conftest import FakeClock
+
+    clock = FakeClock(datetime(2026, 11, 10, tzinfo=UTC))
+    for shared in ("memory", "database"):
+        config = Config(
+            database_url=f"sqlite:///{tmp_path / (shared + '.db')}",
+            shared_state=shared,
+            cost_model=ONE_DOLLAR_MODEL,
+            notifications_in_background=False,
+        )
+        with BudgetService(config, clock=clock) as service:
+            service.create_budget(_budget(amount=2))
+            assert service.admit("acme", "q", estimated_cost=Decimal(2), ttl_seconds=60).allowed
+            assert not service.admit("acme", "q", estimated_cost=Decimal(1)).allowed
+            clock.advance(seconds=61)
+            assert service.open_reservations() == 0
+            assert service.admit("acme", "q", estimated_cost=Decimal(1)).allowed

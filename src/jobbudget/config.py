@@ -110,7 +110,9 @@ class Config(BaseSettings):
     notifications_in_background: bool = True
     # metrics
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
-    # shared hot state (many processes, one budget)
+    # shared hot state (many processes, one budget): auto = redis when redis_url is
+    # set, else memory (one process); database = many processes on one database, no Redis
+    shared_state: Literal["auto", "memory", "database", "redis"] = "auto"
     redis_url: str | None = None
     redis_prefix: str = pydantic.Field(default="jb", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
     redis_failure_mode: Literal["fail_open", "fail_closed", "local"] = "local"

@@ -143,8 +143,9 @@ class BudgetService(AdmissionMixin, SharedMixin, QueriesMixin, AlertsMixin, Keys
             self._stop_dispatcher()
         finally:
             self._store.close()
-            if self._shared is not None:
-                self._redis().close()
+            redis = self._redis()
+            if redis is not None:
+                redis.close()
 
     def flush(self) -> None:
         """Write buffered audit entries (bypasses) now, and their ``bypass`` alerts."""

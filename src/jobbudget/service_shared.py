@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .counters.memory import SpendIndex
-from .domain.errors import JobBudgetError, StorageUnavailableError
+from .domain.errors import JobBudgetError, StorageUnavailableError, ValidationError
 from .domain.money import ZERO
 from .domain.records import JobRecord, SpendKey
 from .ports import MetricsSink, SharedState, Store
@@ -57,24 +57,34 @@ class SharedMixin:
     def _open_shared(self) -> None:
         """Connect to Redis (``redis_url``) and load the counters if it has none."""
         self._drift_seen = {}
-        if not self.config.redis_url:
+        mode = self.config.shared_state
+        if mode == "auto":
+            mode = "redis" if self.config.redis_url else "memory"
+        if mode == "memory":
             return
+        if mode == "database":
+            from .counters.database import DatabaseSharedState
+
+            self._shared = DatabaseSharedState(self._store)
+            return
+        if not self.config.redis_url:
+            raise ValidationError("redis_url", None, "is required with shared_state: redis")
         from .counters.shared import RedisSharedState, connect
 
         client = connect(self.config.redis_url, timeout=self.config.redis_timeout)
-        self._shared = RedisSharedState(client, prefix=self.config.redis_prefix)
+        redis = RedisSharedState(client, prefix=self.config.redis_prefix)
+        self._shared = redis
         try:
-            if not self._redis().loaded():
+            if not redis.loaded():
                 self._load_shared()
             self._metrics.shared_state(available=True)
         except StorageUnavailableError as exc:
             self._shared_failed(exc)
 
-    def _redis(self) -> RedisSharedState:
+    def _redis(self) -> RedisSharedState | None:
         from .counters.shared import RedisSharedState
 
-        assert isinstance(self._shared, RedisSharedState)
-        return self._shared
+        return self._shared if isinstance(self._shared, RedisSharedState) else None
 
     def _ledger_entries(self) -> list[tuple[str, SpendKey, Decimal]]:
         """Every budget period in force, with its spend in the ledger now."""
@@ -113,7 +123,10 @@ class SharedMixin:
             self._shared_failed(exc)
 
     def _shared_failed(self, exc: Exception) -> None:
-        """Logged once per outage, exported as a metric."""
+        """Logged once per outage, exported as a metric.  Only Redis has a failure
+        mode: with the database as the shared state, its errors are the caller's."""
+        if self._redis() is None:
+            raise exc
         if not self._shared_down:
             log.warning(
                 "shared budget state (Redis) unavailable, deciding admissions with redis_failure_mode=%s: %s",
@@ -126,10 +139,11 @@ class SharedMixin:
     def _shared_tick(self) -> None:
         """Every second: notice Redis coming back or having lost its data, and
         rebuild the counters from the ledger then."""
-        if self._shared is None:
+        redis = self._redis()
+        if redis is None:
             return
         try:
-            loaded = self._redis().loaded()
+            loaded = redis.loaded()
             if self._shared_down or self._shared_dirty or not loaded:
                 self._load_shared()
                 if self._shared_down:
@@ -146,13 +160,13 @@ class SharedMixin:
         """Compare the counters with the ledger.  A difference seen twice in a row
         (not a batch in flight between its commit and its counter update) is
         corrected; every difference is logged and exported."""
-        if self._shared is None or self._shared_down:
+        redis = self._redis()
+        if redis is None or self._shared_down:
             return
         try:
             with self._write:
                 entries = self._ledger_entries()
-            now = self._now()
-            shared = self._redis().spends([(t, k) for t, k, _ in entries], now=now)
+            shared = redis.spends([(t, k) for t, k, _ in entries], now=self._now())
         except JobBudgetError as exc:
             self._shared_failed(exc)
             return
@@ -168,7 +182,7 @@ class SharedMixin:
             )
             if self._drift_seen.get(key) == drift:
                 try:
-                    self._shared.add_spend([(tenant, key, -drift)])
+                    redis.add_spend([(tenant, key, -drift)])
                 except JobBudgetError as exc:
                     self._shared_failed(exc)
                     return

@@ -29,11 +29,12 @@ from ..domain.records import (
 )
 from .memory_keys import MemoryKeys
 from .memory_outbox import MemoryOutbox
+from .memory_reservations import MemoryReservations
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, MemoryKeys):
+class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], JobRecord] = {}
@@ -46,6 +47,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys):
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
         self._outbox_init()
         self._keys_init()
+        self._reservations_init()
 
     def migrate(self) -> None:
         return None

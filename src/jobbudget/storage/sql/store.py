@@ -32,6 +32,7 @@ from . import bulk, rows
 from .engine import make_engine, transaction, translate_errors
 from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
+from .reservations import ReservationsMixin
 from .tables import (
     audit_log,
     budget_spend,
@@ -48,7 +49,7 @@ __all__ = ["SqlStore"]
 _CHUNK = 500  # keys per IN (...) list
 
 
-class SqlStore(OutboxMixin, KeysMixin):
+class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
     """Storage on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:

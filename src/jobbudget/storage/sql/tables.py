@@ -216,3 +216,17 @@ api_keys = Table(
     UniqueConstraint("prefix", name="uq_api_keys_prefix"),
     UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
 )
+
+#: Open reservations (the database-shared hot state): one row per budget period held.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(64), nullable=False),
+    Column("budget_id", String(36), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("tenant_id", String(50), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("id", "budget_id", "period_start", name="pk_reservations"),
+    Index("ix_reservations_period", "budget_id", "period_start", "expires_at"),
+)

@@ -1,0 +1,40 @@
+"""The hot state shared through the database alone (``shared_state: database``): no
+Redis, every check reads the ledger's spend and the open reservations, and every
+admission locks the budget periods' rows (see :mod:`jobbudget.storage.sql.reservations`).
+Slower than Redis, exact all the same."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from ..domain.records import Reservation, SpendKey
+from ..ports import Store
+
+__all__ = ["DatabaseSharedState"]
+
+
+class DatabaseSharedState:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def totals(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> list[Decimal]:
+        return [spend + held for spend, held in self._store.spend_totals([k for _, k in keys], now=now)]
+
+    def reserve(
+        self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
+    ) -> bool:
+        return self._store.reserve(reservation, limits=limits, now=now)
+
+    def release(self, reservation_id: str) -> bool:
+        return self._store.release_reservation(reservation_id)
+
+    def add_spend(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
+        return None  # the ledger itself is the shared spend
+
+    def load(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
+        return None
+
+    def open_reservations(self, now: datetime) -> int:
+        return self._store.count_reservations(now=now)

@@ -1,0 +1,134 @@
+"""Reservations on SQL: admissions that several processes share through the database
+alone (``shared_state: database``).
+
+A reservation is taken in one transaction that first locks the ``budget_spend`` row
+of every budget period it holds (``SELECT ... FOR UPDATE`` on PostgreSQL, in key
+order so two admissions cannot deadlock; SQLite's ``BEGIN IMMEDIATE`` serialises all
+writers), drops the expired holds of those periods, and inserts its rows only if
+spend + open holds + the estimate stays within every limit.  Ingest updates the same
+rows (``spend = spend + ...``), so an admission and a batch never interleave."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, select
+
+from ...domain.money import ZERO
+from ...domain.records import Reservation, SpendKey
+from .engine import transaction
+from .tables import budget_spend, reservations
+from .types import Money
+
+__all__ = ["ReservationsMixin"]
+
+
+class ReservationsMixin:
+    """The reservation methods of :class:`~jobbudget.storage.sql.store.SqlStore`."""
+
+    engine: Engine
+    dialect: str
+    _insert: Any  # the dialect's insert (with ON CONFLICT), set by SqlStore
+
+    def reserve(
+        self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
+    ) -> bool:
+        ordered = sorted(limits, key=lambda item: (item[0].budget_id, item[0].period_start))
+        with transaction(self.engine, write=True) as conn:
+            held = conn.execute(select(func.count()).where(reservations.c.id == reservation.id)).scalar_one()
+            if held:
+                return True  # idempotent
+            spend = self._lock_spend(conn, [key for key, _ in ordered])
+            for key, limit in ordered:
+                conn.execute(delete(reservations).where(self._of(key), reservations.c.expires_at <= now))
+                if limit is None:
+                    continue
+                open_holds = self._held(conn, key)
+                if spend.get(key, ZERO) + open_holds + reservation.amount > limit:
+                    return False
+            conn.execute(
+                reservations.insert(),
+                [
+                    {
+                        "id": reservation.id,
+                        "budget_id": key.budget_id,
+                        "period_start": key.period_start,
+                        "tenant_id": reservation.tenant_id,
+                        "amount": reservation.amount,
+                        "expires_at": reservation.expires_at,
+                    }
+                    for key in reservation.keys
+                ],
+            )
+        return True
+
+    def release_reservation(self, reservation_id: str) -> bool:
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(delete(reservations).where(reservations.c.id == reservation_id))
+        return bool(result.rowcount)
+
+    def spend_totals(self, keys: Sequence[SpendKey], *, now: datetime) -> list[tuple[Decimal, Decimal]]:
+        """(spend, open holds) of each period, read in one transaction."""
+        if not keys:
+            return []
+        with transaction(self.engine) as conn:
+            spend: dict[SpendKey, Decimal] = {}
+            for budget_id, start, value in conn.execute(
+                select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
+                    budget_spend.c.budget_id.in_(sorted({k.budget_id for k in keys}))
+                )
+            ):
+                spend[SpendKey(budget_id, start)] = value
+            held: dict[SpendKey, Decimal] = {}
+            query = (
+                select(
+                    reservations.c.budget_id,
+                    reservations.c.period_start,
+                    func.sum(reservations.c.amount, type_=Money),
+                )
+                .where(
+                    reservations.c.budget_id.in_(sorted({k.budget_id for k in keys})),
+                    reservations.c.expires_at > now,
+                )
+                .group_by(reservations.c.budget_id, reservations.c.period_start)
+            )
+            for budget_id, start, total in conn.execute(query):
+                held[SpendKey(budget_id, start)] = total or ZERO
+        return [(spend.get(k, ZERO), held.get(k, ZERO)) for k in keys]
+
+    def count_reservations(self, *, now: datetime) -> int:
+        with transaction(self.engine) as conn:
+            query = select(func.count(func.distinct(reservations.c.id))).where(reservations.c.expires_at > now)
+            return int(conn.execute(query).scalar_one())
+
+    def expire_reservations(self, *, now: datetime) -> int:
+        with transaction(self.engine, write=True) as conn:
+            return int(conn.execute(delete(reservations).where(reservations.c.expires_at <= now)).rowcount)
+
+    # -- internals ------------------------------------------------------------------
+    @staticmethod
+    def _of(key: SpendKey) -> ColumnElement[bool]:
+        return and_(reservations.c.budget_id == key.budget_id, reservations.c.period_start == key.period_start)
+
+    def _held(self, conn: Connection, key: SpendKey) -> Decimal:
+        query = select(func.sum(reservations.c.amount, type_=Money)).where(self._of(key))
+        return conn.execute(query).scalar_one() or ZERO
+
+    def _lock_spend(self, conn: Connection, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
+        """Make sure each period has its spend row, then lock and read them in order."""
+        insert = self._insert(budget_spend).on_conflict_do_nothing(index_elements=["budget_id", "period_start"])
+        conn.execute(
+            insert, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": ZERO, "jobs": 0} for k in keys]
+        )
+        out: dict[SpendKey, Decimal] = {}
+        for key in keys:
+            query = select(budget_spend.c.spend).where(
+                budget_spend.c.budget_id == key.budget_id, budget_spend.c.period_start == key.period_start
+            )
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            out[key] = conn.execute(query).scalar_one()
+        return out
