@@ -195,17 +195,22 @@ class BudgetService(AdmissionMixin, SharedMixin, QueriesMixin, AlertsMixin, Keys
         """Price and store one job; a job id seen before is counted once.  With the
         ``reservation_id`` of its admission, the reservation is settled: the real
         cost replaces the estimate (a redelivered job settles nothing twice)."""
-        if reservation_id is not None:
-            check_identifier("reservation_id", reservation_id, max_len=100)
-        cost = self.process_job_costs([metrics])[0]
-        self._settle(reservation_id)
-        return cost
+        return self.process_job_costs([metrics], reservation_ids=[reservation_id])[0]
 
-    def process_job_costs(self, batch: Sequence[JobMetrics]) -> list[JobCost]:
+    def process_job_costs(
+        self, batch: Sequence[JobMetrics], *, reservation_ids: Sequence[str | None] | None = None
+    ) -> list[JobCost]:
         """Price and store a batch in one transaction.  Any invalid item rejects the
-        whole batch before anything is stored."""
+        whole batch before anything is stored.  ``reservation_ids`` (one per job, or
+        None) settles the jobs' admissions once the batch is stored."""
         if len(batch) > MAX_BATCH:
             raise ValidationError("batch", len(batch), f"must hold at most {MAX_BATCH} jobs")
+        if reservation_ids is not None:
+            if len(reservation_ids) != len(batch):
+                raise ValidationError("reservation_ids", len(reservation_ids), f"must hold one per job ({len(batch)})")
+            for i, rid in enumerate(reservation_ids):
+                if rid is not None:
+                    check_identifier(f"reservation_ids[{i}]", rid, max_len=100)
         now = self._now()
         limit = now + FUTURE_TOLERANCE
         for i, m in enumerate(batch):
@@ -241,6 +246,8 @@ class BudgetService(AdmissionMixin, SharedMixin, QueriesMixin, AlertsMixin, Keys
             self._count_stored(records, result.inserted)
             self._publish(records, result.inserted)
         self._announce(result.alerts)
+        for rid in reservation_ids or ():
+            self._settle(rid)  # after the spend counts: never a moment with neither
         first_cost: dict[tuple[str, str], JobCost] = {}
         out: list[JobCost] = []
         for record, new in zip(records, result.inserted, strict=True):

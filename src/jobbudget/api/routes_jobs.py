@@ -7,19 +7,21 @@ import io
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.codec import cost_model_from_mapping, cost_model_to_mapping, to_jsonable
 from ..domain.cost import COMPONENTS, JobCost, JobMetrics
 from ..domain.enforcement import EnforcementAction
-from ..domain.errors import ValidationError
+from ..domain.errors import PermissionDeniedError, ValidationError
 from ..domain.money import ZERO
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, loads_exact, require_admin, require_read, require_write
 from .schemas import (
     TEXT_PATTERN,
     ActionOut,
+    AdmissionOut,
+    AdmitIn,
     CheckIn,
     CostModelIn,
     CostModelOut,
@@ -82,7 +84,7 @@ def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()])
         except ValidationError as exc:
             prefix = f"jobs[{i}]." if isinstance(body, JobBatchIn) else ""
             raise ValidationError(prefix + exc.field, exc.value, exc.reason) from None
-    costs = service.process_job_costs(metrics)
+    costs = service.process_job_costs(metrics, reservation_ids=[job.reservation_id for job in jobs])
     new = [c for c in costs if not c.duplicate]
     out = {
         "jobs": [_cost_json(c) for c in costs],
@@ -113,6 +115,41 @@ async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionO
     # hop would cost more than the work
     require_read(key, body.tenant_id, kind="tenant", ident=body.tenant_id)
     return action_out(service.check_budget_compliance(body.tenant_id, body.queue_name, body.priority))
+
+
+@router.post("/admit", response_model=AdmissionOut, tags=["enforcement"], summary="Admit a job and reserve its cost")
+async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> AdmissionOut:
+    """Like ``/v1/check``, and if the job is admitted its estimated cost is held against
+    every budget covering it (shared by every process), so concurrent admissions never
+    overshoot a blocking budget.  Report the job with its ``reservation_id`` in
+    ``/v1/jobs``, or release it with ``DELETE /v1/reservations/{id}``."""
+    require_write(service, key, body.tenant_id)
+    admission = await run_in_threadpool(
+        service.admit,
+        body.tenant_id,
+        body.queue_name,
+        priority=body.priority,
+        estimated_cost=body.estimated_cost,
+        ttl_seconds=body.ttl_seconds,
+    )
+    return AdmissionOut(
+        action=action_out(admission.action),
+        allowed=admission.allowed,
+        reservation_id=admission.reservation_id,
+        estimated_cost=admission.estimated_cost,
+        expires_at=admission.expires_at,
+    )
+
+
+@router.delete("/reservations/{reservation_id}", tags=["enforcement"], summary="Release a reservation")
+def delete_reservation(
+    service: ServiceDep, key: KeyDep, reservation_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$")]
+) -> dict[str, bool]:
+    """The job will not run: free its held cost.  ``released`` is false when the
+    reservation was already settled, released or expired."""
+    if key.role == "reporter":
+        raise PermissionDeniedError("reporter keys cannot release reservations")
+    return {"released": service.release(reservation_id)}
 
 
 @router.get("/forecast", tags=["analytics"], summary="Forecast the current period of a budget scope")

@@ -111,6 +111,7 @@ class JobIn(_In):
     job_type: Id = ""
     priority: StrictInt = 5
     timestamp: Annotated[AwareDatetime | None, AfterValidator(_recent)] = None
+    reservation_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")] | None = None
 
 
 class JobBatchIn(_In):
@@ -160,6 +161,17 @@ class CheckIn(_In):
     priority: StrictInt = 5
 
 
+class AdmitIn(_In):
+    """A job about to run: admit it and hold its estimated cost (``estimated_cost``
+    defaults to the queue's mean job cost) until it is reported or released."""
+
+    tenant_id: Id
+    queue_name: Id = ""
+    priority: StrictInt = 5
+    estimated_cost: Money | None = None
+    ttl_seconds: Annotated[StrictInt, Field(ge=1, le=604_800)] = 3600
+
+
 class ActionOut(BaseModel):
     type: str
     allowed: bool
@@ -170,6 +182,14 @@ class ActionOut(BaseModel):
     current_spend: Money
     budget_amount: Money
     bypass: bool
+
+
+class AdmissionOut(BaseModel):
+    action: ActionOut
+    allowed: bool
+    reservation_id: str | None
+    estimated_cost: Money
+    expires_at: AwareDatetime | None
 
 
 def _calendar_date(value: date | None) -> date | None:
