@@ -21,6 +21,7 @@ FULL = {
     "bench_report.py": [],
     "backtest_forecast.py": [],
     "bench_alerts.py": [],
+    "bench_shared.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
@@ -29,6 +30,7 @@ QUICK = {
     "bench_report.py": ["--jobs", "20000", "--runs", "5"],
     "backtest_forecast.py": ["--quick"],
     "bench_alerts.py": ["--quick"],
+    "bench_shared.py": ["--quick"],
 }
 
 

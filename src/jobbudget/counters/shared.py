@@ -52,12 +52,15 @@ class RedisSharedState:
 
     # -- numbers ------------------------------------------------------------------
     def totals(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> list[Decimal]:
-        pairs = self.ledger.totals([(t, k.budget_id, k.period_start) for t, k in keys], now=now)
+        pairs = self.ledger.totals([(t, k.budget_id, k.period_start) for t, k in keys])
         return [spend + reserved for spend, reserved in pairs]
 
-    def spends(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> list[Decimal]:
-        pairs = self.ledger.totals([(t, k.budget_id, k.period_start) for t, k in keys], now=now)
-        return [spend for spend, _ in pairs]
+    def spends(self, keys: Sequence[tuple[str, SpendKey]]) -> list[Decimal]:
+        return [spend for spend, _ in self.ledger.totals([(t, k.budget_id, k.period_start) for t, k in keys])]
+
+    def sweep(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> int:
+        """Release the expired holds of these periods (the service does it every second)."""
+        return self.ledger.expire_many([(t, k.budget_id, k.period_start) for t, k in keys], now=now)
 
     def add_spend(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         for tenant_id, key, amount in entries:
@@ -132,8 +135,9 @@ class RedisSharedState:
                 continue
             data = json.loads(raw)
             keys = [SpendKey(b, date.fromisoformat(p)) for b, p in data["keys"]]
-            pairs = self.ledger.totals([(data["tenant_id"], k.budget_id, k.period_start) for k in keys], now=now)
-            if any(reserved > 0 for _, reserved in pairs):
+            entries = [(data["tenant_id"], k.budget_id, k.period_start) for k in keys]
+            self.ledger.expire_many(entries, now=now)
+            if any(reserved > 0 for _, reserved in self.ledger.totals(entries)):
                 count += 1
         return count
 
