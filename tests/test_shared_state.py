@@ -372,3 +372,34 @@ def test_reservations_expire_by_themselves(tmp_path: Path) -> None:
             clock.advance(seconds=61)
             assert service.open_reservations() == 0
             assert service.admit("acme", "q", estimated_cost=Decimal(1)).allowed
+
+
+def test_a_new_budget_starts_from_the_jobs_already_stored_in_every_process(
+    pair: tuple[BudgetService, BudgetService],
+) -> None:
+    a, b = pair
+    a.process_job_costs([_job(f"early-{i}") for i in range(4)])  # no budget yet
+    budget = a.create_budget(_budget(amount=4))
+    b._watch_budgets()
+    action = b.check_budget_compliance("acme", "q")
+    assert action.type == "block" and action.current_spend == Decimal(4)
+    assert budget.id is not None
+    assert b.get_budget_status(budget.id).current_spend == Decimal(4)  # the shared number, not b's own
+
+
+def test_every_process_rolls_into_the_next_period_at_the_boundary(tmp_path: Path, prefix: str) -> None:
+    from conftest import FakeClock
+
+    clock = FakeClock(datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
+    url = f"sqlite:///{tmp_path / 'roll.db'}"
+    with BudgetService(_config(url, prefix), clock=clock) as a, BudgetService(_config(url, prefix), clock=clock) as b:
+        a.create_budget(_budget(amount=3))
+        b._watch_budgets()
+        a.process_job_costs([_job(f"nov-{i}") for i in range(3)])
+        assert b.check_budget_compliance("acme", "q").type == "block"
+        clock.advance(minutes=1)  # December
+        for service in (a, b):
+            action = service.check_budget_compliance("acme", "q")
+            assert action.type == "allow" and action.current_spend == 0
+        assert b.admit("acme", "q", estimated_cost=Decimal(3)).allowed
+        assert not a.admit("acme", "q", estimated_cost=Decimal(1)).allowed

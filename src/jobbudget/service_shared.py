@@ -144,6 +144,9 @@ class SharedMixin:
             return
         try:
             loaded = redis.loaded()
+            if loaded and not self._shared_down:
+                periods = [(s.budget.tenant_id, s.key) for s in self._index.states() if s.key is not None]
+                redis.sweep(periods, now=self._now())
             if self._shared_down or self._shared_dirty or not loaded:
                 self._load_shared()
                 if self._shared_down:
@@ -166,7 +169,7 @@ class SharedMixin:
         try:
             with self._write:
                 entries = self._ledger_entries()
-            shared = redis.spends([(t, k) for t, k, _ in entries], now=self._now())
+            shared = redis.spends([(t, k) for t, k, _ in entries])
         except JobBudgetError as exc:
             self._shared_failed(exc)
             return

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from ..domain.money import ZERO
 from ..domain.records import Reservation, SpendKey
 from ..ports import Store
 
@@ -21,6 +22,9 @@ class DatabaseSharedState:
 
     def totals(self, keys: Sequence[tuple[str, SpendKey]], *, now: datetime) -> list[Decimal]:
         return [spend + held for spend, held in self._store.spend_totals([k for _, k in keys], now=now)]
+
+    def spends(self, keys: Sequence[tuple[str, SpendKey]]) -> list[Decimal]:
+        return list(self._store.load_spend([k for _, k in keys]).get(k, ZERO) for _, k in keys)
 
     def reserve(
         self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime

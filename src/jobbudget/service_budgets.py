@@ -1,0 +1,201 @@
+"""Budgets in :class:`jobbudget.service.BudgetService`: create, change, deactivate,
+read, and the status of one budget now.  A budget's current-period spend is recounted
+from the stored jobs whenever it is stored, and the shared counters (Redis) get the
+same number, so a new or re-scoped budget starts exact in every process."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .counters.memory import BudgetState, SpendIndex
+from .domain.budget import Budget, validate_budget
+from .domain.enforcement import EnforcementAction, Thresholds, decide, utilization
+from .domain.errors import (
+    BudgetError,
+    ConflictError,
+    JobBudgetError,
+    NotFoundError,
+    StorageUnavailableError,
+    ValidationError,
+)
+from .domain.money import ZERO
+from .domain.periods import resolve_period, window_at
+from .domain.records import AuditEntry, SpendKey
+from .ports import SharedState, Store
+
+__all__ = ["BudgetStatus", "BudgetsMixin"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    budget: Budget
+    current_spend: Decimal
+    utilization: Decimal
+    action: EnforcementAction
+    period_start: date | None
+    period_end: date | None
+
+
+class BudgetsMixin:
+    """Mixed into BudgetService (which sets the attributes declared here)."""
+
+    _store: Store
+    _index: SpendIndex
+    _write: threading.RLock
+    _state: threading.Lock
+    _shared: SharedState | None
+    _shared_down: bool
+
+    if TYPE_CHECKING:  # provided by BudgetService and SharedMixin
+
+        def _now(self) -> datetime: ...
+        def _load_spend(self, key: SpendKey) -> Decimal: ...
+        def _shared_failed(self, exc: Exception) -> None: ...
+
+    def validate_budget(self, budget: Budget) -> None:
+        validate_budget(budget)
+
+    def create_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Validate and store a budget; returns it with its id and resolved period."""
+        validate_budget(budget)
+        if budget.id is not None:
+            raise ValidationError("id", budget.id, "is assigned by create_budget; leave it empty")
+        now = self._now()
+        stored = replace(
+            budget,
+            id=str(uuid.uuid4()),
+            period=resolve_period(budget.period, now),
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
+        return self._persist("create_budget", stored, now=now, actor=actor)
+
+    def update_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Replace a stored budget (same id and tenant); the current period's spend is
+        recounted from the stored jobs for its (possibly new) scope and period."""
+        if budget.id is None:
+            raise ValidationError("id", None, "is required to update a budget")
+        validate_budget(budget)
+        old = self._store.get_budget(budget.id)
+        if budget.tenant_id != old.tenant_id:
+            raise ConflictError(f"budget {budget.id} belongs to tenant {old.tenant_id!r}; tenant_id cannot change")
+        now = self._now()
+        stored = replace(
+            budget,
+            period=resolve_period(budget.period, now),
+            created_at=old.created_at,
+            updated_at=now,
+            created_by=old.created_by,
+        )
+        return self._persist("update_budget", stored, now=now, actor=actor)
+
+    def _persist(self, operation: str, budget: Budget, *, now: datetime, actor: str) -> Budget:
+        """Store ``budget`` with its current-period spend recounted from the stored
+        jobs, and make enforcement use it (or drop it when inactive)."""
+        with self._write:
+            window = window_at(budget.period, now)
+            seed: dict[SpendKey, Decimal] = {}
+            if window is not None and budget.active:
+                seed[SpendKey(str(budget.id), window.start_date)] = self._spend_of(budget, window)
+            write = self._store.add_budget if operation == "create_budget" else self._store.save_budget
+            kind = "budget_created" if operation == "create_budget" else "budget_updated"
+            try:
+                write(budget, seed=seed, audit=self._budget_audit(kind, budget, now, actor))
+            except JobBudgetError as exc:
+                if isinstance(exc, (ValidationError, NotFoundError)):
+                    raise
+                raise BudgetError(operation, budget.tenant_id, exc) from exc
+            with self._state:
+                if budget.active:
+                    self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO), now=now)
+                else:
+                    self._index.remove(str(budget.id))
+            if self._shared is not None and not self._shared_down and seed:
+                try:  # the recount, for every process (Redis; a no-op on the database)
+                    self._shared.load([(budget.tenant_id, key, spend) for key, spend in seed.items()])
+                except StorageUnavailableError as exc:
+                    self._shared_failed(exc)
+        return budget
+
+    def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
+        budget = self._store.get_budget(budget_id)
+        return self.update_budget(replace(budget, active=False), actor=actor)
+
+    def get_budget(self, budget_id: str) -> Budget:
+        return self._store.get_budget(budget_id)
+
+    def list_budgets(self, tenant_id: str | None = None, *, include_inactive: bool = False) -> list[Budget]:
+        return self._store.list_budgets(tenant_id=tenant_id, include_inactive=include_inactive)
+
+    def get_budget_status(self, budget_id: str) -> BudgetStatus:
+        now = self._now()
+        with self._write, self._state:
+            state = self._index.get(budget_id)
+            if state is not None:
+                self._index.roll(state, now, self._load_spend)
+                state = replace(state)  # a snapshot: later jobs do not change this status
+        if state is None:
+            budget = self._store.get_budget(budget_id)
+            window = window_at(budget.period, now)
+            spend = self._spend_of(budget, window) if window else ZERO
+            state = BudgetState(budget, Thresholds.of(budget), window, spend)
+        budget, window = state.budget, state.window
+        if window is not None and budget.active and self._shared is not None and not self._shared_down:
+            try:  # every process's spend, not only this one's
+                spend = self._shared.spends([(budget.tenant_id, SpendKey(str(budget.id), window.start_date))])[0]
+                state = replace(state, spend=spend)
+            except StorageUnavailableError as exc:
+                self._shared_failed(exc)
+        if window is None:
+            action = EnforcementAction(
+                type="allow",
+                budget_id=budget.id,
+                budget_amount=budget.amount,
+                message=f"budget {budget.id} is not in force now",
+            )
+        elif not budget.active:
+            action = EnforcementAction(
+                type="allow",
+                budget_id=budget.id,
+                current_spend=state.spend,
+                budget_amount=budget.amount,
+                utilization=utilization(state.spend, budget.amount),
+                message=f"budget {budget.id} is inactive",
+            )
+        else:
+            action = decide(
+                budget=budget, thresholds=state.thresholds, window=window, spend=state.spend, priority=0, now=now
+            )
+        return BudgetStatus(
+            budget=budget,
+            current_spend=state.spend,
+            utilization=utilization(state.spend, budget.amount),
+            action=action,
+            period_start=window.start_date if window else None,
+            period_end=window.end_date if window else None,
+        )
+
+    def _spend_of(self, budget: Budget, window: Any) -> Decimal:
+        return self._store.compute_spend(
+            tenant_id=budget.tenant_id, queue_name=budget.queue_name, start=window.start, end=window.end
+        )
+
+    @staticmethod
+    def _budget_audit(kind: str, budget: Budget, now: datetime, actor: str) -> AuditEntry:
+        from .domain.codec import to_jsonable
+
+        return AuditEntry(
+            at=now,
+            kind=kind,
+            tenant_id=budget.tenant_id,
+            queue_name=budget.queue_name,
+            budget_id=str(budget.id),
+            actor=actor,
+            details=to_jsonable(budget.redacted()),
+        )
