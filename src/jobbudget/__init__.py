@@ -17,7 +17,7 @@ from .domain.cost import (
     production_cost_model,
     staging_cost_model,
 )
-from .domain.enforcement import EnforcementAction
+from .domain.enforcement import Admission, EnforcementAction
 from .domain.errors import (
     AuthenticationError,
     BudgetError,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .domain.calibration import BenchmarkResult, CalibrationReport, ModelCalibrator
     from .domain.forecasting import Forecast, forecast_spend
     from .domain.reporting import BudgetReport, CostDriver
+    from .integrations.meter import BudgetBlocked, meter
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,8 @@ _LAZY = {
     "forecast_spend": "jobbudget.domain.forecasting",
     "BudgetReport": "jobbudget.domain.reporting",
     "CostDriver": "jobbudget.domain.reporting",
+    "meter": "jobbudget.integrations.meter",
+    "BudgetBlocked": "jobbudget.integrations.meter",
 }
 
 
@@ -73,6 +76,9 @@ __all__ = [
     "Forecast",
     "ModelCalibrator",
     "forecast_spend",
+    "meter",
+    "BudgetBlocked",
+    "Admission",
     "Budget",
     "BudgetError",
     "BudgetPeriod",
