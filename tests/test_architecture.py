@@ -16,7 +16,7 @@ import jobbudget
 PACKAGE_DIR = Path(jobbudget.__file__).resolve().parent
 DOMAIN_DIR = PACKAGE_DIR / "domain"
 ALLOWED_THIRD_PARTY = {"numpy"}
-HEAVY_OPTIONAL = ("textual", "fastapi", "uvicorn", "starlette")
+HEAVY_OPTIONAL = ("textual", "fastapi", "uvicorn", "starlette", "celery", "rq", "redis")
 
 
 def domain_files() -> list[Path]:
