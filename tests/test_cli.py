@@ -580,6 +580,10 @@ def test_demo_falls_back_to_a_labelled_synthetic_workload(
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC WORKLOAD" in result.stdout and "Budgets at the end of March 2013" in result.stdout
     assert "jobbudget status --database-url" in result.stdout
+    # the busiest tenant's report, and how to open the TUI and the HTML report on the same data
+    assert "Top cost drivers" in result.stdout and "Recommendations" in result.stdout
+    assert f"jobbudget tui --database-url {url} --at 2013-03-31T23:59:59Z" in result.stdout
+    assert "--period 2013-03 --format html" in result.stdout
     data = as_json(run("demo", "--json", database=url))  # --fresh (default): same result again
     assert data["synthetic"] is True and data["jobs"] == 5000
     assert sum(data["outcomes"].values()) == 5000 and data["billed"] > 4000

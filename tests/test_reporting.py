@@ -357,3 +357,10 @@ def test_report_is_frozen_and_generated_at_defaults_to_the_day() -> None:
         r.total_spend = D(1)  # type: ignore[misc]
     assert replace(r, recommendations=("x",)).recommendations == ("x",)
     assert timedelta(days=r.period_days - 1) == NOV.end_date - NOV.start_date  # type: ignore[operator]
+
+
+def test_growth_from_almost_nothing_is_not_a_huge_percentage() -> None:
+    # found by the demo: a queue with a fraction of a cent the week before "grew 535697001.8 %"
+    (text,) = build(growth_rows("0.000000001", "150")).recommendations
+    assert "%" not in text.split("check")[0]
+    assert "rose from almost nothing to $1,050.00 in the 7 days to 2026-11-19" in text

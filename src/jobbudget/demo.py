@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .domain.budget import Budget
@@ -34,6 +35,9 @@ from .domain.money import ZERO
 from .domain.periods import BudgetPeriod
 from .ingest import SwfJob, parse_swf
 from .service import BudgetService, BudgetStatus
+
+if TYPE_CHECKING:
+    from .domain.reporting import BudgetReport
 
 __all__ = ["DEFAULT_DATABASE_URL", "TRACE_NAME", "DemoReport", "demo_cost_model", "find_trace", "run_demo"]
 
@@ -47,6 +51,7 @@ TENANT_SHARES = (Decimal("1.2"), Decimal("1.05"), Decimal("0.85"))
 QUEUE_SHARES = (Decimal("0.9"), Decimal("1.1"))
 _BATCH = 100  # bill finished jobs in batches of at most this many
 _MAX_LAG = timedelta(hours=6)  # ... or as soon as the oldest waits this long
+_RESERVATION_TTL = 7 * 24 * 3600  # the longest a reservation may live; longer jobs outlive theirs
 _SYNTHETIC_JOBS = 5000
 _SYNTHETIC_SEED = 2013
 
@@ -103,6 +108,7 @@ class DemoReport:
     busiest_tenant: str = ""
     statuses: list[BudgetStatus] = field(default_factory=list)
     queue_spend: list[QueueSpend] = field(default_factory=list)
+    report: BudgetReport | None = None  # the busiest tenant's report of the month
     seconds: float = 0.0
 
 
@@ -272,6 +278,9 @@ def run_demo(
         report.queue_spend = sorted(
             (QueueSpend(q, n, c) for q, (n, c) in per_queue.items()), key=lambda s: (-s.cost, s.queue_name)
         )
+        if report.busiest_tenant:
+            month = BudgetPeriod("monthly", start_date=report.month_start)
+            report.report = service.generate_report(report.busiest_tenant, month)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -287,22 +296,30 @@ def _replay(
     """Check each job at submission; bill admitted jobs when they finish.  ``open_month``
     is called once, at the start of ``month``, after everything finished by then is billed."""
     start, end = month
-    running: list[tuple[datetime, str, JobMetrics]] = []  # heap of admitted jobs by finish time
+    # heap of admitted jobs by finish time, each with the reservation its admission holds
+    running: list[tuple[datetime, str, JobMetrics, str | None]] = []
     finished: list[JobMetrics] = []
+    reservations: list[str | None] = []
     opened = False
+
+    def finish_one() -> None:
+        _, _, metrics, reservation_id = heapq.heappop(running)
+        finished.append(metrics)
+        reservations.append(reservation_id)
 
     def finish_until(instant: datetime, *, before: bool = False) -> None:
         while running and (running[0][0] < instant if before else running[0][0] <= instant):
-            finished.append(heapq.heappop(running)[2])
+            finish_one()
 
     def bill(now: datetime) -> None:
         clock.advance_to(now)
         if finished:
-            for cost in service.process_job_costs(finished):
+            for cost in service.process_job_costs(finished, reservation_ids=reservations):
                 if not cost.duplicate:
                     report.billed += 1
                     report.total_cost += cost.total_cost
             finished.clear()
+            reservations.clear()
 
     for job in jobs:
         now = job.submitted
@@ -316,17 +333,22 @@ def _replay(
             bill(now)
         clock.advance_to(now)
         m = job.metrics
-        action = service.check_budget_compliance(m.tenant_id, m.queue_name, m.priority)
+        # admission reserves the job's expected cost (the queue's mean so far) until it is billed
+        admission = service.admit(m.tenant_id, m.queue_name, priority=m.priority, ttl_seconds=_RESERVATION_TTL)
+        action = admission.action
         report.outcomes["bypass" if action.bypass else action.type] += 1
         if action.type != "block":
             assert m.timestamp is not None
-            heapq.heappush(running, (m.timestamp, m.job_id, m))
+            heapq.heappush(running, (m.timestamp, m.job_id, m, admission.reservation_id))
     if not opened:
         open_month()
     while running and running[0][0] < end:
-        finished.append(heapq.heappop(running)[2])
+        finish_one()
         if len(finished) >= _BATCH:
             bill(finished[-1].timestamp)  # type: ignore[arg-type]
     if finished:
         bill(finished[-1].timestamp)  # type: ignore[arg-type]
     report.still_running = len(running)
+    for *_, reservation_id in running:  # still running when the month ends: not billed in it
+        if reservation_id is not None:
+            service.release(reservation_id)

@@ -84,3 +84,25 @@ def test_tui_command_in_a_terminal_shows_every_tab_and_quits(demo_db: tuple[str,
         _wait_for(session, "EXITED-0")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=10)
+
+
+def test_demo_with_tui_opens_the_ui_on_the_demo_data(tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        if IN_CI:
+            pytest.fail("tmux is needed for the terminal test")
+        pytest.skip("tmux is not installed")
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    session = f"jobbudget-{uuid.uuid4().hex[:8]}"
+    command = f"{BIN} demo --tui --database-url {url}; echo EXITED-$?; sleep 30"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True, env=env, timeout=10
+    )
+    try:
+        screen = _wait_for(session, "month to date", timeout=90)
+        assert "Mar 01" in screen  # the demo's month, not today's empty period
+        _wait_for(session, "q Quit")
+        _tmux("send-keys", "-t", session, "q")
+        _wait_for(session, "EXITED-0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=10)

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from .. import __version__
 from ..config import Config
@@ -202,6 +200,7 @@ def demo(
     fresh: Annotated[
         bool, typer.Option("--fresh/--keep", help="Delete the demo database file first (default), or keep it.")
     ] = True,
+    tui: Annotated[bool, typer.Option("--tui", help="Open the terminal UI on the demo's data afterwards.")] = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -262,23 +261,30 @@ def demo(
     )
     month = f"{report.month_start:%B %Y}"
     console.print(status_table(report.statuses, title=f"Budgets at the end of {month}"))
-    queues = Table(
-        title=f"Spend of {escape(report.busiest_tenant)} per queue, {month}", title_justify="left", min_width=60
-    )
-    for name in ("Queue", "Jobs", "Cost (USD)"):
-        queues.add_column(name, justify="left" if name == "Queue" else "right")
-    for q in report.queue_spend:
-        queues.add_row(Text(q.queue_name), str(q.jobs), money(q.cost))
-    console.print(queues)
+    if report.report is not None:
+        from ..render.text import report_renderable
+
+        console.print(report_renderable(report.report, width=min(console.width, 110)))
     url = f" --database-url {report.database_url}"
     at = f" --at {report.month_end}T23:59:59Z"
+    tenant = report.busiest_tenant
     console.print(
-        f"Done in {report.seconds:.1f} s. Next (--at looks at {month}; without it you see today's empty period):\n"
+        f"Done in {report.seconds:.1f} s. Look around (--at looks at {month}; without it you see today's "
+        f"empty period):\n"
+        f"  jobbudget tui{url}{at}                     # the terminal UI on the same data\n"
+        f"  jobbudget report {tenant} --period {report.month_start:%Y-%m} --format html -o demo-report.html{url}{at}\n"
         f"  jobbudget status{url}{at}\n"
-        f"  jobbudget check {report.busiest_tenant} {_first_queue(report)}{url}{at}\n"
-        f"  jobbudget budget list{url}",
+        f"  jobbudget check {tenant} {_first_queue(report)}{url}{at}",
         markup=False,
     )
+    if tui:
+        from ..tui.app import JobBudgetApp
+        from ..tui.source import LocalSource
+        from .common import fixed_clock
+
+        demo_settings = Settings(config, report.database_url, False)
+        with _open_service(demo_settings, clock=fixed_clock(f"{report.month_end}T23:59:59Z")) as service:
+            JobBudgetApp(LocalSource(service)).run()
 
 
 def _first_queue(report: DemoReport) -> str:

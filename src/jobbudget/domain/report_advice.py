@@ -41,6 +41,8 @@ GROWTH_MIN = Decimal("0.25")
 UNDERUSED = Decimal("0.5")
 DOMINANT = Decimal("0.6")
 MATERIAL = Decimal("0.01")
+CENT = Decimal("0.01")
+MAX_GROWTH_SHOWN = Decimal(100)  # above 10,000 % a growth is shown as "from almost nothing"
 MATERIAL_QUEUE = Decimal("0.1")
 OUTLIER_RATIO = Decimal(2)
 OUTLIER_MIN_JOBS = 10
@@ -161,6 +163,11 @@ def _growth(rows: Sequence[DailyCost], end: date) -> list[str]:
         return []
     grew, name = best
     before = prior[name]
+    if before < CENT or grew > before * MAX_GROWTH_SHOWN:  # a percentage of almost nothing says nothing
+        return [
+            f"Spend on {name} rose from almost nothing to {usd(before + grew)} in the 7 days to {end} "
+            f"(the 7 days before: {usd(before, 4)}); check that the new load is expected."
+        ]
     return [
         f"Spend on {name} grew {pct(grew / before, 1)} week over week: {usd(before + grew)} in the 7 days to {end} "
         f"against {usd(before)} in the 7 days before (+{usd(grew)}); check that the extra load is expected."
