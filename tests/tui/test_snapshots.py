@@ -6,6 +6,7 @@ look at the SVGs before committing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,3 +57,12 @@ def test_help_snapshot(snap_compare: Any, service: BudgetService) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(100, 34), run_before=run_before)
+
+
+@pytest.mark.parametrize("tab", ["overview", "trends"])
+def test_readme_screenshots_are_the_current_snapshots(tab: str) -> None:
+    """docs/images/tui-*.svg (shown in the README) are copies of the snapshots: after
+    ``--snapshot-update``, copy them again."""
+    root = Path(__file__).resolve().parents[2]
+    snapshot = Path(__file__).parent / "__snapshots__" / "test_snapshots" / f"test_tab_snapshot[{tab}-120x40].raw"
+    assert (root / "docs" / "images" / f"tui-{tab}.svg").read_bytes() == snapshot.read_bytes()
