@@ -323,3 +323,16 @@ def test_config_errors_never_echo_database_passwords() -> None:
     with pytest.raises(jobbudget.ValidationError) as bad:
         Config(database_url="mysql://user:pa55w0rd@db/x")
     assert "pa55w0rd" not in f"{bad.value} {bad.value.value!r}"
+
+
+def test_every_key_is_in_the_configuration_reference() -> None:
+    from pathlib import Path
+
+    from jobbudget.config import Config
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [name for name in Config.model_fields if f"`{name}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}"
+    for name in Config.model_fields:
+        if name not in ("cost_model", "notification_channels"):
+            assert f"`JOBBUDGET_{name.upper()}`" in doc, name
