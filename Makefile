@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean docs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,8 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+docs: $(STAMP) ; $(BIN)/python -m jobbudget.api.docgen
 
 clean:
 	rm -rf $(VENV) jobbudget-demo.db* .mypy_cache .ruff_cache .pytest_cache
