@@ -67,3 +67,12 @@ def test_admit_checks_keys_and_input(api: Api) -> None:
         assert error_of(response)["field"] == field
     assert api.delete("/v1/reservations/not-a-valid-id!", "acme").status_code == 422
     assert api.service.open_reservations() == 0
+
+
+def test_a_tenant_key_cannot_release_another_tenants_reservation(api: Api) -> None:
+    api.service.create_budget(Budget(tenant_id="acme", amount=Decimal(2), period=BudgetPeriod("monthly")))
+    held = api.post("/v1/admit", "acme", json={"tenant_id": "acme", "queue_name": "q", "estimated_cost": "2"}).json()
+    rid = held["reservation_id"]
+    assert api.delete(f"/v1/reservations/{rid}", "globex").json() == {"released": False}
+    assert not api.post("/v1/admit", "acme", json={"tenant_id": "acme", "estimated_cost": "1"}).json()["allowed"]
+    assert api.delete(f"/v1/reservations/{rid}", "acme").json() == {"released": True}

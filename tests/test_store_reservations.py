@@ -42,3 +42,10 @@ def test_release_and_expiry_free_room(store: Store) -> None:
     assert store.reserve(_r("r3", "1", A), limits=limits, now=later)  # the expired hold does not count
     assert store.expire_reservations(now=later + timedelta(seconds=3600)) >= 1
     assert store.count_reservations(now=later) == 0
+
+
+def test_release_can_be_limited_to_a_tenant(store: Store) -> None:
+    assert store.reserve(_r("r1", "1", A), limits=[(A, None)], now=NOW)
+    assert not store.release_reservation("r1", tenant_id="globex")
+    assert store.count_reservations(now=NOW) == 1
+    assert store.release_reservation("r1", tenant_id="acme")

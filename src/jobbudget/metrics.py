@@ -13,10 +13,14 @@
 | ``jobbudget_cost_savings_dollars_total`` | counter | estimated cost of work blocked (a job's mean cost in that queue) or deferred by throttling (that cost × (1 − factor)) |
 | ``jobbudget_forecast_accuracy_ratio`` | gauge | 1 − mean absolute error of the closed mid-period forecasts (last 100) |
 | ``jobbudget_cost_model_drift_ratio`` | gauge | the latest calibration's drift (positive: the model overcharges) |
+| ``jobbudget_shared_state_available`` | gauge | 1 while the shared hot state (Redis) answers, 0 while ``redis_failure_mode`` decides (only meaningful with ``redis_url``) |
+| ``jobbudget_shared_state_drift_dollars`` | gauge | largest difference between Redis spend and the ledger at the last reconciliation |
 
 Several uvicorn workers: set ``PROMETHEUS_MULTIPROC_DIR`` (``jobbudget serve --workers N``
-does) and every process writes its samples there; ``/metrics`` then merges them
-(gauges as ``max`` of the live processes, counters and histograms summed).
+does) and every process writes its samples there; ``/metrics`` then merges them:
+counters and histograms summed, gauges over the live processes only (``livemax``;
+``livemin`` for ``jobbudget_shared_state_available``, so one worker without Redis
+shows as 0).
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class PrometheusMetrics:
         self.savings = Counter(
             "jobbudget_cost_savings_dollars_total", "Estimated cost of work blocked or deferred", registry=r
         )
-        mode = {"multiprocess_mode": "max"} if self.multiprocess else {}
+        mode = {"multiprocess_mode": "livemax"} if self.multiprocess else {}
+        worst = {"multiprocess_mode": "livemin"} if self.multiprocess else {}
         self.active_budgets = Gauge("jobbudget_active_budgets", "Active budgets", registry=r, **mode)  # type: ignore[arg-type]
         self.forecast_accuracy = Gauge(
             "jobbudget_forecast_accuracy_ratio",
@@ -87,7 +92,7 @@ class PrometheusMetrics:
             "jobbudget_shared_state_available",
             "1 while the shared hot state (Redis) answers, 0 while the failure mode decides",
             registry=r,
-            **mode,  # type: ignore[arg-type]
+            **worst,  # type: ignore[arg-type]
         )
         self.shared_drift = Gauge(
             "jobbudget_shared_state_drift_dollars",

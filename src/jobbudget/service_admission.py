@@ -170,12 +170,16 @@ class AdmissionMixin:
             return Admission(action=action, estimated_cost=estimate)
         return Admission(action=action, reservation_id=reservation.id, estimated_cost=estimate, expires_at=expires)
 
-    def release(self, reservation_id: str) -> bool:
-        """Cancel a reservation (the job will not run); False if it was not open."""
+    def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
+        """Cancel a reservation (the job will not run); False if it was not open, or
+        (with ``tenant_id``) belongs to another tenant."""
         check_identifier("reservation_id", reservation_id, max_len=100)
         with self._state:
-            local = self._reservations.pop(reservation_id) is not None
-        return self._release_shared(reservation_id) or local
+            held = self._reservations.get(reservation_id)
+            local = held is not None and tenant_id in (None, held.tenant_id)
+            if local:
+                self._reservations.pop(reservation_id)
+        return self._release_shared(reservation_id, tenant_id=tenant_id) or local
 
     def open_reservations(self) -> int:
         """How many reservations this process holds (all processes' with Redis)."""
@@ -288,12 +292,12 @@ class AdmissionMixin:
             self._reservations.pop(reservation_id)
         self._release_shared(reservation_id)
 
-    def _release_shared(self, reservation_id: str) -> bool:
+    def _release_shared(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         """Drop a shared reservation; if Redis is down it expires by itself."""
         if self._shared is None or self._shared_down:
             return False
         try:
-            return self._shared.release(reservation_id)
+            return self._shared.release(reservation_id, tenant_id=tenant_id)
         except StorageUnavailableError as exc:
             self._shared_failed(exc)
             return False

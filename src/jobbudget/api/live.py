@@ -1,7 +1,9 @@
 """``GET /v1/ws``: live budget status over a WebSocket.
 
 1. Connect with the API key in the ``Authorization: Bearer`` header or a ``token``
-   query parameter (browsers cannot set headers); a bad key closes with 4401.
+   query parameter (browsers cannot set headers); a bad key closes with 4401.  Prefer
+   the header: uvicorn's access log writes the request line, query string included,
+   so a ``token`` parameter ends up in the server's log.
 2. Send ``{"subscribe": {"budgets": ["<id>", ...]}}`` or
    ``{"subscribe": {"tenant": "<tenant>"}}`` (every active budget of the tenant).
    Budgets the key may not read are reported as ``{"type": "error", "code":

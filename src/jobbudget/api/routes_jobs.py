@@ -149,7 +149,8 @@ def delete_reservation(
     reservation was already settled, released or expired."""
     if key.role == "reporter":
         raise PermissionDeniedError("reporter keys cannot release reservations")
-    return {"released": service.release(reservation_id)}
+    tenant = None if key.role == "admin" else key.tenant_id  # a tenant key: only its own tenant's
+    return {"released": service.release(reservation_id, tenant_id=tenant)}
 
 
 @router.get("/forecast", tags=["analytics"], summary="Forecast the current period of a budget scope")

@@ -20,7 +20,10 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    WithJsonSchema,
 )
+
+from ..domain.validation import MAX_JOB_TYPE_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN
 
 __all__ = [
     "ActionOut",
@@ -61,7 +64,12 @@ def _exact(value: Decimal) -> str:
 
 
 #: A JSON number (never a string), read exactly.
-Number = Annotated[Decimal, BeforeValidator(_json_number), PlainSerializer(_exact, return_type=str, when_used="json")]
+Number = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    PlainSerializer(_exact, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "number"}, mode="validation"),  # strings are refused: say so
+]
 #: Money or a rate: a JSON number or a decimal string such as "1500.00"; written as a string.
 Money = Annotated[Decimal, BeforeValidator(_number_or_text), PlainSerializer(_exact, return_type=str, when_used="json")]
 
@@ -75,6 +83,9 @@ def _clean_text(value: str) -> str:
 #: Free text: no control characters (PostgreSQL cannot store NUL) nor lone surrogates.
 Text = Annotated[StrictStr, AfterValidator(_clean_text)]
 Id = Annotated[Text, Field(max_length=200)]
+TenantId = Annotated[Text, Field(max_length=MAX_TENANT_LEN)]
+QueueId = Annotated[Text, Field(max_length=MAX_QUEUE_LEN)]
+JobType = Annotated[Text, Field(max_length=MAX_JOB_TYPE_LEN)]
 #: Stored ids (budgets, alerts): printable ASCII without spaces.
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
 #: Query text: no control characters.
@@ -101,14 +112,14 @@ class JobIn(_In):
     """A finished job's measured resources (usages are JSON numbers, exact)."""
 
     job_id: Id
-    tenant_id: Id
-    queue_name: Id
+    tenant_id: TenantId
+    queue_name: QueueId
     cpu_time: Number
     memory_mb_seconds: Number = Decimal(0)
     payload_bytes: Number = Decimal(0)
     redis_ops: Number = Decimal(0)
     network_bytes: Number = Decimal(0)
-    job_type: Id = ""
+    job_type: JobType = ""
     priority: StrictInt = 5
     timestamp: Annotated[AwareDatetime | None, AfterValidator(_recent)] = None
     reservation_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")] | None = None
@@ -156,8 +167,8 @@ class JobsOut(BaseModel):
 
 
 class CheckIn(_In):
-    tenant_id: Id
-    queue_name: Id = ""
+    tenant_id: TenantId
+    queue_name: QueueId = ""
     priority: StrictInt = 5
 
 
@@ -165,8 +176,8 @@ class AdmitIn(_In):
     """A job about to run: admit it and hold its estimated cost (``estimated_cost``
     defaults to the queue's mean job cost) until it is reported or released."""
 
-    tenant_id: Id
-    queue_name: Id = ""
+    tenant_id: TenantId
+    queue_name: QueueId = ""
     priority: StrictInt = 5
     estimated_cost: Money | None = None
     ttl_seconds: Annotated[StrictInt, Field(ge=1, le=604_800)] = 3600
@@ -227,7 +238,7 @@ class ChannelIn(_In):
 
 
 class _BudgetFields(_In):
-    queue_name: Id = ""
+    queue_name: QueueId = ""
     currency: Text = "USD"
     warning_threshold: Money = Decimal("0.75")
     throttle_threshold: Money = Decimal("0.90")
@@ -239,7 +250,7 @@ class _BudgetFields(_In):
 
 
 class BudgetIn(_BudgetFields):
-    tenant_id: Id
+    tenant_id: TenantId
     amount: Money
     period: PeriodIn = PeriodIn()
 
@@ -247,10 +258,10 @@ class BudgetIn(_BudgetFields):
 class BudgetPatch(_In):
     """Fields to change; the others keep their stored values (``period`` is replaced whole)."""
 
-    tenant_id: Id | None = None
+    tenant_id: TenantId | None = None
     amount: Money | None = None
     period: PeriodIn | None = None
-    queue_name: Id | None = None
+    queue_name: QueueId | None = None
     currency: Text | None = None
     warning_threshold: Money | None = None
     throttle_threshold: Money | None = None

@@ -31,8 +31,8 @@ class DatabaseSharedState:
     ) -> bool:
         return self._store.reserve(reservation, limits=limits, now=now)
 
-    def release(self, reservation_id: str) -> bool:
-        return self._store.release_reservation(reservation_id)
+    def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
+        return self._store.release_reservation(reservation_id, tenant_id=tenant_id)
 
     def add_spend(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         return None  # the ledger itself is the shared spend

@@ -108,11 +108,13 @@ class RedisSharedState:
             raise
         return True
 
-    def release(self, reservation_id: str) -> bool:
+    def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         raw = _call(lambda: self._client.get(self._index_key(reservation_id)))
         if raw is None:
             return False
         data: dict[str, Any] = json.loads(raw)
+        if tenant_id is not None and data["tenant_id"] != tenant_id:
+            return False  # another tenant's: as if it did not exist
         keys = [SpendKey(b, date.fromisoformat(p)) for b, p in data["keys"]]
         released = False
         for key in keys:

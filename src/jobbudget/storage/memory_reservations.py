@@ -35,9 +35,13 @@ class MemoryReservations:
             self._holds[reservation.id] = reservation
             return True
 
-    def release_reservation(self, reservation_id: str) -> bool:
+    def release_reservation(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         with self._lock:
-            return self._holds.pop(reservation_id, None) is not None
+            held = self._holds.get(reservation_id)
+            if held is None or (tenant_id is not None and held.tenant_id != tenant_id):
+                return False
+            del self._holds[reservation_id]
+            return True
 
     def spend_totals(self, keys: Sequence[SpendKey], *, now: datetime) -> list[tuple[Decimal, Decimal]]:
         with self._lock:

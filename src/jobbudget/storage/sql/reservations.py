@@ -65,9 +65,12 @@ class ReservationsMixin:
             )
         return True
 
-    def release_reservation(self, reservation_id: str) -> bool:
+    def release_reservation(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
+        query = delete(reservations).where(reservations.c.id == reservation_id)
+        if tenant_id is not None:
+            query = query.where(reservations.c.tenant_id == tenant_id)
         with transaction(self.engine, write=True) as conn:
-            result = conn.execute(delete(reservations).where(reservations.c.id == reservation_id))
+            result = conn.execute(query)
         return bool(result.rowcount)
 
     def spend_totals(self, keys: Sequence[SpendKey], *, now: datetime) -> list[tuple[Decimal, Decimal]]:
