@@ -31,6 +31,7 @@ from .common import (
 )
 from .common import open_service as _open_service
 from .forecast_cmd import forecast, forecast_accuracy
+from .import_cmd import import_jobs
 from .ingest_cmd import ingest
 from .render import action_text, money, status_json, status_table
 from .report_cmd import report
@@ -51,6 +52,7 @@ db_app = typer.Typer(help="Database maintenance: schema upgrades and retention."
 app.add_typer(budget_app, name="budget")
 app.add_typer(db_app, name="db")
 app.command("ingest")(ingest)
+app.command("import")(import_jobs)
 app.command("forecast")(forecast)
 app.command("forecast-accuracy")(forecast_accuracy)
 app.command("report")(report)
