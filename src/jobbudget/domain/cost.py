@@ -231,6 +231,16 @@ class _Rates:
     base: Decimal
 
 
+_ZERO_COST = Decimal(0).quantize(NANO)  # what a zero usage or a zero rate prices to
+
+
+def _priced(usage: Decimal, rate: Decimal) -> Decimal:
+    """usage × rate rounded once, half-even, to a nano-dollar (exact: wide context)."""
+    if not usage or not rate:
+        return _ZERO_COST
+    return EXACT.multiply(usage, rate).quantize(NANO, context=EXACT)
+
+
 class CostCalculationEngine:
     """Prices jobs under one :class:`CostModel`."""
 
@@ -264,13 +274,12 @@ class CostCalculationEngine:
     ) -> CostBreakdown:
         """Price validated usage figures (see :class:`JobMetrics`)."""
         r = self._rates
-        mul = EXACT.multiply
         return CostBreakdown(
-            cpu_cost=mul(cpu_time, r.cpu).quantize(NANO, context=EXACT),
-            memory_cost=mul(memory_mb_seconds, r.memory).quantize(NANO, context=EXACT),
-            payload_cost=mul(payload_bytes, r.payload).quantize(NANO, context=EXACT),
-            redis_cost=mul(redis_ops, r.redis).quantize(NANO, context=EXACT),
-            network_cost=mul(network_bytes, r.network).quantize(NANO, context=EXACT),
+            cpu_cost=_priced(cpu_time, r.cpu),
+            memory_cost=_priced(memory_mb_seconds, r.memory),
+            payload_cost=_priced(payload_bytes, r.payload),
+            redis_cost=_priced(redis_ops, r.redis),
+            network_cost=_priced(network_bytes, r.network),
             base_cost=r.base,
         )
 

@@ -48,7 +48,11 @@ _MISSING_AS_WRITTEN = frozenset({"", "Unknown", "None"})
 
 
 def _blank(text: str) -> bool:
-    return text in _MISSING_AS_WRITTEN or text.strip().lower() in _MISSING
+    if text in _MISSING_AS_WRITTEN:
+        return True
+    if text[:1].isdigit():  # the common case: a number, a size, a duration or a time
+        return False
+    return text.strip().lower() in _MISSING
 
 
 def parse_slurm_duration(column: str, text: str) -> Decimal | None:

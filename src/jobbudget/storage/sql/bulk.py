@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -36,8 +36,20 @@ _KEYS_PER_QUERY = 400
 
 
 def _sqlite_ts(value: datetime) -> str:
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC (fixed width, so text order is time order)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_BILLION = Decimal(10**9)
+_SCALE = Context(prec=40).multiply  # exact for every cost (at most MAX_JOB_COST, 9 places)
+
+
+def _cost_nanos(value: Decimal) -> int:
+    """A job's cost, which the engine rounded to nano-dollars, in integer nano-dollars:
+    the fast form of :func:`to_nanos` for the bulk path."""
+    return int(_SCALE(value, _BILLION))
 
 
 def _job_tuple(r: JobRecord, sqlite: bool) -> tuple[Any, ...]:
@@ -56,7 +68,7 @@ def _job_tuple(r: JobRecord, sqlite: bool) -> tuple[Any, ...]:
     if sqlite:
         return (
             m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, _sqlite_ts(r.timestamp),
-            r.day.isoformat(), *(str(u) for u in usage), *(to_nanos(x) for x in money), c.cost_model_version,
+            r.day.isoformat(), *(str(u) for u in usage), *(_cost_nanos(x) for x in money), c.cost_model_version,
         )  # fmt: skip
     return (m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, r.timestamp, r.day, *usage, *money,
             c.cost_model_version)  # fmt: skip
