@@ -244,9 +244,24 @@ def test_eight_processes_admit_exactly_one_hundred_one_dollar_jobs(
 
 
 def _run_worker(settings: dict[str, Any], start_at: float, out: Any) -> None:
+    """One of the 8 processes: admit $1 jobs and meter them at $1 until refused.
+    ``settings``: database_url, database_schema, and prefix (Redis) or none (database)."""
     admitted = 0
     try:
-        service = BudgetService(_config(settings.pop("database_url"), settings.pop("prefix"), **settings))
+        settings = dict(settings)
+        url, prefix = settings.pop("database_url"), settings.pop("prefix", None)
+        config = (
+            _config(url, prefix, **settings)
+            if prefix is not None
+            else Config(
+                database_url=url,
+                shared_state="database",
+                cost_model=ONE_DOLLAR_MODEL,
+                notifications_in_background=False,
+                **settings,
+            )
+        )
+        service = BudgetService(config)
     except Exception:
         out.put(-1000)
         raise
@@ -265,35 +280,6 @@ def _run_worker(settings: dict[str, Any], start_at: float, out: Any) -> None:
 
 
 # -- no Redis: several processes on one database ------------------------------------------
-
-
-def _db_worker(settings: dict[str, Any], start_at: float, out: Any) -> None:
-    admitted = 0
-    try:
-        service = BudgetService(
-            Config(
-                database_url=settings["database_url"],
-                database_schema=settings.get("database_schema"),
-                shared_state="database",
-                cost_model=ONE_DOLLAR_MODEL,
-                notifications_in_background=False,
-            )
-        )
-    except Exception:
-        out.put(-1000)
-        raise
-    try:
-        while time.time() < start_at:
-            time.sleep(0.001)
-        while True:
-            admission = service.admit("acme", "q", estimated_cost=Decimal(1))
-            if not admission.allowed:
-                break
-            admitted += 1
-            service.process_job_cost(_job(uuid.uuid4().hex), reservation_id=admission.reservation_id)
-    finally:
-        service.close()
-        out.put(admitted)
 
 
 @pytest.mark.slow
@@ -318,7 +304,7 @@ def test_without_redis_eight_processes_on_one_database_still_agree(
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     start_at = time.time() + 3.0
-    workers = [ctx.Process(target=_db_worker, args=(settings, start_at, results)) for _ in range(8)]
+    workers = [ctx.Process(target=_run_worker, args=(settings, start_at, results)) for _ in range(8)]
     for w in workers:
         w.start()
     counts = [results.get(timeout=90) for _ in workers]
