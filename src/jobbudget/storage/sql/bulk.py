@@ -55,22 +55,18 @@ def _cost_nanos(value: Decimal) -> int:
 def _job_tuple(r: JobRecord, sqlite: bool) -> tuple[Any, ...]:
     m, c = r.metrics, r.cost
     b = c.cost_breakdown
-    money: tuple[Decimal, ...] = (
-        c.total_cost,
-        b.cpu_cost,
-        b.memory_cost,
-        b.payload_cost,
-        b.redis_cost,
-        b.network_cost,
-        b.base_cost,
-    )
-    usage = (m.cpu_time, m.memory_mb_seconds, m.payload_bytes, m.redis_ops, m.network_bytes)
-    if sqlite:
+    if sqlite:  # one explicit tuple: this runs once per stored job
+        n = _cost_nanos
         return (
-            m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, _sqlite_ts(r.timestamp),
-            r.day.isoformat(), *(str(u) for u in usage), *(_cost_nanos(x) for x in money), c.cost_model_version,
+            m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, _sqlite_ts(r.timestamp), r.day.isoformat(),
+            str(m.cpu_time), str(m.memory_mb_seconds), str(m.payload_bytes), str(m.redis_ops), str(m.network_bytes),
+            n(c.total_cost), n(b.cpu_cost) if b.cpu_cost else 0, n(b.memory_cost) if b.memory_cost else 0,
+            n(b.payload_cost) if b.payload_cost else 0, n(b.redis_cost) if b.redis_cost else 0,
+            n(b.network_cost) if b.network_cost else 0, n(b.base_cost) if b.base_cost else 0, c.cost_model_version,
         )  # fmt: skip
-    return (m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, r.timestamp, r.day, *usage, *money,
+    return (m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, r.timestamp, r.day,
+            m.cpu_time, m.memory_mb_seconds, m.payload_bytes, m.redis_ops, m.network_bytes,
+            c.total_cost, b.cpu_cost, b.memory_cost, b.payload_cost, b.redis_cost, b.network_cost, b.base_cost,
             c.cost_model_version)  # fmt: skip
 
 
