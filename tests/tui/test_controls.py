@@ -82,6 +82,14 @@ def fill(pane: ControlsPane, **values: str) -> None:
             pane.query_one(f"#f-{key}", Input).value = value
 
 
+async def click(pilot: Pilot[None], pane: ControlsPane, selector: str) -> None:
+    """Click a button as a person would: scrolled into view first (the form scrolls to
+    the field at fault, which can take the buttons off screen)."""
+    pane.query_one(selector).scroll_visible(animate=False)
+    await pilot.pause()
+    assert await pilot.click(selector), f"{selector} was not clicked"
+
+
 def error_of(pane: ControlsPane, key: str) -> str:
     label = pane.query_one(f"#err-{key}", Label)
     return str(label.content) if label.display else ""
@@ -163,7 +171,7 @@ async def test_an_invalid_budget_is_refused_next_to_its_field(
         assert service.list_budgets(include_inactive=True) == []
         fill(pane, **{"tenant_id": "acme", "amount": "10", "warning_threshold": "0.75", "throttle_factor": "0.5",
                       "period_type": "monthly", "start_date": "", "notifications": "", "currency": "USD"})  # fmt: skip
-        await pilot.click("#btn-save")
+        pane.action_save()
         await wait_until(pilot, lambda: bool(service.list_budgets()), what="the corrected budget")
         assert not error_of(pane, field)
 
@@ -181,7 +189,7 @@ async def test_editing_the_amount_keeps_the_channel_secrets(service: BudgetServi
         tenant = pane.query_one("#f-tenant_id", Input)
         assert tenant.disabled and tenant.value == "acme"
         fill(pane, amount="250.125")
-        await pilot.click("#btn-save")
+        await click(pilot, pane, "#btn-save")
         await wait_until(pilot, lambda: service.get_budget(str(budget.id)).amount == Decimal("250.125"), what="save")
         saved = service.get_budget(str(budget.id))
         assert saved.notifications == budget.notifications  # target and secret metadata untouched

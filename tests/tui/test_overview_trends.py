@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 from rich.console import Console
-from textual.widgets import DataTable, Select, Static, TabbedContent
+from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 
 from jobbudget.domain.cost import JobMetrics
 from jobbudget.service import BudgetService
@@ -232,3 +232,24 @@ async def test_jobs_written_by_another_process_show_up(tmp_path: object) -> None
     finally:
         worker.close()
         tui_side.close()
+
+
+@pytest.mark.asyncio
+async def test_number_keys_switch_tabs_on_an_empty_database_too() -> None:
+    """Found by a flaky test: with no budget to focus, the tenant filter took the focus
+    at start and swallowed the number keys."""
+    from jobbudget.config import Config
+    from jobbudget.storage.memory import MemoryStore
+
+    empty = BudgetService(Config(), clock=lambda: NOW, store=MemoryStore())
+    try:
+        app = JobBudgetApp(LocalSource(empty), refresh_seconds=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.data is not None)
+            assert not isinstance(app.focused, Input)
+            for key, tab in (("3", "controls"), ("1", "overview"), ("4", "alerts"), ("2", "trends")):
+                await pilot.press(key)
+                assert app.query_one(TabbedContent).active == tab
+                assert not isinstance(app.focused, Input)
+    finally:
+        empty.close()

@@ -217,6 +217,8 @@ class AlertsPane(Vertical):
         else:
             empty.update(EMPTY_HISTORY if self.show_history or not self.alerts else EMPTY_ACTIVE)
         empty.display = not has_rows
+        if not has_rows and table.has_focus:
+            self.focus()  # keep the focus in this tab, off any text field
         table.display = has_rows
         if has_rows:
             index = next((i for i, a in enumerate(rows) if a.event.id == keep_id), 0)

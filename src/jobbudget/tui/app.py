@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane, TextArea
 
 from ..domain.alerts import Alert
 from ..domain.dashboard import Dashboard
@@ -58,6 +58,7 @@ class JobBudgetApp(App[None]):
 
     TITLE = "jobbudget"
     CSS_PATH = "app.tcss"
+    AUTO_FOCUS = None  # action_show_tab chooses the focus: never a text field (it would eat 1-4)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "show_tab('overview')", "Overview"),
         Binding("2", "show_tab('trends')", "Trends"),
@@ -191,8 +192,10 @@ class JobBudgetApp(App[None]):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         pane = self.query_one(f"#{tab}", TabPane)
-        focusable = [w for w in pane.query("*") if w.focusable and w.display]
-        focusable.sort(key=lambda w: not isinstance(w, DataTable))  # a table first, where there is one
+        # a table first, where there is one; never a text field, which would swallow
+        # the number keys that switch tabs
+        focusable = [w for w in pane.query("*") if w.focusable and w.display and not isinstance(w, Input | TextArea)]
+        focusable.sort(key=lambda w: not isinstance(w, DataTable))
         if focusable:  # focus left in the old tab would switch back to it
             focusable[0].focus()
 

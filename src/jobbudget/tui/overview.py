@@ -150,6 +150,8 @@ class OverviewPane(VerticalScroll):
         else:
             empty.update("")
         empty.display = not views
+        if not views and table.has_focus:
+            self.focus()  # not the filter, which would take the number keys that switch tabs
         table.display = bool(views)
 
     def _render_drivers(self) -> None:
@@ -168,6 +170,8 @@ class OverviewPane(VerticalScroll):
         empty = self.query_one("#drivers-empty", Static)
         empty.update("" if drivers else "No jobs priced this month yet: send jobs with `jobbudget ingest` or the API.")
         empty.display = not drivers
+        if not drivers and table.has_focus:
+            self.focus()
         table.display = bool(drivers)
 
     def selected_budget_id(self) -> str | None:
