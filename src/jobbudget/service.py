@@ -163,6 +163,12 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
                 self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
 
+    @property
+    def shares_state(self) -> bool:
+        """Whether checks read spend shared by every process (Redis or the database)
+        rather than this process's own copy."""
+        return self._shared is not None
+
     def resync(self) -> None:
         """Rebuild the in-memory spend state from the ledger now (the periodic worker
         does it every ``flush_interval``): picks up jobs that other processes wrote

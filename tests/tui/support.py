@@ -9,12 +9,20 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds (data comes from thread workers)."""
+async def wait_until(
+    pilot: Pilot[None],
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 20.0,
+    what: str | Callable[[], str] = "",
+) -> None:
+    """Let the app run until ``condition()`` holds (data comes from thread workers);
+    ``what`` (or a callable giving it at the time) names what was awaited."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {described or condition}")
         await pilot.pause(0.02)
         await asyncio.sleep(0)
     await pilot.pause()

@@ -4,9 +4,7 @@ never on the UI thread), leaves the active view and stays in the history (``h``)
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ from jobbudget.tui.alerts import EMPTY_ACTIVE, EMPTY_HISTORY, AlertsPane
 from jobbudget.tui.app import JobBudgetApp
 from jobbudget.tui.source import LocalSource
 from receivers import Receiver, http_receivers
+
+from .support import wait_until
 
 pytestmark = pytest.mark.asyncio
 SECRET_PATH = "/in/s3cr3t-path-token"
@@ -53,16 +53,6 @@ def job(job_id: str, cost: str, *, tenant: str = "acme", queue: str = "q1") -> J
 def make_budget(url: str, *, tenant: str = "acme") -> Budget:
     hook = NotificationChannel(type="webhook", target=url, metadata={"secret": "k3y-for-signing"})
     return Budget(tenant_id=tenant, amount=Decimal(100), period=BudgetPeriod("monthly"), notifications=(hook,))
-
-
-async def wait_until(pilot: Any, check: Callable[[], bool], *, timeout: float = 10.0, what: str = "") -> None:
-    """Let the app (and its worker threads) run until ``check()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await pilot.pause(0.05)
-        await asyncio.sleep(0.01)
 
 
 def table(app: JobBudgetApp) -> DataTable[Any]:

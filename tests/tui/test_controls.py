@@ -5,8 +5,7 @@ channel tested against a real receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +27,8 @@ from jobbudget.tui.forms import budget_values, channel_index, form_field, parse_
 from jobbudget.tui.source import LocalSource
 from receivers import Receiver, Reply, http_receivers
 
+from .support import wait_until
+
 SECRET_HOOK = "https://hooks.example.com/in/t0ken-s3cr3t"
 
 
@@ -48,17 +49,6 @@ def stored(service: BudgetService, **changes: Any) -> Budget:
     channel = NotificationChannel(type="webhook", target=SECRET_HOOK, metadata={"secret": "sign-k3y"})
     budget = Budget(tenant_id="acme", queue_name="q1", amount=Decimal("100"), period=BudgetPeriod("monthly"))
     return service.create_budget(replace(budget, notifications=(channel,), **changes))
-
-
-async def wait_until(
-    pilot: Pilot[None], check: Callable[[], bool], *, timeout: float = 20.0, what: str | Callable[[], str] = ""
-) -> None:
-    """Let the app (and its worker threads) run until ``check()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what or check}")
-        await pilot.pause(0.02)
 
 
 async def open_controls(pilot: Pilot[None], budgets: int) -> ControlsPane:

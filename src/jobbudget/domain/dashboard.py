@@ -15,6 +15,7 @@ from .cost import CostBreakdown
 from .forecasting import Forecast
 from .money import ZERO, round_money
 from .records import DailyCost, average
+from .reporting import component_shares as reporting_component_shares
 from .reporting import share
 
 __all__ = [
@@ -42,6 +43,7 @@ COMPONENTS = (
     ("network_cost", "Network"),
     ("base_cost", "Base"),
 )
+_LABELS = dict(COMPONENTS)
 _SUM = Context(prec=200)  # sums of nano-dollar amounts stay exact
 
 
@@ -145,12 +147,11 @@ def build_drivers(rows: Iterable[DailyCost], *, top: int) -> tuple[tuple[DriverV
 
 
 def component_shares(breakdown: CostBreakdown) -> tuple[ComponentShare, ...]:
-    total = breakdown.total
-    with localcontext(_SUM):
-        return tuple(
-            ComponentShare(name=label, cost=getattr(breakdown, attr), percentage=share(getattr(breakdown, attr), total))
-            for attr, label in COMPONENTS
-        )
+    """The report's component shares, with the labels the screens show."""
+    return tuple(
+        ComponentShare(name=_LABELS[name], cost=cost, percentage=pct)
+        for name, cost, pct in reporting_component_shares(breakdown)
+    )
 
 
 def build_trends(

@@ -113,7 +113,7 @@ class LocalSource:
         return _redacted_url(self.service.config.database_url)
 
     def dashboard(self, tenant_id: str | None = None) -> Dashboard:
-        if self._resync:
+        if self._resync and not self.service.shares_state:  # shared spend is fresh already
             self.service.resync()
         return self.service.dashboard(tenant_id)
 
