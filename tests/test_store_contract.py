@@ -308,6 +308,20 @@ def test_record_jobs_all_duplicates_changes_nothing(store: Store) -> None:
     assert store.record_jobs([]).inserted == []
 
 
+def test_redelivered_batch_returns_each_stored_cost(store: Store) -> None:
+    # more keys than one lookup query holds (500), of two tenants, in a shuffled order
+    first = [make_record(f"j{i}", f"0.{i + 1:09d}", tenant=f"t{i % 2}") for i in range(1203)]
+    store.record_jobs(first)
+    again = [make_record(r.metrics.job_id, "9", tenant=r.metrics.tenant_id) for r in reversed(first)]
+    result = store.record_jobs(again)
+    assert result.inserted == [False] * len(again)
+    assert len(result.existing) == len(first)
+    for r in first:
+        got = result.existing[(r.metrics.tenant_id, r.metrics.job_id)]
+        assert got.total_cost == r.cost.total_cost and got.duplicate
+    assert sum(row.total_jobs for row in one_day(store, tenant=None)) == len(first)
+
+
 def test_get_job_round_trip(store: Store) -> None:
     ts = datetime(2024, 1, 15, 23, 59, 59, 999999, tzinfo=UTC)
     store.record_jobs([make_record("j1", "0.024122656", ts=ts, job_type="ml-training", version=3)])

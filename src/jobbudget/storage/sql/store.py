@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Float, String, and_, column, delete, func, select, text, update, values
+from sqlalchemy import (
+    Connection,
+    Float,
+    TextualSelect,
+    and_,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...domain.alerts import AlertEvent, AlertPlan
@@ -47,6 +58,20 @@ from .tables import (
 __all__ = ["SqlStore"]
 
 _CHUNK = 500  # keys per IN (...) list
+
+
+@functools.cache
+def _jobs_by_key(count: int) -> TextualSelect:
+    """The jobs of ``count`` keys bound as ``t0, j0, t1, j1, ...``, built once per size
+    (SQLAlchemy does not cache a VALUES construct, and building and compiling one cost
+    more than the query).  Joining a VALUES list lets both databases search the primary
+    key once per key."""
+    wanted = ", ".join(f"(:t{n}, :j{n})" for n in range(count))
+    names = ", ".join(f"job_costs.{c.name}" for c in job_costs.c)
+    return text(
+        f"WITH wanted(t, j) AS (VALUES {wanted}) SELECT {names} FROM wanted "
+        "JOIN job_costs ON job_costs.tenant_id = wanted.t AND job_costs.job_id = wanted.j"
+    ).columns(*job_costs.c)
 
 
 class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
@@ -234,12 +259,9 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
     def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
         out: dict[tuple[str, str], JobCost] = {}
         for i in range(0, len(keys), _CHUNK):
-            # joining a VALUES list lets both databases search the primary key per key
-            wanted = values(column("t", String), column("j", String), name="wanted").data(keys[i : i + _CHUNK]).cte()
-            query = select(job_costs).join(
-                wanted, and_(job_costs.c.tenant_id == wanted.c.t, job_costs.c.job_id == wanted.c.j)
-            )
-            for row in conn.execute(query).mappings():
+            chunk = keys[i : i + _CHUNK]
+            params = {f"{part}{n}": value for n, key in enumerate(chunk) for part, value in zip("tj", key, strict=True)}
+            for row in conn.execute(_jobs_by_key(len(chunk)), params).mappings():
                 out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
         return out
 
