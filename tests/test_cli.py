@@ -213,7 +213,16 @@ def test_help_explains_every_command_and_option(command: list[str]) -> None:
         assert "--config" in text and "YAML configuration" in text
         assert "--database-url" in text
     expected = {
-        "create": ["--amount", "--warn-only", "--no-block", "--no-emergency", "--grace-hours", "--notify", "redacted"],
+        "create": [
+            "--amount",
+            "--warn-only",
+            "--no-block",
+            "--no-emergency",
+            "--max-bypass-fraction",
+            "--grace-hours",
+            "--notify",
+            "redacted",
+        ],
         "ingest": ["--format", "--batch-size", "--strict", "rejected"],
         "check": ["--priority", "Exit status", "block"],
         "demo": ["--fresh", "--keep", "synthetic"],
@@ -231,7 +240,7 @@ def test_budget_create_reads_amounts_exactly_and_shows_them(run: Run) -> None:
         run,
         "--tenant", "acme", "--queue", "ml", "--amount", "1234.567890123", "--warn", "0.7",
         "--throttle", "0.85", "--block", "1.05", "--throttle-factor", "0.25", "--emergency-priority", "8",
-        "--grace-hours", "24", "--currency", "eur", "--timezone", "Europe/Prague",
+        "--grace-hours", "24", "--currency", "eur", "--timezone", "Europe/Prague", "--max-bypass-fraction", "0.05",
     )  # fmt: skip
     assert budget["amount"] == "1234.567890123"
     assert (budget["warning_threshold"], budget["throttle_threshold"], budget["block_threshold"]) == (
@@ -249,6 +258,7 @@ def test_budget_create_reads_amounts_exactly_and_shows_them(run: Run) -> None:
         "allow_emergency": True,
         "emergency_priority": 8,
         "grace_period_hours": 24,
+        "max_bypass_fraction": "0.05",
     }
     shown = as_json(run("budget", "show", budget["id"], "--json"))
     assert Decimal(shown["budget"]["amount"]) == Decimal("1234.567890123")
@@ -401,13 +411,19 @@ def test_check_follows_the_ladder_and_exits_3_on_block(
 
 
 def test_check_emergency_priority_bypasses_a_block(run: Run, tmp_path: Path) -> None:
-    create_budget(run, "--tenant", "acme", "--amount", "1")
+    budget = create_budget(run, "--tenant", "acme", "--amount", "1.9", "--max-bypass-fraction", "0")
     assert run("ingest", str(jsonl(tmp_path / "j.jsonl", job("a", cpu="20000")))).exit_code == 0
+    spend = Decimal(as_json(run("budget", "show", budget["id"], "--json"))["current_spend"])
+    assert Decimal("1.9") < spend < Decimal("2.09")  # past the block threshold, within 10 % of the amount
+    refused = run("check", "acme", "ml", "--priority", "9", "--json")  # no bypass allowance
+    assert refused.exit_code == 3 and "bypass allowance" in as_json(refused)["message"]
+    assert run("budget", "update", budget["id"], "--max-bypass-fraction", "0.1").exit_code == 0
     result = run("check", "acme", "ml", "--priority", "9", "--json")
     assert result.exit_code == 0
     assert as_json(result)["type"] == "allow" and as_json(result)["bypass"] is True
     assert run("check", "acme", "ml", "--priority", "8").exit_code == 3
     assert run("check", "acme", "ml", "--priority", "11").exit_code == 2  # out of range
+    assert run("budget", "update", budget["id"], "--max-bypass-fraction", "1.5").exit_code == 2
 
 
 def test_check_and_status_at_another_instant(run: Run, tmp_path: Path) -> None:

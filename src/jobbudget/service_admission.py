@@ -245,7 +245,7 @@ class AdmissionMixin:
     def _hold(
         self, reservation: Reservation, limits: list[tuple[SpendKey, Decimal, Decimal | None]], now: datetime
     ) -> bool:
-        if self._shared is not None:  # checked atomically against the shared numbers
+        if self._shared is not None and not self._shared_down:  # atomically against the shared numbers
             return self._shared.reserve(reservation, limits=[(key, limit) for key, _, limit in limits], now=now)
         # ``limits`` carry spend + held already counted by _fresh: check against spend alone
         raw = [(key, spend - self._reservations.held(key), limit) for key, spend, limit in limits]
@@ -256,6 +256,7 @@ class AdmissionMixin:
         for s in states:
             limit = reservation_limit(budget=s.budget, thresholds=s.thresholds, priority=priority, now=now)
             if limit is not None and s.spend + estimate > limit:
+                what = "block threshold" if limit == s.thresholds.block_at else "end of the emergency bypass allowance"
                 return EnforcementAction(
                     type="block",
                     budget_id=s.budget.id,
@@ -264,8 +265,8 @@ class AdmissionMixin:
                     budget_amount=s.budget.amount,
                     message=(
                         f"budget {s.budget.id} for {s.budget.scope}: spend and open reservations "
-                        f"{s.spend:.2f} plus this job's estimate {estimate:.2f} would pass the block "
-                        f"threshold {limit:.2f} {s.budget.currency}"
+                        f"{s.spend:.2f} plus this job's estimate {estimate:.2f} would pass the {what} "
+                        f"{limit:.2f} {s.budget.currency}"
                     ),
                 )
         return EnforcementAction(type="block", message="spend and open reservations are at the block threshold")
@@ -278,8 +279,8 @@ class AdmissionMixin:
             return self.estimate_job_cost(queue_name, DEFAULT_ESTIMATE_CPU_SECONDS, Decimal(0), tenant_id=tenant_id)
         try:
             value = to_decimal(given)
-        except ValidationError as exc:
-            raise ValidationError("estimated_cost", given, exc.reason) from None
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("estimated_cost", given, f"must be a number ({exc})") from None
         if not value.is_finite() or value < 0 or value > 1_000_000:
             raise ValidationError("estimated_cost", given, "must be a finite amount from 0 to 1000000")
         return value

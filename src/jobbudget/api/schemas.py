@@ -227,6 +227,11 @@ class PolicyIn(_In):
     allow_emergency: StrictBool = True
     emergency_priority: StrictInt = 9
     grace_period_hours: StrictInt = 0
+    max_bypass_fraction: Money = Field(
+        Decimal("0.1"),
+        description="Emergency jobs may spend at most this fraction of the amount past the block threshold "
+        "per period (0 to 1).",
+    )
 
 
 class ChannelIn(_In):
@@ -287,6 +292,7 @@ class PolicyOut(BaseModel):
     allow_emergency: bool
     emergency_priority: int
     grace_period_hours: int
+    max_bypass_fraction: Money
 
 
 class ChannelOut(BaseModel):

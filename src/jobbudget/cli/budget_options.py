@@ -12,6 +12,7 @@ __all__ = [
     "BlockJobs",
     "Block",
     "BudgetId",
+    "BypassFraction",
     "Currency",
     "Emergency",
     "EmergencyPriority",
@@ -104,6 +105,16 @@ Emergency = Annotated[
 ]
 EmergencyPriority = Annotated[
     int | None, typer.Option(min=0, max=10, help="Lowest bypassing priority (default 9).", rich_help_panel=_E)
+]
+BypassFraction = Annotated[
+    str | None,
+    typer.Option(
+        "--max-bypass-fraction",
+        metavar="FRACTION",
+        help="Emergency jobs may spend at most this fraction of the amount past the block threshold "
+        "per period, 0 to 1 (default 0.1; 0 ends every bypass at the block threshold).",
+        rich_help_panel=_E,
+    ),
 ]
 GraceHours = Annotated[
     int | None,

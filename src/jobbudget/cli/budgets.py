@@ -17,6 +17,7 @@ from .budget_options import (
     Block,
     BlockJobs,
     BudgetId,
+    BypassFraction,
     Currency,
     Emergency,
     EmergencyPriority,
@@ -95,16 +96,22 @@ def _period(
 
 def _policy(
     old: EnforcementPolicy,
+    *,
     warn_only: bool | None,
     throttle_factor: str | None,
     block_jobs: bool | None,
     emergency: bool | None,
     emergency_priority: int | None,
     grace_hours: int | None,
+    max_bypass: str | None,
 ) -> EnforcementPolicy:
+    """``old`` with the options given (None: unchanged)."""
     factor = old.throttle_factor
     if throttle_factor is not None:
         factor = float(parse_number("enforcement_policy.throttle_factor", throttle_factor))
+    fraction = old.max_bypass_fraction
+    if max_bypass is not None:
+        fraction = parse_number("enforcement_policy.max_bypass_fraction", max_bypass)
     return EnforcementPolicy(
         warn_only=old.warn_only if warn_only is None else warn_only,
         throttle_factor=factor,
@@ -112,6 +119,7 @@ def _policy(
         allow_emergency=old.allow_emergency if emergency is None else emergency,
         emergency_priority=old.emergency_priority if emergency_priority is None else emergency_priority,
         grace_period_hours=old.grace_period_hours if grace_hours is None else grace_hours,
+        max_bypass_fraction=fraction,
     )
 
 
@@ -161,6 +169,7 @@ def create(
     emergency: Emergency = None,
     emergency_priority: EmergencyPriority = None,
     grace_hours: GraceHours = None,
+    max_bypass: BypassFraction = None,
     currency: Currency = None,
     notify: Notify = None,
     config: ConfigOption = None,
@@ -177,7 +186,14 @@ def create(
             period=_period(None, period, start, end, timezone),
             currency=(currency or "USD").upper(),
             enforcement_policy=_policy(
-                EnforcementPolicy(), warn_only, throttle_factor, block_jobs, emergency, emergency_priority, grace_hours
+                EnforcementPolicy(),
+                warn_only=warn_only,
+                throttle_factor=throttle_factor,
+                block_jobs=block_jobs,
+                emergency=emergency,
+                emergency_priority=emergency_priority,
+                grace_hours=grace_hours,
+                max_bypass=max_bypass,
             ),
             notifications=tuple(_channel(n) for n in notify or ()),
         )
@@ -205,6 +221,7 @@ def update(
     emergency: Emergency = None,
     emergency_priority: EmergencyPriority = None,
     grace_hours: GraceHours = None,
+    max_bypass: BypassFraction = None,
     currency: Currency = None,
     notify: Notify = None,
     clear_notify: Annotated[bool, typer.Option("--clear-notify", help="Remove every alert channel.")] = False,
@@ -234,12 +251,13 @@ def update(
             currency=old.currency if currency is None else currency.upper(),
             enforcement_policy=_policy(
                 old.enforcement_policy,
-                warn_only,
-                throttle_factor,
-                block_jobs,
-                emergency,
-                emergency_priority,
-                grace_hours,
+                warn_only=warn_only,
+                throttle_factor=throttle_factor,
+                block_jobs=block_jobs,
+                emergency=emergency,
+                emergency_priority=emergency_priority,
+                grace_hours=grace_hours,
+                max_bypass=max_bypass,
             ),
             notifications=channels,
             active=True if activate else old.active,
@@ -325,7 +343,8 @@ def show(
             "Policy",
             f"warn_only={policy.warn_only}, throttle_factor={policy.throttle_factor:g}, "
             f"block_new_jobs={policy.block_new_jobs}, allow_emergency={policy.allow_emergency} "
-            f"(priority >= {policy.emergency_priority}), grace={policy.grace_period_hours}h",
+            f"(priority >= {policy.emergency_priority}, at most {policy.max_bypass_fraction} of the amount "
+            f"past the block threshold), grace={policy.grace_period_hours}h",
         ),
         ("Notify", ", ".join(f"{c.type}:{c.target} ({'/'.join(c.events)})" for c in budget.notifications) or "-"),
         ("Active", "yes" if budget.active else "no"),

@@ -131,7 +131,10 @@ def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
         else:
             rules.append(f"throttle ×{policy.throttle_factor:g}")
             rules.append("block" if policy.block_new_jobs else "no block")
-        rules.append(f"bypass ≥{policy.emergency_priority}" if policy.allow_emergency else "no bypass")
+        if policy.allow_emergency:
+            rules.append(f"bypass ≥{policy.emergency_priority} up to +{policy.max_bypass_fraction * 100:g}%")
+        else:
+            rules.append("no bypass")
         if policy.grace_period_hours:
             rules.append(f"grace {policy.grace_period_hours}h")
         cells = (

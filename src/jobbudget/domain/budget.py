@@ -51,6 +51,9 @@ class EnforcementPolicy:
     allow_emergency: bool = True
     emergency_priority: int = 9
     grace_period_hours: int = 0
+    #: Emergency jobs may spend at most this fraction of the amount past the block
+    #: threshold in a period; beyond it they are throttled or blocked like any job.
+    max_bypass_fraction: Decimal = Decimal("0.1")
 
     def __post_init__(self) -> None:
         for name in ("warn_only", "block_new_jobs", "allow_emergency"):
@@ -60,6 +63,10 @@ class EnforcementPolicy:
         if factor == 0:
             raise ValidationError("enforcement_policy.throttle_factor", self.throttle_factor, "must be in (0, 1]")
         object.__setattr__(self, "throttle_factor", float(factor))
+        fraction = check_non_negative(
+            "enforcement_policy.max_bypass_fraction", self.max_bypass_fraction, maximum=Decimal(1)
+        )
+        object.__setattr__(self, "max_bypass_fraction", fraction)
         for name, high in (("emergency_priority", 10), ("grace_period_hours", 24 * 366)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:

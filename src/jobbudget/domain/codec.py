@@ -44,7 +44,9 @@ def _known(kind: str, data: Any, cls: type) -> dict[str, Any]:
 
 
 def policy_from_mapping(data: Any) -> EnforcementPolicy:
-    return EnforcementPolicy(**_known("enforcement_policy", data, EnforcementPolicy))
+    values = _known("enforcement_policy", data, EnforcementPolicy)
+    _numbers_from_text("enforcement_policy.", values, ("max_bypass_fraction",))
+    return EnforcementPolicy(**values)
 
 
 def channel_from_mapping(data: Any) -> NotificationChannel:

@@ -1,7 +1,10 @@
 """The enforcement ladder: allow, warn, throttle, block, and the emergency bypass.
 
 Decisions compare spend with ``amount × threshold`` exactly, so spend of exactly
-90 % of the amount throttles under the default thresholds.
+90 % of the amount throttles under the default thresholds.  An emergency job (priority
+at or above the policy's ``emergency_priority``) bypasses throttling and blocking only
+while spend is below the block threshold plus ``max_bypass_fraction`` of the amount
+(default 10 %): the bypass is capped per period, so it cannot become a loophole.
 """
 
 from __future__ import annotations
@@ -77,16 +80,22 @@ class Thresholds:
     throttle_at: Decimal
     block_at: Decimal
     grace_until: datetime | None
+    #: spend up to which an emergency job may still bypass: the block threshold plus
+    #: the policy's ``max_bypass_fraction`` of the amount
+    bypass_until: Decimal = ZERO
 
     @classmethod
     def of(cls, budget: Budget) -> Thresholds:
-        hours = budget.enforcement_policy.grace_period_hours
+        policy = budget.enforcement_policy
+        hours = policy.grace_period_hours
         grace = budget.created_at + timedelta(hours=hours) if hours and budget.created_at else None
+        block_at = EXACT.multiply(budget.amount, budget.block_threshold)
         return cls(
             warn_at=EXACT.multiply(budget.amount, budget.warning_threshold),
             throttle_at=EXACT.multiply(budget.amount, budget.throttle_threshold),
-            block_at=EXACT.multiply(budget.amount, budget.block_threshold),
+            block_at=block_at,
             grace_until=grace,
+            bypass_until=EXACT.add(block_at, EXACT.multiply(budget.amount, policy.max_bypass_fraction)),
         )
 
 
@@ -122,8 +131,14 @@ def decide(
             kind, note = "warn", f" (grace period until {thresholds.grace_until:%Y-%m-%d %H:%M} UTC)"
     bypass = False
     if kind in ("throttle", "block") and policy.allow_emergency and priority >= policy.emergency_priority:
-        note = f" (emergency bypass of {kind} at priority {priority})"
-        kind, bypass = "allow", True
+        if spend < thresholds.bypass_until:
+            note = f" (emergency bypass of {kind} at priority {priority})"
+            kind, bypass = "allow", True
+        else:
+            note = (
+                f" (emergency bypass refused: the period's bypass allowance of "
+                f"{policy.max_bypass_fraction * 100:.0f}% of the amount past the block threshold is used up)"
+            )
     factor = policy.throttle_factor if kind == "throttle" else 1.0
     util = utilization(spend, budget.amount)
     message = _message(budget, window, kind, spend, util, factor) + note
@@ -142,15 +157,15 @@ def decide(
 def reservation_limit(*, budget: Budget, thresholds: Thresholds, priority: int, now: datetime) -> Decimal | None:
     """The most that spend plus open reservations may reach for a job of ``priority``
     to be admitted under ``budget``: its block threshold when the budget would block
-    such a job, None when it never would (warn-only, no blocking, grace period, or an
-    emergency priority that bypasses it)."""
+    such a job, the end of the bypass allowance for an emergency priority that may
+    bypass it, None when it never would block (warn-only, no blocking, grace period)."""
     policy = budget.enforcement_policy
     if policy.warn_only or not policy.block_new_jobs:
         return None
     if thresholds.grace_until is not None and now < thresholds.grace_until:
         return None
     if policy.allow_emergency and priority >= policy.emergency_priority:
-        return None
+        return thresholds.bypass_until
     return thresholds.block_at
 
 

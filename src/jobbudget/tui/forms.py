@@ -52,6 +52,7 @@ FIELDS = (
     Field("block_threshold", "Block at (fraction)", "e.g. 1.00 = 100% (at most 10)"),
     Field("throttle_factor", "Throttle factor", "capacity share in (0, 1], e.g. 0.5"),
     Field("emergency_priority", "Emergency priority", "0-10; jobs at or above it bypass"),
+    Field("max_bypass_fraction", "Bypass allowance", "of the amount past block, 0-1, e.g. 0.1"),
     Field("grace_period_hours", "Grace period (hours)", "only warn for this long, e.g. 0"),
 )
 SWITCHES = (
@@ -69,6 +70,7 @@ _NEW_VALUES = {
     "block_threshold": "1.00",
     "throttle_factor": "0.5",
     "emergency_priority": "9",
+    "max_bypass_fraction": "0.1",
     "grace_period_hours": "0",
     "period_type": "monthly",
 }
@@ -143,6 +145,7 @@ def budget_values(budget: Budget) -> tuple[dict[str, str], dict[str, bool]]:
         "block_threshold": str(budget.block_threshold),
         "throttle_factor": str(policy.throttle_factor),
         "emergency_priority": str(policy.emergency_priority),
+        "max_bypass_fraction": str(policy.max_bypass_fraction),
         "grace_period_hours": str(policy.grace_period_hours),
         "notifications": channels_text(budget.notifications),
     }
@@ -216,6 +219,7 @@ def parse_draft(
         block_new_jobs=bool(switches.get("block_new_jobs", True)),
         allow_emergency=bool(switches.get("allow_emergency", True)),
         emergency_priority=_whole(values, "emergency_priority", 9),
+        max_bypass_fraction=_number(values, "max_bypass_fraction", "0.1"),
         grace_period_hours=_whole(values, "grace_period_hours", 0),
     )
     text = values.get("notifications", "")
