@@ -18,7 +18,7 @@ from .counters.memory import BudgetState, SpendIndex
 from .counters.reservations import LocalReservations
 from .counters.usage import UsageCache
 from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
-from .domain.errors import ValidationError
+from .domain.errors import StorageUnavailableError, ValidationError
 from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
 from .domain.periods import window_at
@@ -84,6 +84,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
         self._alerts_ready = threading.Event()  # wakes the dispatcher
         self._audit = AuditBuffer(store)
+        self._commit_unknown = False  # a batch failed at a moment its commit may have gone through
         if logging.getLogger("jobbudget").level == logging.NOTSET:  # the application's own setting wins
             logging.getLogger("jobbudget").setLevel(self.config.log_level)
         try:
@@ -109,6 +110,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
                 (every, self._housekeeping),
                 (self.config.budget_watch_interval, self._watch_budgets),
                 (1.0, self._shared_tick),
+                (1.0, self._recount_unknown_commit),
                 (every, self._reconcile),
             ]
         )
@@ -213,6 +215,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             if m.timestamp is not None and m.timestamp > limit:
                 raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
         engine = self._engine
+        self._recount_unknown_commit()
         with self._write:  # no roll or resync can change the index meanwhile
             index = self._index
             records: list[JobRecord] = []
@@ -231,7 +234,11 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
             self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
             # the alerts this spend fires are written in the same transaction
-            result = self._store.record_jobs(records, plan=self._alert_plan(records, ends, now))
+            try:
+                result = self._store.record_jobs(records, plan=self._alert_plan(records, ends, now))
+            except StorageUnavailableError:
+                self._commit_unknown = True  # the connection may have dropped after the commit
+                raise
             with self._state:  # only jobs really stored count, once committed
                 for record, new in zip(records, result.inserted, strict=True):
                     if new:
@@ -254,6 +261,21 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             else:
                 out.append(result.existing[key])
         return out
+
+    def _recount_unknown_commit(self) -> None:
+        """After a batch failed with the database unreachable, the ledger may hold it
+        although it was never counted here (its retry is then a duplicate, counted by
+        nobody): rebuild the spend from the ledger, and Redis from it, once it answers."""
+        if not self._commit_unknown:
+            return
+        with self._write:
+            try:
+                self._reload()
+            except StorageUnavailableError as exc:
+                log.debug("spend not rebuilt yet, the database is still unavailable: %s", exc)
+                return
+            self._commit_unknown = False
+            self._shared_dirty = True  # the next shared tick rebuilds Redis from the ledger
 
     def _count_stored(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
         """After a commit (under the write lock): usage history for estimates, spend

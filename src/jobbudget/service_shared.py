@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["SharedMixin"]
 
 log = logging.getLogger("jobbudget")
+#: Seconds after a rebuild of the Redis counters during which they are reconciled
+#: with the ledger every second (otherwise every ``reconcile_interval``).
+RECONCILE_AFTER_REBUILD = 30.0
 
 
 class SharedMixin:
@@ -47,6 +51,8 @@ class SharedMixin:
     _shared_down: bool = False
     _shared_dirty: bool = False
     _drift_seen: dict[SpendKey, Decimal]
+    #: after a rebuild, reconcile every second until this monotonic time
+    _reconcile_often_until: float = 0.0
     _budget_print: Any = None
 
     if TYPE_CHECKING:  # provided by BudgetService
@@ -94,12 +100,15 @@ class SharedMixin:
         return [(s.budget.tenant_id, s.key, spend.get(s.key, ZERO)) for s in states if s.key is not None]
 
     def _load_shared(self) -> None:
-        """(Re)build the counters from the ledger.  A batch committed by another
-        process between the two reads can be overwritten; reconciliation restores it."""
+        """(Re)build the counters from the ledger.  A batch another process commits
+        while this runs can be overwritten (or counted twice), so the counters are
+        reconciled every second for :data:`RECONCILE_AFTER_REBUILD` seconds after it:
+        a difference seen twice is corrected within about two seconds."""
         with self._write:
             entries = self._ledger_entries()
         assert self._shared is not None
         self._shared.load(entries)
+        self._reconcile_often_until = time.monotonic() + RECONCILE_AFTER_REBUILD
         log.info("loaded %d budget counters into Redis from the ledger", len(entries))
 
     def _publish(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
@@ -156,6 +165,8 @@ class SharedMixin:
                 self._shared_down = self._shared_dirty = False
                 self._drift_seen = {}
                 self._metrics.shared_state(available=True)
+            elif time.monotonic() < self._reconcile_often_until:
+                self._reconcile()
         except JobBudgetError as exc:
             self._shared_failed(exc)
 

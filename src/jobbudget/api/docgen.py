@@ -92,7 +92,7 @@ stable `code` (`field` is set for validation errors, else `null`).
 | 413 | `PAYLOAD_TOO_LARGE` | the body is over the limit |
 | 422 | `VALIDATION_FAILED` | a value is out of range or malformed; `field` names it |
 | 502 | the cause's code | a notification receiver failed (test messages) |
-| 503 | `STORAGE_UNAVAILABLE`, ... | the database cannot answer now; retry after `Retry-After` (5) seconds |
+| 503 | `STORAGE_UNAVAILABLE`, `STORAGE_FULL`, `STORAGE_READ_ONLY`, ... | the database cannot answer now (or is full or read-only: nothing was stored); retry after `Retry-After` (5) seconds |
 
 ## Limits
 

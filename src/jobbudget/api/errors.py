@@ -21,6 +21,8 @@ from ..domain.errors import (
     JobBudgetError,
     NotFoundError,
     PermissionDeniedError,
+    StorageFullError,
+    StorageReadOnlyError,
     ValidationError,
     error_code,
     is_retryable,
@@ -69,9 +71,18 @@ def _status_of(exc: BaseException) -> int:
         return 404
     if isinstance(cause, (ConflictError, EnforcementError)):
         return 409
-    if is_retryable(exc):
+    if is_retryable(exc) or isinstance(cause, StorageFullError | StorageReadOnlyError):
+        # a full or read-only database needs an operator, but nothing was stored and the
+        # same request succeeds once it is fixed: a client that retries loses nothing
         return 503
     return 500
+
+
+#: what a client may be told (the driver's own text stays in the log)
+_STORAGE_MESSAGES: dict[type[BaseException], str] = {
+    StorageFullError: "the database is full: nothing was stored; retry once space is freed",
+    StorageReadOnlyError: "the database is read-only: nothing was stored; retry once it is writable",
+}
 
 
 def jobbudget_error_response(exc: JobBudgetError) -> JSONResponse:
@@ -87,7 +98,9 @@ def jobbudget_error_response(exc: JobBudgetError) -> JSONResponse:
         return _json(status, error_code(exc), str(exc), None)
     if status >= 500:
         log.error("request failed: %s", exc)
-        message = "the service cannot complete this request now" if status == 503 else "internal error"
+        message = _STORAGE_MESSAGES.get(
+            type(cause), "the service cannot complete this request now" if status == 503 else "internal error"
+        )
         return _json(status, error_code(exc), message, None, **headers)
     return _json(status, error_code(exc), str(exc), field, **headers)
 

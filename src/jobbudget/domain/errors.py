@@ -23,6 +23,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "StorageError",
+    "StorageFullError",
+    "StorageReadOnlyError",
     "StorageUnavailableError",
     "ValidationError",
     "error_code",
@@ -91,6 +93,20 @@ class StorageError(JobBudgetError):
     disk full, damaged schema)."""
 
     code = "STORAGE_ERROR"
+
+
+class StorageFullError(StorageError):
+    """The database's disk (or size limit) is full; the write was rolled back.  Not
+    retryable: space must be freed first."""
+
+    code = "STORAGE_FULL"
+
+
+class StorageReadOnlyError(StorageError):
+    """The database (file, file system or server) only allows reading; the write was
+    rolled back.  Not retryable: it must be made writable first."""
+
+    code = "STORAGE_READ_ONLY"
 
 
 class BudgetError(JobBudgetError):

@@ -16,6 +16,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy import exc as sa_exc
 
 from ...domain.aggregation import daily_deltas, spend_deltas
 from ...domain.money import to_nanos
@@ -104,6 +105,16 @@ def _insert_jobs_sqlite(conn: Connection, records: Sequence[JobRecord]) -> set[t
 
 def _insert_jobs_postgres(conn: Connection, records: Sequence[JobRecord]) -> set[tuple[str, str]]:
     raw: Any = conn.connection.driver_connection
+    driver_error: Any = conn.dialect.loaded_dbapi.Error  # psycopg.Error
+    try:
+        return _copy_jobs_postgres(raw, records)
+    except driver_error as exc:  # the raw cursor's errors, wrapped as SQLAlchemy wraps its own
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, driver_error, connection_invalidated=conn.dialect.is_disconnect(exc, raw, None)
+        ) from exc
+
+
+def _copy_jobs_postgres(raw: Any, records: Sequence[JobRecord]) -> set[tuple[str, str]]:
     columns = ",".join(JOB_COLUMNS)
     with raw.cursor() as cur:
         cur.execute(

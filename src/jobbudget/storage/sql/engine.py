@@ -10,7 +10,14 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from ...domain.errors import ConflictError, StorageError, StorageUnavailableError, ValidationError
+from ...domain.errors import (
+    ConflictError,
+    StorageError,
+    StorageFullError,
+    StorageReadOnlyError,
+    StorageUnavailableError,
+    ValidationError,
+)
 
 __all__ = ["make_engine", "normalize_url", "translate_errors", "transaction"]
 
@@ -65,11 +72,26 @@ def translate_errors() -> Iterator[None]:
         raise ConflictError(f"conflicting write: {exc.orig}") from exc
     except sa_exc.DBAPIError as exc:
         text = str(exc.orig).lower()
+        sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg's SQLSTATE
+        name = getattr(exc.orig, "sqlite_errorname", None) or ""  # sqlite3's (extended) code
+        # SQLITE_IOERR_SHMSIZE: the WAL index (-shm) file could not grow, i.e. no space
+        if sqlstate == "53100" or name in ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE") or any(w in text for w in _FULL):
+            raise StorageFullError(
+                f"database full, nothing was stored (free space, then retry): {_first_line(exc.orig)}"
+            ) from exc
+        if sqlstate == "25006" or name.startswith("SQLITE_READONLY") or any(w in text for w in _READ_ONLY):
+            raise StorageReadOnlyError(
+                f"database read-only, nothing was stored (make it writable, then retry): {_first_line(exc.orig)}"
+            ) from exc
         if exc.connection_invalidated or isinstance(exc, (sa_exc.InterfaceError,)) or _is_unavailable(exc, text):
             raise StorageUnavailableError(f"database unavailable: {_first_line(exc.orig)}") from exc
         raise StorageError(f"database error: {_first_line(exc.orig)}") from exc
     except OverflowError as exc:  # sqlite3: an integer (nano-dollars) beyond 64 bits
         raise StorageError(f"value out of range for this database: {exc}") from exc
+
+
+_FULL = ("database or disk is full", "no space left on device", "disk full")
+_READ_ONLY = ("readonly database", "read-only transaction", "read-only file system")
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError, text: str) -> bool:

@@ -92,8 +92,10 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
 
         with translate_errors():
             if self.schema and self.dialect == "postgresql":
-                with self.engine.begin() as conn:
-                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                with self.engine.begin() as conn:  # only if missing: a read-only server still opens
+                    found = conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": self.schema})
+                    if found.first() is None:
+                        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             upgrade(self.engine)
 
     def close(self) -> None:
