@@ -3,6 +3,7 @@ environment variables (which win over the file).  Nothing is built at import."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -18,10 +19,12 @@ from .domain.budget import NotificationChannel
 from .domain.codec import channel_from_mapping
 from .domain.cost import CostModel, default_cost_model, production_cost_model, staging_cost_model
 from .domain.errors import ValidationError
+from .domain.validation import MAX_TENANT_LEN, check_identifier
 
 __all__ = ["Config", "CostModelSettings", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 PRESETS = {"default": default_cost_model, "production": production_cost_model, "staging": staging_cost_model}
 
@@ -31,6 +34,8 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite duration")
         seconds = value
     else:
         match = _DURATION.match(str(value)) if isinstance(value, str) else None
@@ -164,6 +169,22 @@ class Config(BaseSettings):
             raise ValueError("must be sqlite:///FILE, postgresql://... or memory://")
         return value
 
+    @field_validator("default_tenant")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        try:
+            return check_identifier("default_tenant", value, max_len=MAX_TENANT_LEN)
+        except ValidationError as exc:
+            raise ValueError(exc.reason) from None
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema(cls, value: str | None) -> str | None:
+        # The name is quoted into SQL (CREATE SCHEMA "...") and a search_path option.
+        if value is not None and not _SCHEMA.match(value):
+            raise ValueError("must be letters, digits and _ (at most 63, not starting with a digit)")
+        return value
+
     @field_validator("notification_channels")
     @classmethod
     def _channels(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,6 +200,14 @@ class Config(BaseSettings):
         except OSError as exc:
             raise ValidationError("config", str(path), f"cannot read file: {exc.strerror}") from None
         except yaml.YAMLError as exc:
+            raise ValidationError("config", str(path), f"not valid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                "config", str(path), f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+        except RecursionError:
+            raise ValidationError("config", str(path), "not valid YAML: nested too deeply") from None
+        except ValueError as exc:  # an integer over Python's digit limit for int()
             raise ValidationError("config", str(path), f"not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ValidationError("config", str(path), "must be a mapping of keys to values")

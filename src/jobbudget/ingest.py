@@ -43,7 +43,7 @@ NUMBER_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", 
 REQUIRED_FIELDS = ("job_id", "tenant_id", "queue_name", *NUMBER_FIELDS)
 OPTIONAL_FIELDS = ("job_type", "priority", "timestamp")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-_INTEGER = re.compile(r"^[+-]?\d+$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _MB = Decimal(1048576)
 
 
@@ -145,12 +145,30 @@ def parse_jsonl(lines: Iterable[str]) -> Iterator[Parsed]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-            yield ParsedJob(number, metrics_from_mapping(data))
+            yield ParsedJob(number, metrics_from_mapping(_loads(text)))
         except ValidationError as exc:
             yield _error(number, exc)
         except json.JSONDecodeError as exc:
             yield LineError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield LineError(number, "record: not valid JSON: nested too deeply", "record")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        if isinstance(exc, (ValidationError, json.JSONDecodeError)):
+            raise
+        # An integer over Python's digit limit for int(): read it as a Decimal so the
+        # field's own check rejects it by name (the fast path above stays int-based).
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_int=Decimal,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
 
 
 def _csv_number(field: str, text: str) -> Decimal:
@@ -172,7 +190,7 @@ def _csv_record(header: list[str], row: list[str]) -> JobMetrics:
             data[key] = _csv_number(key, text)
         elif key == "priority":
             if text.strip():
-                if not _INTEGER.match(text.strip()):
+                if not _INTEGER.match(text.strip()) or len(text.strip()) > 20:
                     raise ValidationError("priority", text, "must be a whole number from 0 to 10")
                 data[key] = int(text)
         elif key == "timestamp":
@@ -279,9 +297,12 @@ def _swf_int(fields: list[str], index: int, name: str) -> int:
         return int(fields[index - 1])
     except ValueError:
         try:
-            return int(Decimal(fields[index - 1]))
+            number = Decimal(fields[index - 1])
+            if number.adjusted() < 30:  # 1e99999999 would build a huge int (and hang)
+                return int(number)
         except (ArithmeticError, ValueError):
-            raise ValidationError(name, fields[index - 1], f"field {index} must be a number") from None
+            pass
+        raise ValidationError(name, fields[index - 1], f"field {index} must be a number") from None
 
 
 def _swf_job(number: int, fields: list[str], start: int, prefix: str) -> SwfJob | None:

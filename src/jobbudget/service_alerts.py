@@ -27,6 +27,7 @@ from .domain.budget import Budget, NotificationChannel
 from .domain.errors import JobBudgetError, NotFoundError, ValidationError
 from .domain.periods import PeriodWindow, window_at
 from .domain.records import AuditEntry, JobRecord
+from .domain.validation import MAX_ID_LEN, check_identifier
 from .ports import Store
 
 if TYPE_CHECKING:
@@ -187,8 +188,10 @@ class AlertsMixin:
         return self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
 
     def acknowledge_alert(self, alert_id: str, by: str) -> None:
+        check_identifier("alert_id", alert_id, max_len=MAX_ID_LEN)
         if not isinstance(by, str) or not by.strip() or len(by) > 100:
             raise ValidationError("by", by, "must name who acknowledges (at most 100 characters)")
+        check_identifier("by", by.strip(), max_len=100)
         self._store.acknowledge_alert(alert_id, by=by.strip(), at=self.now())
 
     def resend_delivery(self, delivery_id: int) -> None:

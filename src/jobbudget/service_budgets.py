@@ -26,6 +26,7 @@ from .domain.errors import (
 from .domain.money import ZERO
 from .domain.periods import resolve_period, window_at
 from .domain.records import AuditEntry, SpendKey
+from .domain.validation import MAX_ID_LEN, check_identifier
 from .ports import SharedState, Store
 
 __all__ = ["BudgetStatus", "BudgetsMixin"]
@@ -124,10 +125,11 @@ class BudgetsMixin:
         return budget
 
     def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
-        budget = self._store.get_budget(budget_id)
+        budget = self.get_budget(budget_id)
         return self.update_budget(replace(budget, active=False), actor=actor)
 
     def get_budget(self, budget_id: str) -> Budget:
+        check_identifier("budget_id", budget_id, max_len=MAX_ID_LEN)
         return self._store.get_budget(budget_id)
 
     def list_budgets(self, tenant_id: str | None = None, *, include_inactive: bool = False) -> list[Budget]:

@@ -12,6 +12,7 @@ from .config import Config
 from .domain.cost import JobCost
 from .domain.periods import BudgetPeriod
 from .domain.records import AuditEntry, DailyCost, ForecastSnapshot, PruneResult
+from .domain.validation import MAX_JOB_ID_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Store
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class QueriesMixin:
 
     # -- reading ------------------------------------------------------------------
     def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
+        check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+        check_identifier("job_id", job_id, max_len=MAX_JOB_ID_LEN)
         return self.store.get_job(tenant_id, job_id)
 
     def get_daily_costs(

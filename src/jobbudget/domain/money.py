@@ -68,6 +68,8 @@ def to_decimal(value: object) -> Decimal:
 
 def parse_decimal(text: str) -> Decimal:
     """Read a number written as text (CSV cells, command-line options) exactly."""
+    if not text.isascii():  # Decimal would read Arabic-Indic or fullwidth digits
+        raise TypeError(f"{text!r} is not a number")
     try:
         result = Decimal(text.strip())
     except InvalidOperation:

@@ -13,6 +13,7 @@ __all__ = [
     "MAX_QUEUE_LEN",
     "MAX_TENANT_LEN",
     "MAX_USAGE",
+    "MAX_ID_LEN",
     "check_aware",
     "check_identifier",
     "check_non_negative",
@@ -23,6 +24,8 @@ MAX_TENANT_LEN = 50
 MAX_QUEUE_LEN = 100
 MAX_JOB_ID_LEN = 200
 MAX_JOB_TYPE_LEN = 100
+#: Budget, alert and reservation ids (the service makes UUIDs; callers may name budgets).
+MAX_ID_LEN = 100
 #: Largest accepted usage figure (seconds, MB·s, bytes, operations): 1e18 covers
 #: a million cores running for thirty years; anything above is a broken reporter.
 MAX_USAGE = Decimal("1e18")

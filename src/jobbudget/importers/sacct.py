@@ -37,8 +37,8 @@ _TENANT_COLUMNS = {"user": "user", "group": "group", "account": "account"}
 _ZERO = Decimal(0)
 _MB = Decimal(1048576)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
-_DURATION = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.(\d+))?$")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)([cn]?)$", re.IGNORECASE)
+_DURATION = re.compile(r"^(?:([0-9]{1,9})-)?(?:([0-9]{1,12}):)?([0-9]{1,15}):([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTP]?)([cn]?)$", re.IGNORECASE)
 _TRES_MEM = re.compile(r"(?:^|,)mem=([^,]+)")
 _TRES_CPU = re.compile(r"(?:^|,)cpu=(\d+)")
 _MISSING = frozenset({"", "unknown", "none", "n/a", "invalid"})
@@ -60,7 +60,7 @@ def parse_slurm_duration(column: str, text: str) -> Decimal | None:
     if _blank(text):
         return None
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return Decimal(text)
     m = _DURATION.match(text)
     if m is None:
@@ -77,8 +77,8 @@ def parse_slurm_size(column: str, text: str, *, default_unit: str = "") -> tuple
     if _blank(text):
         return None
     text = text.strip()
-    if text[-1:] == "K" and text[:-1].isdigit():  # MaxRSS as sacct prints it
-        return Decimal(int(text[:-1]) * 1024), ""
+    if text[-1:] == "K" and text[:-1].isascii() and text[:-1].isdigit():  # MaxRSS as sacct prints it
+        return Decimal(text[:-1]) * 1024, ""
     m = _SIZE.match(text)
     if m is None:
         raise ValidationError(column, text, "must be a size such as 1234K, 12.5M or 3G")
@@ -98,7 +98,10 @@ def parse_slurm_time(column: str, text: str, zone: tzinfo) -> datetime | None:
         if zone is UTC:
             return value.replace(tzinfo=UTC)
         value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValidationError(column, text, "is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +236,7 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
         raise ValidationError("Elapsed", "", "no ElapsedRaw, Elapsed or Start column to tell the run time")
     tres = get(cells, "alloctres")
     cpus = _whole("AllocCPUS", get(cells, "alloccpus"))
-    if cpus is None and (m := _TRES_CPU.search(tres)) is not None:
+    if cpus is None and (m := _TRES_CPU.search(tres)) is not None and len(m.group(1)) <= 30:
         cpus = int(m.group(1))
     # TotalCPU: the job's (the sum of its steps), else the steps' sum; MaxRSS the largest.
     rss_at = cols.at.get("maxrss")
@@ -283,8 +286,8 @@ def _whole(column: str, text: str) -> int | None:
     text = text.strip()
     if _blank(text):
         return None
-    if not text.isdigit():
-        raise ValidationError(column, text, "must be a whole number")
+    if not (text.isascii() and text.isdigit()) or len(text) > 30:
+        raise ValidationError(column, text, "must be a whole number (at most 30 digits)")
     return int(text)
 
 

@@ -37,6 +37,9 @@ _MB = Decimal(1048576)
 _KB_PER_MB = Decimal(1024)
 _ZERO = Decimal(0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``1e99999999`` would make ``int()`` build a hundred-million-digit number: any field
+#: of 10**30 or more is out of range for every SWF figure anyway.
+_MAX_EXPONENT = 30
 #: ``3 = batch``, ``3: batch``, ``queue 3 is batch``, ``3 (batch)`` in Queues/Partitions comments.
 _NAMED = re.compile(r"(?:^|[\s,;(])(\d+)\s*(?:=|:|\bis\b|\()\s*[\"']?([A-Za-z][\w.+-]*)")
 
@@ -139,7 +142,7 @@ def _int(fields: list[str], index: int) -> int:
         pass
     try:
         number = Decimal(text)
-        if number.is_finite():
+        if number.is_finite() and number.adjusted() < _MAX_EXPONENT:
             return int(number)
     except ArithmeticError:
         pass
