@@ -9,12 +9,16 @@ and the forecast only when the report is about the current period.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ..domain.errors import NotFoundError, ValidationError
+from ..domain.money import ZERO
 from ..domain.periods import BudgetPeriod, first_window, resolve_period
+from ..domain.report_integrity import IntegritySignals, cost_per_cpu_hour
 from ..domain.reporting import BudgetLine, BudgetReport, ForecastLike, build_report, lookback_start
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
+from .calibration import latest_calibration
 
 if TYPE_CHECKING:
     from ..service import BudgetService, BudgetStatus
@@ -72,6 +76,29 @@ def generate_report(service: BudgetService, *, tenant_id: str, period: BudgetPer
         forecast=forecast,
         today=today,
         generated_at=now,
+        signals=integrity_signals(service, tenant_id=tenant_id, start=resolved.start_date, end=resolved.end_date),
+    )
+
+
+def integrity_signals(service: BudgetService, *, tenant_id: str, start: date, end: date) -> IntegritySignals:
+    """What the tenant's usage is compared with: the other tenants' spend per
+    CPU-hour over the same days (one read of the daily aggregates, no names kept),
+    and the drift of the latest calibration if it was not applied."""
+    model = service.get_cost_model()
+    price = model.cpu_time_weight * model.environment_multiplier
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for r in service.get_daily_costs(None, start=start, end=end, exact_stats=False):
+        if r.tenant_id != tenant_id:
+            total, cpu = totals.get(r.tenant_id, (ZERO, ZERO))
+            totals[r.tenant_id] = (total + r.total_cost, cpu + r.breakdown.cpu_cost)
+    peers = tuple(p for total, cpu in totals.values() if (p := cost_per_cpu_hour(total, cpu, price)) is not None)
+    record = latest_calibration(service.store)
+    stale = record is not None and not record.applied and record.cost_model_version == service.get_cost_model_version()
+    return IntegritySignals(
+        peer_cost_per_cpu_hour=peers,
+        cpu_second_price=price,
+        calibration_drift=record.drift if stale and record is not None else None,
+        calibration_date=record.at.date() if stale and record is not None else None,
     )
 
 

@@ -35,6 +35,7 @@ from .money import ZERO
 from .periods import BudgetPeriod
 from .records import DailyCost, average
 from .report_advice import QueueTotals, recommendations
+from .report_integrity import IntegritySignals, integrity_advice
 
 __all__ = [
     "BudgetLine",
@@ -226,11 +227,13 @@ def build_report(
     forecast: ForecastLike | None,
     today: date,
     generated_at: datetime | None = None,
+    signals: IntegritySignals | None = None,
 ) -> BudgetReport:
     """Add up ``daily_costs`` (the tenant's daily aggregates; rows of other tenants
     are ignored, rows before the period feed only the week-over-week comparison)
     into a report.  ``period`` must be resolved (both dates set); ``generated_at``
-    defaults to the start of ``today`` (UTC)."""
+    defaults to the start of ``today`` (UTC).  ``signals``: platform figures that
+    make under-reported usage visible (see :mod:`.report_integrity`)."""
     start, end = period.start_date, period.end_date
     if start is None or end is None:
         raise ValidationError("period", period, "must have start_date and end_date (resolve_period first)")
@@ -284,6 +287,9 @@ def build_report(
         today=today,
         forecast=forecast,
     )
+    if signals is not None:
+        jobs = sum(q.jobs for q in queues.values())
+        advice += tuple(integrity_advice(signals=signals, total=total_spend, jobs=jobs, components=components))
     return BudgetReport(
         tenant_id=tenant_id,
         period=period,
