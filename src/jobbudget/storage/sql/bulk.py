@@ -5,23 +5,27 @@ batches of 1,000 jobs, so these functions hand plain tuples to the driver:
 ``executemany`` on SQLite (inside ``BEGIN IMMEDIATE``, so the existence check and
 the insert see the same data) and ``COPY`` into a temporary table followed by one
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL.  Values are converted
-exactly as the column types in :mod:`.types` would convert them.
+exactly as the column types in :mod:`.types` would convert them.  Redelivered jobs
+are read back with one cached query per chunk size (:func:`fetch_jobs`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, TextualSelect, select, text
 from sqlalchemy import exc as sa_exc
 
 from ...domain.aggregation import daily_deltas, spend_deltas
+from ...domain.cost import JobCost
 from ...domain.money import to_nanos
 from ...domain.records import JobRecord
-from .tables import budget_spend
+from . import rows
+from .tables import budget_spend, job_costs
 
 JOB_COLUMNS = (
     "tenant_id", "job_id", "queue_name", "job_type", "priority", "ts", "day",
@@ -213,3 +217,31 @@ def add_spend(
         )
     )
     return {(b, p): spend for b, p, spend in found if (b, p) in changed}
+
+
+_KEYS_PER_LOOKUP = 500
+
+
+@functools.cache
+def _jobs_by_key(count: int) -> TextualSelect:
+    """The jobs of ``count`` keys bound as ``t0, j0, t1, j1, ...``, built once per size
+    (SQLAlchemy does not cache a VALUES construct, and building and compiling one cost
+    more than the query).  Joining a VALUES list lets both databases search the primary
+    key once per key."""
+    wanted = ", ".join(f"(:t{n}, :j{n})" for n in range(count))
+    names = ", ".join(f"job_costs.{c.name}" for c in job_costs.c)
+    return text(
+        f"WITH wanted(t, j) AS (VALUES {wanted}) SELECT {names} FROM wanted "
+        "JOIN job_costs ON job_costs.tenant_id = wanted.t AND job_costs.job_id = wanted.j"
+    ).columns(*job_costs.c)
+
+
+def fetch_jobs(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
+    """The stored jobs of ``keys`` (tenant_id, job_id), marked as duplicates."""
+    out: dict[tuple[str, str], JobCost] = {}
+    for i in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[i : i + _KEYS_PER_LOOKUP]
+        params = {f"{part}{n}": value for n, key in enumerate(chunk) for part, value in zip("tj", key, strict=True)}
+        for row in conn.execute(_jobs_by_key(len(chunk)), params).mappings():
+            out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -11,7 +10,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Float,
-    TextualSelect,
     and_,
     delete,
     func,
@@ -58,20 +56,6 @@ from .tables import (
 __all__ = ["SqlStore"]
 
 _CHUNK = 500  # keys per IN (...) list
-
-
-@functools.cache
-def _jobs_by_key(count: int) -> TextualSelect:
-    """The jobs of ``count`` keys bound as ``t0, j0, t1, j1, ...``, built once per size
-    (SQLAlchemy does not cache a VALUES construct, and building and compiling one cost
-    more than the query).  Joining a VALUES list lets both databases search the primary
-    key once per key."""
-    wanted = ", ".join(f"(:t{n}, :j{n})" for n in range(count))
-    names = ", ".join(f"job_costs.{c.name}" for c in job_costs.c)
-    return text(
-        f"WITH wanted(t, j) AS (VALUES {wanted}) SELECT {names} FROM wanted "
-        "JOIN job_costs ON job_costs.tenant_id = wanted.t AND job_costs.job_id = wanted.j"
-    ).columns(*job_costs.c)
 
 
 class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
@@ -255,21 +239,12 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
                 for i, key in enumerate((r.metrics.tenant_id, r.metrics.job_id) for r in records)
             ]
             missing = [k for k in first if k not in new_keys]
-            existing = self._fetch_jobs(conn, missing) if missing else {}
+            existing = bulk.fetch_jobs(conn, missing) if missing else {}
         return RecordResult(inserted=inserted, existing=existing, alerts=tuple(events), fired=frozenset(fired))
-
-    def _fetch_jobs(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
-        out: dict[tuple[str, str], JobCost] = {}
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            params = {f"{part}{n}": value for n, key in enumerate(chunk) for part, value in zip("tj", key, strict=True)}
-            for row in conn.execute(_jobs_by_key(len(chunk)), params).mappings():
-                out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
-        return out
 
     def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
         with transaction(self.engine) as conn:
-            return self._fetch_jobs(conn, [(tenant_id, job_id)]).get((tenant_id, job_id))
+            return bulk.fetch_jobs(conn, [(tenant_id, job_id)]).get((tenant_id, job_id))
 
     def usage_stats(self, *, job_type: str, tenant_id: str | None) -> UsageStats:
         c = job_costs.c
