@@ -241,3 +241,28 @@ def test_local_mode_admits_from_the_ledger_while_redis_is_down(tmp_path: Path, p
         admission = service.admit("acme", "q", estimated_cost=Decimal(1))
         assert admission.allowed and admission.reservation_id is not None
         assert service.open_reservations() == 1
+
+
+def test_a_redis_out_of_memory_is_an_outage_not_an_error(tmp_path: Path, private_redis: PrivateRedis) -> None:
+    """A server that is up but refuses writes (OOM under ``noeviction``) is handled like
+    an outage: the failure mode decides, and the counters are rebuilt once it serves."""
+    config = _config(f"sqlite:///{tmp_path / 'ledger.db'}", private_redis.url, "jbo", "local")
+    client = redis.Redis.from_url(private_redis.url)
+    with BudgetService(config) as service:
+        _setup_budgets(service)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write command now answers OOM
+        try:
+            admission = service.admit("acme", "q", estimated_cost=Decimal(1))  # a write: refused by Redis
+            assert admission.allowed and service._shared_down  # decided from the ledger (local mode)
+            assert service.check_budget_compliance("over", "q").type == "block"
+            service.process_job_cost(_job("acme", 5 * 10**9))  # stored in the ledger all the same
+        finally:
+            client.config_set("maxmemory", 0)
+        wait_until(lambda: _decisions_right_after_oom(service), RECOVERY_SECONDS)
+        assert service.check_budget_compliance("acme", "q").current_spend == Decimal(5)
+
+
+def _decisions_right_after_oom(service: BudgetService) -> bool:
+    service._shared_tick()
+    return not service._shared_down and _redis_matches_ledger(service)

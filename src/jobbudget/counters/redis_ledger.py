@@ -324,4 +324,18 @@ def _call(operation: Callable[[], _T]) -> _T:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StorageUnavailableError(f"Redis unavailable: {exc}") from exc
     except redis.RedisError as exc:
+        if isinstance(exc, _CANNOT_SERVE) or str(exc).startswith(("MISCONF", "OOM", "READONLY")):
+            raise StorageUnavailableError(f"Redis unavailable: {exc}") from exc
         raise StorageError(f"Redis error: {exc}") from exc
+
+
+#: Replies of a server that is up but cannot serve writes now (out of memory, a
+#: read-only replica, failing to save, ...): handled like an outage, with
+#: ``redis_failure_mode``, not like a bug.
+_CANNOT_SERVE = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
