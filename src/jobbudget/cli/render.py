@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..domain.budget import Budget
 from ..domain.enforcement import EnforcementAction
+from ..render.common import money_in as money
 from ..service import BudgetStatus
 
 __all__ = [
@@ -34,12 +35,6 @@ STATUS_LABELS = {
 }
 _NOT_IN_FORCE = ("Not in force", "dim")
 _BAR_WIDTH = 20
-
-
-def money(value: Decimal, currency: str = "") -> str:
-    """Rounded to cents with thousands separators, for tables (JSON keeps exact values)."""
-    text = f"{value:,.2f}"
-    return f"{text} {currency}" if currency else text
 
 
 def percent(ratio: Decimal) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "budget_label",
     "chart_series",
     "money",
+    "money_in",
     "overrun_label",
     "percent",
     "period_label",
@@ -34,6 +35,12 @@ COMPONENT_NAMES = {
 def money(value: Decimal, places: int = 2) -> str:
     """Rounded with thousands separators, for people (JSON and CSV keep exact values)."""
     return f"{value:,.{places}f}"
+
+
+def money_in(value: Decimal, currency: str = "") -> str:
+    """Rounded to cents with thousands separators and the currency code if given, for
+    tables and the terminal UI (the exact value stays in the data)."""
+    return f"{money(value)} {currency}" if currency else money(value)
 
 
 def percent(value: Decimal) -> str:

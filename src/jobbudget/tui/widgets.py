@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..domain.budget import Budget
 from ..domain.forecasting import Forecast
+from ..render.common import money_in as money
 
 __all__ = [
     "STATUS_STYLES",
@@ -37,12 +38,6 @@ BAR_STYLES = {"OK": "green", "Warning": "yellow", "Throttle": "dark_orange", "Bl
 SEVERITY = {"Block": 0, "Throttle": 1, "Warning": 2, "OK": 3, "Idle": 4, "Inactive": 5}
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def money(value: Decimal, currency: str = "") -> str:
-    """Rounded to cents with thousands separators (the exact value stays in the data)."""
-    text = f"{value:,.2f}"
-    return f"{text} {currency}" if currency else text
 
 
 def badge(status: str) -> Text:
