@@ -215,6 +215,17 @@ def test_save_budget_keeps_created_at_and_sets_seed(store: Store) -> None:
     assert [e.kind for e in store.list_audit(tenant_id="")] == ["budget_updated", "budget_created"]
 
 
+def test_budget_versions_change_with_every_budget_write(store: Store) -> None:
+    assert store.budget_versions() == []
+    store.add_budget(make_budget("b2"), seed={}, audit=audit())
+    store.add_budget(make_budget("b1", active=False), seed={}, audit=audit())
+    first = store.budget_versions()
+    assert [(i, active) for i, _, active in first] == [("b1", False), ("b2", True)]
+    changed = replace(store.get_budget("b2"), active=False, updated_at=T0 + timedelta(seconds=5))
+    store.save_budget(changed, seed={}, audit=audit("budget_updated", budget_id="b2"))
+    assert store.budget_versions() == [first[0], ("b2", T0 + timedelta(seconds=5), False)]
+
+
 # -- spend ledger ---------------------------------------------------------------------
 def test_load_spend_and_seeds(store: Store) -> None:
     jan, feb = SpendKey("b1", date(2024, 1, 1)), SpendKey("b1", date(2024, 2, 1))

@@ -209,11 +209,10 @@ class SharedMixin:
         """Pick up budgets created, changed or deactivated by other processes (the
         periodic worker runs this every ``budget_watch_interval``, 1 s by default)."""
         try:
-            budgets = self._store.list_budgets(include_inactive=True)
+            fingerprint = tuple(self._store.budget_versions())
         except JobBudgetError as exc:
             log.debug("budget watch failed: %s", exc)
             return
-        fingerprint = tuple(sorted((str(b.id), str(b.updated_at), b.active) for b in budgets))
         if self._budget_print is not None and fingerprint != self._budget_print:
             self._reload()
         self._budget_print = fingerprint

@@ -104,6 +104,10 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
         ]
         return sorted(found, key=lambda b: (b.tenant_id, b.queue_name, b.created_at or datetime.min))
 
+    def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
+        with self._lock:
+            return sorted((str(b.id), b.updated_at, b.active) for b in self._budgets.values())
+
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
         return {k: self._spend[k] for k in keys if k in self._spend}
 

@@ -151,6 +151,11 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
         with transaction(self.engine) as conn:
             return [rows.budget_from_row(r) for r in conn.execute(query).mappings()]
 
+    def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
+        query = select(budgets.c.id, budgets.c.updated_at, budgets.c.active).order_by(budgets.c.id)
+        with transaction(self.engine) as conn:
+            return [(i, updated, bool(active)) for i, updated, active in conn.execute(query)]
+
     def _set_spend(self, conn: Connection, seed: dict[SpendKey, Decimal]) -> None:
         if not seed:
             return
