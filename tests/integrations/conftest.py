@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from conftest import IN_CI
 from jobbudget.config import Config
-from jobbudget.domain.budget import Budget
+from jobbudget.domain.budget import Budget, EnforcementPolicy
 from jobbudget.domain.cost import JobMetrics
 from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.service import BudgetService
@@ -117,11 +117,15 @@ def _spend(service: BudgetService, tenant: str, queue: str, amount: Decimal) -> 
 @pytest.fixture
 def shared(tmp_path: Path) -> Iterator[Shared]:
     """Tenants: ``blocked`` (spent 100 % of 1 USD), ``throttled`` (spent 95 % of 100 USD, factor 0.5),
-    ``free`` (no budget), ``urgent`` (spent 100 %, emergency priority 9 bypasses)."""
+    ``free`` (no budget), ``urgent`` (spent 100 %, emergency priority 9 bypasses, with an
+    allowance of the whole amount past the block threshold)."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     service = BudgetService(Config(database_url=url))
     for tenant, amount, spent in (("blocked", "1", "1"), ("throttled", "100", "95"), ("urgent", "1", "1")):
-        service.create_budget(Budget(tenant_id=tenant, amount=Decimal(amount), period=BudgetPeriod("monthly")))
+        policy = EnforcementPolicy(max_bypass_fraction=Decimal(1 if tenant == "urgent" else "0.1"))
+        service.create_budget(
+            Budget(tenant_id=tenant, amount=Decimal(amount), period=BudgetPeriod("monthly"), enforcement_policy=policy)
+        )
         _spend(service, tenant, "setup", Decimal(spent))
     markers = tmp_path / "markers"
     markers.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from conftest import FakeClock
 from integrations.conftest import _spend
 from jobbudget.config import Config
-from jobbudget.domain.budget import Budget
+from jobbudget.domain.budget import Budget, EnforcementPolicy
 from jobbudget.domain.errors import EnforcementError
 from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.integrations.meter import BudgetBlocked, meter
@@ -25,8 +26,10 @@ from jobbudget.storage.memory import MemoryStore
 @pytest.fixture
 def service(clock: FakeClock) -> Iterator[BudgetService]:
     svc = BudgetService(Config(), clock=clock, store=MemoryStore())
+    policy = EnforcementPolicy(max_bypass_fraction=Decimal(1))  # emergency jobs may spend one amount more
     for tenant, amount, spent in (("blocked", "1", "1"), ("capped", "100", "10")):
-        svc.create_budget(Budget(tenant_id=tenant, amount=Decimal(amount), period=BudgetPeriod("monthly")))
+        budget = Budget(tenant_id=tenant, amount=Decimal(amount), period=BudgetPeriod("monthly"))
+        svc.create_budget(replace(budget, enforcement_policy=policy))
         _spend(svc, tenant, "setup", Decimal(spent))
     yield svc
     svc.close()
@@ -119,3 +122,14 @@ def test_emergency_priority_passes_with_admit(service: BudgetService) -> None:
         pass
     assert m.action is not None and m.action.bypass
     assert service.store.get_job("blocked", "e1") is not None
+
+
+def test_emergency_priority_stops_at_the_bypass_allowance(service: BudgetService) -> None:
+    budget = service.list_budgets("blocked")[0]
+    policy = replace(budget.enforcement_policy, max_bypass_fraction=Decimal(0))
+    service.update_budget(replace(budget, enforcement_policy=policy))
+    ran = False
+    with pytest.raises(BudgetBlocked) as blocked, meter("blocked", "q", "e2", service=service, admit=True, priority=9):
+        ran = True
+    assert not ran and "bypass allowance" in str(blocked.value)
+    assert service.store.get_job("blocked", "e2") is None
