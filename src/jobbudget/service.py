@@ -23,7 +23,7 @@ from .domain.estimation import choose_profile, estimate_cost
 from .domain.money import ZERO
 from .domain.periods import window_at
 from .domain.records import CostModelVersion, JobRecord, SpendKey
-from .domain.validation import MAX_TENANT_LEN, check_identifier
+from .domain.validation import MAX_ID_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, MetricsSink, NullMetrics, Store
 from .service_admission import AdmissionMixin
 from .service_alerts import AlertsMixin
@@ -206,7 +206,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
                 raise ValidationError("reservation_ids", len(reservation_ids), f"must hold one per job ({len(batch)})")
             for i, rid in enumerate(reservation_ids):
                 if rid is not None:
-                    check_identifier(f"reservation_ids[{i}]", rid, max_len=100)
+                    check_identifier(f"reservation_ids[{i}]", rid, max_len=MAX_ID_LEN)
         now = self._now()
         limit = now + FUTURE_TOLERANCE
         for i, m in enumerate(batch):

@@ -32,7 +32,7 @@ from .domain.enforcement import (
 from .domain.errors import StorageUnavailableError, ValidationError
 from .domain.money import ZERO, to_decimal
 from .domain.records import AuditEntry, Reservation, SpendKey
-from .domain.validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
+from .domain.validation import MAX_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import MetricsSink, SharedState, Store
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class AdmissionMixin:
     def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         """Cancel a reservation (the job will not run); False if it was not open, or
         (with ``tenant_id``) belongs to another tenant."""
-        check_identifier("reservation_id", reservation_id, max_len=100)
+        check_identifier("reservation_id", reservation_id, max_len=MAX_ID_LEN)
         with self._state:
             held = self._reservations.get(reservation_id)
             local = held is not None and tenant_id in (None, held.tenant_id)

@@ -22,14 +22,16 @@ from ..domain.codec import to_jsonable
 from ..domain.errors import JobBudgetError, ValidationError, error_code
 from ..domain.money import parse_decimal
 from ..ports import Clock
-from ..service import BudgetService
+from ..service import MAX_BATCH, BudgetService
 
 __all__ = [
     "AtOption",
+    "BatchSizeOption",
     "ConfigOption",
     "DatabaseOption",
     "JsonOption",
     "Settings",
+    "StrictOption",
     "cli_errors",
     "emit_json",
     "err_console",
@@ -65,6 +67,11 @@ DatabaseOption = Annotated[
 JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print one machine-readable JSON document on stdout instead of text."),
+]
+
+BatchSizeOption = Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="Jobs stored per transaction.")]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="Read the whole file first and store nothing if any line is bad.")
 ]
 
 AtOption = Annotated[

@@ -32,7 +32,17 @@ from ..ingest import LineError, ParsedJob, parse_csv, parse_jsonl
 from ..pricing import cost_model_from_preset, preset_names
 from ..service import MAX_BATCH, BudgetService
 from .alerts_cmd import NotifyOption, deliver_after_ingest, dispatch_text, open_foreground_service
-from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, err_console
+from .common import (
+    BatchSizeOption,
+    ConfigOption,
+    DatabaseOption,
+    JsonOption,
+    Settings,
+    StrictOption,
+    cli_errors,
+    emit_json,
+    err_console,
+)
 from .ingest_cmd import Summary, _count, _Ingester, _open
 
 if TYPE_CHECKING:
@@ -284,10 +294,8 @@ def import_jobs(
             "--id-prefix", help="Job ids are PREFIX-<job number>. Default: the SWF file's name; sacct: slurm."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="Jobs stored per transaction.")] = 10000,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Read the whole file first and store nothing if any line is bad.")
-    ] = False,
+    batch_size: BatchSizeOption = 10000,
+    strict: StrictOption = False,
     notify: NotifyOption = True,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,

@@ -21,9 +21,19 @@ from rich.text import Text
 from ..domain.errors import ValidationError
 from ..domain.money import ZERO
 from ..ingest import LineError, ParsedJob, SwfJob, parse_csv, parse_jsonl, parse_swf
-from ..service import FUTURE_TOLERANCE, MAX_BATCH, BudgetService
+from ..service import FUTURE_TOLERANCE, BudgetService
 from .alerts_cmd import NotifyOption, deliver_after_ingest, dispatch_text, open_foreground_service
-from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, err_console
+from .common import (
+    BatchSizeOption,
+    ConfigOption,
+    DatabaseOption,
+    JsonOption,
+    Settings,
+    StrictOption,
+    cli_errors,
+    emit_json,
+    err_console,
+)
 
 if TYPE_CHECKING:
     from ..notify.dispatcher import DispatchResult
@@ -175,10 +185,8 @@ def ingest(
             "--format", help="jsonl, csv or swf (a workload trace). Default: from the extension; - means jsonl."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="Jobs stored per transaction.")] = 1000,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Read the whole file first and store nothing if any line is bad.")
-    ] = False,
+    batch_size: BatchSizeOption = 1000,
+    strict: StrictOption = False,
     notify: NotifyOption = True,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,

@@ -82,7 +82,7 @@ class Thresholds:
     grace_until: datetime | None
     #: spend up to which an emergency job may still bypass: the block threshold plus
     #: the policy's ``max_bypass_fraction`` of the amount
-    bypass_until: Decimal = ZERO
+    bypass_until: Decimal
 
     @classmethod
     def of(cls, budget: Budget) -> Thresholds:

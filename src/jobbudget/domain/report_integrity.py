@@ -16,7 +16,7 @@ cheap, and nothing in a single job's cost says so.  Two signals do:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -32,7 +32,6 @@ __all__ = [
     "IntegritySignals",
     "cost_per_cpu_hour",
     "integrity_advice",
-    "median",
 ]
 
 PEER_RATIO = Decimal(3)
@@ -67,18 +66,12 @@ def cost_per_cpu_hour(total: Decimal, cpu_cost: Decimal, cpu_second_price: Decim
     return total * cpu_second_price * _HOUR / cpu_cost
 
 
-def median(values: Sequence[Decimal]) -> Decimal:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def integrity_advice(*, signals: IntegritySignals, total: Decimal, jobs: int, components: CostBreakdown) -> list[str]:
     """Rules 6 and 7 for a tenant whose period spend is ``total`` over ``jobs`` jobs."""
     out: list[str] = []
     peers = [p for p in signals.peer_cost_per_cpu_hour if p > 0]
     if len(peers) >= MIN_PEERS and jobs >= MIN_JOBS and total > 0 and signals.cpu_second_price > 0:
-        usual = median(peers)
+        usual = statistics.median(peers)
         own = cost_per_cpu_hour(total, components.cpu_cost, signals.cpu_second_price)
         others = f"the median {_usd(usual)} of the platform's other tenants"
         if own is None:

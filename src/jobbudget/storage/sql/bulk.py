@@ -219,9 +219,6 @@ def add_spend(
     return {(b, p): spend for b, p, spend in found if (b, p) in changed}
 
 
-_KEYS_PER_LOOKUP = 500
-
-
 @functools.cache
 def _jobs_by_key(count: int) -> TextualSelect:
     """The jobs of ``count`` keys bound as ``t0, j0, t1, j1, ...``, built once per size
@@ -239,8 +236,8 @@ def _jobs_by_key(count: int) -> TextualSelect:
 def fetch_jobs(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JobCost]:
     """The stored jobs of ``keys`` (tenant_id, job_id), marked as duplicates."""
     out: dict[tuple[str, str], JobCost] = {}
-    for i in range(0, len(keys), _KEYS_PER_LOOKUP):
-        chunk = keys[i : i + _KEYS_PER_LOOKUP]
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
         params = {f"{part}{n}": value for n, key in enumerate(chunk) for part, value in zip("tj", key, strict=True)}
         for row in conn.execute(_jobs_by_key(len(chunk)), params).mappings():
             out[(row["tenant_id"], row["job_id"])] = rows.job_cost_from_row(row, duplicate=True)
