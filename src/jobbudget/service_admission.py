@@ -30,7 +30,7 @@ from .domain.enforcement import (
     utilization,
 )
 from .domain.errors import StorageUnavailableError, ValidationError
-from .domain.money import ZERO, to_decimal
+from .domain.money import ZERO, plain, to_decimal
 from .domain.records import AuditEntry, Reservation, SpendKey
 from .domain.validation import MAX_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import MetricsSink, SharedState, Store
@@ -341,8 +341,8 @@ class AdmissionMixin:
                             budget_id=a.budget_id or "",
                             details={
                                 "priority": priority,
-                                "spend": str(a.current_spend),
-                                "amount": str(a.budget_amount),
+                                "spend": plain(a.current_spend),
+                                "amount": plain(a.budget_amount),
                                 "message": a.message,
                             },
                         )

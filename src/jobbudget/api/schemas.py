@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from ..domain.money import plain
 from ..domain.validation import MAX_JOB_TYPE_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN
 
 __all__ = [
@@ -60,7 +61,7 @@ def _number_or_text(value: Any) -> Any:
 
 
 def _exact(value: Decimal) -> str:
-    return str(value)
+    return plain(value)
 
 
 #: A JSON number (never a string), read exactly.

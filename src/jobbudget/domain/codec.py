@@ -11,7 +11,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from .budget import Budget, EnforcementPolicy, NotificationChannel
 from .cost import CostModel
 from .errors import ValidationError
-from .money import parse_decimal
+from .money import parse_decimal, plain
 from .periods import BudgetPeriod
 
 __all__ = ["budget_from_mapping", "channel_from_mapping", "from_jsonable", "policy_from_mapping", "to_jsonable"]
@@ -22,7 +22,7 @@ def to_jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Decimal):
-        return str(value)
+        return plain(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, dict):
@@ -105,7 +105,7 @@ def cost_model_from_mapping(data: Any) -> CostModel:
 
 
 def cost_model_to_mapping(model: CostModel) -> dict[str, str]:
-    return {k: str(v) for k, v in asdict(model).items()}
+    return {k: plain(v) for k, v in asdict(model).items()}
 
 
 def from_jsonable(cls: Any, data: Any) -> Any:

@@ -11,6 +11,7 @@ __all__ = [
     "EXACT",
     "from_nanos",
     "parse_decimal",
+    "plain",
     "round_money",
     "to_decimal",
     "to_nanos",
@@ -40,6 +41,13 @@ def to_nanos(value: Decimal) -> int:
 def from_nanos(nanos: int) -> Decimal:
     """Integer nano-dollars to ``Decimal`` dollars with nine decimal places."""
     return Decimal(nanos).scaleb(-9, context=EXACT).quantize(NANO, context=EXACT)
+
+
+def plain(value: Decimal) -> str:
+    """``value`` as a plain decimal string, never in exponent form: ``0E-9`` is
+    ``"0.000000000"`` and ``1.5E-9`` is ``"0.0000000015"`` (JSON, CSV, webhooks)."""
+    text = format(value, "f")
+    return "0" + text[2:] if text.startswith("-0") and not value else text
 
 
 def to_decimal(value: object) -> Decimal:

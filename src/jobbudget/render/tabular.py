@@ -10,7 +10,7 @@ from typing import Any
 
 from ..domain.codec import to_jsonable
 from ..domain.cost import COMPONENTS
-from ..domain.money import ZERO
+from ..domain.money import ZERO, plain
 from ..domain.reporting import BudgetReport, component_shares, share
 from .common import COMPONENT_NAMES, budget_label, money, overrun_label, percent, period_label, ratio_percent
 
@@ -39,7 +39,7 @@ def report_to_json(report: BudgetReport) -> dict[str, Any]:
     """The report as JSON types: money as exact decimal strings, the queue breakdown
     as an object in cost order, plus ``currency`` and ``period_days``."""
     data: dict[str, Any] = to_jsonable(report)
-    data["queue_breakdown"] = {name: str(cost) for name, cost in report.queue_breakdown}
+    data["queue_breakdown"] = {name: plain(cost) for name, cost in report.queue_breakdown}
     data["currency"] = report.currency
     data["period_days"] = report.period_days
     return data
