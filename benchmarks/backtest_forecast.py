@@ -2,7 +2,7 @@
 
 .venv/bin/python benchmarks/backtest_forecast.py [--quick]
 
-Series (``$JOBBUDGET_DATA_DIR``, default ``../shared/data``):
+Series (``$JOBBUDGET_DATA_DIR``, default the repository's ``data/``):
 
 * ``peyton_manning``: exp(y) of Prophet's example (daily Wikipedia page views,
   2007-12 to 2016-01) as daily "spend"; months with a missing day are skipped.
@@ -36,10 +36,12 @@ from typing import Any
 
 from _common import report
 
+from jobbudget.demo import PACKAGED_TRACE, find_trace
 from jobbudget.domain.money import round_money
 from jobbudget.forecasting import BacktestPoint, BacktestResult, backtest, forecast_spend
+from jobbudget.importers import open_input
 
-DATA = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 Series = list[tuple[date, Decimal]]
 MIN_QUEUE_JOBS = 1000
 TIMING_DAYS = 90
@@ -49,13 +51,19 @@ def _money(value: float) -> Decimal:
     return round_money(Decimal(repr(value)))
 
 
+def _data_file(name: str) -> Path:
+    """``DATA/name``, or its gzip-compressed copy."""
+    path = DATA / name
+    return path if path.is_file() else path.with_name(f"{path.name}.gz")
+
+
 def load_series(quick: bool) -> dict[str, tuple[Series, bool]]:
     """name -> (daily history, whether every day of a month must be present)."""
     out: dict[str, tuple[Series, bool]] = {}
-    with (DATA / "forecast" / "prophet_example_wp_log_peyton_manning.csv").open() as fh:
+    with open_input(str(_data_file("forecast/prophet_example_wp_log_peyton_manning.csv"))) as fh:
         pm = [(date.fromisoformat(r["ds"]), _money(math.exp(float(r["y"])))) for r in csv.DictReader(fh)]
     out["peyton_manning"] = (pm[-400:] if quick else pm, True)
-    with (DATA / "forecast" / "derived_wagap_daily_core_hours.csv").open() as fh:
+    with open_input(str(_data_file("forecast/derived_wagap_daily_core_hours.csv"))) as fh:
         rows = list(csv.DictReader(fh))
     out["wagap_core_hours"] = ([(date.fromisoformat(r["ds"]), Decimal(r["core_hours_submitted"])) for r in rows], False)
     out["wagap_jobs"] = ([(date.fromisoformat(r["ds"]), Decimal(r["jobs_submitted"])) for r in rows], False)
@@ -64,7 +72,7 @@ def load_series(quick: bool) -> dict[str, tuple[Series, bool]]:
     per_queue: dict[str, dict[date, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     jobs: collections.Counter[str] = collections.Counter()
     days: set[date] = set()
-    with (DATA / "traces" / "alea_wagap-2013.swf").open() as fh:
+    with open_input(str(find_trace() or PACKAGED_TRACE)) as fh:
         for line in fh:
             if line.startswith(";") or not line.strip():
                 continue

@@ -10,7 +10,6 @@ function the command runs (file reading, parsing, pricing, storing).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -20,12 +19,10 @@ from _common import report
 
 from jobbudget import BudgetService, Config
 from jobbudget.cli.import_cmd import ImportFormat, import_file
+from jobbudget.demo import PACKAGED_TRACE, find_trace
+from jobbudget.importers import open_input
 
-TRACE = (
-    Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    / "traces"
-    / "alea_wagap-2013.swf"
-)
+TRACE = find_trace() or PACKAGED_TRACE  # the package ships it (gzip); $JOBBUDGET_DATA_DIR may name another copy
 SACCT_HEADER = (
     "JobID|JobIDRaw|User|Group|Account|Partition|QOS|Submit|Start|End|Elapsed|ElapsedRaw|TotalCPU|"
     "CPUTimeRAW|MaxRSS|ReqMem|AllocCPUS|AllocTRES|State|ExitCode|NNodes"
@@ -73,7 +70,8 @@ def write_sacct(path: Path, lines: int) -> None:
 def write_swf(path: Path, copies: int) -> None:
     """The real trace ``copies`` times in one file: each copy's job numbers shifted so
     ids stay unique (the file's name gives the id prefix)."""
-    lines = TRACE.read_text(encoding="utf-8").splitlines()
+    with open_input(str(TRACE)) as fh:
+        lines = [line.rstrip("\n") for line in fh]
     with path.open("w", encoding="utf-8") as out:
         for copy in range(copies):
             for line in lines:

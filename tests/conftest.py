@@ -26,7 +26,12 @@ os.environ.setdefault("JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND", "false")
 
 POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DATA_DIR = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+#: The repository's own data (``data/``, see its README); ``JOBBUDGET_DATA_DIR`` may name another copy.
+DATA_DIR = Path(os.environ.get("JOBBUDGET_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+
+
+#: The cost model the service tests price with: the design document's example weights.
+SEED = "seed"
 
 
 class FakeClock:
@@ -122,6 +127,10 @@ def service_factory(store_factory: Callable[[], Store], clock: FakeClock) -> Ite
     made: list[BudgetService] = []
 
     def make(config: Config | None = None, **config_values: object) -> BudgetService:
+        # The service tests were written with the design document's example prices
+        # (the preset "seed": round dollars for small usages); the default model, at
+        # cloud list prices, has tests of its own (test_cost.py, test_pricing.py).
+        config_values.setdefault("cost_model", SEED)
         service = BudgetService(config or Config(**config_values), clock=clock, store=store_factory())
         made.append(service)
         return service

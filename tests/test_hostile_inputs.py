@@ -41,9 +41,9 @@ from jobbudget.domain.budget import Budget, BudgetPeriod
 from jobbudget.domain.cost import JobMetrics
 from jobbudget.domain.errors import JobBudgetError, ValidationError
 from jobbudget.domain.validation import MAX_USAGE
+from jobbudget.importers import FIELDS, LineError, ParsedJob, parse_csv, parse_jsonl
 from jobbudget.importers.sacct import parse_sacct
 from jobbudget.importers.swf import parse_swf_trace
-from jobbudget.ingest import FIELDS, LineError, ParsedJob, parse_csv, parse_jsonl
 from jobbudget.ports import Store
 from jobbudget.service import BudgetService
 from jobbudget.storage.sql.store import SqlStore

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import DATA_DIR, IN_CI
 from jobbudget.cli import app
 from jobbudget.cli.import_cmd import ImportFormat, import_file, resolve_cost_model
 from jobbudget.config import Config
+from jobbudget.demo import PACKAGED_TRACE
 from jobbudget.domain.errors import ValidationError
 from jobbudget.service import BudgetService
 
 runner = CliRunner()
 Run = Callable[..., Result]
-TRACE = DATA_DIR / "traces" / "alea_wagap-2013.swf"
+TRACE = PACKAGED_TRACE  # shipped in the package, gzip-compressed
 
 SWF = """\
 ; UnixStartTime: 1000000000
@@ -183,12 +183,17 @@ def test_resolve_cost_model_names() -> None:
 
 
 def test_real_trace_end_to_end(tmp_path: Path) -> None:
-    if not TRACE.is_file():
-        if IN_CI:
-            pytest.fail(f"data set missing in CI: {TRACE}")
-        pytest.skip(f"data set missing: {TRACE}")
     with BudgetService(Config(database_url=f"sqlite:///{tmp_path / 't.db'}")) as service:
         first = import_file(service, str(TRACE), ImportFormat.swf, cost_model="gcp")
         assert (first.summary.stored, first.summary.rejected, first.skipped) == (17898, 0, 2)
         again = import_file(service, str(TRACE), ImportFormat.swf)
         assert (again.summary.stored, again.summary.duplicates) == (0, 17898)
+
+
+def test_a_real_log_with_no_flags_stores_every_job_that_ran_at_believable_prices(run: Run) -> None:
+    """A fresh database, `jobbudget import --format swf` of the MetaCentrum trace with
+    no other flag: all 17,898 jobs that ran are stored, none over the per-job limit."""
+    data = as_json(run("--format", "swf", str(TRACE), "--json"))
+    assert (data["stored"], data["rejected"], data["skipped"]) == (17898, 0, 2)
+    # 306 core-years and 10.4 million GiB-hours held: about 135,000 $ at list prices
+    assert Decimal(100_000) < Decimal(data["total_cost"]) < Decimal(200_000)

@@ -10,23 +10,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import DATA_DIR, IN_CI
+from jobbudget.demo import PACKAGED_TRACE
 from jobbudget.domain.cost import JobMetrics
 from jobbudget.domain.errors import ValidationError
 from jobbudget.importers import (
+    ImportItem,
+    LineError,
+    ParsedJob,
     SacctOptions,
     Skipped,
     SwfOptions,
+    open_input,
     parse_sacct,
     parse_slurm_duration,
     parse_slurm_size,
     parse_slurm_time,
     parse_swf_trace,
+    sacct_columns,
 )
-from jobbudget.importers.common import ImportItem, make_metrics
-from jobbudget.ingest import LineError, ParsedJob
 
-TRACE = DATA_DIR / "traces" / "alea_wagap-2013.swf"
+TRACE = PACKAGED_TRACE
 
 STANDARD = """\
 ; Version: 2.2
@@ -124,11 +127,7 @@ def test_swf_decimal_numbers_are_read() -> None:
 
 
 def test_extended_trace_first_lines() -> None:
-    if not TRACE.is_file():
-        if IN_CI:
-            pytest.fail(f"data set missing in CI: {TRACE}")
-        pytest.skip(f"data set missing: {TRACE}")
-    with TRACE.open(encoding="utf-8") as fh:
+    with open_input(str(TRACE)) as fh:
         items = list(parse_swf_trace(islice(fh, 3), SwfOptions(prefix="wagap")))
     first, second, _ = jobs(items)
     # 0 1356996147 0 56011 64 ... 68719476736 (bytes) ... user 62 ... q_1d
@@ -140,36 +139,9 @@ def test_extended_trace_first_lines() -> None:
     assert second.timestamp == datetime.fromtimestamp(1356996695 + 71 + 1164297, UTC)
 
 
-def test_extended_trace_whole_file_agrees_with_the_demo_reader() -> None:
-    if not TRACE.is_file():
-        if IN_CI:
-            pytest.fail(f"data set missing in CI: {TRACE}")
-        pytest.skip(f"data set missing: {TRACE}")
-    from jobbudget.ingest import SwfJob, parse_swf
-
-    with TRACE.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
-    items = list(parse_swf_trace(lines, SwfOptions(prefix="wagap")))
-    assert not [i for i in items if isinstance(i, LineError)]
-    new = {m.job_id: m for m in jobs(items)}
-    old = [j.metrics for j in parse_swf(lines, prefix="wagap") if isinstance(j, SwfJob)]
-    assert len(new) == 17898 and sum(isinstance(i, Skipped) for i in items) == 2
-    for m in old:
-        n = new[m.job_id]
-        assert (n.tenant_id, n.queue_name, n.cpu_time, n.memory_mb_seconds, n.timestamp) == (
-            m.tenant_id,
-            m.queue_name,
-            m.cpu_time,
-            m.memory_mb_seconds,
-            m.timestamp,
-        )
-
-
-def test_make_metrics_equals_the_constructor() -> None:
+def test_the_constructor_rejects_what_its_fast_path_would_let_through() -> None:
     ts = datetime(2026, 1, 1, tzinfo=UTC)
-    fast = make_metrics("j-1", "t", "q", Decimal(10), Decimal("0.5"), ts)
-    slow = JobMetrics("j-1", "t", "q", Decimal(10), Decimal("0.5"), Decimal(0), Decimal(0), Decimal(0), timestamp=ts)
-    assert fast == slow and repr(fast) == repr(slow)
+    JobMetrics("j-1", "t", "q", Decimal(10), Decimal("0.5"), Decimal(0), Decimal(0), Decimal(0), timestamp=ts)
     for args in (
         ("", "t", "q", Decimal(1), Decimal(1)),
         ("j", "t t ", "q", Decimal(1), Decimal(1)),
@@ -177,11 +149,12 @@ def test_make_metrics_equals_the_constructor() -> None:
         ("j", "t", "q", Decimal("1e19"), Decimal(1)),
         ("j", "t", "q", Decimal(1), Decimal("-1")),
         ("j", "t", "q", Decimal(1), Decimal("1." + "1" * 45)),
+        ("j", "t", "q", Decimal(1), Decimal("NaN")),
     ):
         with pytest.raises(ValidationError):
-            make_metrics(*args, ts)  # type: ignore[arg-type]
-        with pytest.raises(ValidationError):
             JobMetrics(*args, Decimal(0), Decimal(0), Decimal(0), timestamp=ts)  # type: ignore[arg-type, misc]
+    minus_zero = JobMetrics("j", "t", "q", Decimal(1), Decimal("-0"), Decimal(0), Decimal(0), Decimal(0))
+    assert not minus_zero.memory_mb_seconds.is_signed()  # -0 is stored as 0
 
 
 # -- sacct --------------------------------------------------------------------------
@@ -206,8 +179,8 @@ def test_sacct_folds_steps_and_maps_fields() -> None:
     items = list(parse_sacct(SACCT.splitlines()))
     alice, bob = jobs(items)
     assert alice.job_id == "slurm-100" and alice.tenant_id == "alice" and alice.queue_name == "cpu"
-    assert alice.cpu_time == Decimal(5400)  # parent TotalCPU 01:30:00 >= steps' 5399.5 + 0.5
-    assert alice.memory_mb_seconds == Decimal(1024 * 3600)  # max step MaxRSS 1 GiB x 3600 s
+    assert alice.cpu_time == Decimal(14400)  # held 4 CPUs x 3600 s (CPUTimeRAW), used only 5400 (TotalCPU)
+    assert alice.memory_mb_seconds == Decimal(4000 * 3600)  # held 4000M (AllocTRES) > MaxRSS 1 GiB, x 3600 s
     assert alice.timestamp == datetime(2026, 11, 2, 11, tzinfo=UTC)
     assert bob.cpu_time == Decimal(600)  # no TotalCPU: CPUTimeRAW
     assert bob.memory_mb_seconds == Decimal(2048 * 2 * 600)  # ReqMem 2G per node x 2 nodes x 600 s
@@ -282,6 +255,99 @@ def test_sacct_bad_header_stops() -> None:
     assert "rest of the file was not read" in error.message
 
 
+def test_sacct_bills_what_a_job_held_or_used_if_more() -> None:
+    text = [
+        "JobID|User|Partition|Start|End|ElapsedRaw|TotalCPU|NCPUS|MaxRSS|ReqMem",
+        # held 8 CPUs for 28 h and reported no CPU time: billed what it held
+        "1|u|p|2026-11-01T00:00:00|2026-11-02T04:00:00|100800|00:00:00|8||",
+        # used more than it held (more threads than CPUs): billed what it used
+        "2|u|p|2026-11-01T00:00:00|2026-11-01T01:00:00|3600|02:00:00|1|3G|1G",
+        # nothing held is known: billed what it used
+        "3|u|p|2026-11-01T00:00:00|2026-11-01T01:00:00|3600|00:30:00|||",
+    ]
+    one, two, three = jobs(list(parse_sacct(text)))
+    assert one.cpu_time == Decimal(8 * 100800)
+    assert two.cpu_time == Decimal(7200) and two.memory_mb_seconds == Decimal(3072 * 3600)
+    assert three.cpu_time == Decimal(1800) and three.memory_mb_seconds == 0
+
+
+def test_sacct_ncpus_and_the_old_per_cpu_flag_in_reqmem() -> None:
+    text = [
+        "JobID|User|Partition|Start|End|Elapsed|NCPUS|ReqMem",
+        # Slurm < 18.08 exports: ReqMem 2147486648Mn is 3000 MB per CPU with bit 31 set
+        "1|u|p|2016-12-30T00:02:42|2016-12-30T00:03:06|00:00:24|8|2147486648Mn",
+    ]
+    (one,) = jobs(list(parse_sacct(text)))
+    assert one.cpu_time == Decimal(8 * 24) and one.memory_mb_seconds == Decimal(3000 * 8 * 24)
+
+
+def test_sacct_jobs_that_never_started_are_skipped() -> None:
+    text = [
+        "JobID|User|Partition|Start|End|Elapsed|NCPUS|State|NodeList",
+        "5_1|u|p|2016-12-31T16:53:22|2016-12-31T16:53:22|00:00:00|8|CANCELLED by 330719|None assigned",
+        "5_2|u|p|2016-12-31T16:53:22|2016-12-31T16:53:22|00:00:00|8|CANCELLED by 330719|n01",
+        "5_3|u|p|2016-12-31T16:53:22|2016-12-31T16:53:22|00:00:00|8|FAILED|n01",
+    ]
+    items = list(parse_sacct(text))
+    assert [(i.line, i.reason) for i in items if isinstance(i, Skipped)] == [
+        (2, "never started (CANCELLED by 330719)"),
+        (3, "never started (CANCELLED by 330719, elapsed 0)"),
+    ]
+    (failed,) = jobs(items)  # it started and failed at once: billed (the base cost)
+    assert failed.job_id == "slurm-5_3" and failed.cpu_time == 0
+
+
+def test_sacct_a_delimiter_inside_the_one_free_text_column_is_put_back() -> None:
+    header = "JobID|User|Partition|End|Elapsed|NCPUS|JobName|State"
+    text = [
+        header,
+        "7|u|p|2026-11-02T11:00:00|00:01:00|2|env | grep SLURM|COMPLETED",
+        "7.batch|||2026-11-02T11:00:00|00:01:00|2|batch|COMPLETED",
+    ]
+    (seven,) = jobs(list(parse_sacct(text)))
+    assert seven.cpu_time == 120
+    # two free-text columns: which one holds the '|' cannot be told; the job and its steps are one error
+    two = [
+        f"{header}|SubmitLine",
+        "8|u|p|2026-11-02T11:00:00|00:01:00|2|a|COMPLETED|sbatch --wrap=x | y",
+        "8.batch|||2026-11-02T11:00:00|00:01:00|2|batch|COMPLETED|",
+    ]
+    (error,) = list(parse_sacct(two))
+    assert isinstance(error, LineError) and error.line == 2 and error.field == "row"
+    assert "jobname, submitline may hold a '|'" in error.message and "--delimiter" in error.message
+    other = [line.replace("|", ";") for line in two[:1]] + [
+        "8;u;p;2026-11-02T11:00:00;00:01:00;2;a;COMPLETED;sbatch --wrap=x | y"
+    ]
+    (eight,) = jobs(list(parse_sacct(other, SacctOptions(delimiter=";"))))
+    assert eight.job_id == "slurm-8"
+
+
+def test_sacct_exports_without_a_header_need_their_columns() -> None:
+    line = "jab|77454|cpu_user_parallel|COMPLETED|general|3|2|00:03:09|03:00.532|03:00.304|00:00.227|5150Mn||2014-06-26T11:51:28|2014-06-26T11:51:28|2014-06-26T11:52:31|hero[4515-4516]"
+    (error,) = list(parse_sacct([line]))
+    assert isinstance(error, LineError) and error.line == 1 and "--columns" in error.message
+    names = "User,JobID,JobName,State,Partition,NCPUS,NNodes,CPUTime,TotalCPU,UserCPU,SystemCPU,ReqMem,MaxRSS,Submit,Start,End,NodeList"
+    (job,) = jobs(list(parse_sacct([line], SacctOptions(columns=sacct_columns(names)))))
+    assert job.tenant_id == "jab" and job.cpu_time == Decimal(189)  # CPUTime 00:03:09 held > 180.532 used
+    assert job.memory_mb_seconds == Decimal(5150 * 2 * 63)  # 5150 MB per node x 2 nodes x 63 s
+    assert sacct_columns("xdmod")[:5] == ("jobid", "jobidraw", "cluster", "partition", "qos")
+    with pytest.raises(ValidationError, match="columns"):
+        sacct_columns("JobID,,User")
+
+
+def test_swf_queue_and_partition_names_from_the_archive_header() -> None:
+    lines = [
+        "; UnixStartTime: 1000000000",
+        "; Queue:  1 [fque:1] ",
+        "; Partition:  1 DEFAULT ",
+        "; Partition:  2 ALL     ",
+        "1 0 10 100 4 -1 -1 4 200 1024 1 7 3 1 1 2 -1 -1",
+    ]
+    (by_queue,) = jobs(list(parse_swf_trace(lines)))
+    (by_partition,) = jobs(list(parse_swf_trace(lines, SwfOptions(queue_from="partition"))))
+    assert by_queue.queue_name == "fque:1" and by_partition.queue_name == "ALL"
+
+
 def test_slurm_units() -> None:
     assert parse_slurm_duration("x", "1-02:03:04") == Decimal(93784)
     assert parse_slurm_duration("x", "05:06.789") == Decimal("306.789")
@@ -294,6 +360,8 @@ def test_slurm_units() -> None:
     assert parse_slurm_size("x", "4000Mc") == (Decimal(4000 * 1048576), "c")
     assert parse_slurm_size("x", "4Gn") == (Decimal(4 * 1024**3), "n")
     assert parse_slurm_size("x", "100") == (Decimal(100), "")
+    assert parse_slurm_size("x", "2147486648Mn") == (Decimal(3000 * 1048576), "c")
+    assert parse_slurm_size("x", "2147486648K") == (Decimal(2147486648 * 1024), "")  # only MB carries the flag
     assert parse_slurm_size("x", "None") is None
     assert parse_slurm_time("x", "2026-11-02T10:00:00", UTC) == datetime(2026, 11, 2, 10, tzinfo=UTC)
     assert parse_slurm_time("x", "Unknown", UTC) is None

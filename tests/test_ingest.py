@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from conftest import DATA_DIR
-from jobbudget.ingest import LineError, ParsedJob, SwfJob, parse_csv, parse_jsonl, parse_swf
+from jobbudget.demo import PACKAGED_TRACE
+from jobbudget.importers import (
+    LineError,
+    ParsedJob,
+    Skipped,
+    SwfOptions,
+    open_input,
+    parse_csv,
+    parse_jsonl,
+    parse_swf_trace,
+)
 
 GOOD = {
     "job_id": "job-123",
@@ -114,7 +122,7 @@ def test_jsonl_rejects_nan_duplicate_keys_bad_json_and_non_objects() -> None:
     dup = error_of(line()[:-1] + ', "cpu_time": 3}')
     assert dup.field == "cpu_time" and "twice" in dup.message
     bad = error_of('{"job_id": ')
-    assert bad.field is None and bad.message.startswith("not valid JSON")
+    assert bad.field == "record" and bad.message.startswith("record: not valid JSON")
     arr = error_of("[1, 2]")
     assert arr.field == "record" and "JSON object" in arr.message
 
@@ -224,11 +232,15 @@ EXTENDED = (
 )
 
 
+def parse_swf(lines: list[str], prefix: str = "swf") -> list[ParsedJob | LineError | Skipped]:
+    return list(parse_swf_trace(lines, SwfOptions(prefix=prefix)))
+
+
 def test_swf_extended_line_maps_as_the_data_readme_says() -> None:
-    job = only(list(parse_swf([EXTENDED], prefix="wagap")))  # type: ignore[arg-type]
-    assert isinstance(job, SwfJob)
+    job = only(parse_swf([EXTENDED], prefix="wagap"))  # type: ignore[arg-type]
+    assert isinstance(job, ParsedJob)
     m = job.metrics
-    assert m.job_id == "wagap-1" and m.tenant_id == "user-101" and m.queue_name == "q_2w" and m.job_type == "q_2w"
+    assert m.job_id == "wagap-1" and m.tenant_id == "user-101" and m.queue_name == "q_2w"
     assert m.cpu_time == 1164297 * 12
     assert m.memory_mb_seconds == Decimal(91268055040) * 1164297 / 1048576  # exact: 87040 MB
     assert m.memory_mb_seconds == 87040 * 1164297
@@ -237,44 +249,39 @@ def test_swf_extended_line_maps_as_the_data_readme_says() -> None:
     assert (m.payload_bytes, m.redis_ops, m.network_bytes) == (0, 0, 0)
 
 
-def test_swf_standard_trace_uses_header_start_and_kilobytes() -> None:
+def test_swf_standard_trace_uses_header_start_and_kilobytes_per_processor() -> None:
     lines = [
         "; UnixStartTime: 1000000000\n",
         ";  Note: standard SWF\n",
         "5 100 10 60 4 -1 -1 4 120 2048 1 7 1 -1 3 -1 -1 -1\n",
         "6 200 0 -1 4 -1 -1 4 120 2048 0 7 1 -1 3 -1 -1 -1\n",  # never ran: skipped
-        "7 300 0 60 -1 -1 -1 4 120 2048 1 7 1 -1 3 -1 -1 -1\n",  # no processors: skipped
         "8 oops\n",
     ]
-    items = list(parse_swf(lines))
-    assert len(items) == 2
-    job, err = items
-    assert isinstance(job, SwfJob) and isinstance(err, LineError)
+    job, skipped, err = parse_swf(lines)
+    assert isinstance(job, ParsedJob) and isinstance(skipped, Skipped) and isinstance(err, LineError)
     m = job.metrics
-    assert (m.job_id, m.tenant_id, m.queue_name) == ("swf-5", "user-7", "queue-3")
+    assert (m.job_id, m.tenant_id, m.queue_name) == ("swf-5", "user-7", "q3")
     assert m.cpu_time == 240
-    assert m.memory_mb_seconds == Decimal(2048 * 1024 * 60) / 1048576  # 2 MB for 60 s
+    assert m.memory_mb_seconds == Decimal(2048 * 4 * 60) / 1024  # 2 MB per processor, 4 of them, 60 s
     assert job.submitted == datetime.fromtimestamp(1000000100, UTC)
     assert m.timestamp == datetime.fromtimestamp(1000000170, UTC)
-    assert err.line == 6 and "18 fields" in err.message
+    assert err.line == 5 and "18 fields" in err.message
 
 
 def test_swf_unknown_memory_counts_as_zero() -> None:
-    job = only(list(parse_swf([EXTENDED.replace("91268055040", "-1")])))  # type: ignore[arg-type]
-    assert isinstance(job, SwfJob) and job.metrics.memory_mb_seconds == 0
+    job = only(parse_swf([EXTENDED.replace("91268055040", "-1")]))  # type: ignore[arg-type]
+    assert isinstance(job, ParsedJob) and job.metrics.memory_mb_seconds == 0
 
 
-@pytest.mark.skipif(not (DATA_DIR / "traces" / "alea_wagap-2013.swf").is_file(), reason="trace not available")
 def test_swf_reads_the_whole_metacentrum_trace() -> None:
-    path: Path = DATA_DIR / "traces" / "alea_wagap-2013.swf"
-    with path.open(encoding="utf-8") as fh:
-        items = list(parse_swf(fh, prefix="wagap"))
-    jobs = [i for i in items if isinstance(i, SwfJob)]
+    with open_input(str(PACKAGED_TRACE)) as fh:  # shipped in the package, gzip-compressed
+        items = parse_swf(list(fh), prefix="wagap")
+    jobs = [i for i in items if isinstance(i, ParsedJob)]
     assert not [i for i in items if isinstance(i, LineError)]
-    assert len(jobs) == 17898  # 17,900 lines, two never ran (run time -1)
+    assert len(jobs) == 17898  # 17,900 lines, two never ran (negative run time)
     assert len({j.metrics.tenant_id for j in jobs}) <= 75
     assert {j.metrics.queue_name for j in jobs} <= {
         "q_2h", "q_4h", "q_1d", "q_2d", "q_4d", "q_1w", "q_2w", "q_2w_plus", "backfill", "ops", "priority_long"
     }  # fmt: skip
-    first = min(j.submitted for j in jobs)
+    first = min(j.submitted for j in jobs if j.submitted is not None)
     assert first.astimezone(UTC).date().isoformat() == "2012-12-31"

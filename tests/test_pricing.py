@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Context, Decimal
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import jobbudget
-from conftest import DATA_DIR
 from jobbudget.demo import demo_cost_model
 from jobbudget.domain.cost import CostModel
 from jobbudget.domain.errors import ValidationError
@@ -100,10 +100,45 @@ def test_preset_names() -> None:
     assert info.value.field == "preset"
 
 
+#: SHA-256 of OpenCost's published configs/*.json (opencost/opencost), as copied.
+PUBLISHED = {
+    "opencost_configs_alibaba.json": "fd14576760ce28fa97ce7765ecc8a401869a6a082eae35c927e6354bdccb819c",
+    "opencost_configs_aws.json": "dbd3b6989377347a2c95541104a1d1a1222e2a828e8c5ab614082de66a3122fc",
+    "opencost_configs_azure.json": "dd6ffc1422832b190d90da247a3a3e4b619152c1e522c151ccef5c3d6d33d00a",
+    "opencost_configs_default.json": "00be9e8bfcb757063c576a6433e3307de6cd88e428273c0df9afa3cd28441f65",
+    "opencost_configs_gcp.json": "e464ce90e55354f8af61a91dbce0a60ba3c961a199159c9a9fe0ab57702df174",
+    "opencost_configs_oracle.json": "1288f23df948c671339d7c024a9d824a9d0893bf6aee017d1bb8e6954efe90df",
+}
+
+
 def test_packaged_price_tables_are_the_published_files() -> None:
     assert (PACKAGED / "NOTICE").read_text(encoding="utf-8").count("Apache License") == 1
-    shared = DATA_DIR / "pricing"
-    if not shared.is_dir():
-        pytest.skip(f"shared data not found at {shared}")
-    for file in PRESET_FILES.values():
-        assert (PACKAGED / file).read_bytes() == (shared / file).read_bytes()
+    assert set(PRESET_FILES.values()) == set(PUBLISHED)
+    for file, digest in PUBLISHED.items():
+        assert hashlib.sha256((PACKAGED / file).read_bytes()).hexdigest() == digest, file
+
+
+def test_the_default_model_is_within_public_cloud_list_prices() -> None:
+    """Per core-hour, per GiB-hour and per GiB sent, the default weights lie within
+    the range of the packaged OpenCost tables (read from the JSON, not the code)."""
+    tables = [json.loads((PACKAGED / file).read_text(encoding="utf-8")) for file in PUBLISHED]
+    model = CostModel()
+    per_core_hour = model.cpu_time_weight * 3600
+    per_gib_hour = model.memory_weight * 1024 * 3600
+    per_gib_sent = model.network_weight * 1024
+    for value, key in ((per_core_hour, "CPU"), (per_gib_hour, "RAM"), (per_gib_sent, "internetNetworkEgress")):
+        prices = [Decimal(t[key]) for t in tables]
+        assert min(prices) <= value <= max(prices), (key, value, min(prices), max(prices))
+
+
+def test_the_design_documents_weights_stay_available_by_name() -> None:
+    from jobbudget.config import PRESETS
+    from jobbudget.domain.cost import seed_cost_model
+
+    seed = PRESETS["seed"]()
+    assert seed == seed_cost_model()
+    assert (seed.cpu_time_weight, seed.memory_weight, seed.network_weight) == (
+        Decimal("0.0001"),
+        Decimal("0.00001"),
+        Decimal("0.01"),
+    )

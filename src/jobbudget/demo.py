@@ -1,13 +1,15 @@
 """The demo behind ``jobbudget demo``: replay a real grid workload against budgets.
 
 It reads the MetaCentrum trace ``alea_wagap-2013.swf`` (17,900 jobs, 2012-12-31 to
-2013-03-30; see ``shared/data/README.md``), prices every job with public GCP
+2013-03-30), shipped compressed inside the package (``jobbudget/data/traces``, with
+its provenance in ``NOTICE``), prices every job with public GCP
 us-central1 prices (OpenCost's defaults), gives the three tenants that spent most in
 the trace's last month a monthly budget of 80-120 % of that spend (and the busiest
 tenant's two busiest queues a budget of their own), then replays the jobs in time
 order on a simulated clock: each job is checked when it is submitted (blocked jobs
-never run) and billed when it finishes.  Without the trace, a clearly labelled
-synthetic workload with a fixed seed is used instead.
+never run) and billed when it finishes.  ``$JOBBUDGET_DATA_DIR`` may name another
+copy; should the trace be missing altogether, a clearly labelled synthetic workload
+with a fixed seed is used instead.
 
 :func:`run_demo` returns a :class:`DemoReport`; the CLI prints it.
 """
@@ -33,16 +35,26 @@ from .domain.cost import CostCalculationEngine, CostModel, JobMetrics
 from .domain.errors import ValidationError
 from .domain.money import ZERO
 from .domain.periods import BudgetPeriod
-from .ingest import SwfJob, parse_swf
+from .importers import ParsedJob, SwfOptions, open_input, parse_swf_trace
 from .service import BudgetService, BudgetStatus
 
 if TYPE_CHECKING:
     from .domain.reporting import BudgetReport
 
-__all__ = ["DEFAULT_DATABASE_URL", "TRACE_NAME", "DemoReport", "demo_cost_model", "find_trace", "run_demo"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "PACKAGED_TRACE",
+    "TRACE_NAME",
+    "DemoReport",
+    "demo_cost_model",
+    "find_trace",
+    "run_demo",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///jobbudget-demo.db"
 TRACE_NAME = "alea_wagap-2013.swf"
+#: The trace as shipped in the package (gzip; see ``data/traces/NOTICE`` beside it).
+PACKAGED_TRACE = Path(__file__).resolve().parent / "data" / "traces" / f"{TRACE_NAME}.gz"
 OUTCOMES = ("allow", "warn", "throttle", "block", "bypass")
 #: Jobs of these queues are submitted at emergency priority (9) and may bypass budgets.
 PRIORITY_QUEUES = frozenset({"priority_long", "ops"})
@@ -70,6 +82,15 @@ def demo_cost_model() -> CostModel:
         base_job_weight=ZERO,
         environment_multiplier=Decimal(1),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TraceJob:
+    """A job of the replayed workload: when it was submitted and what it used (its
+    ``metrics.timestamp`` is when it finished)."""
+
+    submitted: datetime
+    metrics: JobMetrics
 
 
 class DemoClock:
@@ -112,22 +133,19 @@ class DemoReport:
     seconds: float = 0.0
 
 
-def find_trace(cwd: Path | None = None) -> Path | None:
-    """``$JOBBUDGET_DATA_DIR`` (or its ``traces/``), then ``../shared/data/traces``
-    relative to the current directory and to the repository root."""
+def find_trace() -> Path | None:
+    """``$JOBBUDGET_DATA_DIR`` (or its ``traces/``; plain or ``.gz``), else the trace
+    shipped in the package."""
     candidates: list[Path] = []
     data_dir = os.environ.get("JOBBUDGET_DATA_DIR")
     if data_dir:
-        candidates += [Path(data_dir) / "traces" / TRACE_NAME, Path(data_dir) / TRACE_NAME]
-    base = cwd or Path.cwd()
-    candidates.append(base.parent / "shared" / "data" / "traces" / TRACE_NAME)
-    parents = Path(__file__).resolve().parents
-    if len(parents) > 3:  # src/jobbudget/demo.py -> the repository's parent
-        candidates.append(parents[3] / "shared" / "data" / "traces" / TRACE_NAME)
+        for folder in (Path(data_dir) / "traces", Path(data_dir)):
+            candidates += [folder / TRACE_NAME, folder / f"{TRACE_NAME}.gz"]
+    candidates.append(PACKAGED_TRACE)
     return next((p for p in candidates if p.is_file()), None)
 
 
-def synthetic_jobs(count: int = _SYNTHETIC_JOBS, seed: int = _SYNTHETIC_SEED) -> list[SwfJob]:
+def synthetic_jobs(count: int = _SYNTHETIC_JOBS, seed: int = _SYNTHETIC_SEED) -> list[TraceJob]:
     """A made-up workload shaped like the trace (heavy-tailed users and run times)."""
     rng = random.Random(seed)
     start = datetime(2013, 1, 1, tzinfo=UTC)
@@ -155,17 +173,22 @@ def synthetic_jobs(count: int = _SYNTHETIC_JOBS, seed: int = _SYNTHETIC_SEED) ->
             job_type=queue,
             timestamp=submitted + timedelta(seconds=wait + run),
         )
-        jobs.append(SwfJob(n + 1, submitted, metrics))
+        jobs.append(TraceJob(submitted, metrics))
     return jobs
 
 
-def _load(trace: Path | None) -> tuple[list[SwfJob], int, str, bool]:
+def _load(trace: Path | None) -> tuple[list[TraceJob], int, str, bool]:
     if trace is None:
         return synthetic_jobs(), 0, f"synthetic workload ({_SYNTHETIC_JOBS} jobs, seed {_SYNTHETIC_SEED})", True
-    with trace.open(encoding="utf-8") as fh:
-        lines = [line for line in fh if line.strip() and not line.lstrip().startswith(";")]
-    jobs = [j for j in parse_swf(lines, prefix="wagap") if isinstance(j, SwfJob)]
-    return jobs, len(lines) - len(jobs), str(trace), False
+    jobs: list[TraceJob] = []
+    others = 0
+    with open_input(str(trace)) as lines:
+        for item in parse_swf_trace(lines, SwfOptions(prefix="wagap")):
+            if isinstance(item, ParsedJob) and item.submitted is not None:
+                jobs.append(TraceJob(item.submitted, item.metrics))
+            else:
+                others += 1
+    return jobs, others, str(trace), False
 
 
 def _month_of(instant: datetime) -> tuple[datetime, datetime]:
@@ -187,7 +210,7 @@ def _remove_sqlite_file(url: str) -> None:
 
 
 def _spend_in(
-    jobs: Iterable[SwfJob], engine: CostCalculationEngine, start: datetime, end: datetime
+    jobs: Iterable[TraceJob], engine: CostCalculationEngine, start: datetime, end: datetime
 ) -> dict[str, Decimal]:
     """Cost of the jobs finished in ``[start, end)``, by tenant and by ``tenant/queue``."""
     spend: dict[str, Decimal] = defaultdict(Decimal)
@@ -288,7 +311,7 @@ def run_demo(
 def _replay(
     service: BudgetService,
     clock: DemoClock,
-    jobs: list[SwfJob],
+    jobs: list[TraceJob],
     month: tuple[datetime, datetime],
     open_month: Callable[[], None],
     report: DemoReport,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from ..domain.apikeys import ApiKey, can
-from ..domain.errors import AuthenticationError, NotFoundError
+from ..domain.errors import AuthenticationError, NotFoundError, ValidationError
+from ..domain.jsontext import loads_exact as decode_exact
 from ..service import BudgetService
 
 __all__ = [
@@ -85,22 +85,13 @@ def tenant_scope(key: ApiKey, tenant: str | None) -> str | None:
     return key.tenant_id
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def loads_exact(body: bytes) -> Any:
-    """JSON with numbers read exactly (``Decimal`` from their text); NaN, Infinity,
-    invalid UTF-8 and absurd nesting are decode errors."""
+    """The request body decoded by :func:`jobbudget.domain.jsontext.loads_exact`; every
+    problem (a duplicate key included) is a :class:`json.JSONDecodeError` (a 400)."""
     try:
-        text = body.decode("utf-8")
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-    except json.JSONDecodeError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise json.JSONDecodeError("not UTF-8 text", "", exc.start) from None
-    except (ValueError, RecursionError) as exc:
-        raise json.JSONDecodeError(str(exc)[:200] or type(exc).__name__, "", 0) from None
+        return decode_exact(body)
+    except ValidationError as exc:
+        raise json.JSONDecodeError(str(exc), "", 0) from None
 
 
 class _ExactJSONRequest(Request):

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ from ..config import Config
 from ..domain.codec import to_jsonable
 from ..domain.errors import JobBudgetError, ValidationError, error_code
 from ..domain.money import parse_decimal
+from ..domain.validation import parse_instant
 from ..ports import Clock
 from ..service import MAX_BATCH, BudgetService
 
@@ -168,13 +169,7 @@ def fixed_clock(at: str | None) -> Clock | None:
     """A clock stopped at ``at`` (None: the real clock)."""
     if at is None:
         return None
-    try:
-        instant = datetime.fromisoformat(at.strip())
-    except ValueError:
-        raise ValidationError("at", at, "must be an ISO-8601 date-time such as 2013-03-31T23:59:59Z") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValidationError("at", at, "must include a UTC offset such as Z or +02:00")
-    instant = instant.astimezone(UTC)
+    instant = parse_instant("at", at).astimezone(UTC)
     return lambda: instant
 
 

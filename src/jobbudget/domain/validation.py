@@ -18,6 +18,10 @@ __all__ = [
     "check_identifier",
     "check_non_negative",
     "check_fraction",
+    "known_identifier",
+    "parse_instant",
+    "remember_identifier",
+    "usage_ok",
 ]
 
 MAX_TENANT_LEN = 50
@@ -50,6 +54,36 @@ def check_identifier(field: str, value: Any, *, max_len: int, allow_empty: bool 
     return value
 
 
+#: Identifiers that passed :func:`check_identifier` (tenants and queues recur in every
+#: job); bounded, so a stream of distinct names cannot grow it without limit.
+_KNOWN: set[str] = set()
+_KNOWN_MAX = 100_000
+
+
+def known_identifier(value: object, max_len: int) -> bool:
+    """True if ``value`` passed :func:`check_identifier` before and fits ``max_len``
+    (a fast path; False means "check it", not "invalid")."""
+    return type(value) is str and value in _KNOWN and len(value) <= max_len
+
+
+def remember_identifier(value: str) -> str:
+    if value and len(_KNOWN) < _KNOWN_MAX:
+        _KNOWN.add(value)
+    return value
+
+
+def usage_ok(value: object) -> bool:
+    """True if ``value`` is already what :func:`check_non_negative` would return (a
+    positive, finite Decimal within :data:`MAX_USAGE` and :data:`MAX_DIGITS`)."""
+    return (
+        type(value) is Decimal
+        and value.is_finite()
+        and not value.is_signed()  # negatives and -0 (which the check turns into 0)
+        and value <= MAX_USAGE
+        and (value.is_zero() or len(value.as_tuple().digits) <= MAX_DIGITS)
+    )
+
+
 def check_non_negative(field: str, value: Any, *, maximum: Decimal = MAX_USAGE) -> Decimal:
     """Convert ``value`` exactly and check it is a finite number in ``[0, maximum]``."""
     try:
@@ -74,6 +108,17 @@ def check_fraction(field: str, value: Any, *, low: Decimal, high: Decimal, low_i
         bound = "at least" if low_inclusive else "greater than"
         raise ValidationError(field, value, f"must be {bound} {low}")
     return number
+
+
+def parse_instant(field: str, text: str) -> datetime:
+    """An ISO-8601 date-time with a UTC offset (``2024-01-15T12:00:00Z``), as given."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, text, "must be an ISO-8601 date-time such as 2024-01-15T12:00:00Z") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValidationError(field, text, "must include a UTC offset such as Z or +02:00")
+    return parsed
 
 
 def check_aware(field: str, value: Any) -> datetime:

@@ -1,122 +1,98 @@
-"""Slurm accounting: the output of ``sacct --parsable2`` (``|``-separated, a header line).
+"""Slurm accounting: the output of ``sacct --parsable2`` (``|``-separated).
 
-Columns are found by their header name (any subset, any order, case-insensitive).
-Job steps (``123.batch``, ``123.extern``, ``123.0``) follow their job in sacct's
-output and are folded into it: one job per JobID.  See ``docs/importing.md`` for the
-mapping; in short: CPU seconds = TotalCPU (else CPUTimeRAW, else elapsed × AllocCPUS),
-memory MB·s = the largest MaxRSS of the job and its steps (else the requested memory)
-× elapsed, finished at End; jobs without an End (running, pending) or that never
-started are skipped.
+Columns are found by their header name (any subset, any order, case-insensitive), or
+given with ``columns`` for exports made with ``--noheader`` (``xdmod`` names XDMoD's
+documented export).  Job steps (``123.batch``, ``123.extern``, ``123.0``) follow their
+job in sacct's output and are folded into it: one job per JobID.
+
+What a job is billed for: what it **held**, or what it used if that was more.  CPU
+seconds = the larger of elapsed × allocated CPUs (``CPUTimeRAW``, ``CPUTime``,
+``AllocCPUS``/``NCPUS``/AllocTRES ``cpu=``) and ``TotalCPU`` (the job's, else the sum
+of its steps'); memory = the larger of the allocation (AllocTRES ``mem=``, else
+``ReqMem``) and the largest ``MaxRSS``, × elapsed.  Jobs that never started (no
+Start, no node assigned, or cancelled with zero elapsed time) and jobs without an End
+(running, pending) are skipped.  See ``docs/importing.md``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..domain.cost import JobMetrics
 from ..domain.errors import ValidationError
 from ..domain.money import EXACT
-from ..ingest import LineError, ParsedJob
-from .common import ImportItem, Skipped, check_choice, guard, make_metrics
+from .common import ImportItem, LineError, ParsedJob, Skipped, check_choice, guard
+from .slurm_values import (
+    parse_slurm_duration,
+    parse_slurm_size,
+    parse_slurm_time,
+    parse_tres,
+    whole,
+)
 
 __all__ = [
+    "KNOWN_COLUMNS",
     "SACCT_QUEUE_SOURCES",
     "SacctOptions",
     "parse_sacct",
-    "parse_slurm_duration",
-    "parse_slurm_size",
-    "parse_slurm_time",
+    "sacct_columns",
 ]
 
 SACCT_QUEUE_SOURCES = ("partition", "qos", "queue")  # "queue" means QOS for Slurm
 _TENANT_COLUMNS = {"user": "user", "group": "group", "account": "account"}
+_XDMOD = (
+    "jobid,jobidraw,cluster,partition,qos,account,group,gid,user,uid,submit,eligible,start,end,elapsed,"
+    "exitcode,state,nnodes,ncpus,reqcpus,reqmem,reqtres,alloctres,timelimit,nodelist,jobname"
+)
+#: Column lists of well-known exports made with ``--noheader``: XDMoD's documented
+#: ``sacct --format`` (``xdmod``; XDMoD before 11 had no ``qos``: ``xdmod-10``).
+KNOWN_COLUMNS = {
+    "xdmod": tuple(_XDMOD.split(",")),
+    "xdmod-10": tuple(c for c in _XDMOD.split(",") if c != "qos"),
+}
+#: Columns whose text is the user's own and may hold the delimiter.
+_FREE_TEXT = frozenset(
+    {"jobname", "submitline", "comment", "admincomment", "systemcomment", "workdir", "constraints", "reason"}
+)
 _ZERO = Decimal(0)
 _MB = Decimal(1048576)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
-_DURATION = re.compile(r"^(?:([0-9]{1,9})-)?(?:([0-9]{1,12}):)?([0-9]{1,15}):([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTP]?)([cn]?)$", re.IGNORECASE)
-_TRES_MEM = re.compile(r"(?:^|,)mem=([^,]+)")
-_TRES_CPU = re.compile(r"(?:^|,)cpu=(\d+)")
-_MISSING = frozenset({"", "unknown", "none", "n/a", "invalid"})
 
 
-_MISSING_AS_WRITTEN = frozenset({"", "Unknown", "None"})
-
-
-def _blank(text: str) -> bool:
-    if text in _MISSING_AS_WRITTEN:
-        return True
-    if text[:1].isdigit():  # the common case: a number, a size, a duration or a time
-        return False
-    return text.strip().lower() in _MISSING
-
-
-def parse_slurm_duration(column: str, text: str) -> Decimal | None:
-    """``[DD-][HH:]MM:SS[.fff]`` (or whole seconds) as seconds; None when blank/Unknown."""
-    if _blank(text):
-        return None
-    text = text.strip()
-    if text.isascii() and text.isdigit():
-        return Decimal(text)
-    m = _DURATION.match(text)
-    if m is None:
-        raise ValidationError(column, text, "must be a Slurm duration such as 1-02:03:04 or 05:06.789")
-    days, hours, minutes, seconds, fraction = m.groups()
-    whole = ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + int(seconds)
-    return Decimal(f"{whole}.{fraction}") if fraction else Decimal(whole)
-
-
-def parse_slurm_size(column: str, text: str, *, default_unit: str = "") -> tuple[Decimal, str] | None:
-    """``1234K``, ``12.5M``, ``3G`` (1024-based) as bytes, with ReqMem's per-core
-    ``c`` / per-node ``n`` suffix ('' when absent); a bare number is in
-    ``default_unit``.  None when blank/Unknown."""
-    if _blank(text):
-        return None
-    text = text.strip()
-    if text[-1:] == "K" and text[:-1].isascii() and text[:-1].isdigit():  # MaxRSS as sacct prints it
-        return Decimal(text[:-1]) * 1024, ""
-    m = _SIZE.match(text)
-    if m is None:
-        raise ValidationError(column, text, "must be a size such as 1234K, 12.5M or 3G")
-    number, unit, per = m.groups()
-    return Decimal(number) * _UNITS[(unit or default_unit).upper()], per.lower()
-
-
-def parse_slurm_time(column: str, text: str, zone: tzinfo) -> datetime | None:
-    """``2026-11-02T10:00:00`` in the cluster's time zone, as aware UTC; None when blank/Unknown."""
-    if _blank(text):
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(column, text, "must be a date-time such as 2026-11-02T10:00:00") from None
-    if value.tzinfo is None:
-        if zone is UTC:
-            return value.replace(tzinfo=UTC)
-        value = value.replace(tzinfo=zone)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
-        raise ValidationError(column, text, "is out of range") from None
+def sacct_columns(text: str) -> tuple[str, ...]:
+    """``--columns``: a known export's name (``xdmod``) or the comma-separated column
+    names given to ``sacct --format`` (a ``%N`` width is ignored)."""
+    known = KNOWN_COLUMNS.get(text.strip().lower())
+    if known is not None:
+        return known
+    names = tuple(c.strip().split("%", 1)[0].lower() for c in text.split(","))
+    if not all(names):
+        raise ValidationError("columns", text, "must be comma-separated column names such as JobID,User,End or xdmod")
+    return names
 
 
 @dataclass(frozen=True, slots=True)
 class SacctOptions:
-    """How to read sacct output: id prefix, tenant and queue sources, the cluster's time zone."""
+    """How to read sacct output: id prefix, tenant and queue sources, the cluster's
+    time zone, the delimiter (``sacct --delimiter``) and, for an export without a
+    header line, its columns."""
 
     prefix: str = "slurm"
     tenant_from: str = "user"
     queue_from: str = "partition"
     timezone: str = "UTC"
+    delimiter: str = "|"
+    columns: tuple[str, ...] | None = None
     zone: tzinfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_choice("tenant_from", self.tenant_from, tuple(_TENANT_COLUMNS))
         check_choice("queue_from", self.queue_from, SACCT_QUEUE_SOURCES)
+        if not self.delimiter or "\n" in self.delimiter or "\r" in self.delimiter:
+            raise ValidationError("delimiter", self.delimiter, "must be one or more characters on one line")
         try:
             zone: tzinfo = UTC if self.timezone.upper() == "UTC" else ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -137,56 +113,91 @@ class _Group:
 class _Columns:
     def __init__(self, header: list[str], options: SacctOptions) -> None:
         names = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+        self.names = names
         self.count = len(names)
         self.at = {name: i for i, name in reversed(list(enumerate(names)))}
+        shown = options.delimiter.join(header)
         job = self.at.get("jobid", self.at.get("jobidraw"))
         if job is None:
-            raise ValidationError("JobID", "|".join(header), "column missing from the header (JobID or JobIDRaw)")
+            raise ValidationError("JobID", shown, "column missing from the header (JobID or JobIDRaw)")
         if "end" not in self.at:
-            raise ValidationError("End", "|".join(header), "column missing from the header")
+            raise ValidationError("End", shown, "column missing from the header")
         self.tenant_name = options.tenant_from.capitalize()
         tenant = self.at.get(_TENANT_COLUMNS[options.tenant_from])
         if tenant is None:
-            raise ValidationError(self.tenant_name, "|".join(header), "column missing from the header (--tenant-from)")
+            raise ValidationError(self.tenant_name, shown, "column missing from the header (--tenant-from)")
         self.queue_name = "Partition" if options.queue_from == "partition" else "QOS"
         queue = self.at.get(self.queue_name.lower())
         if queue is None:
-            raise ValidationError(self.queue_name, "|".join(header), "column missing from the header (--queue-from)")
+            raise ValidationError(self.queue_name, shown, "column missing from the header (--queue-from)")
         self.job: int = job
         self.tenant: int = tenant
         self.queue: int = queue
+        self.free = [i for i, name in enumerate(names) if name in _FREE_TEXT]
 
     def get(self, cells: list[str], name: str) -> str:
         i = self.at.get(name)
         return "" if i is None else cells[i]
 
+    def repair(self, cells: list[str], delimiter: str) -> list[str] | None:
+        """A line with the delimiter inside its one free-text column, put back
+        together; None when that cannot be told (no such column, or several)."""
+        extra = len(cells) - self.count
+        if extra <= 0 or len(self.free) != 1:
+            return None
+        i = self.free[0]
+        return [*cells[:i], delimiter.join(cells[i : i + extra + 1]), *cells[i + extra + 1 :]]
+
 
 def parse_sacct(lines: Iterable[str], options: SacctOptions | None = None) -> Iterator[ImportItem]:
     """Yield a :class:`ParsedJob`, :class:`Skipped` or :class:`LineError` per job
-    (errors carry the line of the job or of the step at fault).  A bad header is
-    reported on its line and nothing else is read."""
+    (errors carry the line of the job or of the step at fault; the steps of a
+    rejected job are not reported again).  A bad header is reported on its line and
+    nothing else is read."""
     opts = options or SacctOptions()
-    cols: _Columns | None = None
+    delimiter = opts.delimiter
+    cols = _Columns(list(opts.columns), opts) if opts.columns is not None else None
     group: _Group | None = None
+    rejected = ""  # the JobID of the last rejected job line: its steps go with it
+    first = True
     for number, raw in enumerate(lines, start=1):
         text = raw.rstrip("\r\n")
         if not text.strip():
             continue
-        cells = text.split("|")
-        if cols is None:
-            try:
-                cols = _Columns(cells, opts)
-            except ValidationError as exc:
-                yield LineError(number, f"{exc}; the rest of the file was not read", exc.field)
-                return
-            continue
+        cells = text.split(delimiter)
+        if first:
+            first = False
+            names = [c.strip().lstrip("\ufeff").strip().lower() for c in cells]
+            if cols is None:
+                try:
+                    cols = _Columns(cells, opts)
+                except ValidationError as exc:
+                    hint = ""
+                    if not {"jobid", "jobidraw"} & set(names):
+                        hint = (
+                            "; an export made with --noheader needs --columns "
+                            "(xdmod, or the --format list given to sacct)"
+                        )
+                    yield LineError(number, f"{exc}{hint}; the rest of the file was not read", exc.field)
+                    return
+                continue
+            if names == cols.names:
+                continue  # the header of the given columns
+        assert cols is not None
         if len(cells) != cols.count:
-            yield LineError(number, f"row: must have {cols.count} columns like the header (got {len(cells)})", "row")
-            continue
+            fixed = cols.repair(cells, delimiter)
+            if fixed is None:
+                if cols.job < len(cells):
+                    rejected = cells[cols.job].strip()
+                yield LineError(number, _width_error(cols, len(cells), delimiter), "row")
+                continue
+            cells = fixed
         job_id = cells[cols.job].strip()
         key, dot, _ = job_id.partition(".")
         if not key:
             yield LineError(number, f"JobID: must not be empty (got {job_id!r})", "JobID")
+            continue
+        if dot and key == rejected:
             continue
         if group is not None and key == group.key and (dot or group.cells is None):
             if dot:
@@ -198,7 +209,19 @@ def parse_sacct(lines: Iterable[str], options: SacctOptions | None = None) -> It
             yield from _finish(group, cols, opts)
         group = _Group(key, number, None, [(number, cells)]) if dot else _Group(key, number, cells)
     if group is not None:
-        yield from _finish(group, cols, opts)  # type: ignore[arg-type]  # cols is set once a group exists
+        assert cols is not None
+        yield from _finish(group, cols, opts)
+
+
+def _width_error(cols: _Columns, got: int, delimiter: str) -> str:
+    message = f"row: must have {cols.count} columns like the header (got {got})"
+    if got > cols.count:
+        names = ", ".join(cols.names[i] for i in cols.free) or "a text column"
+        message += (
+            f": {names} may hold a {delimiter!r}; export with sacct --delimiter set to a character "
+            "no field holds and import with the same --delimiter"
+        )
+    return message
 
 
 def _finish(group: _Group, cols: _Columns, opts: SacctOptions) -> Iterator[ImportItem]:
@@ -231,14 +254,53 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
     start = None if start_at is None else parse_slurm_time("Start", cells[start_at], opts.zone)
     if start_at is not None and start is None:
         return Skipped(group.line, f"never started ({state or 'no Start'})")
+    if get(cells, "nodelist").strip().lower() == "none assigned":
+        return Skipped(group.line, f"never started ({state or 'no node assigned'})")
     elapsed = _elapsed(cells, cols, start, end)
     if elapsed is None:
         raise ValidationError("Elapsed", "", "no ElapsedRaw, Elapsed or Start column to tell the run time")
-    tres = get(cells, "alloctres")
-    cpus = _whole("AllocCPUS", get(cells, "alloccpus"))
-    if cpus is None and (m := _TRES_CPU.search(tres)) is not None and len(m.group(1)) <= 30:
-        cpus = int(m.group(1))
-    # TotalCPU: the job's (the sum of its steps), else the steps' sum; MaxRSS the largest.
+    if not elapsed and state.upper().startswith("CANCELLED"):
+        return Skipped(group.line, f"never started ({state}, elapsed 0)")
+    tres = parse_tres("AllocTRES", get(cells, "alloctres"))
+    cpus = whole("AllocCPUS", get(cells, "alloccpus"))
+    if cpus is None:
+        cpus = whole("NCPUS", get(cells, "ncpus"))
+    if cpus is None and "cpu" in tres:
+        cpus = whole("AllocTRES", tres["cpu"])
+    used_cpu, rss = _usage(group, cols)
+    held_cpu = _held_cpu(cells, cols, cpus, elapsed)
+    if held_cpu is None and used_cpu is None:
+        raise ValidationError(
+            "AllocCPUS", "", "no AllocCPUS, NCPUS, AllocTRES cpu=, CPUTimeRAW, CPUTime or TotalCPU to tell CPU time"
+        )
+    cpu = max(c for c in (held_cpu, used_cpu) if c is not None)
+    held_mem = _allocated_memory(cells, cols, cpus, tres)
+    memory = max(held_mem, rss or _ZERO)
+    tenant = cells[cols.tenant].strip()
+    if not tenant:
+        raise ValidationError(cols.tenant_name, tenant, "is empty on the job's line (--tenant-from)")
+    queue = cells[cols.queue].strip()
+    if not queue:
+        raise ValidationError(cols.queue_name, queue, "is empty on the job's line (--queue-from)")
+    metrics = JobMetrics(
+        f"{opts.prefix}-{group.key}",
+        tenant,
+        queue,
+        cpu,
+        EXACT.divide(memory * elapsed, _MB) if memory else _ZERO,
+        _ZERO,
+        _ZERO,
+        _ZERO,
+        timestamp=end,
+    )
+    return ParsedJob(group.line, metrics, parse_slurm_time("Submit", get(cells, "submit"), opts.zone))
+
+
+def _usage(group: _Group, cols: _Columns) -> tuple[Decimal | None, Decimal | None]:
+    """What the job used: TotalCPU (the job's, which sums its steps, else the steps'
+    sum; the larger if both) and the largest MaxRSS of the job and its steps, in bytes."""
+    cells = group.cells
+    assert cells is not None
     rss_at = cols.at.get("maxrss")
     cpu_at = cols.at.get("totalcpu")
     cpu = None if cpu_at is None else parse_slurm_duration("TotalCPU", cells[cpu_at])
@@ -257,42 +319,22 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
         rss = r[0] if rss is None else max(rss, r[0])
     if step_cpu is not None:
         cpu = step_cpu if cpu is None else max(cpu, step_cpu)
-    if cpu is None:
-        raw_cpu = _whole("CPUTimeRAW", get(cells, "cputimeraw"))
-        cpu = Decimal(raw_cpu) if raw_cpu is not None else parse_slurm_duration("CPUTime", get(cells, "cputime"))
-        if cpu is None:
-            if cpus is None:
-                raise ValidationError("TotalCPU", "", "no TotalCPU, CPUTimeRAW, CPUTime or AllocCPUS to tell CPU time")
-            cpu = elapsed * cpus
-    memory = rss if rss is not None else _requested_memory(cells, cols, cpus, tres)
-    tenant = cells[cols.tenant].strip()
-    if not tenant:
-        raise ValidationError(cols.tenant_name, tenant, "is empty on the job's line (--tenant-from)")
-    queue = cells[cols.queue].strip()
-    if not queue:
-        raise ValidationError(cols.queue_name, queue, "is empty on the job's line (--queue-from)")
-    metrics = make_metrics(
-        f"{opts.prefix}-{group.key}",
-        tenant,
-        queue,
-        cpu,
-        EXACT.divide(memory * elapsed, _MB) if memory else _ZERO,
-        end,
-    )
-    return ParsedJob(group.line, metrics)
+    return cpu, rss
 
 
-def _whole(column: str, text: str) -> int | None:
-    text = text.strip()
-    if _blank(text):
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 30:
-        raise ValidationError(column, text, "must be a whole number (at most 30 digits)")
-    return int(text)
+def _held_cpu(cells: list[str], cols: _Columns, cpus: int | None, elapsed: Decimal) -> Decimal | None:
+    """CPU seconds the job held: CPUTimeRAW, else CPUTime, else elapsed × CPUs."""
+    raw = whole("CPUTimeRAW", cols.get(cells, "cputimeraw"))
+    if raw is not None:
+        return Decimal(raw)
+    held = parse_slurm_duration("CPUTime", cols.get(cells, "cputime"))
+    if held is not None:
+        return held
+    return None if cpus is None else elapsed * cpus
 
 
 def _elapsed(cells: list[str], cols: _Columns, start: datetime | None, end: datetime) -> Decimal | None:
-    raw = _whole("ElapsedRaw", cols.get(cells, "elapsedraw"))
+    raw = whole("ElapsedRaw", cols.get(cells, "elapsedraw"))
     if raw is not None:
         return Decimal(raw)
     elapsed = parse_slurm_duration("Elapsed", cols.get(cells, "elapsed"))
@@ -303,19 +345,19 @@ def _elapsed(cells: list[str], cols: _Columns, start: datetime | None, end: date
     return None
 
 
-def _requested_memory(cells: list[str], cols: _Columns, cpus: int | None, tres: str) -> Decimal:
-    """ReqMem (a bare number is MB; ``c``: per core × AllocCPUS, ``n``: per node ×
-    NNodes), else AllocTRES ``mem=``, else 0."""
-    req = parse_slurm_size("ReqMem", cols.get(cells, "reqmem"), default_unit="M")
-    if req is not None:
-        size, per = req
-        if per == "c":
-            return size * (cpus or 1)
-        if per == "n":
-            return size * (_whole("NNodes", cols.get(cells, "nnodes")) or 1)
-        return size
-    if (m := _TRES_MEM.search(tres)) is not None:
-        found = parse_slurm_size("AllocTRES", m.group(1), default_unit="M")
+def _allocated_memory(cells: list[str], cols: _Columns, cpus: int | None, tres: dict[str, str]) -> Decimal:
+    """Bytes the job held: AllocTRES ``mem=`` (the whole job's), else ReqMem (a bare
+    number is MB; ``c``: per CPU × the CPUs, ``n``: per node × NNodes), else 0."""
+    if "mem" in tres:
+        found = parse_slurm_size("AllocTRES", tres["mem"], default_unit="M")
         if found is not None:
             return found[0]
-    return _ZERO
+    req = parse_slurm_size("ReqMem", cols.get(cells, "reqmem"), default_unit="M")
+    if req is None:
+        return _ZERO
+    size, per = req
+    if per == "c":
+        return size * (cpus or 1)
+    if per == "n":
+        return size * (whole("NNodes", cols.get(cells, "nnodes")) or 1)
+    return size

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from ..domain.cost import JobMetrics
 from ..domain.errors import ValidationError
 from ..domain.money import EXACT
-from ..ingest import LineError, ParsedJob
-from .common import ImportItem, Skipped, check_choice, guard, make_metrics
+from .common import ImportItem, LineError, ParsedJob, Skipped, check_choice, guard
 
 __all__ = ["SWF_MEMORY_UNITS", "SWF_QUEUE_SOURCES", "SwfOptions", "parse_swf_trace"]
 
@@ -42,6 +42,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_EXPONENT = 30
 #: ``3 = batch``, ``3: batch``, ``queue 3 is batch``, ``3 (batch)`` in Queues/Partitions comments.
 _NAMED = re.compile(r"(?:^|[\s,;(])(\d+)\s*(?:=|:|\bis\b|\()\s*[\"']?([A-Za-z][\w.+-]*)")
+#: The Parallel Workloads Archive's one-per-line form: ``; Queue: 1 batch  <description>``,
+#: ``; Partition: 2 ALL`` (a name in brackets, ``[fque:1]``, loses the brackets).
+_ONE_NAMED = re.compile(r"^(\d+)\s+\[?([^\s\]]+)\]?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,9 @@ class _State:
                 return LineError(number, f"UnixStartTime: not a whole number (got {value!r})", "UnixStartTime")
         elif key in ("queues", "queue", "partitions", "partition"):
             names = self.queues if key.startswith("queue") else self.partitions
-            for num, name in _NAMED.findall(value):
+            one = _ONE_NAMED.match(value) if key in ("queue", "partition") else None
+            pairs = [one.groups()] if one is not None else _NAMED.findall(value)
+            for num, name in pairs:
                 names.setdefault(num, name)
         return None
 
@@ -192,13 +197,16 @@ def _job(number: int, fields: list[str], state: _State) -> ParsedJob | Skipped:
         end = _EPOCH + timedelta(seconds=state.offset + submit + wait + run)
     except OverflowError:
         raise ValidationError("submit_time", fields[1], "puts the job's end out of range") from None
-    metrics = make_metrics(
+    submitted = _EPOCH + timedelta(seconds=state.offset + submit)
+    metrics = JobMetrics(
         f"{opts.prefix}-{fields[0]}",
         tenant,
         queue,
         Decimal(run * procs),
         memory_mb_s,
-        end,
-        few_digits=True,
+        _ZERO,
+        _ZERO,
+        _ZERO,
+        timestamp=end,
     )
-    return ParsedJob(number, metrics)
+    return ParsedJob(number, metrics, submitted)

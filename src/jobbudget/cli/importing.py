@@ -1,0 +1,327 @@
+"""Reading a job file into the service: what ``jobbudget import`` and ``jobbudget
+ingest`` both run (one parser per format, one way to batch, count and reject).
+
+:func:`import_file` is the Python API (the benchmark times it)."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..config import PRESETS
+from ..domain.cost import CostModel
+from ..domain.errors import ValidationError
+from ..domain.money import ZERO
+from ..importers import (
+    ImportItem,
+    LineError,
+    ParsedJob,
+    SacctOptions,
+    Skipped,
+    SwfOptions,
+    open_input,
+    parse_csv,
+    parse_jsonl,
+    parse_sacct,
+    parse_swf_trace,
+)
+from ..pricing import cost_model_from_preset, preset_names
+from ..service import FUTURE_TOLERANCE, MAX_BATCH, BudgetService
+
+__all__ = [
+    "ImportFormat",
+    "ImportResult",
+    "Summary",
+    "default_prefix",
+    "format_of",
+    "import_file",
+    "parse_items",
+    "resolve_cost_model",
+]
+
+_PREFIX_UNSAFE = re.compile(r"[^\w.-]+")
+_BATCH_INDEX = re.compile(r"^batch\[(\d+)\]")
+_COMPRESSED = (".gz", ".bz2", ".xz")
+
+
+class ImportFormat(StrEnum):
+    swf = "swf"
+    sacct = "sacct"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+_EXTENSIONS = {
+    ".jsonl": ImportFormat.jsonl,
+    ".ndjson": ImportFormat.jsonl,
+    ".json": ImportFormat.jsonl,
+    ".csv": ImportFormat.csv,
+    ".swf": ImportFormat.swf,
+}
+
+
+def format_of(file: str, given: ImportFormat | None) -> ImportFormat:
+    """``given``, else the format the file's extension names (``jobs.jsonl.gz`` is
+    JSON Lines); standard input is JSON Lines."""
+    if given is not None:
+        return given
+    if file == "-":
+        return ImportFormat.jsonl
+    path = Path(file)
+    if path.suffix.lower() in _COMPRESSED:
+        path = path.with_suffix("")
+    found = _EXTENSIONS.get(path.suffix.lower())
+    if found is None:
+        raise ValidationError("format", path.suffix or file, "cannot tell the format from the name; use --format")
+    return found
+
+
+@dataclass(slots=True)
+class Summary:
+    file: str
+    format: str
+    strict: bool
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    total_cost: Decimal = ZERO
+    errors: list[LineError] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "format": self.format,
+            "strict": self.strict,
+            "read": self.read,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "total_cost": self.total_cost,
+            "errors": [{"line": e.line, "field": e.field, "message": e.message} for e in self.errors],
+        }
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What an import did: the counts plus the skipped records, the cost model it
+    switched to (if asked) and how long it took."""
+
+    summary: Summary
+    skipped: int = 0
+    skipped_reasons: Counter[str] = field(default_factory=Counter)
+    cost_model: str | None = None
+    cost_model_version: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.summary.read / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.as_json(),
+            "skipped": self.skipped,
+            "skipped_reasons": dict(self.skipped_reasons),
+            "cost_model": self.cost_model,
+            "cost_model_version": self.cost_model_version,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def default_prefix(fmt: ImportFormat, file: str) -> str:
+    """SWF: the file's name without extensions (job numbers restart in every trace);
+    sacct: ``slurm`` (Slurm job ids are unique on a cluster)."""
+    if fmt is ImportFormat.sacct:
+        return "slurm"
+    path = Path(file) if file != "-" else Path("swf")
+    if path.suffix.lower() in _COMPRESSED:
+        path = path.with_suffix("")
+    return _PREFIX_UNSAFE.sub("_", path.stem).strip("_") or "swf"
+
+
+def parse_items(
+    fmt: ImportFormat,
+    lines: Iterable[str],
+    *,
+    prefix: str,
+    tenant_from: str = "user",
+    queue_from: str | None = None,
+    swf_memory_unit: str = "auto",
+    timezone: str = "UTC",
+    delimiter: str = "|",
+    columns: tuple[str, ...] | None = None,
+) -> Iterator[ImportItem]:
+    """The parser of ``fmt`` over ``lines``."""
+    if fmt in (ImportFormat.jsonl, ImportFormat.csv):
+        if tenant_from != "user" or queue_from is not None:
+            raise ValidationError("tenant_from", tenant_from, "--tenant-from/--queue-from apply to swf and sacct only")
+        return parse_jsonl(lines) if fmt is ImportFormat.jsonl else parse_csv(lines)
+    if fmt is ImportFormat.swf:
+        return parse_swf_trace(lines, SwfOptions(prefix, tenant_from, queue_from or "queue", swf_memory_unit))
+    sacct = SacctOptions(prefix, tenant_from, queue_from or "partition", timezone, delimiter, columns)
+    return parse_sacct(lines, sacct)
+
+
+def resolve_cost_model(name: str) -> CostModel:
+    """A named cost model: ``default``, ``production``, ``staging`` or a pricing preset
+    (``gcp``, ``aws``, ...)."""
+    if name in PRESETS:
+        return PRESETS[name]()
+    if name in preset_names():
+        return cost_model_from_preset(name)
+    raise ValidationError(
+        "cost_model", name, f"unknown cost model; choose one of {', '.join((*PRESETS, *preset_names()))}"
+    )
+
+
+class _Ingester:
+    """Stores parsed jobs in batches and keeps the counts."""
+
+    def __init__(self, service: BudgetService, summary: Summary, report: Callable[[LineError], None]) -> None:
+        self.service = service
+        self.summary = summary
+        self.report = report
+        self.limit = datetime.now(UTC) + FUTURE_TOLERANCE
+
+    def reject(self, error: LineError) -> None:
+        self.summary.rejected += 1
+        self.summary.errors.append(error)
+        self.report(error)
+
+    def check(self, item: ParsedJob | LineError) -> ParsedJob | None:
+        """Count a parsed line; reject it (returning None) if it cannot be stored."""
+        self.summary.read += 1
+        if isinstance(item, LineError):
+            self.reject(item)
+            return None
+        ts = item.metrics.timestamp
+        if ts is not None and ts > self.limit:
+            self.reject(LineError(item.line, f"timestamp: is in the future (got {ts.isoformat()!r})", "timestamp"))
+            return None
+        return item
+
+    def store(self, batch: list[ParsedJob]) -> None:
+        while batch:
+            try:
+                costs = self.service.process_job_costs([p.metrics for p in batch])
+            except ValidationError as exc:
+                match = _BATCH_INDEX.match(exc.field)
+                if match is None or int(match.group(1)) >= len(batch):
+                    raise
+                bad = batch.pop(int(match.group(1)))
+                self.reject(LineError(bad.line, f"{exc.field[match.end() + 1 :] or 'job'}: {exc.reason}", exc.field))
+                continue
+            for cost in costs:
+                if cost.duplicate:
+                    self.summary.duplicates += 1
+                else:
+                    self.summary.stored += 1
+                    self.summary.total_cost += cost.total_cost
+            return
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while importing.  Parsing allocates millions of
+    objects that live until their batch is stored, and the collector would scan them
+    again and again (a fifth of the import time) to find cycles that importing never
+    makes.  One collection runs at the end; the previous state is restored."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def import_file(
+    service: BudgetService,
+    file: str,
+    fmt: ImportFormat,
+    *,
+    tenant_from: str = "user",
+    queue_from: str | None = None,
+    swf_memory_unit: str = "auto",
+    timezone: str = "UTC",
+    delimiter: str = "|",
+    columns: tuple[str, ...] | None = None,
+    id_prefix: str | None = None,
+    cost_model: str | None = None,
+    strict: bool = False,
+    batch_size: int = 10000,
+    report: Callable[[LineError], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Parse ``file`` (a path, or ``-`` for standard input; gzip, bzip2 and xz are
+    read transparently) and store its jobs through ``service`` in batches of
+    ``batch_size``.  ``cost_model`` switches the service's model first (a new cost
+    model version).  ``progress(bytes_read, jobs)`` is called after every batch."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValidationError("batch_size", batch_size, f"must be between 1 and {MAX_BATCH}")
+    result = ImportResult(Summary(file=file, format=fmt.value, strict=strict))
+    prefix = id_prefix if id_prefix is not None else default_prefix(fmt, file)
+    model = resolve_cost_model(cost_model) if cost_model is not None else None
+    started = time.perf_counter()
+    with open_input(file) as source, _collector_paused():
+        items = parse_items(
+            fmt,
+            source,
+            prefix=prefix,
+            tenant_from=tenant_from,
+            queue_from=queue_from,
+            swf_memory_unit=swf_memory_unit,
+            timezone=timezone,
+            delimiter=delimiter,
+            columns=columns,
+        )
+        if model is not None:
+            assert cost_model is not None
+            result.cost_model = cost_model
+            result.cost_model_version = service.update_cost_model(
+                model, actor=f"import --cost-model {cost_model}"
+            ).version
+        ingester = _Ingester(service, result.summary, report or (lambda _e: None))
+        tick: Callable[[], None] = (
+            (lambda: progress(source.bytes_read, result.summary.read)) if progress else (lambda: None)
+        )
+        good: list[ParsedJob] = []
+        for item in items:
+            if isinstance(item, Skipped):
+                result.skipped += 1
+                result.skipped_reasons[_reason_kind(item.reason)] += 1
+                continue
+            parsed = ingester.check(item)
+            if parsed is None:
+                continue
+            good.append(parsed)
+            if not strict and len(good) >= batch_size:
+                ingester.store(good)
+                good = []
+                tick()
+        if strict and result.summary.rejected:
+            good = []
+        for i in range(0, len(good), batch_size):
+            ingester.store(good[i : i + batch_size])
+            tick()
+        tick()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _reason_kind(reason: str) -> str:
+    """``never ran``, ``not finished``, ... (the reason without its details)."""
+    return reason.split(" (", 1)[0]
