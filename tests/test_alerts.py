@@ -14,7 +14,7 @@ from jobbudget import Budget, BudgetPeriod, JobMetrics, NotFoundError, Notificat
 from jobbudget.service import BudgetService
 
 ServiceFactory = Callable[..., BudgetService]
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
 HOOK = NotificationChannel(
     type="webhook",
     target="http://127.0.0.1:9/budget",

@@ -25,6 +25,8 @@ Start = Callable[..., Receiver]
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_SMTP_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
+    # these tests were written with the design document\'s example prices (preset "seed")
+    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
     monkeypatch.chdir(tmp_path)
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture
 def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory(cost_model={"base_job_weight": "0"}))
+    made = make_api(service_factory(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"}))
     with made.client:
         yield made
 

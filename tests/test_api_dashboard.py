@@ -20,7 +20,9 @@ from receivers import Receiver, http_receivers
 from test_api_support import Api, error_of, make_api
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-NO_BASE: dict[str, Any] = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE: dict[str, Any] = {
+    "cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}
+}  # a job costs exactly cpu_time × 0.0001
 SECRETS = ("s3cr3t-path-token", "k3y-for-signing", "xoxb-slack-token", "pa55word")
 
 

@@ -20,7 +20,9 @@ from jobbudget.storage.memory import MemoryStore
 def setup(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(live, "MIN_PUSH_SECONDS", 0.0)
     monkeypatch.setattr(live, "POLL_SECONDS", 0.01)
-    service = BudgetService(Config(cost_model={"base_job_weight": "0"}), clock=clock, store=MemoryStore())
+    service = BudgetService(
+        Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"}), clock=clock, store=MemoryStore()
+    )
     acme = service.create_budget(Budget(tenant_id="acme", amount=Decimal(100), period=BudgetPeriod("monthly")))
     globex = service.create_budget(Budget(tenant_id="globex", amount=Decimal(100), period=BudgetPeriod("monthly")))
     keys = {

@@ -7,7 +7,7 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import FakeClock
+from conftest import SEED, FakeClock
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config
 from jobbudget.api.app import create_app
 from jobbudget.metrics import PrometheusMetrics
@@ -16,7 +16,7 @@ from jobbudget.storage.memory import MemoryStore
 
 def test_metrics_endpoint_exports_what_the_api_did(clock: FakeClock) -> None:
     exported = PrometheusMetrics()
-    with BudgetService(Config(), clock=clock, store=MemoryStore(), metrics=exported) as service:
+    with BudgetService(Config(cost_model=SEED), clock=clock, store=MemoryStore(), metrics=exported) as service:
         key = service.create_api_key(role="admin", name="root")[1]
         service.create_budget(Budget(tenant_id="acme", amount=Decimal("0.001"), period=BudgetPeriod("monthly")))
         client = TestClient(create_app(service, metrics=exported))
@@ -40,5 +40,5 @@ def test_metrics_endpoint_exports_what_the_api_did(clock: FakeClock) -> None:
 
 
 def test_metrics_off_when_the_app_has_none(clock: FakeClock) -> None:
-    with BudgetService(Config(), clock=clock, store=MemoryStore()) as service:
+    with BudgetService(Config(cost_model=SEED), clock=clock, store=MemoryStore()) as service:
         assert TestClient(create_app(service)).get("/metrics").status_code == 404

@@ -322,7 +322,7 @@ def test_the_report_lists_every_weight_change() -> None:
     report = calibrate(make_benchmarks(21, 50), default_cost_model()).report
     assert [c.name for c in report.weight_changes] == list(WEIGHTS)
     cpu = report.weight_changes[0]
-    assert cpu.old == Decimal("0.0001")
+    assert cpu.old == default_cost_model().cpu_time_weight
     assert cpu.relative_change == pytest.approx(float((cpu.new - cpu.old) / cpu.old))
     zero_base = replace(default_cost_model(), base_job_weight=Decimal(0))
     base = calibrate(make_benchmarks(21, 50), zero_base).report.weight_changes[-1]

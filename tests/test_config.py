@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobbudget
-from jobbudget import Config, NotificationChannel, default_cost_model, production_cost_model, staging_cost_model
+from jobbudget import (
+    Config,
+    NotificationChannel,
+    default_cost_model,
+    production_cost_model,
+    seed_cost_model,
+    staging_cost_model,
+)
 from jobbudget.config import parse_duration
 
 SEED_YAML = """\
@@ -78,7 +85,7 @@ def test_seed_yaml(tmp_path: Path) -> None:
     assert c.default_tenant == "default"
     assert c.enable_tui is True
     model = c.build_cost_model()
-    assert model == default_cost_model()
+    assert model == seed_cost_model()  # the design document's YAML gives its example weights
     assert model.memory_weight == Decimal("0.00001")
     assert model.redis_ops_weight == Decimal("0.000001")
     assert all(isinstance(v, Decimal) for v in model.to_mapping().values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -20,6 +21,7 @@ from jobbudget.domain.cost import (
     JobMetrics,
     default_cost_model,
     production_cost_model,
+    seed_cost_model,
     staging_cost_model,
 )
 
@@ -75,6 +77,19 @@ def as_dict(breakdown: CostBreakdown) -> dict[str, Decimal]:
 
 def test_default_model_weights() -> None:
     m = default_cost_model()
+    assert m == CostModel()
+    assert m.cpu_time_weight == Decimal("0.00001")  # 0.036 $ per core-hour
+    assert m.memory_weight == Decimal("0.000000001")  # 0.0036864 $ per GiB-hour
+    assert m.payload_weight == Decimal("0.0000001")
+    assert m.redis_ops_weight == Decimal("0.0000001")
+    assert m.network_weight == Decimal("0.0001")  # 0.1024 $ per GiB
+    assert m.base_job_weight == Decimal("0.00001")
+    assert m.environment_multiplier == 1
+    assert all(isinstance(v, Decimal) for v in m.to_mapping().values())
+
+
+def test_seed_model_weights_are_the_design_documents() -> None:
+    m = seed_cost_model()
     assert m.cpu_time_weight == Decimal("0.0001")
     assert m.memory_weight == Decimal("0.00001")
     assert m.payload_weight == Decimal("0.00002")
@@ -82,14 +97,13 @@ def test_default_model_weights() -> None:
     assert m.network_weight == Decimal("0.01")
     assert m.base_job_weight == Decimal("0.001")
     assert m.environment_multiplier == 1
-    assert all(isinstance(v, Decimal) for v in m.to_mapping().values())
 
 
 def test_production_model_weights() -> None:
     m = production_cost_model()
     d = default_cost_model()
-    assert m.cpu_time_weight == Decimal("0.0002")
-    assert m.memory_weight == Decimal("0.00002")
+    assert m.cpu_time_weight == Decimal("0.00002")
+    assert m.memory_weight == Decimal("0.000000002")
     assert m.environment_multiplier == 2
     for name in ("payload_weight", "redis_ops_weight", "network_weight", "base_job_weight"):
         assert getattr(m, name) == getattr(d, name)
@@ -142,8 +156,11 @@ def test_cost_model_from_mapping_round_trip_and_unknown_key() -> None:
 # --- the seed example ---
 
 
+SEED_ENGINE = CostCalculationEngine(seed_cost_model())
+
+
 def test_seed_job_costs_exactly_the_documented_amount() -> None:
-    cost = CostCalculationEngine().calculate_job_cost(metrics())
+    cost = SEED_ENGINE.calculate_job_cost(metrics())
     assert cost.total_cost == Decimal("0.024122656")
     assert str(cost.total_cost) == "0.024122656"
     b = cost.cost_breakdown
@@ -163,17 +180,48 @@ def test_seed_job_costs_exactly_the_documented_amount() -> None:
 def test_seed_job_given_as_floats_costs_the_same() -> None:
     m = metrics(cpu_time=15.2, memory_mb_seconds=2048.0, payload_bytes=51200, redis_ops=25.0, network_bytes=10240.0)
     assert m.cpu_time == Decimal("15.2")
-    assert CostCalculationEngine().calculate_job_cost(m).total_cost == Decimal("0.024122656")
+    assert SEED_ENGINE.calculate_job_cost(m).total_cost == Decimal("0.024122656")
 
 
-def test_seed_job_under_production_and_staging() -> None:
-    prod = CostCalculationEngine(production_cost_model()).calculate_job_cost(metrics())
+def test_seed_job_under_the_default_model() -> None:
+    cost = CostCalculationEngine().calculate_job_cost(metrics())
+    assert cost.total_cost == Decimal("0.000172525")  # as docs/cost-model.md says
+    assert as_dict(cost.cost_breakdown) == {
+        "cpu_cost": Decimal("0.000152"),
+        "memory_cost": Decimal("0.000002048"),
+        "payload_cost": Decimal("0.000005"),
+        "redis_cost": Decimal("0.0000025"),
+        "network_cost": Decimal("0.000000977"),  # 0.0000009765625 → half-even
+        "base_cost": Decimal("0.00001"),
+    }
+
+
+def test_default_presets_under_production_and_staging() -> None:
+    for model in (production_cost_model(), staging_cost_model()):
+        cost = CostCalculationEngine(model).calculate_job_cost(metrics())
+        assert as_dict(cost.cost_breakdown) == reference(model, SEED)
+    assert CostCalculationEngine(staging_cost_model()).calculate_job_cost(metrics()).total_cost == Decimal(
+        "0.000086262"
+    )
+
+
+def test_seed_job_under_doubled_and_halved_seed_weights() -> None:
+    """Exact ties under a multiplier: the design document's weights at ×2 (CPU and
+    memory doubled) and at ×0.5."""
+    doubled = replace(
+        seed_cost_model(),
+        cpu_time_weight=Decimal("0.0002"),
+        memory_weight=Decimal("0.00002"),
+        environment_multiplier=Decimal(2),
+    )
+    prod = CostCalculationEngine(doubled).calculate_job_cost(metrics())
     assert prod.cost_breakdown.cpu_cost == Decimal("0.00608")
     assert prod.cost_breakdown.memory_cost == Decimal("0.08192")
     assert prod.cost_breakdown.network_cost == Decimal("0.000195312")  # 0.0001953125, tie → even
     assert prod.cost_breakdown.base_cost == Decimal("0.002")
     assert prod.total_cost == Decimal("0.092245312")
-    staging = CostCalculationEngine(staging_cost_model()).calculate_job_cost(metrics())
+    halved = replace(seed_cost_model(), environment_multiplier=Decimal("0.5"))
+    staging = CostCalculationEngine(halved).calculate_job_cost(metrics())
     assert staging.cost_breakdown.network_cost == Decimal("0.000048828")  # 0.000048828125
     assert staging.total_cost == Decimal("0.012061328")
 
@@ -194,7 +242,7 @@ def test_engine_defaults_and_version() -> None:
 def test_zero_usage_costs_only_the_base() -> None:
     zero = {k: 0 for k in SEED}
     cost = CostCalculationEngine().calculate_job_cost(metrics(**zero))
-    assert cost.total_cost == Decimal("0.001")
+    assert cost.total_cost == Decimal("0.00001")
     assert cost.cost_breakdown.cpu_cost == 0
 
 
@@ -213,7 +261,7 @@ def test_zero_usage_costs_only_the_base() -> None:
     ],
 )
 def test_components_round_half_even_at_ties(cpu_time: str, expected: str) -> None:
-    b = CostCalculationEngine().calculate_breakdown(
+    b = SEED_ENGINE.calculate_breakdown(  # 0.0001 $ per CPU-second
         cpu_time=Decimal(cpu_time),
         memory_mb_seconds=Decimal(0),
         payload_bytes=Decimal(0),
@@ -225,7 +273,7 @@ def test_components_round_half_even_at_ties(cpu_time: str, expected: str) -> Non
 
 def test_rounding_happens_per_component_not_on_the_total() -> None:
     # Two components of 0.5e-9 each: rounding each (to 0) differs from rounding their sum (1e-9).
-    engine = CostCalculationEngine(CostModel(base_job_weight=Decimal(0)))
+    engine = CostCalculationEngine(replace(seed_cost_model(), base_job_weight=Decimal(0)))
     b = engine.calculate_breakdown(
         cpu_time=Decimal("0.000005"),  # 0.5e-9
         memory_mb_seconds=Decimal("0.00005"),  # 0.5e-9
@@ -253,7 +301,7 @@ usage_values = st.one_of(
     st.integers(min_value=0, max_value=10**15).map(Decimal),
     st.decimals(min_value=0, max_value=10**9, places=6, allow_nan=False, allow_infinity=False),
     st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False).map(lambda f: Decimal(repr(f))),
-    # exact half-nano ties for the default CPU weight: (2n+1) × 0.5e-9
+    # exact half-nano ties for the seed CPU weight (0.0001): (2n+1) × 0.5e-9
     st.integers(min_value=0, max_value=10**6).map(lambda n: Decimal(2 * n + 1) * Decimal("0.000005")),
 )
 usages = st.fixed_dictionaries({name: usage_values for name in SEED})
@@ -262,7 +310,7 @@ multipliers = st.decimals(
     min_value=Decimal("0.001"), max_value=Decimal(10), places=3, allow_nan=False, allow_infinity=False
 )
 models = st.one_of(
-    st.sampled_from([default_cost_model(), production_cost_model(), staging_cost_model()]),
+    st.sampled_from([default_cost_model(), production_cost_model(), staging_cost_model(), seed_cost_model()]),
     st.builds(
         CostModel,
         cpu_time_weight=weights,
@@ -406,7 +454,7 @@ def test_invalid_usage_is_rejected_naming_field_and_value(field: str, bad: objec
 def test_largest_usage_is_accepted() -> None:
     m = metrics(cpu_time=Decimal("1e18"), network_bytes=10**18, payload_bytes=1e18)
     assert m.cpu_time == Decimal("1e18")
-    cost = CostCalculationEngine().calculate_job_cost(m)
+    cost = SEED_ENGINE.calculate_job_cost(m)
     assert cost.cost_breakdown.cpu_cost == Decimal("1e14")
     assert cost.total_cost == cost.cost_breakdown.total
 

@@ -25,7 +25,9 @@ from receivers import Mailbox, Receiver, Reply, free_port, http_receivers, smtp_
 
 ServiceFactory = Callable[..., BudgetService]
 Start = Callable[..., Receiver]
-NO_BASE: dict[str, Any] = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE: dict[str, Any] = {
+    "cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}
+}  # a job costs exactly cpu_time × 0.0001
 FIELDS = {"schema", "id", "type", "tenant_id", "queue_name", "budget_id", "current_spend", "budget_amount",
           "utilization", "currency", "forecast_spend", "period_start", "period_end", "occurred_at", "message"}  # fmt: skip
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobbudget import ValidationError
-from jobbudget.domain.cost import CostCalculationEngine, default_cost_model, production_cost_model
+from jobbudget.domain.cost import CostCalculationEngine, production_cost_model, seed_cost_model
 from jobbudget.domain.estimation import (
     MIN_OBSERVATIONS,
     PROFILES,
@@ -20,7 +20,7 @@ from jobbudget.domain.estimation import (
     estimate_cost,
 )
 
-ENGINE = CostCalculationEngine()
+ENGINE = CostCalculationEngine(seed_cost_model())  # the design document's prices
 
 
 def stats(count: int, *, cpu: str = "2", memory: str = "4096", redis: str = "10", network: str = "2048") -> UsageStats:
@@ -132,7 +132,8 @@ def test_estimate_uses_the_engine_model() -> None:
     ).total
     got = estimate_cost(prod, profile=profile, cpu_time=cpu, payload_kb=kb)
     assert got == expected
-    assert got > estimate_cost(ENGINE, profile=profile, cpu_time=cpu, payload_kb=kb)
+    default = CostCalculationEngine()  # production doubles the default's CPU and memory and multiplies by 2
+    assert got > estimate_cost(default, profile=profile, cpu_time=cpu, payload_kb=kb)
 
 
 def test_estimate_from_tenant_history() -> None:
@@ -144,7 +145,7 @@ def test_estimate_from_tenant_history() -> None:
 
 def test_estimate_of_a_profile_with_zero_usage_costs_only_the_base() -> None:
     profile = UsageProfile(Decimal(0), Decimal(0), Decimal(0))
-    assert estimate_cost(ENGINE, profile=profile, cpu_time=0, payload_kb=0) == default_cost_model().base_job_weight
+    assert estimate_cost(ENGINE, profile=profile, cpu_time=0, payload_kb=0) == seed_cost_model().base_job_weight
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,7 @@ def test_estimate_matches_the_formula_and_grows_with_cpu(
     job_type: str, cpu: Decimal, kb: Decimal, more: Decimal
 ) -> None:
     p = PROFILES[job_type]
-    m = default_cost_model()
+    m = seed_cost_model()
     f = Fraction
     expected = sum(
         half_even_nano(x)

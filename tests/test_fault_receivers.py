@@ -25,7 +25,9 @@ from jobbudget.service import BudgetService
 from receivers import Mailbox, Receiver, Reply, Request, free_port
 
 ServiceFactory = Callable[..., BudgetService]
-NO_BASE: dict[str, Any] = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE: dict[str, Any] = {
+    "cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}
+}  # a job costs exactly cpu_time × 0.0001
 SLOW = Reply(delay=1.0)  # longer than the channels' timeout below
 TIMEOUT = "250ms"
 

@@ -25,6 +25,8 @@ DAILY_COST = Decimal("100.001")
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
+    # these tests were written with the design document\'s example prices (preset "seed")
+    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
     monkeypatch.chdir(tmp_path)
 
 

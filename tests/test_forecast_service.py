@@ -14,7 +14,7 @@ from jobbudget.forecasting import BacktestResult, Forecast
 from jobbudget.service import BudgetService
 
 ServiceFactory = Callable[..., BudgetService]
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
 TODAY = date(2024, 1, 15)
 
 

@@ -15,7 +15,7 @@ from jobbudget.service import BudgetService
 from jobbudget.storage.memory import MemoryStore
 
 ServiceFactory = Callable[..., BudgetService]
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
 
 
 def job(job_id: str, cost: int, day: date) -> JobMetrics:

@@ -14,14 +14,14 @@ import pytest
 
 from jobbudget.analytics.calibration import run_calibration
 from jobbudget.domain.budget import Budget, EnforcementPolicy
-from jobbudget.domain.cost import CostModel, JobMetrics, default_cost_model
+from jobbudget.domain.cost import CostModel, JobMetrics
 from jobbudget.domain.errors import ValidationError
 from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.service import BudgetService
 from test_calibration import make_benchmarks
 
 ServiceFactory = Callable[..., BudgetService]
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}  # a job costs exactly cpu_time × 0.0001
 MONTH = BudgetPeriod("monthly")
 
 
@@ -106,8 +106,9 @@ def test_splitting_over_job_ids_and_queues_does_not_dodge_a_tenant_wide_budget(s
 
 
 def test_jobs_reported_with_no_resources_still_pay_the_base_cost(service_factory: ServiceFactory) -> None:
-    service = service_factory()  # the default model: $0.001 per job
-    base = default_cost_model().base_job_weight * default_cost_model().environment_multiplier
+    service = service_factory()  # the design document's prices: $0.001 per job
+    model = service.get_cost_model()
+    base = model.base_job_weight * model.environment_multiplier
     assert base > 0
     budget = service.create_budget(Budget(tenant_id="acme", amount=Decimal(1), period=MONTH))
     costs = service.process_job_costs([job(f"z{i}", queue=f"q{i % 7}") for i in range(1000)])

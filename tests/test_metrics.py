@@ -28,7 +28,7 @@ def job(job_id: str, tenant: str, cost: str) -> JobMetrics:
 
 def test_checks_spend_savings_and_gauges_are_exported(clock: FakeClock) -> None:
     metrics = PrometheusMetrics(max_tenants=2)
-    config = Config(cost_model={"base_job_weight": "0"})
+    config = Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"})
     with BudgetService(config, clock=clock, store=MemoryStore(), metrics=metrics) as service:
         metrics.bind(service)
         service.create_budget(Budget(tenant_id="t1", amount=Decimal(100), period=BudgetPeriod("monthly")))

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from conftest import POSTGRES_URL, FakeClock
 from jobbudget.config import Config
 from jobbudget.domain.budget import Budget, EnforcementPolicy
-from jobbudget.domain.cost import CostBreakdown, CostModel, JobMetrics
+from jobbudget.domain.cost import CostBreakdown, JobMetrics, seed_cost_model
 from jobbudget.domain.errors import (
     ConflictError,
     JobBudgetError,
@@ -48,7 +48,7 @@ TENANT = "acme"
 QUEUE = "q1"
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 #: Prices are exactly ``cpu_time × 0.0001`` under this model (no base cost).
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}
 
 
 def job(
@@ -503,7 +503,8 @@ def test_create_budget_validation(service_factory: ServiceFactory) -> None:
 def test_update_cost_model(service_factory: ServiceFactory) -> None:
     service = service_factory()
     old = service.process_job_cost(seed_job())
-    version = service.update_cost_model(CostModel(cpu_time_weight=Decimal("0.001"), base_job_weight=Decimal(0)))
+    dearer_cpu = replace(seed_cost_model(), cpu_time_weight=Decimal("0.001"), base_job_weight=Decimal(0))
+    version = service.update_cost_model(dearer_cpu)
     assert version.version == 2 and service.get_cost_model_version() == 2
     stored = service.get_job_cost("acme-corp", "job-123")
     assert stored is not None

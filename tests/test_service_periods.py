@@ -19,7 +19,7 @@ ServiceFactory = Callable[..., BudgetService]
 
 TENANT = "acme"
 QUEUE = "q1"
-NO_BASE = {"cost_model": {"base_job_weight": "0"}}
+NO_BASE = {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}
 US = timedelta(microseconds=1)
 
 

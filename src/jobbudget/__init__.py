@@ -15,6 +15,7 @@ from .domain.cost import (
     JobMetrics,
     default_cost_model,
     production_cost_model,
+    seed_cost_model,
     staging_cost_model,
 )
 from .domain.enforcement import Admission, EnforcementAction
@@ -108,6 +109,7 @@ __all__ = [
     "StorageUnavailableError",
     "ValidationError",
     "default_cost_model",
+    "seed_cost_model",
     "error_code",
     "is_permanent",
     "is_retryable",

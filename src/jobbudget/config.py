@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .domain.budget import NotificationChannel
 from .domain.codec import channel_from_mapping
-from .domain.cost import CostModel, default_cost_model, production_cost_model, staging_cost_model
+from .domain.cost import CostModel, default_cost_model, production_cost_model, seed_cost_model, staging_cost_model
 from .domain.errors import ValidationError
 from .domain.validation import MAX_TENANT_LEN, check_identifier
 
@@ -26,7 +26,12 @@ __all__ = ["Config", "CostModelSettings", "parse_duration"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-PRESETS = {"default": default_cost_model, "production": production_cost_model, "staging": staging_cost_model}
+PRESETS = {
+    "default": default_cost_model,
+    "production": production_cost_model,
+    "staging": staging_cost_model,
+    "seed": seed_cost_model,
+}
 
 
 def parse_duration(value: Any) -> timedelta:

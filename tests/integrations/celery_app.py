@@ -30,7 +30,7 @@ app.conf.update(
 
 
 def _service() -> BudgetService:
-    return BudgetService(Config(database_url=os.environ["JOBBUDGET_IT_DB"]))
+    return BudgetService(Config(database_url=os.environ["JOBBUDGET_IT_DB"], cost_model="seed"))
 
 
 budget = install(app, _service, tenant_from="tenant_id")

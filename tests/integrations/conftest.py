@@ -120,7 +120,7 @@ def shared(tmp_path: Path) -> Iterator[Shared]:
     ``free`` (no budget), ``urgent`` (spent 100 %, emergency priority 9 bypasses, with an
     allowance of the whole amount past the block threshold)."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    service = BudgetService(Config(database_url=url))
+    service = BudgetService(Config(database_url=url, cost_model="seed"))  # the design document's prices
     for tenant, amount, spent in (("blocked", "1", "1"), ("throttled", "100", "95"), ("urgent", "1", "1")):
         policy = EnforcementPolicy(max_bypass_fraction=Decimal(1 if tenant == "urgent" else "0.1"))
         service.create_budget(

@@ -13,7 +13,7 @@ from jobbudget.service import BudgetService
 
 
 def _service() -> BudgetService:
-    return BudgetService(Config(database_url=os.environ["JOBBUDGET_IT_DB"]))
+    return BudgetService(Config(database_url=os.environ["JOBBUDGET_IT_DB"], cost_model="seed"))
 
 
 BudgetWorker = budget_worker_class(_service)

@@ -25,7 +25,7 @@ from jobbudget.storage.memory import MemoryStore
 
 @pytest.fixture
 def service(clock: FakeClock) -> Iterator[BudgetService]:
-    svc = BudgetService(Config(), clock=clock, store=MemoryStore())
+    svc = BudgetService(Config(cost_model="seed"), clock=clock, store=MemoryStore())
     policy = EnforcementPolicy(max_bypass_fraction=Decimal(1))  # emergency jobs may spend one amount more
     for tenant, amount, spent in (("blocked", "1", "1"), ("capped", "100", "10")):
         budget = Budget(tenant_id=tenant, amount=Decimal(amount), period=BudgetPeriod("monthly"))

@@ -29,7 +29,7 @@ class Seconds:
 
 @pytest.fixture
 def service(clock: FakeClock) -> Iterator[BudgetService]:
-    svc = BudgetService(Config(), clock=clock, store=MemoryStore())
+    svc = BudgetService(Config(cost_model="seed"), clock=clock, store=MemoryStore())
     for tenant, spent in (("blocked", "100"), ("throttled", "95")):
         svc.create_budget(Budget(tenant_id=tenant, amount=Decimal(100), period=BudgetPeriod("monthly")))
         _spend(svc, tenant, "setup", Decimal(spent))

@@ -28,7 +28,7 @@ BUDGETS = (
 def build_service(now: datetime = NOW) -> BudgetService:
     """The data set on a fresh in-memory service (the caller closes it)."""
     service = BudgetService(
-        Config(notifications_in_background=False),
+        Config(notifications_in_background=False, cost_model="seed"),  # the design document's prices
         clock=lambda: now,
         store=MemoryStore(),
     )

@@ -39,7 +39,9 @@ def receiver() -> Iterator[Receiver]:
 def service(tmp_path: Path, clock: FakeClock) -> Iterator[BudgetService]:
     store = SqlStore(f"sqlite:///{tmp_path / 'tui.db'}")
     store.migrate()
-    made = BudgetService(Config(cost_model={"base_job_weight": "0"}), clock=clock, store=store)
+    made = BudgetService(
+        Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"}), clock=clock, store=store
+    )
     yield made
     made.close()
 

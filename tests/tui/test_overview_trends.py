@@ -206,8 +206,8 @@ async def test_jobs_written_by_another_process_show_up(tmp_path: object) -> None
 
     assert isinstance(tmp_path, Path)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    worker = BudgetService(Config(database_url=url), clock=lambda: NOW)
-    tui_side = BudgetService(Config(database_url=url), clock=lambda: NOW)
+    worker = BudgetService(Config(database_url=url, cost_model="seed"), clock=lambda: NOW)
+    tui_side = BudgetService(Config(database_url=url, cost_model="seed"), clock=lambda: NOW)
     try:
         worker.create_budget(Budget(tenant_id="acme", amount=Decimal(10), period=BudgetPeriod("monthly")))
         app = JobBudgetApp(LocalSource(tui_side), refresh_seconds=0.2)

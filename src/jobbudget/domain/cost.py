@@ -24,6 +24,9 @@ from .validation import (
     check_aware,
     check_identifier,
     check_non_negative,
+    known_identifier,
+    remember_identifier,
+    usage_ok,
 )
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "JobMetrics",
     "default_cost_model",
     "production_cost_model",
+    "seed_cost_model",
     "staging_cost_model",
 ]
 
@@ -49,14 +53,16 @@ _USAGE_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", 
 
 @dataclass(frozen=True, slots=True)
 class CostModel:
-    """Prices per unit of resource, in dollars."""
+    """Prices per unit of resource, in dollars.  The defaults are public cloud list
+    prices in round numbers (see docs/cost-model.md): 0.036 $ per core-hour, about
+    0.0037 $ per GiB-hour of memory, about 0.10 $ per GiB sent."""
 
-    cpu_time_weight: Decimal = Decimal("0.0001")  # $/CPU-second
-    memory_weight: Decimal = Decimal("0.00001")  # $/MB·second
-    payload_weight: Decimal = Decimal("0.00002")  # $/KB of payload
-    redis_ops_weight: Decimal = Decimal("0.000001")  # $/Redis operation
-    network_weight: Decimal = Decimal("0.01")  # $/MB transferred
-    base_job_weight: Decimal = Decimal("0.001")  # fixed $ per job
+    cpu_time_weight: Decimal = Decimal("0.00001")  # $/CPU-second: 0.036 $/core-hour
+    memory_weight: Decimal = Decimal("0.000000001")  # $/MB·second: 0.0036864 $/GiB-hour
+    payload_weight: Decimal = Decimal("0.0000001")  # $/KB of payload: 0.1048576 $/GiB
+    redis_ops_weight: Decimal = Decimal("0.0000001")  # $/Redis operation: 0.10 $ per million
+    network_weight: Decimal = Decimal("0.0001")  # $/MB transferred: 0.1024 $/GiB
+    base_job_weight: Decimal = Decimal("0.00001")  # fixed $ per job: 10 $ per million jobs
     environment_multiplier: Decimal = Decimal(1)  # production vs staging
 
     def __post_init__(self) -> None:
@@ -119,15 +125,31 @@ class CostModel:
 
 
 def default_cost_model() -> CostModel:
-    """The design document's default weights, multiplier 1."""
+    """Public cloud list prices in round numbers, multiplier 1 (see :class:`CostModel`)."""
     return CostModel()
 
 
-def production_cost_model() -> CostModel:
-    """Production: doubled CPU and memory weights and multiplier 2."""
+def seed_cost_model() -> CostModel:
+    """The design document's example weights (0.36 $ per core-hour, 36 $ per GB-hour
+    of memory, 10 $ per MB sent): the preset ``seed``.  Far above any cloud's list
+    prices, they suit toy examples, not real job logs."""
     return CostModel(
-        cpu_time_weight=Decimal("0.0002"),
-        memory_weight=Decimal("0.00002"),
+        cpu_time_weight=Decimal("0.0001"),
+        memory_weight=Decimal("0.00001"),
+        payload_weight=Decimal("0.00002"),
+        redis_ops_weight=Decimal("0.000001"),
+        network_weight=Decimal("0.01"),
+        base_job_weight=Decimal("0.001"),
+    )
+
+
+def production_cost_model() -> CostModel:
+    """Production: the default model with doubled CPU and memory weights and multiplier 2."""
+    base = default_cost_model()
+    return replace(
+        base,
+        cpu_time_weight=base.cpu_time_weight * 2,
+        memory_weight=base.memory_weight * 2,
         environment_multiplier=Decimal(2),
     )
 
@@ -157,14 +179,30 @@ class JobMetrics:
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("job_id", self.job_id, max_len=MAX_JOB_ID_LEN)
-        check_identifier("tenant_id", self.tenant_id, max_len=MAX_TENANT_LEN)
-        check_identifier("queue_name", self.queue_name, max_len=MAX_QUEUE_LEN)
-        check_identifier("job_type", self.job_type, max_len=MAX_JOB_TYPE_LEN, allow_empty=True)
+        # Every job of every entry point is built here, so the common case is fast:
+        # identifiers seen before and numbers that are already exact Decimals pass
+        # with a few comparisons; anything else takes the checks that name the field.
+        job_id = self.job_id
+        if not (
+            type(job_id) is str
+            and 0 < len(job_id) <= MAX_JOB_ID_LEN
+            and job_id.isprintable()
+            and job_id.strip() == job_id
+        ):
+            check_identifier("job_id", job_id, max_len=MAX_JOB_ID_LEN)
+        if not known_identifier(self.tenant_id, MAX_TENANT_LEN):
+            remember_identifier(check_identifier("tenant_id", self.tenant_id, max_len=MAX_TENANT_LEN))
+        if not known_identifier(self.queue_name, MAX_QUEUE_LEN):
+            remember_identifier(check_identifier("queue_name", self.queue_name, max_len=MAX_QUEUE_LEN))
+        if self.job_type:
+            check_identifier("job_type", self.job_type, max_len=MAX_JOB_TYPE_LEN)
         setter = object.__setattr__
         for name in _USAGE_FIELDS:
-            setter(self, name, check_non_negative(name, getattr(self, name)))
-        check_priority(self.priority)
+            value = getattr(self, name)
+            if not usage_ok(value):
+                setter(self, name, check_non_negative(name, value))
+        if type(self.priority) is not int or not 0 <= self.priority <= 10:
+            check_priority(self.priority)
         if self.timestamp is not None:
             check_aware("timestamp", self.timestamp)
             if not _EPOCH <= self.timestamp <= _LATEST:
