@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from jobbudget.domain.codec import to_jsonable
 from jobbudget.domain.cost import CostModel
-from jobbudget.domain.money import from_nanos, plain
+from jobbudget.domain.money import display_money, from_nanos, plain
 
 
 def test_plain_never_uses_exponents() -> None:
@@ -35,3 +35,11 @@ def test_jsonable_forms_use_plain_text() -> None:
     data = to_jsonable({"model": model, "zero": from_nanos(0)})
     assert data["zero"] == "0.000000000"
     assert data["model"]["memory_weight"] == "0.00000000114935980902778"
+
+
+def test_display_money_is_rounded_currency_text() -> None:
+    assert display_money(Decimal("1234.565"), "USD") == "1,234.56 USD"  # half-even, like every rounding here
+    assert display_money(Decimal("0E-9"), "EUR") == "0.00 EUR"
+    assert display_money(Decimal("-0.001"), "USD") == "0.00 USD"  # never "-0.00"
+    assert display_money(Decimal("1E+3")) == "1,000.00"
+    assert display_money(Decimal("0.0123"), places=4) == "0.0123"
