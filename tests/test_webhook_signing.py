@@ -173,6 +173,14 @@ def test_an_unusable_whsec_secret_is_refused_without_showing_it(http: Start, bad
     assert bad[6:] not in failed.value.message and not receiver.requests
 
 
+def test_an_id_with_a_full_stop_is_never_signed(http: Start) -> None:
+    """The spec forbids "." in the id: "a.1" + "2..." could pass for "a" + "1.2..."."""
+    receiver = http()
+    with WebhookSender() as sender, pytest.raises(DeliveryError) as failed:
+        sender.send(hook(receiver.url(), secret=new_secret()), [event(id="evt.1")])
+    assert not failed.value.retryable and not receiver.requests
+
+
 def test_notify_secret_makes_a_secret_the_verifier_accepts() -> None:
     result = CliRunner().invoke(app, ["notify", "secret", "--json"])
     assert result.exit_code == 0, result.output

@@ -36,7 +36,6 @@ import httpx
 
 from ..domain.alerts import AlertEvent
 from ..domain.budget import NotificationChannel, redact_target
-from ..domain.errors import ValidationError
 from ..domain.signing import is_standard_secret, legacy_signature, sign, signing_key
 from .base import DeliveryError, metadata_value, redact, timeout_of
 from .messages import delivery_id, encode_json, webhook_body
@@ -238,7 +237,7 @@ class WebhookSender(HttpSender):
         if secret:
             try:
                 headers["webhook-signature"] = sign(signing_key(secret), key, timestamp, body)
-            except ValidationError as exc:
+            except ValueError as exc:  # a bad whsec_ secret (ValidationError), an id the spec does not allow
                 shown = f"{self.kind} {redact_target(channel.type, channel.target)}"
                 raise self._error(channel, f"{shown}: {exc}", retryable=False) from None
             if not is_standard_secret(secret):
