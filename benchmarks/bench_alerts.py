@@ -6,7 +6,7 @@ and a webhook receiver on 127.0.0.1.
     that each cross once (one at a time);
 (b) outage: the receiver is down (a closed port) for ``--down-seconds`` while the
     events are produced, then comes back: every event must arrive exactly once
-    (counted by ``X-JobBudget-Event-Id``); reported with the time to drain after the
+    (counted by the ``webhook-id`` header); reported with the time to drain after the
     receiver is back.  Backoff doubles up to ~16-32 s in a 30 s outage, so the
     channels allow 10 retries (``retry_count``) instead of the default 5.
 
@@ -48,7 +48,7 @@ class Receiver:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.arrived:
-                    receiver.arrivals.append((self.headers.get("X-JobBudget-Event-Id", ""), time.perf_counter()))
+                    receiver.arrivals.append((self.headers.get("webhook-id", ""), time.perf_counter()))
                     receiver.arrived.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Length", "2")

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 __all__ = ["Mailbox", "Receiver", "Reply", "Request", "free_port", "http_receivers", "smtp_server"]
 
-EVENT_HEADER = "x-jobbudget-event-id"
+EVENT_HEADER = "webhook-id"  # Standard Webhooks: the event (or digest) id
 
 
 def free_port() -> int:
@@ -90,7 +90,7 @@ class Receiver:
         return self
 
     def event_ids(self) -> Counter[str]:
-        """How often each event id (``X-JobBudget-Event-Id``) arrived."""
+        """How often each event id (the ``webhook-id`` header) arrived."""
         with self._lock:
             return Counter(r.event_id for r in self.requests)
 

@@ -240,7 +240,10 @@ def test_slack_block_kit_payload_with_overrides(http: Callable[..., Server]) -> 
     assert (one["channel"], one["username"], one["icon_emoji"]) == ("#finops", "Budget bot", ":moneybag:")
     assert "icon_url" not in one and "block" in one["text"]
     header, section, context = one["blocks"]
-    assert header["type"] == "header" and header["text"]["text"] == "block: acme/<ml>&co at 102.3% of 5,000.00 USD"
+    assert (
+        header["type"] == "header"
+        and header["text"]["text"] == "block: acme/&lt;ml&gt;&amp;co at 102.3% of 5,000.00 USD"
+    )
     assert "acme/&lt;ml&gt;&amp;co" in section["text"]["text"]
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in section["fields"]}
     assert fields["*Spend*"] == "5,115.00 USD" and fields["*Utilization*"] == "102.3%"

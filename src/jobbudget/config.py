@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from .domain.budget import NotificationChannel
+from .domain.budget import NotificationChannel, validate_channel
 from .domain.codec import channel_from_mapping
 from .domain.cost import CostModel, default_cost_model, production_cost_model, seed_cost_model, staging_cost_model
 from .domain.errors import ValidationError
@@ -194,7 +194,7 @@ class Config(BaseSettings):
     @classmethod
     def _channels(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for item in value:
-            channel_from_mapping(item)
+            validate_channel(channel_from_mapping(item))
         return value
 
     @classmethod

@@ -1,4 +1,4 @@
-"""``jobbudget alerts ...`` (list, ack, resend, dispatch) and ``jobbudget notify test``.
+"""``jobbudget alerts ...`` (list, ack, resend, dispatch) and ``jobbudget notify test|secret``.
 
 Commands deliver in the foreground: the service they open has no background delivery
 thread, so a command never leaves a half-finished send behind when it exits, and
@@ -62,7 +62,11 @@ alerts_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-notify_app = typer.Typer(help="Alert channels: send a test notification.", no_args_is_help=True, add_completion=False)
+notify_app = typer.Typer(
+    help="Alert channels: send a test notification, make a webhook signing secret.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 NotifyOption = Annotated[
     bool,
@@ -369,3 +373,20 @@ def notify_test(
         emit_json({"sent": True, "type": channel.type, "target": shown})
     else:
         out_console().print(Text(f"Test notification sent to {channel.type} {shown}."))
+
+
+@notify_app.command("secret")
+def notify_secret(json: JsonOption = False) -> None:
+    """Print a new webhook signing secret (whsec_ and the base64 of 32 random bytes).
+
+    Set it as the channel's metadata ``secret`` and give the same value to the
+    receiver, which verifies the webhook-signature header with any Standard Webhooks
+    library (docs/webhooks.md).
+    """
+    from ..domain.signing import new_secret
+
+    secret = new_secret()
+    if json:
+        emit_json({"secret": secret})
+    else:
+        typer.echo(secret)

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from .budget import Budget, NotificationChannel
 from .enforcement import utilization
-from .money import EXACT
+from .money import EXACT, display_money
 
 __all__ = [
     "ALERT_TYPES",
@@ -134,7 +134,7 @@ def describe(event: AlertEvent) -> str:
     """One line a person can act on: what crossed, the numbers, what happens next."""
     scope = f"{event.tenant_id}/{event.queue_name}" if event.queue_name else f"{event.tenant_id} (all queues)"
     numbers = (
-        f"{event.current_spend:,.2f} of {event.budget_amount:,.2f} {event.currency} "
+        f"{display_money(event.current_spend)} of {display_money(event.budget_amount, event.currency)} "
         f"({event.utilization * 100:.1f}%) in {event.period_start}..{event.period_end}"
     )
     nexts = {
@@ -142,7 +142,7 @@ def describe(event: AlertEvent) -> str:
         "throttle": "new jobs run at reduced capacity; they are blocked at the block threshold",
         "block": "new jobs are refused until the period ends or the budget is raised (emergency priority bypasses)",
         "forecast_overrun": (
-            f"the forecast is {event.forecast_spend:,.2f} {event.currency}: cut spend or raise the budget"
+            f"the forecast is {display_money(event.forecast_spend, event.currency)}: cut spend or raise the budget"
             if event.forecast_spend is not None
             else "the forecast ends over budget: cut spend or raise the budget"
         ),

@@ -11,6 +11,7 @@ from .currencies import CURRENCIES
 from .errors import ValidationError
 from .money import to_decimal
 from .periods import BudgetPeriod
+from .signing import signing_key
 from .validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier, check_non_negative
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "parse_channel_spec",
     "redact_target",
     "validate_budget",
+    "validate_channel",
 ]
 
 EVENT_TYPES = ("warning", "throttle", "block", "forecast_overrun", "reset", "bypass")
@@ -216,6 +218,7 @@ def validate_budget(budget: Budget) -> None:
     for channel in budget.notifications:
         if not isinstance(channel, NotificationChannel):
             raise ValidationError("notifications", channel, "must be NotificationChannel objects")
+        validate_channel(channel)
     if not isinstance(budget.tags, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and len(k) <= 100 and len(v) <= 500 for k, v in budget.tags.items()
     ):
@@ -224,6 +227,15 @@ def validate_budget(budget: Budget) -> None:
         raise ValidationError("tags", budget.tags, "must not contain control characters")
     if not isinstance(budget.active, bool):
         raise ValidationError("active", budget.active, "must be true or false")
+
+
+def validate_channel(channel: NotificationChannel) -> None:
+    """What a channel needs beyond its shape: a webhook's signing ``secret`` must be
+    usable (a ``whsec_`` secret is base64 of 24 to 64 bytes; see :mod:`.signing`)."""
+    if channel.type == "webhook":
+        for key, value in channel.metadata.items():
+            if key.lower() == "secret" and value:
+                signing_key(value)
 
 
 def parse_channel_spec(spec: str, *, field: str = "notify") -> NotificationChannel:

@@ -9,6 +9,7 @@ __all__ = [
     "NANO",
     "ZERO",
     "EXACT",
+    "display_money",
     "from_nanos",
     "parse_decimal",
     "plain",
@@ -48,6 +49,16 @@ def plain(value: Decimal) -> str:
     ``"0.000000000"`` and ``1.5E-9`` is ``"0.0000000015"`` (JSON, CSV, webhooks)."""
     text = format(value, "f")
     return "0" + text[2:] if text.startswith("-0") and not value else text
+
+
+def display_money(value: Decimal, currency: str = "", *, places: int = 2) -> str:
+    """``value`` for people: rounded half-even to ``places`` decimals, with thousands
+    separators and the currency code if given (``"1,234.56 USD"``); never exponent
+    form, and never ``-0.00``.  Data (JSON, CSV, webhooks) keeps :func:`plain`."""
+    text = f"{value:,.{places}f}"
+    if text.startswith("-") and not text.strip("-0.,"):
+        text = text[1:]
+    return f"{text} {currency}" if currency else text
 
 
 def to_decimal(value: object) -> Decimal:

@@ -1,5 +1,9 @@
-"""What alert messages say: e-mail (subject, plain text, HTML), Slack Block Kit and the
-webhook JSON body.  Pure functions, no I/O.
+"""What alert messages say: e-mail (subject, plain text, HTML) and the webhook JSON body
+(Slack's Block Kit message is in :mod:`.slack_message`).  Pure functions, no I/O.
+
+Money is exact for machines and rounded for people: the JSON body carries plain
+decimal strings (:func:`jobbudget.domain.money.plain`, never ``0E-9``), texts show
+``1,234.56 USD`` (:func:`jobbudget.domain.money.display_money`).
 
 Webhook body, schema version 1 (also in ``docs/webhooks.md``)::
 
@@ -41,28 +45,30 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain.alerts import AlertEvent, describe
+from ..domain.money import display_money, plain
 
 __all__ = [
     "ALERT_SCHEMA",
     "DEFAULT_SUBJECT_PREFIX",
     "DIGEST_SCHEMA",
     "EmailContent",
+    "checked",
     "delivery_id",
+    "digest_headline",
     "digest_id",
     "encode_json",
     "event_body",
+    "facts",
     "headline",
+    "note",
     "render_email",
-    "slack_payload",
+    "scope",
     "webhook_body",
 ]
 
 ALERT_SCHEMA = "jobbudget.alert/v1"
 DIGEST_SCHEMA = "jobbudget.digest/v1"
 DEFAULT_SUBJECT_PREFIX = "[jobbudget]"
-#: Slack allows 50 blocks a message: a digest shows this many events, then a count.
-_SLACK_DIGEST_EVENTS = 40
-_SLACK_TEXT = 3000  # Slack's limit for a section's text
 _FOOTER = "Sent by jobbudget. Every delivery of an alert carries the same event id, so duplicates can be dropped."
 
 
@@ -76,21 +82,13 @@ class EmailContent:
     key: str
 
 
-def _checked(events: Sequence[AlertEvent], digest: bool) -> Sequence[AlertEvent]:
+def checked(events: Sequence[AlertEvent], digest: bool) -> Sequence[AlertEvent]:
+    """``events`` if they make one message: one event, or several as a digest."""
     if not events:
         raise ValueError("no events to send")
     if not digest and len(events) != 1:
         raise ValueError(f"{len(events)} events in one message: send them one by one or as a digest")
     return events
-
-
-def decimal_text(value: Decimal) -> str:
-    """An exact decimal string without exponent (``Decimal("1E+3")`` -> ``"1000"``)."""
-    return format(value, "f")
-
-
-def money(value: Decimal, currency: str) -> str:
-    return f"{value:,.2f} {currency}"
 
 
 def percent(utilization: Decimal) -> str:
@@ -104,7 +102,8 @@ def scope(event: AlertEvent) -> str:
 def headline(event: AlertEvent) -> str:
     """``block: acme/ml at 102.3% of 5,000.00 USD``."""
     kind = "TEST notification" if event.type == "test" else event.type
-    return f"{kind}: {scope(event)} at {percent(event.utilization)} of {money(event.budget_amount, event.currency)}"
+    amount = display_money(event.budget_amount, event.currency)
+    return f"{kind}: {scope(event)} at {percent(event.utilization)} of {amount}"
 
 
 def digest_headline(events: Sequence[AlertEvent]) -> str:
@@ -120,51 +119,53 @@ def digest_id(events: Sequence[AlertEvent]) -> str:
 
 def delivery_id(events: Sequence[AlertEvent], *, digest: bool = False) -> str:
     """The id a message carries: the event id, or the digest id of a digest."""
-    _checked(events, digest)
+    checked(events, digest)
     return digest_id(events) if digest else events[0].id
 
 
-def _note(event: AlertEvent) -> str:
+def note(event: AlertEvent) -> str:
     """The event's own message when it says more than :func:`describe`."""
     summary = describe(event)
     return event.message if event.message and event.message != summary else ""
 
 
-def _facts(event: AlertEvent) -> list[tuple[str, str]]:
-    facts = [
-        ("Spend", money(event.current_spend, event.currency)),
-        ("Budget", money(event.budget_amount, event.currency)),
+def facts(event: AlertEvent) -> list[tuple[str, str]]:
+    """(label, value) pairs a person reads: spend, budget, utilization, period,
+    forecast (when known) and scope."""
+    found = [
+        ("Spend", display_money(event.current_spend, event.currency)),
+        ("Budget", display_money(event.budget_amount, event.currency)),
         ("Utilization", percent(event.utilization)),
         ("Period", f"{event.period_start.isoformat()} to {event.period_end.isoformat()}"),
     ]
     if event.forecast_spend is not None:
-        facts.append(("Forecast", money(event.forecast_spend, event.currency)))
-    facts.append(("Scope", scope(event)))
-    return facts
+        found.append(("Forecast", display_money(event.forecast_spend, event.currency)))
+    found.append(("Scope", scope(event)))
+    return found
 
 
 # -- e-mail ----------------------------------------------------------------------------------
 def _text_block(event: AlertEvent) -> str:
     lines = [headline(event), "", describe(event)]
-    if note := _note(event):
-        lines += ["", note]
+    if extra := note(event):
+        lines += ["", extra]
     lines.append("")
-    facts = [*_facts(event), ("Occurred at", event.occurred_at.isoformat()), ("Budget id", event.budget_id)]
-    lines += [f"  {name + ':':<13} {value}" for name, value in facts]
+    shown = [*facts(event), ("Occurred at", event.occurred_at.isoformat()), ("Budget id", event.budget_id)]
+    lines += [f"  {name + ':':<13} {value}" for name, value in shown]
     lines.append(f"  {'Event id:':<13} {event.id}")
     return "\n".join(lines)
 
 
 def _html_block(event: AlertEvent) -> str:
     e = html.escape
-    facts = [*_facts(event), ("Occurred at", event.occurred_at.isoformat()), ("Budget id", event.budget_id)]
+    shown = [*facts(event), ("Occurred at", event.occurred_at.isoformat()), ("Budget id", event.budget_id)]
     rows = "".join(
         f'<tr><th align="left" style="padding-right:1em">{e(name)}</th><td>{e(value)}</td></tr>'
-        for name, value in facts
+        for name, value in shown
     )
-    note = f"<p><strong>{e(_note(event))}</strong></p>" if _note(event) else ""
+    extra = f"<p><strong>{e(note(event))}</strong></p>" if note(event) else ""
     return (
-        f"<h2>{e(headline(event))}</h2>\n<p>{e(describe(event))}</p>\n{note}"
+        f"<h2>{e(headline(event))}</h2>\n<p>{e(describe(event))}</p>\n{extra}"
         f"<table>{rows}</table>\n<p><small>Event id: <code>{e(event.id)}</code></small></p>"
     )
 
@@ -173,7 +174,7 @@ def render_email(
     events: Sequence[AlertEvent], *, digest: bool = False, subject_prefix: str | None = None
 ) -> EmailContent:
     """Subject, plain-text and HTML bodies of one e-mail (one event, or a digest)."""
-    _checked(events, digest)
+    checked(events, digest)
     prefix = DEFAULT_SUBJECT_PREFIX if subject_prefix is None else subject_prefix.strip()
     key = delivery_id(events, digest=digest)
     title = digest_headline(events) if digest else headline(events[0])
@@ -195,69 +196,6 @@ def render_email(
     return EmailContent(subject=subject, text=text, html=page, key=key)
 
 
-# -- Slack -----------------------------------------------------------------------------------
-def _mrkdwn(text: str) -> str:
-    """Escape the three characters Slack treats as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _plain(text: str, limit: int = 150) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…", "emoji": True}
-
-
-def _slack_event_blocks(event: AlertEvent) -> list[dict[str, Any]]:
-    text = _mrkdwn(describe(event))
-    if note := _note(event):
-        text += f"\n*{_mrkdwn(note)}*"
-    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{_mrkdwn(value)}"} for name, value in _facts(event)]
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:_SLACK_TEXT]}, "fields": fields}]
-
-
-def _slack_overrides(metadata: Mapping[str, str]) -> dict[str, str]:
-    found = {k.lower(): v.strip() for k, v in metadata.items() if v.strip()}
-    extra: dict[str, str] = {}
-    for key in ("channel", "username"):
-        if key in found:
-            extra[key] = found[key]
-    icon = found.get("icon")
-    if icon and icon.startswith(("https://", "http://")):
-        extra["icon_url"] = icon
-    elif icon:
-        extra["icon_emoji"] = icon if icon.startswith(":") and icon.endswith(":") else f":{icon.strip(':')}:"
-    return extra
-
-
-def slack_payload(
-    events: Sequence[AlertEvent], *, digest: bool = False, metadata: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """A Slack incoming-webhook payload: Block Kit blocks, a ``text`` fallback and the
-    ``channel``, ``username`` and ``icon`` (``icon_emoji`` or ``icon_url``) metadata."""
-    _checked(events, digest)
-    key = delivery_id(events, digest=digest)
-    blocks: list[dict[str, Any]]
-    if not digest:
-        event = events[0]
-        blocks = [{"type": "header", "text": _plain(headline(event))}, *_slack_event_blocks(event)]
-        fallback = describe(event) if event.type != "test" else f"TEST notification from jobbudget: {describe(event)}"
-        context = f"event id `{_mrkdwn(event.id)}` · budget `{_mrkdwn(event.budget_id)}`"
-    else:
-        title = digest_headline(events)
-        blocks = [{"type": "header", "text": _plain(title)}]
-        for event in events[:_SLACK_DIGEST_EVENTS]:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _digest_line(event)}})
-        if len(events) > _SLACK_DIGEST_EVENTS:
-            more = len(events) - _SLACK_DIGEST_EVENTS
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"… and {more} more"}})
-        fallback = f"{title}: " + "; ".join(headline(e) for e in events[:10]) + ("; …" if len(events) > 10 else "")
-        context = f"digest id `{key}` · event ids: " + ", ".join(f"`{_mrkdwn(e.id)}`" for e in events[:10])
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:_SLACK_TEXT]}]})
-    return {"text": fallback, "blocks": blocks, **_slack_overrides(metadata or {})}
-
-
-def _digest_line(event: AlertEvent) -> str:
-    return f"*{_mrkdwn(headline(event))}*\n{_mrkdwn(describe(event))}\n_event id `{_mrkdwn(event.id)}`_"
-
-
 # -- webhook ---------------------------------------------------------------------------------
 def event_body(event: AlertEvent) -> dict[str, Any]:
     """The ``jobbudget.alert/v1`` body of one event."""
@@ -268,11 +206,11 @@ def event_body(event: AlertEvent) -> dict[str, Any]:
         "tenant_id": event.tenant_id,
         "queue_name": event.queue_name,
         "budget_id": event.budget_id,
-        "current_spend": decimal_text(event.current_spend),
-        "budget_amount": decimal_text(event.budget_amount),
-        "utilization": decimal_text(event.utilization),
+        "current_spend": plain(event.current_spend),
+        "budget_amount": plain(event.budget_amount),
+        "utilization": plain(event.utilization),
         "currency": event.currency,
-        "forecast_spend": None if event.forecast_spend is None else decimal_text(event.forecast_spend),
+        "forecast_spend": None if event.forecast_spend is None else plain(event.forecast_spend),
         "period_start": event.period_start.isoformat(),
         "period_end": event.period_end.isoformat(),
         "occurred_at": event.occurred_at.isoformat(),
@@ -282,7 +220,7 @@ def event_body(event: AlertEvent) -> dict[str, Any]:
 
 def webhook_body(events: Sequence[AlertEvent], *, digest: bool = False) -> dict[str, Any]:
     """An alert body, or with ``digest=True`` a ``jobbudget.digest/v1`` body."""
-    _checked(events, digest)
+    checked(events, digest)
     if not digest:
         return event_body(events[0])
     return {"schema": DIGEST_SCHEMA, "id": digest_id(events), "events": [event_body(e) for e in events]}

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from ..domain.alerts import AlertEvent
 from ..domain.budget import NotificationChannel
-from .messages import delivery_id, encode_json, slack_payload
+from .messages import delivery_id, encode_json
+from .slack_message import slack_payload
 from .webhook import HttpSender, user_agent
 
 __all__ = ["SlackSender"]

@@ -2,10 +2,14 @@
 
 A webhook POST carries the body of :mod:`jobbudget.notify.messages` (schema
 ``jobbudget.alert/v1`` or ``jobbudget.digest/v1``) and the headers
-``Content-Type: application/json``, ``User-Agent: jobbudget/<version>``,
-``X-JobBudget-Event-Id`` (the digest id for a digest), ``Authorization`` (metadata
-``auth_header``) and ``X-JobBudget-Signature: sha256=<hex HMAC-SHA256 of the raw body>``
-(metadata ``secret``) when those are set.  See ``docs/webhooks.md``.
+``Content-Type: application/json``, ``User-Agent: jobbudget/<version>``, the Standard
+Webhooks headers ``webhook-id`` (the event id, the digest id for a digest: the same on
+every retry) and ``webhook-timestamp`` (Unix seconds of this attempt), with metadata
+``secret`` also ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
+(see :mod:`jobbudget.domain.signing`), and ``Authorization`` (metadata ``auth_header``)
+when set.  Deprecated, kept for existing receivers: ``X-JobBudget-Event-Id`` (= ``webhook-id``)
+and, for a secret not in the ``whsec_`` form, ``X-JobBudget-Signature: sha256=<hex
+HMAC-SHA256 of the raw body>``.  See ``docs/webhooks.md``.
 
 Answers: 2xx is delivered; 429, 5xx, timeouts and connection errors are retryable
 (``Retry-After`` in seconds or as an HTTP date is passed on as ``retry_after``); any
@@ -16,12 +20,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
-import hmac
 import logging
 import re
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,10 +36,11 @@ import httpx
 
 from ..domain.alerts import AlertEvent
 from ..domain.budget import NotificationChannel, redact_target
+from ..domain.signing import is_standard_secret, legacy_signature, sign, signing_key
 from .base import DeliveryError, metadata_value, redact, timeout_of
 from .messages import delivery_id, encode_json, webhook_body
 
-__all__ = ["HttpSender", "WebhookSender", "parse_retry_after", "sign", "user_agent"]
+__all__ = ["HttpSender", "WebhookSender", "parse_retry_after", "user_agent"]
 
 log = logging.getLogger("jobbudget.notify.http")
 
@@ -76,11 +80,6 @@ def user_agent() -> str:
         return f"jobbudget/{version('jobbudget')}"
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "jobbudget/0"
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-JobBudget-Signature`` value: ``sha256=<hex HMAC-SHA256 of body>``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -209,24 +208,38 @@ class HttpSender:
 
 
 class WebhookSender(HttpSender):
-    """Sends ``jobbudget.alert/v1`` (or digest) JSON bodies, signed when the channel
-    has a ``secret``."""
+    """Sends ``jobbudget.alert/v1`` (or digest) JSON bodies with the Standard Webhooks
+    headers, signed when the channel has a ``secret``.  ``wall_clock`` gives the Unix
+    time of each attempt (``webhook-timestamp``; receivers compare it with their clock)."""
 
     kind = "webhook"
+
+    def __init__(self, *, client: httpx.Client | None = None, wall_clock: Callable[[], float] = time.time) -> None:
+        super().__init__(client=client)
+        self._wall_clock = wall_clock
 
     def send(self, channel: NotificationChannel, events: Sequence[AlertEvent], *, digest: bool = False) -> None:
         """POST one alert (or one digest) to ``channel.target``."""
         body = encode_json(webhook_body(events, digest=digest))
         key = delivery_id(events, digest=digest)
+        timestamp = int(self._wall_clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": user_agent(),
-            "X-JobBudget-Event-Id": key,
+            "webhook-id": key,
+            "webhook-timestamp": str(timestamp),
+            "X-JobBudget-Event-Id": key,  # deprecated: the same as webhook-id
         }
         auth = metadata_value(channel, "auth_header")
         if auth:
             headers["Authorization"] = auth
         secret = metadata_value(channel, "secret")
         if secret:
-            headers["X-JobBudget-Signature"] = sign(body, secret)
+            try:
+                headers["webhook-signature"] = sign(signing_key(secret), key, timestamp, body)
+            except ValueError as exc:  # a bad whsec_ secret (ValidationError), an id the spec does not allow
+                shown = f"{self.kind} {redact_target(channel.type, channel.target)}"
+                raise self._error(channel, f"{shown}: {exc}", retryable=False) from None
+            if not is_standard_secret(secret):
+                headers["X-JobBudget-Signature"] = legacy_signature(secret, body)  # deprecated
         self.post(channel, body, key=key, headers=headers)

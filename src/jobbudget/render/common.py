@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from ..domain.money import display_money
 from ..domain.reporting import BudgetReport, ForecastLike
 
 __all__ = [
@@ -34,13 +35,13 @@ COMPONENT_NAMES = {
 
 def money(value: Decimal, places: int = 2) -> str:
     """Rounded with thousands separators, for people (JSON and CSV keep exact values)."""
-    return f"{value:,.{places}f}"
+    return display_money(value, places=places)
 
 
 def money_in(value: Decimal, currency: str = "") -> str:
     """Rounded to cents with thousands separators and the currency code if given, for
     tables and the terminal UI (the exact value stays in the data)."""
-    return f"{money(value)} {currency}" if currency else money(value)
+    return display_money(value, currency)
 
 
 def percent(value: Decimal) -> str:
