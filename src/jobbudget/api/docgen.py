@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .live import PROTOCOL
+
 __all__ = ["DEFAULT_OUTPUT", "main", "openapi_schema", "render"]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "api.md"
@@ -65,8 +67,8 @@ under **`/v1`**; `/healthz`, `/readyz` and `/metrics` are not.
 
 Every `/v1` route needs an API key: `Authorization: Bearer KEY` (create one with
 `jobbudget apikey create --role admin|tenant|reporter`; the key is printed once).
-The WebSocket `GET /v1/ws` (live budget status, not in the OpenAPI schema) also accepts
-the key as a `token` query parameter.
+The WebSocket `GET /v1/ws` ([live budget status](#live-budget-status-websocket), not in
+the OpenAPI schema) also accepts the key as a `token` query parameter.
 
 | role | may |
 | --- | --- |
@@ -272,7 +274,7 @@ def render(schema: dict[str, Any]) -> str:
             if method in item:
                 tag = (item[method].get("tags") or ["other"])[0]
                 by_tag.setdefault(tag, []).append((path, method, item[method]))
-    lines = [INTRO]
+    lines = [INTRO, PROTOCOL]
     for tag in sorted(by_tag):
         lines += [f"## {tag[:1].upper()}{tag[1:]}", ""]
         for path, method, op in sorted(by_tag[tag], key=lambda e: (e[0], _METHODS.index(e[1]))):
