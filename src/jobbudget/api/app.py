@@ -17,6 +17,7 @@ from ..config import Config
 from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
 from .deps import ServiceDep, current_key
+from .docs_ui import install_docs
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
 from .live import router as live_router
 from .responses import errors
@@ -79,8 +80,12 @@ def create_app(
         version=__version__,
         description="Exact job costs, budgets and graduated enforcement for multi-tenant job queues. "
         "Every /v1 route needs `Authorization: Bearer <API key>`; money is an exact decimal string.",
+        docs_url=None,  # install_docs serves both pages with local assets
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         **fastapi_args,
     )
+    install_docs(app)
     app.state.service = service
     app.state.metrics = metrics
     if metrics is not None:

@@ -56,9 +56,10 @@ INTRO = """\
 
 Start the server with `jobbudget serve` (see `jobbudget serve --help`). The live schema
 is at `/openapi.json` (OpenAPI 3.1, valid by the standard's validator, so client
-generators such as `openapi-python-client` work from it), interactive docs at `/docs`.
-Every resource is versioned under **`/v1`**; `/healthz`, `/readyz` and `/metrics` are
-not.
+generators such as `openapi-python-client` work from it), interactive docs at `/docs`
+(Swagger UI) and `/redoc` (ReDoc), both served with their scripts by the server
+itself, so they work without internet access. Every resource is versioned under
+**`/v1`**; `/healthz`, `/readyz` and `/metrics` are not.
 
 ## Authentication and roles
 
