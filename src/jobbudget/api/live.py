@@ -168,10 +168,11 @@ def _status(service: BudgetService, budget_id: str, forecasts: dict[str, tuple[f
 async def _until_disconnect(ws: WebSocket) -> None:
     """Read (and ignore) whatever the client sends after subscribing, until it goes
     away or the server shuts down (uvicorn then hands every open socket a disconnect)."""
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
+    try:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the socket is gone all the same
 
 
 async def _push(ws: WebSocket, service: BudgetService, ids: list[str], gone: asyncio.Task[None]) -> None:
