@@ -17,8 +17,10 @@ from ..config import Config
 from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
 from .deps import ServiceDep, current_key
+from .docs_ui import install_docs
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
 from .live import router as live_router
+from .responses import errors
 from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
 from .routes_reports import router as reports_router
@@ -35,7 +37,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", summary="The database is reachable", responses={503: {"description": "Not ready"}})
+@health.get("/readyz", summary="The database is reachable", responses=errors(503))
 async def readyz(service: ServiceDep) -> JSONResponse:
     try:
         await run_in_threadpool(service.ping)
@@ -48,7 +50,12 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@health.get("/metrics", summary="Prometheus metrics (text format, no authentication)", response_class=Response)
+@health.get(
+    "/metrics",
+    summary="Prometheus metrics (text format, no authentication)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}, **errors(404)},
+)
 async def metrics(request: Request) -> Response:
     exported: PrometheusMetrics | None = getattr(request.app.state, "metrics", None)
     if exported is None:
@@ -73,8 +80,12 @@ def create_app(
         version=__version__,
         description="Exact job costs, budgets and graduated enforcement for multi-tenant job queues. "
         "Every /v1 route needs `Authorization: Bearer <API key>`; money is an exact decimal string.",
+        docs_url=None,  # install_docs serves both pages with local assets
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         **fastapi_args,
     )
+    install_docs(app)
     app.state.service = service
     app.state.metrics = metrics
     if metrics is not None:
@@ -83,9 +94,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.include_router(health)
     auth = [Depends(current_key)]
-    app.include_router(jobs_router, dependencies=auth)
-    app.include_router(budgets_router, dependencies=auth)
-    app.include_router(reports_router, dependencies=auth)
+    for router in (jobs_router, budgets_router, reports_router):  # every /v1 route: a key, and the database
+        app.include_router(router, dependencies=auth, responses=errors(401, 503))
     app.include_router(live_router)  # authenticates itself (a WebSocket has no dependencies' 401)
     return app
 

@@ -15,6 +15,7 @@ from ..domain.dashboard import BudgetTrends
 from ..domain.errors import NotFoundError, ValidationError
 from ..service import BudgetService
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
+from .responses import LOOKUP, WITH_BODY, WRITE, errors
 from .routes_jobs import action_out
 from .schemas import ID_PATTERN, TEXT_PATTERN, BudgetIn, BudgetOut, BudgetPatch, StatusOut
 
@@ -35,7 +36,7 @@ def _readable(service: BudgetService, key: ApiKey, budget_id: str) -> Budget:
     return budget
 
 
-@router.get("", summary="List budgets")
+@router.get("", summary="List budgets", responses=errors(422))
 def list_budgets(
     service: ServiceDep,
     key: KeyDep,
@@ -48,19 +49,19 @@ def list_budgets(
     return [budget_out(b) for b in service.list_budgets(scope, include_inactive=include_inactive)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a budget")
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a budget", responses=WRITE)
 def create_budget(service: ServiceDep, key: KeyDep, body: BudgetIn) -> BudgetOut:
     require_write(service, key, body.tenant_id)
     budget = budget_from_mapping(body.model_dump(mode="python"))
     return budget_out(service.create_budget(budget, actor=actor_of(key)))
 
 
-@router.get("/{budget_id}", summary="Read a budget")
+@router.get("/{budget_id}", summary="Read a budget", responses=LOOKUP)
 def get_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
     return budget_out(_readable(service, key, budget_id))
 
 
-@router.patch("/{budget_id}", summary="Change a budget")
+@router.patch("/{budget_id}", summary="Change a budget", responses=errors(*WITH_BODY, 403, 404, 409, 422))
 def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: BudgetPatch) -> BudgetOut:
     old = _readable(service, key, budget_id)
     require_write(service, key, old.tenant_id)
@@ -73,14 +74,14 @@ def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: Bu
     return budget_out(service.update_budget(changed, actor=actor_of(key)))
 
 
-@router.delete("/{budget_id}", summary="Deactivate a budget")
+@router.delete("/{budget_id}", summary="Deactivate a budget", responses=errors(403, 404, 422))
 def delete_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
     old = _readable(service, key, budget_id)
     require_write(service, key, old.tenant_id)
     return budget_out(service.deactivate_budget(budget_id, actor=actor_of(key)))
 
 
-@router.get("/{budget_id}/status", response_model=StatusOut, summary="Spend, utilization and action now")
+@router.get("/{budget_id}/status", summary="Spend, utilization and action now", responses=LOOKUP)
 def budget_status(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> StatusOut:
     _readable(service, key, budget_id)
     try:
@@ -97,7 +98,7 @@ def budget_status(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> Stat
     )
 
 
-@router.get("/{budget_id}/trends", summary="Daily spend, pace, forecast and cost by component")
+@router.get("/{budget_id}/trends", summary="Daily spend, pace, forecast and cost by component", responses=LOOKUP)
 def budget_trends(
     service: ServiceDep, key: KeyDep, budget_id: BudgetId, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict[str, Any]:
@@ -111,6 +112,7 @@ def budget_trends(
     "/{budget_id}/channels/{index}/test",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Send a test message through one of the budget's notification channels",
+    responses=errors(403, 404, 422, 502),
 )
 def test_channel(
     service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]

@@ -17,6 +17,7 @@ from ..domain.enforcement import EnforcementAction
 from ..domain.errors import PermissionDeniedError, ValidationError
 from ..domain.money import ZERO
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, loads_exact, require_admin, require_read, require_write
+from .responses import LOOKUP, WITH_BODY, WRITE, errors
 from .schemas import (
     TEXT_PATTERN,
     ActionOut,
@@ -70,7 +71,7 @@ def _cost_json(cost: JobCost) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs", response_model=JobsOut, tags=["jobs"], summary="Price and store finished jobs")
+@router.post("/jobs", response_model=JobsOut, tags=["jobs"], summary="Price and store finished jobs", responses=WRITE)
 def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()]) -> JSONResponse:
     """One job, or ``{"jobs": [...]}`` (at most 10,000), stored in one transaction.
     A job id seen before for the tenant is not counted again (``duplicate``)."""
@@ -109,7 +110,9 @@ def action_out(action: EnforcementAction) -> ActionOut:
     )
 
 
-@router.post("/check", response_model=ActionOut, tags=["enforcement"], summary="Decide admission of a job")
+@router.post(
+    "/check", tags=["enforcement"], summary="Decide admission of a job", responses=errors(*WITH_BODY, 404, 422)
+)
 async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionOut:
     # on the event loop: a check reads memory only (microseconds), so a thread-pool
     # hop would cost more than the work
@@ -117,7 +120,7 @@ async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionO
     return action_out(service.check_budget_compliance(body.tenant_id, body.queue_name, body.priority))
 
 
-@router.post("/admit", response_model=AdmissionOut, tags=["enforcement"], summary="Admit a job and reserve its cost")
+@router.post("/admit", tags=["enforcement"], summary="Admit a job and reserve its cost", responses=WRITE)
 async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> AdmissionOut:
     """Like ``/v1/check``, and if the job is admitted its estimated cost is held against
     every budget covering it (shared by every process), so concurrent admissions never
@@ -141,7 +144,9 @@ async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> Admissi
     )
 
 
-@router.delete("/reservations/{reservation_id}", tags=["enforcement"], summary="Release a reservation")
+@router.delete(
+    "/reservations/{reservation_id}", tags=["enforcement"], summary="Release a reservation", responses=errors(403, 422)
+)
 def delete_reservation(
     service: ServiceDep, key: KeyDep, reservation_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$")]
 ) -> dict[str, bool]:
@@ -153,7 +158,7 @@ def delete_reservation(
     return {"released": service.release(reservation_id, tenant_id=tenant)}
 
 
-@router.get("/forecast", tags=["analytics"], summary="Forecast the current period of a budget scope")
+@router.get("/forecast", tags=["analytics"], summary="Forecast the current period of a budget scope", responses=LOOKUP)
 def get_forecast(
     service: ServiceDep,
     key: KeyDep,
@@ -165,12 +170,12 @@ def get_forecast(
     return result
 
 
-@router.get("/cost-model", response_model=CostModelOut, tags=["cost model"], summary="The cost model in force")
+@router.get("/cost-model", tags=["cost model"], summary="The cost model in force")
 def get_cost_model(service: ServiceDep, key: KeyDep) -> CostModelOut:
     return CostModelOut(version=service.get_cost_model_version(), model=cost_model_to_mapping(service.get_cost_model()))
 
 
-@router.put("/cost-model", response_model=CostModelOut, tags=["cost model"], summary="Price new jobs with a new model")
+@router.put("/cost-model", tags=["cost model"], summary="Price new jobs with a new model", responses=WRITE)
 def put_cost_model(service: ServiceDep, key: KeyDep, body: CostModelIn) -> CostModelOut:
     require_admin(service, key)
     model = cost_model_from_mapping(body.model_dump())
@@ -228,7 +233,13 @@ def _benchmarks_csv(data: Any) -> str:
     return out.getvalue()
 
 
-@router.post("/calibration", tags=["cost model"], summary="Calibrate the cost model", openapi_extra=_CALIBRATION_BODY)
+@router.post(
+    "/calibration",
+    tags=["cost model"],
+    summary="Calibrate the cost model",
+    openapi_extra=_CALIBRATION_BODY,
+    responses=WRITE,
+)
 async def post_calibration(
     request: Request, service: ServiceDep, key: KeyDep, apply: Annotated[bool, Query()] = False
 ) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..domain.errors import NotFoundError, ValidationError
 from ..domain.periods import BudgetPeriod
 from ..render import render_csv, render_html, report_to_json
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
+from .responses import LOOKUP, WITH_BODY, errors
 from .schemas import ID_PATTERN, TEXT_PATTERN, AckIn
 
 __all__ = ["router"]
@@ -70,7 +71,7 @@ def _format(fmt: str | None, accept: str | None) -> str:
     "/reports",
     tags=["analytics"],
     summary="A tenant's spend over a period",
-    responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
+    responses={200: {"content": {"text/csv": {}, "text/html": {}}}, **LOOKUP},
 )
 def get_report(
     service: ServiceDep,
@@ -94,7 +95,9 @@ def get_report(
     return JSONResponse(to_jsonable(report_to_json(report)))
 
 
-@router.get("/dashboard", tags=["analytics"], summary="Every visible budget's status and the top cost drivers")
+@router.get(
+    "/dashboard", tags=["analytics"], summary="Every visible budget's status and the top cost drivers", responses=LOOKUP
+)
 def get_dashboard(
     service: ServiceDep,
     key: KeyDep,
@@ -108,7 +111,7 @@ def get_dashboard(
     return result
 
 
-@router.get("/alerts", tags=["alerts"], summary="Alerts, newest first")
+@router.get("/alerts", tags=["alerts"], summary="Alerts, newest first", responses=errors(422))
 def list_alerts(
     service: ServiceDep,
     key: KeyDep,
@@ -123,7 +126,12 @@ def list_alerts(
     return result
 
 
-@router.post("/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert")
+@router.post(
+    "/alerts/{alert_id}/ack",
+    tags=["alerts"],
+    summary="Acknowledge an alert",
+    responses=errors(*WITH_BODY, 403, 404, 422),
+)
 def ack_alert(
     service: ServiceDep, key: KeyDep, alert_id: Annotated[str, Path(pattern=ID_PATTERN)], body: AckIn | None = None
 ) -> dict[str, Any]:

@@ -34,6 +34,8 @@ __all__ = [
     "CheckIn",
     "CostModelIn",
     "CostModelOut",
+    "ErrorDetail",
+    "ErrorOut",
     "JobBatchIn",
     "JobCostOut",
     "JobIn",
@@ -109,6 +111,12 @@ def _recent(value: datetime | None) -> datetime | None:
     return value
 
 
+def _no_usage() -> Any:
+    """A usage of 0 by default, shown in the schema as the number it is (pydantic would
+    write the Decimal as the string "0", which a number field cannot hold)."""
+    return Field(Decimal(0), json_schema_extra={"default": 0})
+
+
 class JobIn(_In):
     """A finished job's measured resources (usages are JSON numbers, exact)."""
 
@@ -116,10 +124,10 @@ class JobIn(_In):
     tenant_id: TenantId
     queue_name: QueueId
     cpu_time: Number
-    memory_mb_seconds: Number = Decimal(0)
-    payload_bytes: Number = Decimal(0)
-    redis_ops: Number = Decimal(0)
-    network_bytes: Number = Decimal(0)
+    memory_mb_seconds: Number = _no_usage()
+    payload_bytes: Number = _no_usage()
+    redis_ops: Number = _no_usage()
+    network_bytes: Number = _no_usage()
     job_type: JobType = ""
     priority: StrictInt = 5
     timestamp: Annotated[AwareDatetime | None, AfterValidator(_recent)] = None
@@ -353,3 +361,15 @@ class CostModelOut(BaseModel):
 
 class AckIn(_In):
     by: Annotated[Text, Field(min_length=1, max_length=100)] | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable code, e.g. `VALIDATION_FAILED`, `BUDGET_NOT_FOUND`.")
+    message: str = Field(description="What went wrong, for people.")
+    field: str | None = Field(description="The input at fault (validation errors), else null.")
+
+
+class ErrorOut(BaseModel):
+    """Every error: ``{"error": {"code", "message", "field"}}``."""
+
+    error: ErrorDetail

@@ -13,6 +13,10 @@ from .common import ConfigOption, DatabaseOption, Settings, cli_errors
 __all__ = ["serve"]
 
 FACTORY = "jobbudget.api.app:app_from_env"
+#: On SIGTERM or Ctrl-C requests in flight get this long to finish before they are
+#: cancelled (open WebSockets are closed at once with 1012), so the process exits well
+#: before an orchestrator's own deadline (Kubernetes: 30 s) and shuts its service down.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def serve(
@@ -42,7 +46,15 @@ def serve(
         if config is not None:
             os.environ["JOBBUDGET_CONFIG"] = str(config)
         os.environ["JOBBUDGET_DATABASE_URL"] = built.database_url
-        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, proxy_headers=False)
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
         return
     from ..api.app import create_app
     from ..metrics import PrometheusMetrics
@@ -50,4 +62,10 @@ def serve(
 
     exported = PrometheusMetrics(max_tenants=built.metrics_max_tenants)
     with cli_errors(), BudgetService(built, metrics=exported) as service:
-        uvicorn.run(create_app(service, metrics=exported), host=host, port=port, proxy_headers=False)
+        uvicorn.run(
+            create_app(service, metrics=exported),
+            host=host,
+            port=port,
+            proxy_headers=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
