@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# openapi-python-client (for the generated-client test) in a venv of its own: it pins typer<0.28
+CLIENTGEN := $(VENV)/openapi-client/.installed
 
 .PHONY: demo test lint typecheck unit bench clean docs
 
@@ -11,6 +13,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,api,tui,redis,celery,rq]'
 	touch $(STAMP)
+
+$(CLIENTGEN): constraints-openapi-client.txt | $(STAMP)
+	$(PYTHON) -m venv $(VENV)/openapi-client
+	$(VENV)/openapi-client/bin/pip install --quiet -c constraints-openapi-client.txt openapi-python-client
+	touch $(CLIENTGEN)
 
 demo: $(STAMP)
 	$(BIN)/jobbudget demo --database-url sqlite:///jobbudget-demo.db
@@ -22,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(CLIENTGEN)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -111,7 +111,7 @@ def test_retries_carry_the_same_webhook_id_with_a_fresh_timestamp(http: Start, c
     secret = new_secret()
     seconds = itertools.count(0, 7)
     sender = WebhookSender(wall_clock=lambda: time.time() + next(seconds))  # each attempt later than the one before
-    config = Config(cost_model={"base_job_weight": "0"})
+    config = Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"})
     with BudgetService(config, clock=clock, store=MemoryStore()) as service:
         service.create_budget(
             Budget(tenant_id="acme", amount=Decimal(100), period=BudgetPeriod("monthly"),

@@ -24,10 +24,18 @@ from .domain.records import (
     SpendKey,
 )
 
-__all__ = ["Clock", "MetricsSink", "NullMetrics", "Store"]
+__all__ = ["ChangeFeed", "Clock", "MetricsSink", "NullMetrics", "Store"]
 
 #: Returns the current time as an aware UTC datetime.
 Clock = Callable[[], datetime]
+
+
+class ChangeFeed(Protocol):
+    """Whether another writer committed to the store since the last look (cheap
+    enough to ask at every admission check)."""
+
+    def changed(self) -> bool: ...
+    def close(self) -> None: ...
 
 
 class Store(Protocol):
@@ -38,6 +46,10 @@ class Store(Protocol):
     def migrate(self) -> None: ...
     def close(self) -> None: ...
     def ping(self) -> None: ...
+    def changes(self) -> ChangeFeed:
+        """A feed of other writers' commits (SQLite: ``PRAGMA data_version``;
+        PostgreSQL: LISTEN/NOTIFY); closed with the store."""
+        ...
 
     # cost models
     def latest_cost_model(self) -> CostModelVersion | None: ...

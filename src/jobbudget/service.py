@@ -24,7 +24,7 @@ from .domain.money import ZERO
 from .domain.periods import window_at
 from .domain.records import CostModelVersion, JobRecord, SpendKey
 from .domain.validation import MAX_ID_LEN, MAX_TENANT_LEN, check_identifier
-from .ports import Clock, MetricsSink, NullMetrics, Store
+from .ports import ChangeFeed, Clock, MetricsSink, NullMetrics, Store
 from .service_admission import AdmissionMixin
 from .service_alerts import AlertsMixin
 from .service_budgets import BudgetsMixin, BudgetStatus
@@ -80,6 +80,11 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         self._index = SpendIndex()
         self._reservations = LocalReservations()
         self._shared: SharedState | None = None
+        # Without a shared state each process keeps its own spend; the store's change
+        # feed says when another writer committed, and the budgets a decision reads
+        # are then re-read from the ledger (generation: how many changes were seen).
+        self._changes: ChangeFeed | None = None
+        self._generation = 0
         self._usage = UsageCache(store)
         self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
         self._alerts_ready = threading.Event()  # wakes the dispatcher
@@ -98,6 +103,9 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             self._reload()
             self._watch_budgets()  # the fingerprint later changes are compared with
             self._open_shared()
+            if self._shared is None:
+                self._changes = self._store.changes()
+                self._look_for_changes()  # the first look: what the ledger says now is known
         except Exception:
             self._store.close()
             raise
@@ -152,6 +160,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         so that no batch can commit between reading the ledger and swapping the state."""
         with self._write:
             now = self._now()
+            generation = self._generation  # read before the ledger: a later change stays a change
             budgets = self._store.list_budgets()
             windows = {b.id: window_at(b.period, now) for b in budgets}
             keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
@@ -159,11 +168,39 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             index = SpendIndex()
             for b in budgets:
                 w = windows[b.id]
-                index.put(b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now)
+                state = index.put(
+                    b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now
+                )
+                state.synced = generation
             self._load_fired(windows.values())
             with self._state:
                 self._index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
+
+    def _look_for_changes(self) -> None:
+        """Ask the store whether another writer committed since the last look."""
+        if self._changes is not None and self._changes.changed():
+            self._generation += 1
+
+    def _stale(self, states: Sequence[BudgetState]) -> bool:
+        return self._changes is not None and any(s.synced != self._generation for s in states)
+
+    def _resync(self, states: Sequence[BudgetState]) -> None:
+        """(Under the write and state locks.)  Re-read from the ledger the spend of the
+        states another writer may have changed since they were last read.  If the
+        database cannot be read, the spend this process knows stands."""
+        generation = self._generation
+        stale = [s for s in states if s.synced != generation]
+        keys = [s.key for s in stale if s.key is not None]
+        try:
+            spend = self._store.load_spend(keys) if keys else {}
+        except StorageUnavailableError as exc:
+            log.debug("other processes' spend not read, deciding on this process's: %s", exc)
+            return
+        for state in stale:
+            if state.key is not None:
+                state.spend = spend.get(state.key, ZERO)
+            state.synced = generation
 
     @property
     def shares_state(self) -> bool:
@@ -348,5 +385,12 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         self._store.ping()
 
     def active_budget_states(self) -> Iterable[BudgetState]:
+        self._look_for_changes()
         with self._state:
-            return [replace(state) for state in self._index.states()]
+            states = self._index.states()
+            if not self._stale(states):
+                return [replace(state) for state in states]
+        with self._write, self._state:
+            states = self._index.states()
+            self._resync(states)
+            return [replace(state) for state in states]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,9 @@ class AdmissionMixin:
 
         def _now(self) -> datetime: ...
         def _load_spend(self, key: SpendKey) -> Decimal: ...
+        def _look_for_changes(self) -> None: ...
+        def _stale(self, states: Sequence[BudgetState]) -> bool: ...
+        def _resync(self, states: Sequence[BudgetState]) -> None: ...
         def _shared_failed(self, exc: Exception) -> None: ...
         def estimate_job_cost(
             self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None
@@ -201,15 +204,17 @@ class AdmissionMixin:
         shared = self._shared is not None and not self._shared_down
         if self._shared is not None and not shared and self.config.redis_failure_mode != "local":
             raise Undecided(self.config.redis_failure_mode)
+        self._look_for_changes()
         try:
             with self._state:
                 states = self._index.covering(tenant_id, queue_name)
-                if all(state.current_at(now) for state in states):
+                if all(state.current_at(now) for state in states) and not self._stale(states):
                     return fn(self._fresh(states, now, shared=shared))
             with self._write, self._state:
                 states = self._index.covering(tenant_id, queue_name)
                 for state in states:
                     self._index.roll(state, now, self._load_spend)
+                self._resync(states)
                 return fn(self._fresh(states, now, shared=shared))
         except StorageUnavailableError as exc:
             if not shared:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,6 +48,7 @@ class BudgetsMixin:
 
     _store: Store
     _index: SpendIndex
+    _generation: int
     _write: threading.RLock
     _state: threading.Lock
     _shared: SharedState | None
@@ -57,6 +59,8 @@ class BudgetsMixin:
         def _now(self) -> datetime: ...
         def _load_spend(self, key: SpendKey) -> Decimal: ...
         def _shared_failed(self, exc: Exception) -> None: ...
+        def _look_for_changes(self) -> None: ...
+        def _resync(self, states: Sequence[BudgetState]) -> None: ...
 
     def validate_budget(self, budget: Budget) -> None:
         validate_budget(budget)
@@ -100,6 +104,7 @@ class BudgetsMixin:
         """Store ``budget`` with its current-period spend recounted from the stored
         jobs, and make enforcement use it (or drop it when inactive)."""
         with self._write:
+            generation = self._generation  # the seed below is read from the ledger after this
             window = window_at(budget.period, now)
             seed: dict[SpendKey, Decimal] = {}
             if window is not None and budget.active:
@@ -114,7 +119,8 @@ class BudgetsMixin:
                 raise BudgetError(operation, budget.tenant_id, exc) from exc
             with self._state:
                 if budget.active:
-                    self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO), now=now)
+                    state = self._index.put(budget, window=window, spend=next(iter(seed.values()), ZERO), now=now)
+                    state.synced = generation
                 else:
                     self._index.remove(str(budget.id))
             if self._shared is not None and not self._shared_down and seed:
@@ -137,10 +143,12 @@ class BudgetsMixin:
 
     def get_budget_status(self, budget_id: str) -> BudgetStatus:
         now = self._now()
+        self._look_for_changes()
         with self._write, self._state:
             state = self._index.get(budget_id)
             if state is not None:
                 self._index.roll(state, now, self._load_spend)
+                self._resync([state])
                 state = replace(state)  # a snapshot: later jobs do not change this status
         if state is None:
             budget = self._store.get_budget(budget_id)

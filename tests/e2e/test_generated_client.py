@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,8 +30,11 @@ GENERATOR_CONFIG = {"content_type_overrides": {"text/csv": "application/octet-st
 
 
 def _generator() -> str:
-    found = shutil.which("openapi-python-client", path=str(Path(sys.prefix) / "bin"))
-    assert found, "openapi-python-client is not installed: pip install -e '.[dev]'"
+    """The generator, from its own venv beside the project's (``make test`` builds it:
+    it needs typer<0.28, the project is tested with the newest typer)."""
+    folders = [Path(sys.prefix) / "openapi-client" / "bin", Path(sys.prefix) / "bin"]
+    found = shutil.which("openapi-python-client", path=os.pathsep.join(str(f) for f in folders))
+    assert found, "openapi-python-client is not installed: run 'make test' (it builds .venv/openapi-client)"
     return found
 
 

@@ -72,9 +72,8 @@ frame) with a `type`.
    restart): reconnect and subscribe again.
 
 With several worker processes (`--workers`), a socket sees the jobs every worker
-stores only when the processes share their spend (`redis_url` or
-`shared_state: database`, see [scaling.md](scaling.md)); with `shared_state: memory`
-another worker's jobs appear after its next `flush_interval`.
+stores: each worker's copy of spend counts other processes' committed jobs (see
+[scaling.md](scaling.md)), and the socket's poll picks them up within about a second.
 
 With the [`websockets`](https://websockets.readthedocs.io/) library:
 

@@ -40,6 +40,9 @@ class BudgetState:
     spend: Decimal = ZERO
     valid_from: datetime = _NEVER
     valid_until: datetime = _NEVER  # until bounded: not current, so the first check rolls
+    #: the change generation at which ``spend`` was last read from the ledger (-1: never;
+    #: the service re-reads it when another writer committed since)
+    synced: int = -1
 
     @property
     def key(self) -> SpendKey | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .currencies import CURRENCIES
 from .errors import ValidationError
-from .money import to_decimal
+from .money import canonical, to_decimal
 from .periods import BudgetPeriod
 from .signing import signing_key
 from .validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier, check_non_negative
@@ -41,6 +41,11 @@ def _decimal(field_name: str, value: Any) -> Decimal:
         return to_decimal(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(field_name, value, f"must be a finite number ({exc})") from None
+
+
+def _canonical(field_name: str, value: Any) -> Decimal:
+    number = _decimal(field_name, value)
+    return canonical(number) if number.is_finite() and abs(number.adjusted()) < 100 else number
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,9 +180,10 @@ class Budget:
     created_by: str = "system"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "amount", _decimal("amount", self.amount))
+        # canonical digits: a budget read back from storage equals the one given
+        object.__setattr__(self, "amount", _canonical("amount", self.amount))
         for name in ("warning_threshold", "throttle_threshold", "block_threshold"):
-            object.__setattr__(self, name, _decimal(name, getattr(self, name)))
+            object.__setattr__(self, name, _canonical(name, getattr(self, name)))
         object.__setattr__(self, "notifications", tuple(self.notifications))
 
     @property

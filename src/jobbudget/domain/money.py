@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 __all__ = [
     "NANO",
     "ZERO",
+    "canonical",
     "EXACT",
     "display_money",
     "from_nanos",
@@ -42,6 +43,15 @@ def to_nanos(value: Decimal) -> int:
 def from_nanos(nanos: int) -> Decimal:
     """Integer nano-dollars to ``Decimal`` dollars with nine decimal places."""
     return Decimal(nanos).scaleb(-9, context=EXACT).quantize(NANO, context=EXACT)
+
+
+def canonical(value: Decimal) -> Decimal:
+    """The same number without trailing zeros and without an exponent: ``100.500000000``
+    and ``100.50`` are both ``100.5``, ``1E+2`` is ``100``.  Amounts read back from
+    storage (nine decimals) then equal, digit for digit, what was given."""
+    reduced = value.normalize(context=EXACT)
+    exponent = reduced.as_tuple().exponent
+    return reduced.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else reduced
 
 
 def plain(value: Decimal) -> str:

@@ -45,6 +45,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
         self._audit: list[AuditEntry] = []
         self._pruned_before: date | None = None
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
+        self._commits = 0  # batches of jobs recorded: what a change feed watches
         self._outbox_init()
         self._keys_init()
         self._reservations_init()
@@ -57,6 +58,9 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
 
     def ping(self) -> None:
         return None
+
+    def changes(self) -> _MemoryChanges:
+        return _MemoryChanges(self)
 
     def latest_cost_model(self) -> CostModelVersion | None:
         return self._models[-1] if self._models else None
@@ -173,6 +177,8 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
                     min_job_cost=min(delta.min_job_cost, old.min_job_cost) if old else delta.min_job_cost,
                     p95_job_cost=ZERO,
                 )
+            if new:
+                self._commits += 1
             changed: dict[tuple[str, date], Decimal] = {}
             for spend_key, (spend, _jobs) in spend_deltas(new).items():
                 self._spend[spend_key] = self._spend.get(spend_key, ZERO) + spend
@@ -270,6 +276,25 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
     ) -> list[AuditEntry]:
         found = [e for e in reversed(self._audit) if tenant_id in (None, e.tenant_id) and kind in (None, e.kind)]
         return found[:limit]
+
+
+class _MemoryChanges:
+    """Commits to a store that several services share (tests): any batch recorded
+    since the last look, this service's own included."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._seen = -1
+
+    def changed(self) -> bool:
+        commits = self._store._commits
+        if commits == self._seen:
+            return False
+        self._seen = commits
+        return True
+
+    def close(self) -> None:
+        return None
 
 
 def _breakdown(delta: DailyDelta) -> CostBreakdown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -38,6 +39,7 @@ from ...domain.records import (
     p95_rank,
 )
 from . import bulk, rows
+from .changes import PostgresChanges, SqliteChanges, mark_spend_changed
 from .engine import make_engine, transaction, translate_errors
 from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
@@ -65,10 +67,10 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
         self.url = url
         self.schema = schema
         self.engine = make_engine(url, schema=schema)
+        self.token = uuid.uuid4().hex  # names this store's notices of new spend (PostgreSQL)
+        self._changes: SqliteChanges | PostgresChanges | None = None
         self.dialect = self.engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self._least = func.least if self.dialect == "postgresql" else func.min
-        self._greatest = func.greatest if self.dialect == "postgresql" else func.max
 
     # -- life cycle -------------------------------------------------------------
     def migrate(self) -> None:
@@ -83,7 +85,23 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             upgrade(self.engine)
 
     def close(self) -> None:
+        if self._changes is not None:
+            self._changes.close()
         self.engine.dispose()
+
+    def _own_commit(self, seq: int | None) -> None:
+        if seq is not None and isinstance(self._changes, SqliteChanges):
+            self._changes.own_commit(seq)
+
+    def changes(self) -> SqliteChanges | PostgresChanges:
+        if self._changes is None:
+            if self.dialect == "sqlite":
+                self._changes = SqliteChanges(self.engine.url.database or "")
+            else:
+                feed = PostgresChanges(self.url, schema=self.schema, token=self.token)
+                feed.start()
+                self._changes = feed
+        return self._changes
 
     def ping(self) -> None:
         with transaction(self.engine) as conn:
@@ -227,6 +245,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
                 unique.append(r)
         if not unique:
             return RecordResult(inserted=[])
+        seq: int | None = None
         with transaction(self.engine, write=True) as conn:
             new_keys = bulk.insert_jobs(conn, unique)
             new = [r for r in unique if (r.metrics.tenant_id, r.metrics.job_id) in new_keys]
@@ -235,6 +254,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             if new:
                 bulk.add_daily(conn, new, datetime.now(UTC))
                 spend = bulk.add_spend(conn, new, watch=plan.rules if plan else ())
+                seq = mark_spend_changed(conn, schema=self.schema, token=self.token)
                 if plan is not None and spend:
                     planned = plan.events_for(spend)
                     events = insert_alerts(conn, planned, plan.now)
@@ -245,6 +265,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             ]
             missing = [k for k in first if k not in new_keys]
             existing = bulk.fetch_jobs(conn, missing) if missing else {}
+        self._own_commit(seq)
         return RecordResult(inserted=inserted, existing=existing, alerts=tuple(events), fired=frozenset(fired))
 
     def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
