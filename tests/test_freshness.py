@@ -125,3 +125,40 @@ def test_sqlite_feed_counts_only_other_writers_spend(tmp_path: Path, journal: st
     finally:
         feed.close()
         other.close()
+
+
+LOCK_PROBE = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+# F_GETLK for a write lock on SQLite's "dead man switch" byte of the WAL index (offset 128):
+# if another process holds a read lock there, the kernel says so (type F_RDLCK).
+probe = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 128, 1, 0)
+got = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
+print(struct.unpack("hhqqi", got)[0] == fcntl.F_RDLCK)
+"""
+
+
+def test_a_feed_never_drops_sqlites_locks_on_the_wal_index(tmp_path: Path) -> None:
+    """POSIX drops every lock a process holds on a file when any descriptor of it is
+    closed: a feed that closed its view of ``-shm`` would release this process's SQLite
+    locks, and another process would re-initialise the index under it."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "locks.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def held() -> bool:
+        out = subprocess.run([sys.executable, "-c", LOCK_PROBE, f"{path}-shm"], capture_output=True, text=True)
+        return out.stdout.strip() == "True"
+
+    assert held()  # this process's connection holds the index open
+    for _ in range(3):
+        feed = SqliteChanges(path)
+        feed.changed()
+        feed.close()
+        assert held()
+    conn.close()

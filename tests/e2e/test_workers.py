@@ -46,15 +46,7 @@ async def test_two_workers_answer_and_stop_promptly(start_server: StartServer) -
     "shared_state",
     [
         "database",
-        pytest.param(
-            "auto",  # the default: memory without redis_url
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="with shared_state memory (the default without Redis) a worker reads the spend another "
-                "process stored only every flush_interval (5 min), so a subscriber on the other worker gets no "
-                "push; cross-process spend visibility is another engineer's work (issue 14)",
-            ),
-        ),
+        "auto",  # the default: memory without redis_url, each worker counting the other's commits
     ],
 )
 async def test_a_job_reaches_subscribers_on_every_worker(start_server: StartServer, shared_state: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
+import os
 import sqlite3
 import threading
 from typing import Any
@@ -103,9 +104,6 @@ class SqliteChanges:
             self._seq = seq if self._seq is None else max(self._seq, seq)
 
     def _close_locked(self) -> None:
-        if self._shm is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._shm.close()
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
@@ -121,21 +119,42 @@ class SqliteChanges:
 _WAL_HEADER = 48
 
 
+#: The ``-shm`` files mapped by this process, by (device, inode).  Never unmapped or
+#: closed: POSIX drops *every* lock a process holds on a file when it closes *any*
+#: descriptor of that file, and SQLite holds its WAL-index locks on ``-shm``; closing
+#: ours would silently release the locks of this process's SQLite connections
+#: (another process then re-initialises the index: "locking protocol" errors).  A
+#: bounded number of files stay mapped; past it, feeds ask ``data_version``.
+_MAPPED: dict[tuple[int, int], mmap.mmap] = {}
+_MAPPED_LOCK = threading.Lock()
+_MAX_MAPPED = 32
+
+
 def _map_wal_index(conn: sqlite3.Connection, path: str) -> mmap.mmap | None:
     """The ``-shm`` file mapped read-only, when the database is in WAL mode (the feed's
-    connection stays open, so the file stays as long as the mapping)."""
+    connection stays open, so the file is not removed while it looks)."""
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() != "wal":
         return None
-    try:
-        with open(f"{path}-shm", "rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):  # no file yet, or empty: fall back to data_version
-        return None
-    if len(mapped) < _WAL_HEADER:
-        mapped.close()
-        return None
-    return mapped
+    shm = f"{path}-shm"
+    with _MAPPED_LOCK:
+        try:
+            info = os.stat(shm)
+        except OSError:
+            return None
+        key = (info.st_dev, info.st_ino)
+        mapped = _MAPPED.get(key)
+        if mapped is not None:
+            return mapped
+        if len(_MAPPED) >= _MAX_MAPPED or info.st_size < _WAL_HEADER:
+            return None
+        fd = os.open(shm, os.O_RDONLY)  # never closed: see _MAPPED
+        try:
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None  # the descriptor stays open, for the same reason
+        _MAPPED[key] = mapped
+        return mapped
 
 
 class PostgresChanges:
