@@ -85,9 +85,7 @@ def time_import(path: Path, fmt: ImportFormat) -> dict[str, float | int]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(database_url=f"sqlite:///{Path(tmp) / 'import.db'}", notifications_in_background=False)
         with BudgetService(config) as service:
-            # gcp prices: the default model puts some of the trace's largest jobs over
-            # the service's 1,000,000 $ per-job guard (they would be rejected)
-            result = import_file(service, str(path), fmt, cost_model="gcp", batch_size=10_000)
+            result = import_file(service, str(path), fmt, batch_size=10_000)  # the default model, as a user would
             again = import_file(service, str(path), fmt, batch_size=10_000)
     s = result.summary
     assert s.rejected == 0, s.errors[:3]

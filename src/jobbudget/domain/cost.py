@@ -196,11 +196,16 @@ class JobMetrics:
             remember_identifier(check_identifier("queue_name", self.queue_name, max_len=MAX_QUEUE_LEN))
         if self.job_type:
             check_identifier("job_type", self.job_type, max_len=MAX_JOB_TYPE_LEN)
-        setter = object.__setattr__
-        for name in _USAGE_FIELDS:
-            value = getattr(self, name)
-            if not usage_ok(value):
-                setter(self, name, check_non_negative(name, value))
+        if not (
+            usage_ok(self.cpu_time)
+            and usage_ok(self.memory_mb_seconds)
+            and usage_ok(self.payload_bytes)
+            and usage_ok(self.redis_ops)
+            and usage_ok(self.network_bytes)
+        ):
+            setter = object.__setattr__
+            for name in _USAGE_FIELDS:
+                setter(self, name, check_non_negative(name, getattr(self, name)))
         if type(self.priority) is not int or not 0 <= self.priority <= 10:
             check_priority(self.priority)
         if self.timestamp is not None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import ValidationError
-from .money import to_decimal
+from .money import ZERO, to_decimal
 
 __all__ = [
     "MAX_QUEUE_LEN",
@@ -75,6 +75,8 @@ def remember_identifier(value: str) -> str:
 def usage_ok(value: object) -> bool:
     """True if ``value`` is already what :func:`check_non_negative` would return (a
     positive, finite Decimal within :data:`MAX_USAGE` and :data:`MAX_DIGITS`)."""
+    if value is ZERO:  # the usual zero of the fields a job does not report
+        return True
     return (
         type(value) is Decimal
         and value.is_finite()

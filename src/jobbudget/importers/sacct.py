@@ -16,6 +16,7 @@ Start, no node assigned, or cancelled with zero elapsed time) and jobs without a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -24,13 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..domain.cost import JobMetrics
 from ..domain.errors import ValidationError
-from ..domain.money import EXACT
+from ..domain.money import EXACT, ZERO
 from .common import ImportItem, LineError, ParsedJob, Skipped, check_choice, guard
 from .slurm_values import (
     parse_slurm_duration,
     parse_slurm_size,
     parse_slurm_time,
-    parse_tres,
     whole,
 )
 
@@ -58,7 +58,9 @@ KNOWN_COLUMNS = {
 _FREE_TEXT = frozenset(
     {"jobname", "submitline", "comment", "admincomment", "systemcomment", "workdir", "constraints", "reason"}
 )
-_ZERO = Decimal(0)
+_ZERO = ZERO  # the shared zero: JobMetrics checks it by identity
+_TRES_MEM = re.compile(r"(?:^|,)mem=([^,]+)")
+_TRES_CPU = re.compile(r"(?:^|,)cpu=([^,]+)")
 _MB = Decimal(1048576)
 
 
@@ -261,12 +263,12 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
         raise ValidationError("Elapsed", "", "no ElapsedRaw, Elapsed or Start column to tell the run time")
     if not elapsed and state.upper().startswith("CANCELLED"):
         return Skipped(group.line, f"never started ({state}, elapsed 0)")
-    tres = parse_tres("AllocTRES", get(cells, "alloctres"))
+    tres = get(cells, "alloctres")
     cpus = whole("AllocCPUS", get(cells, "alloccpus"))
     if cpus is None:
         cpus = whole("NCPUS", get(cells, "ncpus"))
-    if cpus is None and "cpu" in tres:
-        cpus = whole("AllocTRES", tres["cpu"])
+    if cpus is None and (found := _TRES_CPU.search(tres)) is not None:
+        cpus = whole("AllocTRES", found.group(1))
     used_cpu, rss = _usage(group, cols)
     held_cpu = _held_cpu(cells, cols, cpus, elapsed)
     if held_cpu is None and used_cpu is None:
@@ -293,7 +295,7 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
         _ZERO,
         timestamp=end,
     )
-    return ParsedJob(group.line, metrics, parse_slurm_time("Submit", get(cells, "submit"), opts.zone))
+    return ParsedJob(group.line, metrics)
 
 
 def _usage(group: _Group, cols: _Columns) -> tuple[Decimal | None, Decimal | None]:
@@ -345,11 +347,11 @@ def _elapsed(cells: list[str], cols: _Columns, start: datetime | None, end: date
     return None
 
 
-def _allocated_memory(cells: list[str], cols: _Columns, cpus: int | None, tres: dict[str, str]) -> Decimal:
+def _allocated_memory(cells: list[str], cols: _Columns, cpus: int | None, tres: str) -> Decimal:
     """Bytes the job held: AllocTRES ``mem=`` (the whole job's), else ReqMem (a bare
     number is MB; ``c``: per CPU × the CPUs, ``n``: per node × NNodes), else 0."""
-    if "mem" in tres:
-        found = parse_slurm_size("AllocTRES", tres["mem"], default_unit="M")
+    if (mem := _TRES_MEM.search(tres)) is not None:
+        found = parse_slurm_size("AllocTRES", mem.group(1), default_unit="M")
         if found is not None:
             return found[0]
     req = parse_slurm_size("ReqMem", cols.get(cells, "reqmem"), default_unit="M")

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from ..domain.cost import JobMetrics
 from ..domain.errors import ValidationError
-from ..domain.money import EXACT
+from ..domain.money import EXACT, ZERO
 from .common import ImportItem, LineError, ParsedJob, Skipped, check_choice, guard
 
 __all__ = ["SWF_MEMORY_UNITS", "SWF_QUEUE_SOURCES", "SwfOptions", "parse_swf_trace"]
@@ -35,7 +35,7 @@ SWF_QUEUE_SOURCES = ("queue", "partition")
 _SWF_TENANTS = ("user", "group")
 _MB = Decimal(1048576)
 _KB_PER_MB = Decimal(1024)
-_ZERO = Decimal(0)
+_ZERO = ZERO  # the shared zero: JobMetrics checks it by identity
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: ``1e99999999`` would make ``int()`` build a hundred-million-digit number: any field
 #: of 10**30 or more is out of range for every SWF figure anyway.
