@@ -92,8 +92,9 @@ def test_tenant_key_reads_and_writes_its_own_tenant(api: Api, seeded: dict[str, 
     assert api.get("/v1/budgets?tenant=globex", "acme").json() == []
     assert api.get(f"/v1/budgets/{seeded['acme']}", "acme").status_code == 200
     assert api.get(f"/v1/budgets/{seeded['acme']}/status", "acme").status_code == 200
-    assert api.post("/v1/budgets", "acme", json=budget("acme", queue_name="q2")).status_code == 201
-    assert api.patch(f"/v1/budgets/{seeded['acme']}", "acme", json={"amount": 5}).status_code == 200
+    own = api.post("/v1/budgets", "acme", json=budget("acme", queue_name="q2"))
+    assert own.status_code == 201 and own.json()["owner"] == "tenant"
+    assert api.patch(f"/v1/budgets/{own.json()['id']}", "acme", json={"amount": 5}).status_code == 200
     assert api.post("/v1/jobs", "acme", json=job("own", "acme")).status_code == 200
     assert api.post("/v1/check", "acme", json={"tenant_id": "acme"}).status_code == 200
     assert api.get("/v1/forecast?tenant=acme", "acme").status_code == 200
@@ -103,7 +104,32 @@ def test_tenant_key_reads_and_writes_its_own_tenant(api: Api, seeded: dict[str, 
     assert api.get("/v1/alerts?tenant=globex", "acme").json() == []
     assert api.post(f"/v1/alerts/{seeded['acme-alert']}/ack", "acme").status_code == 200
     assert api.get("/v1/cost-model", "acme").status_code == 200
-    assert api.delete(f"/v1/budgets/{seeded['acme']}", "acme").status_code == 200
+    assert api.delete(f"/v1/budgets/{own.json()['id']}", "acme").status_code == 200
+
+
+def test_a_tenant_key_cannot_loosen_or_remove_the_operators_budget(api: Api, seeded: dict[str, str]) -> None:
+    """The operator's budget (made with an admin key) is a cap: the tenant's own key can
+    neither raise it, make it warn-only, nor deactivate it; it may add a stricter one."""
+    capped = seeded["acme"]
+    assert api.get(f"/v1/budgets/{capped}", "acme").json()["owner"] == "operator"
+    before = api.post("/v1/check", "acme", json={"tenant_id": "acme"}).json()
+    assert before["type"] == "warn"
+    for attempt in (
+        api.patch(f"/v1/budgets/{capped}", "acme", json={"amount": 1_000_000_000}),
+        api.patch(f"/v1/budgets/{capped}", "acme", json={"enforcement_policy": {"warn_only": True}}),
+        api.patch(f"/v1/budgets/{capped}", "acme", json={"block_threshold": 10}),
+        api.patch(f"/v1/budgets/{capped}", "acme", json={"active": False}),
+        api.delete(f"/v1/budgets/{capped}", "acme"),
+    ):
+        assert attempt.status_code == 403, attempt.text
+        assert "set by the operator" in attempt.json()["error"]["message"]
+    kept = api.service.get_budget(capped)
+    assert kept.active and kept.amount == Decimal("0.02") and not kept.enforcement_policy.warn_only
+    assert api.post("/v1/check", "acme", json={"tenant_id": "acme"}).json() == before
+    stricter = api.post("/v1/budgets", "acme", json=budget("acme", amount="0.01"))
+    assert stricter.status_code == 201 and stricter.json()["owner"] == "tenant"
+    # an admin key still manages it
+    assert api.patch(f"/v1/budgets/{capped}", json={"amount": 5}).status_code == 200
 
 
 def _not_found(r: Any) -> None:
@@ -138,7 +164,8 @@ def test_another_tenants_things_cannot_be_written(api: Api, seeded: dict[str, st
     kept = api.service.get_budget(other)
     assert kept.active and kept.amount == Decimal("0.02")
     # moving one's own budget to another tenant is a conflict
-    r = api.patch(f"/v1/budgets/{seeded['acme']}", "acme", json={"tenant_id": "globex"})
+    own = api.post("/v1/budgets", "acme", json=budget("acme", queue_name="mine")).json()["id"]
+    r = api.patch(f"/v1/budgets/{own}", "acme", json={"tenant_id": "globex"})
     assert r.status_code == 409
 
 

@@ -284,8 +284,10 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             self._count_stored(records, result.inserted)
             self._publish(records, result.inserted)
         self._announce(result.alerts)
-        for rid in reservation_ids or ():
-            self._settle(rid)  # after the spend counts: never a moment with neither
+        for metrics, rid in zip(batch, reservation_ids or (), strict=False):
+            # after the spend counts (never a moment with neither), and only the job's own
+            # tenant's: another tenant's reservation id settles nothing
+            self._settle(rid, tenant_id=metrics.tenant_id)
         first_cost: dict[tuple[str, str], JobCost] = {}
         out: list[JobCost] = []
         for record, new in zip(records, result.inserted, strict=True):

@@ -290,13 +290,11 @@ class AdmissionMixin:
             raise ValidationError("estimated_cost", given, "must be a finite amount from 0 to 1000000")
         return value
 
-    def _settle(self, reservation_id: str | None) -> None:
-        """The job is metered: drop its reservation (its real cost is now spend)."""
-        if reservation_id is None:
-            return
-        with self._state:
-            self._reservations.pop(reservation_id)
-        self._release_shared(reservation_id)
+    def _settle(self, reservation_id: str | None, *, tenant_id: str) -> None:
+        """The job is metered: drop its reservation (its real cost is now spend), if it
+        is ``tenant_id``'s (a job never settles another tenant's admission)."""
+        if reservation_id is not None:
+            self.release(reservation_id, tenant_id=tenant_id)
 
     def _release_shared(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         """Drop a shared reservation; if Redis is down it expires by itself."""

@@ -13,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from ..domain.apikeys import ApiKey, can
-from ..domain.errors import AuthenticationError, NotFoundError, ValidationError
+from ..domain.budget import Budget
+from ..domain.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
 from ..domain.jsontext import loads_exact as decode_exact
 from ..service import BudgetService
 
@@ -69,6 +70,22 @@ def require_admin(service: BudgetService, key: ApiKey) -> None:
 def require_write(service: BudgetService, key: ApiKey, tenant_id: str) -> None:
     """Writes: admin anywhere, a tenant key only for its own tenant, reporters never (403)."""
     service.authorize(key, action="write", tenant_id=tenant_id)
+
+
+def owner_of(key: ApiKey) -> str:
+    """Who a budget made with ``key`` belongs to: the tenant's own key makes a tenant's
+    budget; any other key (an admin's) an operator's cap."""
+    return "tenant" if key.role == "tenant" else "operator"
+
+
+def require_owner(key: ApiKey, budget: Budget) -> None:
+    """A tenant key changes or removes only the budgets it set (403 for the
+    operator's: a cap the tenant cannot loosen)."""
+    if key.role == "tenant" and budget.owner != "tenant":
+        raise PermissionDeniedError(
+            f"budget {budget.id} was set by the operator: a tenant key cannot change or remove it "
+            "(a tenant may add stricter budgets of its own)"
+        )
 
 
 def require_read(key: ApiKey, tenant_id: str, *, kind: str, ident: str) -> None:

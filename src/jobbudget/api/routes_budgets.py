@@ -4,6 +4,7 @@ message through one of a budget's channels.  Secrets are redacted in every answe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
@@ -14,7 +15,17 @@ from ..domain.codec import budget_from_mapping, to_jsonable
 from ..domain.dashboard import BudgetTrends
 from ..domain.errors import NotFoundError, ValidationError
 from ..service import BudgetService
-from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
+from .deps import (
+    ExactJSONRoute,
+    KeyDep,
+    ServiceDep,
+    actor_of,
+    owner_of,
+    require_owner,
+    require_read,
+    require_write,
+    tenant_scope,
+)
 from .responses import LOOKUP, WITH_BODY, WRITE, errors
 from .routes_jobs import action_out
 from .schemas import ID_PATTERN, TEXT_PATTERN, BudgetIn, BudgetOut, BudgetPatch, StatusOut
@@ -52,7 +63,7 @@ def list_budgets(
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a budget", responses=WRITE)
 def create_budget(service: ServiceDep, key: KeyDep, body: BudgetIn) -> BudgetOut:
     require_write(service, key, body.tenant_id)
-    budget = budget_from_mapping(body.model_dump(mode="python"))
+    budget = replace(budget_from_mapping(body.model_dump(mode="python")), owner=owner_of(key))
     return budget_out(service.create_budget(budget, actor=actor_of(key)))
 
 
@@ -65,6 +76,7 @@ def get_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetO
 def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: BudgetPatch) -> BudgetOut:
     old = _readable(service, key, budget_id)
     require_write(service, key, old.tenant_id)
+    require_owner(key, old)
     for name in sorted(body.model_fields_set):
         if getattr(body, name) is None:
             raise ValidationError(name, None, "must not be null; leave it out to keep the stored value")
@@ -78,6 +90,7 @@ def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: Bu
 def delete_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
     old = _readable(service, key, budget_id)
     require_write(service, key, old.tenant_id)
+    require_owner(key, old)
     return budget_out(service.deactivate_budget(budget_id, actor=actor_of(key)))
 
 

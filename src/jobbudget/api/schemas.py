@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -333,6 +333,10 @@ class BudgetOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     created_by: str
+    owner: Literal["operator", "tenant"] = Field(
+        description="operator: set with an admin key, the CLI or the library, a cap a tenant key cannot change or "
+        "remove; tenant: set with the tenant's own key"
+    )
 
 
 class StatusOut(BaseModel):

@@ -34,6 +34,8 @@ MAX_AMOUNT = Decimal("1e9")
 #: Metadata keys whose values are secrets and never shown unredacted.
 SECRET_METADATA_KEYS = frozenset({"auth_header", "token", "secret", "password", "api_key"})
 REDACTED = "***"
+#: Who may set a budget: the operator's are caps a tenant key cannot loosen.
+OWNERS = ("operator", "tenant")
 
 
 def _decimal(field_name: str, value: Any) -> Decimal:
@@ -178,6 +180,10 @@ class Budget:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     created_by: str = "system"
+    #: Who set the budget: ``operator`` (an admin key, the CLI, the library) or
+    #: ``tenant`` (the tenant's own key).  An operator's budget is a cap the tenant
+    #: cannot change or remove; a tenant may add stricter budgets of its own.
+    owner: str = "operator"
 
     def __post_init__(self) -> None:
         # canonical digits: a budget read back from storage equals the one given
@@ -233,6 +239,8 @@ def validate_budget(budget: Budget) -> None:
         raise ValidationError("tags", budget.tags, "must not contain control characters")
     if not isinstance(budget.active, bool):
         raise ValidationError("active", budget.active, "must be true or false")
+    if budget.owner not in OWNERS:
+        raise ValidationError("owner", budget.owner, f"must be one of {', '.join(OWNERS)}")
 
 
 def validate_channel(channel: NotificationChannel) -> None:

@@ -207,7 +207,7 @@ class RemoteSource:
 
     def create_budget(self, draft: BudgetDraft) -> Budget:
         body = to_jsonable(draft.to_budget())
-        for name in ("id", "created_at", "updated_at", "created_by", "active", "tags"):
+        for name in ("id", "created_at", "updated_at", "created_by", "owner", "active", "tags"):
             body.pop(name, None)
         result: Budget = from_jsonable(Budget, self._call("POST", "/v1/budgets", json=body))
         return result

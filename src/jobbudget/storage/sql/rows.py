@@ -86,6 +86,7 @@ def budget_row(budget: Budget) -> dict[str, Any]:
         "created_at": budget.created_at or datetime.now(UTC),
         "updated_at": budget.updated_at or budget.created_at or datetime.now(UTC),
         "created_by": budget.created_by,
+        "owner": budget.owner,
     }
 
 
@@ -113,6 +114,7 @@ def budget_from_row(row: Mapping[Any, Any]) -> Budget:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         created_by=row["created_by"],
+        owner=row["owner"],
     )
 
 

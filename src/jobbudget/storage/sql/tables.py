@@ -95,6 +95,7 @@ budgets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("created_by", String(100), nullable=False, server_default="system"),
+    Column("owner", String(20), nullable=False, server_default="operator"),
 )
 
 #: Spend of each budget in each of its periods, kept in the same transaction as the
