@@ -295,3 +295,43 @@ def test_control_characters_are_rejected_in_tags_and_channels(bad: str) -> None:
     with pytest.raises(ValidationError) as channel:
         NotificationChannel(type="webhook", target="http://127.0.0.1/hook", metadata={"auth_header": bad})
     assert channel.value.field == "notifications" and bad not in str(channel.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["=?utf-8?q?x=0D=0AReply-To:_a@evil.example?=", "ml=?", "a=?b"], ids=["encoded-word", "tail", "inside"]
+)
+def test_identifiers_refuse_encoded_word_syntax(name: str) -> None:
+    """``=?`` starts an RFC 2047 encoded word, which e-mail headers decode (CR/LF too)."""
+    with pytest.raises(ValidationError, match="encoded-word") as info:
+        validate_budget(Budget(tenant_id="acme", queue_name=name, amount=Decimal(1), period=BudgetPeriod("monthly")))
+    assert info.value.field == "queue_name"
+
+
+@pytest.mark.parametrize(
+    ("target", "metadata", "field"),
+    [
+        ("Ops <ops@example.com>", {}, "notifications.target"),
+        ("=?utf-8?q?x?=@example.com", {}, "notifications.target"),
+        ('"a b"@example.com', {}, "notifications.target"),
+        ("ops@example.com", {"subject_prefix": "=?utf-8?q?x=0D=0ABcc:_b@evil.example?="}, "notifications.metadata"),
+        ("ops@example.com", {"subject_prefix": "x" * 101}, "notifications.metadata"),
+    ],
+)
+def test_email_channels_hold_only_a_plain_address_and_a_safe_prefix(
+    target: str, metadata: dict[str, str], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        channel = NotificationChannel(type="email", target=target, metadata=metadata)
+        validate_budget(
+            Budget(tenant_id="acme", amount=Decimal(1), period=BudgetPeriod("monthly"), notifications=(channel,))
+        )
+    assert info.value.field.startswith(field)
+    for ok in ("ops@example.com", "first.last+tag@sub.example.co", "root@[127.0.0.1]"):
+        validate_budget(
+            Budget(
+                tenant_id="acme",
+                amount=Decimal(1),
+                period=BudgetPeriod("monthly"),
+                notifications=(NotificationChannel(type="email", target=ok),),
+            )
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,13 @@ MAX_AMOUNT = Decimal("1e9")
 #: Metadata keys whose values are secrets and never shown unredacted.
 SECRET_METADATA_KEYS = frozenset({"auth_header", "token", "secret", "password", "api_key"})
 REDACTED = "***"
+#: An e-mail address as a channel target: RFC 5322's dot-atom local part at a domain
+#: name or an address literal; no display name, comment or quoted local part.
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])$"
+)
 #: Who may set a budget: the operator's are caps a tenant key cannot loosen.
 OWNERS = ("operator", "tenant")
 
@@ -243,13 +251,34 @@ def validate_budget(budget: Budget) -> None:
         raise ValidationError("owner", budget.owner, f"must be one of {', '.join(OWNERS)}")
 
 
+def plain_address(text: str) -> bool:
+    """Whether ``text`` is a plain ``local@domain`` e-mail address (see ``_ADDRESS``)."""
+    return _ADDRESS.match(text) is not None and "=?" not in text
+
+
 def validate_channel(channel: NotificationChannel) -> None:
     """What a channel needs beyond its shape: a webhook's signing ``secret`` must be
-    usable (a ``whsec_`` secret is base64 of 24 to 64 bytes; see :mod:`.signing`)."""
+    usable (a ``whsec_`` secret is base64 of 24 to 64 bytes; see :mod:`.signing`); an
+    e-mail channel's address is a plain ``local@domain`` and its ``subject_prefix`` a
+    short line with no encoded words (both end up in mail headers)."""
     if channel.type == "webhook":
         for key, value in channel.metadata.items():
             if key.lower() == "secret" and value:
                 signing_key(value)
+    if channel.type == "email":
+        if not plain_address(channel.target):
+            raise ValidationError(
+                "notifications.target",
+                redact_target("email", channel.target),
+                "must be a plain e-mail address such as ops@example.com",
+            )
+        prefix = channel.metadata.get("subject_prefix")
+        if prefix is not None and (len(prefix) > 100 or "=?" in prefix or not prefix.isprintable()):
+            raise ValidationError(
+                "notifications.metadata.subject_prefix",
+                prefix[:100],
+                "must be one printable line of at most 100 characters, without '=?'",
+            )
 
 
 def parse_channel_spec(spec: str, *, field: str = "notify") -> NotificationChannel:

@@ -51,6 +51,8 @@ def check_identifier(field: str, value: Any, *, max_len: int, allow_empty: bool 
         raise ValidationError(field, value, "must contain only printable characters")
     if value != value.strip():
         raise ValidationError(field, value, "must not start or end with white space")
+    if "=?" in value:  # RFC 2047 encoded words: e-mail headers would decode them into text
+        raise ValidationError(field, value, "must not contain '=?' (e-mail encoded-word syntax)")
     return value
 
 

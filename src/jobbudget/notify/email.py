@@ -27,7 +27,7 @@ from email.utils import format_datetime, parseaddr
 
 from ..config import Config
 from ..domain.alerts import AlertEvent
-from ..domain.budget import NotificationChannel, redact_target
+from ..domain.budget import NotificationChannel, plain_address, redact_target
 from .base import DeliveryError, metadata_value, redact, timeout_of
 from .messages import EmailContent, render_email
 
@@ -47,10 +47,19 @@ def message_id(key: str, sender_address: str) -> str:
     return f"<{digest}@{domain}>"
 
 
+def header_text(text: str) -> str:
+    """``text`` safe as an unstructured header: one line, and no RFC 2047 encoded word
+    (Python's e-mail package decodes ``=?utf-8?q?...?=`` found in a value, CR/LF
+    included, and writes the result out: a header injection).  Names that reached the
+    database before identifiers refused ``=?`` still cannot inject: the sequence is
+    broken with a zero-width space."""
+    return " ".join(text.split()).replace("=?", "=\u200b?")
+
+
 def build_message(content: EmailContent, *, sender: str, recipient: str, now: datetime | None = None) -> EmailMessage:
     """The multipart/alternative message for ``content``."""
     msg = EmailMessage(policy=_POLICY)
-    msg["Subject"] = content.subject
+    msg["Subject"] = header_text(content.subject)
     msg["From"] = sender
     msg["To"] = recipient
     msg["Date"] = format_datetime(now or datetime.now(UTC))
@@ -72,6 +81,8 @@ class EmailSender:
     def send(self, channel: NotificationChannel, events: Sequence[AlertEvent], *, digest: bool = False) -> None:
         """Send one e-mail to ``channel.target``; raises :class:`DeliveryError`."""
         cfg = self._config
+        if not plain_address(channel.target):  # stored before targets were checked: never a header
+            raise DeliveryError("the e-mail target is not a plain address such as ops@example.com", retryable=False)
         content = render_email(events, digest=digest, subject_prefix=metadata_value(channel, "subject_prefix"))
         timeout = timeout_of(channel) if metadata_value(channel, "timeout") else cfg.smtp_timeout
         msg = build_message(content, sender=cfg.smtp_from, recipient=channel.target)

@@ -1,0 +1,119 @@
+"""A tenant with a key plays the attacker against the real ``jobbudget serve``: e-mail
+header injection (captured by a real SMTP server), lifting the operator's budget,
+settling another tenant's admission, and back-dated jobs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from jobbudget import Budget, BudgetPeriod, BudgetService, Config, NotificationChannel
+from receivers import free_port
+
+from .conftest import StartServer
+from .server import LiveServer
+
+#: RFC 2047 encoded words that Python's e-mail package decodes into CR/LF: a Reply-To
+#: header and a body of the attacker's in the operator's mail, from the trusted sender.
+REPLY_TO = "=?utf-8?q?x=0D=0AReply-To:_a@evil.example=0D=0A=0D=0APhish?="
+BCC = "=?utf-8?q?x=0D=0ABcc:_b@evil.example?="
+MAIL_HEADERS = {
+    "subject", "from", "to", "date", "message-id", "x-jobbudget-event-id", "auto-submitted",
+    "mime-version", "content-type",
+}  # fmt: skip
+
+
+class Capture:
+    """An SMTP server keeping each message as received (raw bytes)."""
+
+    def __init__(self) -> None:
+        self.raw: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append(envelope.content)
+        return "250 accepted"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Capture, int]]:
+    capture, port = Capture(), free_port()
+    controller = Controller(capture, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield capture, port
+    finally:
+        controller.stop()
+
+
+def tenant_key(server: LiveServer, tenant: str) -> str:
+    made: dict[str, str] = json.loads(server.cli("apikey", "create", "--role", "tenant", "--tenant", tenant, "--json"))
+    return made["key"]
+
+
+def headers_of(raw: bytes) -> list[str]:
+    block = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("ascii", "replace")
+    return [line.split(":", 1)[0].lower() for line in block.split("\n") if line and not line[0].isspace()]
+
+
+def job(job_id: str, tenant: str, cpu: int, **extra: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "tenant_id": tenant, "queue_name": "ml", "cpu_time": cpu, "memory_mb_seconds": 0, **extra}
+
+
+PRICES = {"cpu_time_weight": "1", "base_job_weight": "0"}  # a job costs its CPU seconds in dollars
+
+
+def test_no_tenant_text_becomes_a_mail_header(
+    start_server: StartServer, smtp: tuple[Capture, int], tmp_path: Path
+) -> None:
+    capture, port = smtp
+    # A budget stored before identifiers and channels were checked (legacy data): its
+    # channel's subject_prefix holds an encoded word; the send itself must defuse it.
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    channel = NotificationChannel(type="email", target="acme-ops@example.com", metadata={"subject_prefix": "[acme]"})
+    with BudgetService(Config(database_url=url, cost_model=PRICES)) as service:
+        legacy = service.create_budget(
+            Budget(tenant_id="acme", amount=Decimal(100), period=BudgetPeriod("monthly"), notifications=(channel,))
+        )
+    with sqlite3.connect(tmp_path / "legacy.db") as db:
+        hostile = [{"type": "email", "target": "acme-ops@example.com", "metadata": {"subject_prefix": BCC}}]
+        db.execute("UPDATE budgets SET notifications = ? WHERE id = ?", (json.dumps(hostile), legacy.id))
+    config = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_from": "JobBudget <alerts@operator.example>",
+        "notification_channels": [{"type": "email", "target": "platform@operator.example"}],
+        "cost_model": PRICES,
+    }
+    server = start_server(database_url=url, config=config, env={"JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND": "true"})
+    key = tenant_key(server, "acme")
+    with server.client(key) as client:
+        # the attacks of the issue are refused at the door, naming the field
+        for bad, field in (
+            ({"queue_name": REPLY_TO}, "queue_name"),
+            ({"notifications": [{"type": "email", "target": "me@acme.example", "metadata": {"subject_prefix": BCC}}]},
+             "notifications.metadata.subject_prefix"),
+            ({"notifications": [{"type": "email", "target": f"{REPLY_TO} <me@acme.example>"}]}, "notifications.target"),
+        ):  # fmt: skip
+            refused = client.post("/v1/budgets", json={"tenant_id": "acme", "amount": "10", **bad})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["field"].startswith(field), refused.text
+        refused = client.post("/v1/jobs", json=job("j0", "acme", 1) | {"queue_name": REPLY_TO})
+        assert refused.status_code == 422 and refused.json()["error"]["field"].endswith("queue_name")
+        # a job crosses the legacy budget's thresholds: the mails go out
+        assert client.post("/v1/jobs", json=job("j1", "acme", 95)).status_code == 200
+    deadline = time.monotonic() + 20
+    while len(capture.raw) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(capture.raw) >= 2, server.log()  # the operator's channel and the tenant's
+    for raw in capture.raw:
+        names = headers_of(raw)
+        assert set(names) <= MAIL_HEADERS and len(names) == len(set(names)), names
+        assert b"evil.example" not in raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
