@@ -241,9 +241,11 @@ def test_redact_target_removes_credentials_query_and_fragment() -> None:
     assert redact_target("email", "no-at-sign") == "***"
 
 
-local_parts = st.text(
-    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-", min_size=1, max_size=30
-)
+local_parts = st.lists(  # RFC 5322 dot-atoms: no leading, trailing or doubled dots
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_%+-", min_size=1, max_size=10),
+    min_size=1,
+    max_size=3,
+).map(".".join)
 tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=24)
 
 
