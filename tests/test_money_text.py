@@ -73,3 +73,12 @@ def test_alert_messages_write_money_plain_for_machines_and_as_currency_for_peopl
     for text in people:
         assert "0.00 of 1,000.00 USD (0.0%)" in text and "the forecast is 0.00 USD" in text
     assert "1,000.00 USD" in mails[0].subject
+
+
+def test_canonical_digits() -> None:
+    from jobbudget.domain.money import canonical
+
+    assert str(canonical(Decimal("100.500000000"))) == "100.5"
+    assert str(canonical(Decimal("1E+2"))) == "100"
+    assert str(canonical(Decimal("1E+28"))) == "1" + "0" * 28  # wider than the default context
+    assert str(canonical(Decimal("0E-9"))) == "0"

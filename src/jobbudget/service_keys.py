@@ -4,8 +4,9 @@ revoke keys, authenticate a presented key and authorize what it asks to do.
 Successful lookups are cached in this process for at most :data:`CACHE_SECONDS`, so
 authenticating a request rarely touches the database.  Revoking a key through this
 service takes effect here at once; other processes (another API worker, a CLI)
-see a revocation within :data:`CACHE_SECONDS`.  Failed lookups are never cached, so
-a key created elsewhere works at once.
+see a revocation within :data:`CACHE_SECONDS`.  An unknown key is remembered as
+unknown for as long (a client sending the same wrong key again costs no lookup); a
+new key is 256 random bits, so no key created elsewhere was ever seen as unknown.
 """
 
 from __future__ import annotations
@@ -34,12 +35,24 @@ monotonic = time.monotonic
 
 
 class _KeyCache:
-    """hash -> (key, expiry); ids revoked in this process are never served again."""
+    """hash -> (key, expiry), and hashes known to be unknown; ids revoked in this
+    process are never served again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[ApiKey, float]] = {}
+        self._unknown: dict[str, float] = {}
         self._revoked: set[str] = set()
+
+    def unknown(self, key_hash: str) -> bool:
+        expires = self._unknown.get(key_hash)
+        return expires is not None and monotonic() < expires
+
+    def put_unknown(self, key_hash: str) -> None:
+        with self._lock:
+            if len(self._unknown) >= _CACHE_MAX:
+                self._unknown.clear()
+            self._unknown[key_hash] = monotonic() + CACHE_SECONDS
 
     def get(self, key_hash: str) -> ApiKey | None:
         now = monotonic()
@@ -78,8 +91,22 @@ class KeysMixin:
         raise NotImplementedError
 
     def _key_cache(self) -> _KeyCache:
-        cache: _KeyCache = self.__dict__.setdefault("_api_key_cache", _KeyCache())
+        cache: _KeyCache | None = self.__dict__.get("_api_key_cache")
+        if cache is None:
+            cache = self.__dict__["_api_key_cache"] = _KeyCache()
         return cache
+
+    def remembered_key(self, token: str) -> ApiKey | None:
+        """The key ``token`` is, if this process knows it without a lookup (None: look
+        it up with :meth:`authenticate`); AuthenticationError for a malformed token or
+        one known to be unknown.  Never touches the database."""
+        if not is_well_formed(token):
+            raise AuthenticationError("malformed API key")
+        digest = hash_key(token)
+        cache = self._key_cache()
+        if cache.unknown(digest):
+            raise AuthenticationError("unknown API key")
+        return cache.get(digest)
 
     def create_api_key(
         self, *, role: str, tenant_id: str | None = None, name: str = "", actor: str = "system"
@@ -143,8 +170,11 @@ class KeysMixin:
         key = cache.get(digest)
         if key is not None:
             return key
+        if cache.unknown(digest):
+            raise AuthenticationError("unknown API key")
         key = self._store.find_api_key(digest)
         if key is None:
+            cache.put_unknown(digest)
             raise AuthenticationError("unknown API key")
         if key.revoked:
             raise AuthenticationError(f"API key {key.id} was revoked")

@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import Config
 from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
+from .auth import AuthFirstMiddleware
 from .deps import ServiceDep, current_key
 from .docs_ui import install_docs
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
@@ -92,6 +93,7 @@ def create_app(
         metrics.bind(service)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(AuthFirstMiddleware, service=service)  # outermost: no key, no body read
     app.include_router(health)
     auth = [Depends(current_key)]
     for router in (jobs_router, budgets_router, reports_router):  # every /v1 route: a key, and the database

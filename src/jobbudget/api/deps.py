@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..domain.apikeys import ApiKey, can
@@ -17,6 +18,7 @@ from ..domain.budget import Budget
 from ..domain.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
 from ..domain.jsontext import loads_exact as decode_exact
 from ..service import BudgetService
+from .auth import STATE_KEY
 
 __all__ = [
     "ExactJSONRoute",
@@ -44,15 +46,20 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 async def current_key(
-    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """The API key of the request (401 without one or with an unknown or revoked one).
-    Runs on the event loop: a known key is answered from memory (a database lookup
-    happens at most every few seconds per key), which spares a thread-pool hop on
-    every request."""
+    """The API key of the request (401 without one or with an unknown or revoked one):
+    the one :class:`.auth.AuthFirstMiddleware` found before the body was read, else
+    (an app built without it) looked up in a worker thread."""
+    found = request.scope.get("state", {}).get(STATE_KEY)
+    if isinstance(found, ApiKey):
+        return found
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("an API key is required: Authorization: Bearer <key>")
-    return service.authenticate(credentials.credentials)
+    key = service.remembered_key(credentials.credentials)
+    return key if key is not None else await run_in_threadpool(service.authenticate, credentials.credentials)
 
 
 KeyDep = Annotated[ApiKey, Depends(current_key)]

@@ -51,7 +51,7 @@ def canonical(value: Decimal) -> Decimal:
     storage (nine decimals) then equal, digit for digit, what was given."""
     reduced = value.normalize(context=EXACT)
     exponent = reduced.as_tuple().exponent
-    return reduced.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else reduced
+    return reduced.quantize(Decimal(1), context=EXACT) if isinstance(exponent, int) and exponent > 0 else reduced
 
 
 def plain(value: Decimal) -> str:
