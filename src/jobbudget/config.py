@@ -99,6 +99,10 @@ class Config(BaseSettings):
     database_url: str = "sqlite:///jobbudget.db"
     database_schema: str | None = None
     flush_interval: timedelta = timedelta(minutes=5)
+    #: How late a tenant key may report a job: queues redeliver late, but a job dated
+    #: further back would escape the current period's budget.  Admin keys, the CLI
+    #: and the library import historic jobs regardless.
+    late_job_window: timedelta = timedelta(days=2)
     retention_days: int = pydantic.Field(default=365, ge=1, le=36500)
     raw_retention_days: int = pydantic.Field(default=35, ge=1, le=36500)
     default_tenant: str = "default"
@@ -154,7 +158,7 @@ class Config(BaseSettings):
         # The environment overrides what the file (passed as init values) says.
         return (env_settings, init_settings)
 
-    @field_validator("flush_interval", mode="before")
+    @field_validator("flush_interval", "late_job_window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         duration = parse_duration(value)

@@ -49,6 +49,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _duration(span: timedelta) -> str:
+    """``2 days``, ``36 hours``, ``90 minutes``: a window as people say it."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
 class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, AlertsMixin, KeysMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
@@ -231,11 +241,18 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         return self.process_job_costs([metrics], reservation_ids=[reservation_id])[0]
 
     def process_job_costs(
-        self, batch: Sequence[JobMetrics], *, reservation_ids: Sequence[str | None] | None = None
+        self,
+        batch: Sequence[JobMetrics],
+        *,
+        reservation_ids: Sequence[str | None] | None = None,
+        accept_late: bool = True,
     ) -> list[JobCost]:
         """Price and store a batch in one transaction.  Any invalid item rejects the
         whole batch before anything is stored.  ``reservation_ids`` (one per job, or
-        None) settles the jobs' admissions once the batch is stored."""
+        None) settles the jobs' admissions once the batch is stored.  With
+        ``accept_late=False`` (the API for a tenant's key) a job that finished more than
+        ``late_job_window`` ago is refused: it would count toward a past period and
+        escape the current one's budget; historic imports leave it True."""
         if len(batch) > MAX_BATCH:
             raise ValidationError("batch", len(batch), f"must hold at most {MAX_BATCH} jobs")
         if reservation_ids is not None:
@@ -246,11 +263,19 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
                     check_identifier(f"reservation_ids[{i}]", rid, max_len=MAX_ID_LEN)
         now = self._now()
         limit = now + FUTURE_TOLERANCE
+        oldest = None if accept_late else now - self.config.late_job_window
         for i, m in enumerate(batch):
             if not isinstance(m, JobMetrics):
                 raise ValidationError(f"batch[{i}]", type(m).__name__, "must be a JobMetrics")
             if m.timestamp is not None and m.timestamp > limit:
                 raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
+            if oldest is not None and m.timestamp is not None and m.timestamp < oldest:
+                raise ValidationError(
+                    f"batch[{i}].timestamp",
+                    m.timestamp.isoformat(),
+                    f"is more than {_duration(self.config.late_job_window)} in the past (late_job_window): historic "
+                    "jobs are imported with an admin key or `jobbudget import`",
+                )
         engine = self._engine
         self._recount_unknown_commit()
         with self._write:  # no roll or resync can change the index meanwhile

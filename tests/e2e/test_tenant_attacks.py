@@ -117,3 +117,48 @@ def test_no_tenant_text_becomes_a_mail_header(
         names = headers_of(raw)
         assert set(names) <= MAIL_HEADERS and len(names) == len(set(names)), names
         assert b"evil.example" not in raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
+
+
+def test_back_dated_jobs_cannot_escape_the_current_period(start_server: StartServer) -> None:
+    server = start_server(config={"cost_model": PRICES, "late_job_window": "2d"})
+    key = tenant_key(server, "acme")
+    with server.client() as admin:
+        made = admin.post("/v1/budgets", json={"tenant_id": "acme", "amount": "100"})
+        assert made.status_code == 201
+    now = time.time()
+
+    def iso(seconds_ago: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - seconds_ago))
+
+    with server.client(key) as client:
+        for when in (iso(40 * 86400), "1971-01-01T00:00:00Z"):  # the attacks
+            refused = client.post("/v1/jobs", json=job("old", "acme", 50, timestamp=when))
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert error["field"] == "timestamp" and "late_job_window" in error["message"], error
+        batch = {"jobs": [job("ok", "acme", 1), job("old", "acme", 50, timestamp=iso(3 * 86400))]}
+        refused = client.post("/v1/jobs", json=batch)
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "jobs[1].timestamp"
+        # within the window a late job counts where it belongs: here, this period
+        assert client.post("/v1/jobs", json=job("late", "acme", 102, timestamp=iso(3600))).status_code == 200
+        assert client.post("/v1/check", json={"tenant_id": "acme"}).json()["type"] == "block"
+    with server.client() as admin:  # an operator may import history
+        assert admin.post("/v1/jobs", json=job("history", "acme", 5, timestamp=iso(40 * 86400))).status_code == 200
+
+
+def test_a_job_never_settles_another_tenants_reservation(start_server: StartServer) -> None:
+    server = start_server(config={"cost_model": PRICES})
+    acme, globex = tenant_key(server, "acme"), tenant_key(server, "globex")
+    with server.client() as admin:
+        assert admin.post("/v1/budgets", json={"tenant_id": "acme", "amount": "10"}).status_code == 201
+    with server.client(acme) as client:
+        held = client.post("/v1/admit", json={"tenant_id": "acme", "estimated_cost": "9"}).json()
+        assert held["allowed"] and held["reservation_id"]
+        assert not client.post("/v1/admit", json={"tenant_id": "acme", "estimated_cost": "2"}).json()["allowed"]
+    with server.client(globex) as client:  # globex reports its own job with acme's reservation
+        stolen = client.post("/v1/jobs", json=job("g1", "globex", 1) | {"reservation_id": held["reservation_id"]})
+        assert stolen.status_code == 200
+    with server.client(acme) as client:  # acme's hold is intact: still no room for 2 more
+        assert not client.post("/v1/admit", json={"tenant_id": "acme", "estimated_cost": "2"}).json()["allowed"]
+        released = client.request("DELETE", f"/v1/reservations/{held['reservation_id']}").json()
+        assert released == {"released": True}

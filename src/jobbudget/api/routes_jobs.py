@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -36,6 +37,7 @@ from .schemas import (
 __all__ = ["action_out", "router"]
 
 router = APIRouter(prefix="/v1", route_class=ExactJSONRoute)
+_BATCH_FIELD = re.compile(r"^batch\[(\d+)\]")
 
 
 def _metrics(job: JobIn) -> JobMetrics:
@@ -85,7 +87,19 @@ def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()])
         except ValidationError as exc:
             prefix = f"jobs[{i}]." if isinstance(body, JobBatchIn) else ""
             raise ValidationError(prefix + exc.field, exc.value, exc.reason) from None
-    costs = service.process_job_costs(metrics, reservation_ids=[job.reservation_id for job in jobs])
+    try:
+        costs = service.process_job_costs(
+            metrics,
+            reservation_ids=[job.reservation_id for job in jobs],
+            accept_late=key.role == "admin",  # a tenant key cannot date jobs out of the current period
+        )
+    except ValidationError as exc:  # the service's "batch[3].timestamp" in the request's words
+        match = _BATCH_FIELD.match(exc.field)
+        if match is None:
+            raise
+        rest = exc.field[match.end() :].lstrip(".")
+        named = f"jobs[{match.group(1)}]{'.' + rest if rest else ''}" if isinstance(body, JobBatchIn) else rest or "job"
+        raise ValidationError(named, exc.value, exc.reason) from None
     new = [c for c in costs if not c.duplicate]
     out = {
         "jobs": [_cost_json(c) for c in costs],
