@@ -175,8 +175,10 @@ def test_bad_config_key_is_a_validation_error(run: Run, tmp_path: Path) -> None:
 def test_bad_database_url_is_rejected_without_traceback(run: Run) -> None:
     result = run("status", database="mysql://root:pw@localhost/db")
     assert result.exit_code == 2
-    assert "error [VALIDATION_FAILED]: database_url" in result.stderr
+    assert "error [VALIDATION_FAILED]: --database-url" in result.stderr
     assert "pw" not in result.output
+    plain = run("status", database="/tmp/try.db")  # a path, not a URL: say which URL it means
+    assert plain.exit_code == 2 and "sqlite:////tmp/try.db" in plain.stderr and "://..." not in plain.stderr
 
 
 def test_database_password_is_never_printed(run: Run) -> None:
@@ -290,16 +292,16 @@ def test_budget_create_flags_and_custom_period(run: Run) -> None:
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (["--amount", "ten"], "amount"),
-        (["--amount", "0"], "amount"),
-        (["--amount", "5", "--warn", "0.95"], "throttle_threshold"),
-        (["--amount", "5", "--throttle-factor", "0"], "enforcement_policy.throttle_factor"),
-        (["--amount", "5", "--currency", "XYZ"], "currency"),
-        (["--amount", "5", "--period", "custom", "--start", "2024-01-01"], "period"),
-        (["--amount", "5", "--start", "2024-13-01"], "period.start_date"),
-        (["--amount", "5", "--timezone", "Mars/Olympus"], "period.timezone"),
-        (["--amount", "5", "--notify", "email:not-an-address"], "notifications.target"),
-        (["--amount", "5", "--notify", "pager:123"], "notifications.type"),
+        (["--amount", "ten"], "--amount"),
+        (["--amount", "0"], "--amount"),
+        (["--amount", "5", "--warn", "0.95"], "--throttle"),
+        (["--amount", "5", "--throttle-factor", "0"], "--throttle-factor"),
+        (["--amount", "5", "--currency", "XYZ"], "--currency"),
+        (["--amount", "5", "--period", "custom", "--start", "2024-01-01"], "--end: is required with --period custom"),
+        (["--amount", "5", "--start", "2024-13-01"], "--start"),
+        (["--amount", "5", "--timezone", "Mars/Olympus"], "--timezone"),
+        (["--amount", "5", "--notify", "email:not-an-address"], "--notify"),
+        (["--amount", "5", "--notify", "pager:123"], "--notify"),
     ],
 )
 def test_budget_create_rejects_bad_input_with_exit_2(run: Run, args: list[str], field: str) -> None:

@@ -118,11 +118,13 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":  # where it broke is a character offset, not a field
+        context = first.get("ctx")
+        reason = (str(context.get("error") or "") if isinstance(context, dict) else "") or "it cannot be parsed"
+        return _json(400, "INVALID_JSON", f"the request body is not valid JSON: {reason}", None)
     field = _field(first.get("loc", ()))
-    status = 400 if first.get("type") == "json_invalid" else 422
-    code = "INVALID_JSON" if status == 400 else "VALIDATION_FAILED"
     extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return _json(status, code, f"{field}: {first.get('msg', 'invalid')}{extra}", field or None)
+    return _json(422, "VALIDATION_FAILED", f"{field}: {first.get('msg', 'invalid')}{extra}", field or None)
 
 
 async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:

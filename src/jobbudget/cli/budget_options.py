@@ -40,6 +40,26 @@ class PeriodType(StrEnum):
     custom = "custom"
 
 
+#: The option behind each budget field, for errors in the words the user typed.
+BUDGET_OPTIONS = {
+    "tenant_id": "--tenant",
+    "queue_name": "--queue",
+    "amount": "--amount",
+    "currency": "--currency",
+    "period": "--period",
+    "period.start_date": "--start",
+    "period.end_date": "--end",
+    "period.timezone": "--timezone",
+    "warning_threshold": "--warn",
+    "throttle_threshold": "--throttle",
+    "block_threshold": "--block",
+    "enforcement_policy.throttle_factor": "--throttle-factor",
+    "enforcement_policy.emergency_priority": "--emergency-priority",
+    "enforcement_policy.max_bypass_fraction": "--max-bypass-fraction",
+    "enforcement_policy.grace_period_hours": "--grace-hours",
+    "notifications": "--notify",
+    "notify": "--notify",
+}
 _P = "Period"
 _T = "Thresholds"
 _E = "Enforcement policy"

@@ -11,8 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, parse_channel_spec
+from ..domain.errors import ValidationError
 from ..domain.periods import BudgetPeriod
 from .budget_options import (
+    BUDGET_OPTIONS,
     Amount,
     Block,
     BlockJobs,
@@ -67,9 +69,16 @@ def _channel(spec: str) -> NotificationChannel:
 def _period(
     old: BudgetPeriod | None, kind: PeriodType | None, start: str | None, end: str | None, timezone: str | None
 ) -> BudgetPeriod:
-    """A new period from the options; on update, unchanged parts come from ``old``."""
-    start_date = parse_date("period.start_date", start) if start is not None else None
-    end_date = parse_date("period.end_date", end) if end is not None else None
+    """A new period from the options; on update, unchanged parts come from ``old``.
+    Errors name the options (``--start``, ``--end``), not the fields behind them."""
+    start_date = parse_date("--start", start) if start is not None else None
+    end_date = parse_date("--end", end) if end is not None else None
+    custom = kind is PeriodType.custom or (kind is None and old is not None and old.type == "custom")
+    if custom and old is None and (start_date is None or end_date is None):
+        missing = "--start" if start is None else "--end"
+        raise ValidationError(missing, None, "is required with --period custom (a date YYYY-MM-DD)")
+    if start_date is not None and end_date is not None and end_date < start_date:
+        raise ValidationError("--end", end_date, f"must not be before --start {start_date.isoformat()}")
     if old is None:
         return BudgetPeriod(
             type=(kind or PeriodType.monthly).value,
@@ -178,7 +187,7 @@ def create(
 ) -> None:
     """Create a budget for a tenant (or one of its queues) and print its id."""
     settings = Settings(config, database_url, json)
-    with cli_errors():
+    with cli_errors(BUDGET_OPTIONS):
         budget = Budget(
             tenant_id=tenant,
             queue_name=queue or "",
@@ -236,7 +245,7 @@ def update(
     changes; --queue "" makes the budget tenant-wide.
     """
     settings = Settings(config, database_url, json)
-    with cli_errors(), open_service(settings) as service:
+    with cli_errors(BUDGET_OPTIONS), open_service(settings) as service:
         old = service.get_budget(budget_id)
         channels = old.notifications
         if clear_notify:
@@ -276,7 +285,7 @@ def deactivate(
 ) -> None:
     """Stop enforcing a budget (it is kept, with its history; `update --activate` undoes it)."""
     settings = Settings(config, database_url, json)
-    with cli_errors(), open_service(settings) as service:
+    with cli_errors(BUDGET_OPTIONS), open_service(settings) as service:
         budget = service.deactivate_budget(budget_id, actor=ACTOR)
     _print_budget(budget, "Deactivated", settings)
 
@@ -291,7 +300,7 @@ def list_budgets(
 ) -> None:
     """List budgets (active ones unless --all), with their policy and redacted alert channels."""
     settings = Settings(config, database_url, json)
-    with cli_errors(), open_service(settings) as service:
+    with cli_errors(BUDGET_OPTIONS), open_service(settings) as service:
         budgets = service.list_budgets(tenant, include_inactive=all_)
     if json:
         emit_json([b.redacted() for b in budgets])

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal
@@ -101,10 +101,24 @@ class Settings:
         config = Config.from_yaml(self.config_path) if self.config_path is not None else Config()
         if self.database_url:
             if not self.database_url.startswith(_URL_PREFIXES):
-                shown = self.database_url.split("://", 1)[0] + "://..."
-                raise ValidationError("database_url", shown, "must be sqlite:///FILE, postgresql://... or memory://")
+                raise _not_a_url(self.database_url)
             config = config.model_copy(update={"database_url": self.database_url})
         return config
+
+
+def _not_a_url(given: str) -> ValidationError:
+    """A --database-url that is not one: a plain path is shown as given (with the URL it
+    likely meant); anything with ``://`` only up to it (it may hold a password)."""
+    if "://" not in given and "@" not in given:
+        path = Path(given).expanduser()
+        return ValidationError(
+            "--database-url",
+            given,
+            f"must be a URL: for this SQLite file write sqlite:///{path} (also postgresql://USER@HOST/DB)",
+        )
+    return ValidationError(
+        "--database-url", given.split("://", 1)[0] + "://...", "must be sqlite:///FILE, postgresql://... or memory://"
+    )
 
 
 @contextlib.contextmanager
@@ -133,15 +147,17 @@ def emit_json(value: Any) -> None:
 
 
 @contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
+def cli_errors(options: Mapping[str, str] | None = None) -> Iterator[None]:
     """Print jobbudget errors as ``error [CODE]: message`` on stderr and exit with 2
-    (invalid input) or 1 (anything else); never a traceback."""
+    (invalid input) or 1 (anything else); never a traceback.  ``options`` names the
+    command-line option behind a field (``{"amount": "--amount"}``; the longest
+    matching prefix wins), so a user reads the option they typed."""
     try:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except ValidationError as exc:
-        _fail(exc.code, str(exc), 2)
+        _fail(exc.code, str(_as_option(exc, options or {})), 2)
     except JobBudgetError as exc:
         _fail(error_code(exc), str(exc), 1)
     except KeyboardInterrupt:
@@ -150,6 +166,13 @@ def cli_errors() -> Iterator[None]:
         if os.environ.get("JOBBUDGET_DEBUG"):
             raise
         _fail("INTERNAL", f"{type(exc).__name__}: {exc} (set JOBBUDGET_DEBUG=1 for a traceback)", 1)
+
+
+def _as_option(exc: ValidationError, options: Mapping[str, str]) -> ValidationError:
+    for field in sorted(options, key=len, reverse=True):
+        if exc.field == field or exc.field.startswith(field + "."):
+            return ValidationError(options[field], exc.value, exc.reason)
+    return exc
 
 
 def _fail(code: str, message: str, exit_code: int) -> None:

@@ -11,6 +11,8 @@ causes that ``BudgetError.err`` may carry, and can be raised on their own.
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -49,7 +51,8 @@ class ValidationError(JobBudgetError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}: {reason} (got {_short(value)})")
+        given = "" if value is None else f" (got {_short(value)})"  # "is required (got nothing)" says it twice
+        super().__init__(f"{field}: {reason}{given}")
 
 
 class NotFoundError(JobBudgetError, LookupError):
@@ -148,8 +151,32 @@ class EnforcementError(JobBudgetError):
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    """``value`` in the user's words, not Python's: ``-5`` (not ``Decimal('-5')``),
+    ``2026-11-01``, ``true``, ``nothing``; text keeps its quotes (and escapes, so a
+    hidden control character shows)."""
+    text = _shown(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() and abs(value.adjusted()) < 60 else str(value)
+    if isinstance(value, (int, float)):
+        return str(value) if isinstance(value, int) else repr(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple, dict)):
+        try:
+            return json.dumps(value, default=str, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return type(value).__name__
+    if isinstance(value, str):
+        return repr(value)
+    return type(value).__name__
 
 
 def error_code(err: BaseException) -> str:

@@ -94,7 +94,7 @@ def metrics_from_mapping(data: Any) -> JobMetrics:
 def parse_jsonl(lines: Iterable[str]) -> Iterator[Parsed]:
     """One JSON object per line; blank lines are skipped."""
     for number, raw in enumerate(lines, start=1):
-        text = raw.lstrip("\ufeff") if number == 1 else raw
+        text = (raw.lstrip("\ufeff") if number == 1 else raw).rstrip("\r\n")  # columns of the line itself
         if not text.strip():
             continue
         try:
