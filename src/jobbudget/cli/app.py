@@ -31,6 +31,7 @@ from .common import (
 )
 from .common import open_service as _open_service
 from .forecast_cmd import forecast, forecast_accuracy
+from .help_style import install as _help_style
 from .import_cmd import import_jobs
 from .ingest_cmd import ingest
 from .render import action_text, money, status_json, status_table
@@ -39,6 +40,8 @@ from .serve_cmd import serve
 from .tui_cmd import tui
 
 __all__ = ["app", "main"]
+
+_help_style()
 
 app = typer.Typer(
     name="jobbudget",
@@ -49,21 +52,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database maintenance: schema upgrades and retention.", no_args_is_help=True)
-app.add_typer(budget_app, name="budget")
-app.add_typer(db_app, name="db")
-app.command("ingest")(ingest)
-app.command("import")(import_jobs)
-app.command("forecast")(forecast)
-app.command("forecast-accuracy")(forecast_accuracy)
-app.command("report")(report)
-app.command("serve")(serve)
-app.command("tui")(tui)
-app.command("calibrate")(calibrate)
-app.add_typer(costmodel_app, name="costmodel")
-app.add_typer(alerts_app, name="alerts")
-app.add_typer(notify_app, name="notify")
-app.add_typer(apikey_app, name="apikey")
-
 BLOCK_EXIT = 3
 
 
@@ -89,7 +77,6 @@ def _root(
     """Exact job costs, budgets and graduated enforcement for multi-tenant job queues."""
 
 
-@app.command("init")
 def init(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
     """Create the database (or bring its schema up to date) and say where it is."""
     settings = Settings(config, database_url, json)
@@ -134,7 +121,6 @@ def db_prune(config: ConfigOption = None, database_url: DatabaseOption = None, j
         )
 
 
-@app.command("check")
 def check(
     tenant: Annotated[str, typer.Argument(help="Tenant submitting the job.", show_default=False)],
     queue: Annotated[str, typer.Argument(help="Queue of the job (omit for tenant-wide budgets only).")] = "",
@@ -163,7 +149,6 @@ def check(
         raise typer.Exit(BLOCK_EXIT)
 
 
-@app.command("status")
 def status(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's budgets.")] = None,
     at: AtOption = None,
@@ -187,7 +172,6 @@ def status(
         out_console().print(status_table(statuses))
 
 
-@app.command("demo")
 def demo(
     database_url: Annotated[
         str | None,
@@ -291,6 +275,28 @@ def demo(
 
 def _first_queue(report: DemoReport) -> str:
     return report.queue_spend[0].queue_name if report.queue_spend else "QUEUE"
+
+
+# --help lists the commands in groups, in the order a new user meets them
+_START, _BUDGETS, _JOBS, _REPORTS, _ALERTS, _ADMIN = "Start", "Budgets", "Jobs", "Reports", "Alerts", "Admin"
+app.command("demo", rich_help_panel=_START)(demo)
+app.command("init", rich_help_panel=_START)(init)
+app.command("tui", rich_help_panel=_START)(tui)
+app.add_typer(budget_app, name="budget", rich_help_panel=_BUDGETS)
+app.command("status", rich_help_panel=_BUDGETS)(status)
+app.command("check", rich_help_panel=_BUDGETS)(check)
+app.command("ingest", rich_help_panel=_JOBS)(ingest)
+app.command("import", rich_help_panel=_JOBS)(import_jobs)
+app.command("report", rich_help_panel=_REPORTS)(report)
+app.command("forecast", rich_help_panel=_REPORTS)(forecast)
+app.command("forecast-accuracy", rich_help_panel=_REPORTS)(forecast_accuracy)
+app.command("calibrate", rich_help_panel=_REPORTS)(calibrate)
+app.add_typer(alerts_app, name="alerts", rich_help_panel=_ALERTS)
+app.add_typer(notify_app, name="notify", rich_help_panel=_ALERTS)
+app.command("serve", rich_help_panel=_ADMIN)(serve)
+app.add_typer(costmodel_app, name="costmodel", rich_help_panel=_ADMIN)
+app.add_typer(apikey_app, name="apikey", rich_help_panel=_ADMIN)
+app.add_typer(db_app, name="db", rich_help_panel=_ADMIN)
 
 
 def main() -> None:
