@@ -5,7 +5,6 @@ flag, no ``<str>`` after a value, arguments as ``TENANT`` / ``[QUEUE]`` (not
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 import typer
