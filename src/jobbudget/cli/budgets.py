@@ -50,7 +50,7 @@ from .common import (
     parse_date,
     parse_number,
 )
-from .render import action_text, budget_table, money, percent, status_label
+from .render import action_text, budget_table, money, percent, policy_text, status_label, thresholds_text
 
 __all__ = ["budget_app"]
 
@@ -331,7 +331,7 @@ def show(
         emit_json(replace(status, budget=budget))
         return
     label, style = status_label(status)
-    p, policy = budget.period, budget.enforcement_policy
+    p = budget.period
     table = Table(show_header=False, box=None, title=f"Budget {budget.id}", title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -341,20 +341,11 @@ def show(
         ("Status", Text(label, style=style)),
         ("Period", f"{p.type} from {p.start_date} ({p.timezone}, {'recurring' if p.recurring else 'once'})"),
         ("Current period", period_now),
-        ("Spend", f"{status.current_spend} {budget.currency}"),
-        ("Amount", f"{budget.amount} {budget.currency}"),
+        ("Spend", money(status.current_spend, budget.currency)),
+        ("Amount", money(budget.amount, budget.currency)),
         ("Utilization", percent(status.utilization)),
-        (
-            "Thresholds",
-            f"warn {budget.warning_threshold}, throttle {budget.throttle_threshold}, block {budget.block_threshold}",
-        ),
-        (
-            "Policy",
-            f"warn_only={policy.warn_only}, throttle_factor={policy.throttle_factor:g}, "
-            f"block_new_jobs={policy.block_new_jobs}, allow_emergency={policy.allow_emergency} "
-            f"(priority >= {policy.emergency_priority}, at most {policy.max_bypass_fraction} of the amount "
-            f"past the block threshold), grace={policy.grace_period_hours}h",
-        ),
+        ("Warn / Throttle / Block", thresholds_text(budget)),
+        ("Policy", policy_text(budget.enforcement_policy)),
         ("Notify", ", ".join(f"{c.type}:{c.target} ({'/'.join(c.events)})" for c in budget.notifications) or "-"),
         ("Active", "yes" if budget.active else "no"),
         ("Created", f"{budget.created_at:%Y-%m-%d %H:%M} UTC by {budget.created_by}" if budget.created_at else "-"),

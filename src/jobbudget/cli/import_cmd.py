@@ -34,6 +34,7 @@ from .common import (
     err_console,
 )
 from .importing import ImportFormat, ImportResult, import_file, parse_items, resolve_cost_model
+from .render import money
 
 if TYPE_CHECKING:
     from ..notify.dispatcher import DispatchResult
@@ -199,7 +200,7 @@ def print_result(result: ImportResult, json: bool, notifications: DispatchResult
         skipped = f"; {result.skipped} skipped{f' ({reasons})' if reasons else ''}"
     typer.echo(
         f"{_count(s.read, 'job')} read: {s.stored} stored, {_count(s.duplicates, 'duplicate')}, "
-        f"{s.rejected} rejected{skipped}. Total cost of stored jobs: {s.total_cost}.{not_applied}"
+        f"{s.rejected} rejected{skipped}. Total cost of stored jobs: {money(s.total_cost, 'USD')}.{not_applied}"
     )
     if notifications is not None and notifications.worked:
         typer.echo(dispatch_text(notifications))

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from ..domain.budget import Budget
+from ..domain.budget import Budget, EnforcementPolicy
 from ..domain.enforcement import EnforcementAction
 from ..render.common import money_in as money
 from ..service import BudgetStatus
@@ -20,6 +20,8 @@ __all__ = [
     "budget_table",
     "money",
     "percent",
+    "policy_text",
+    "thresholds_text",
     "status_json",
     "status_label",
     "status_table",
@@ -119,29 +121,14 @@ def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
     for b in budgets:
         safe = b.redacted()
         p = b.period
-        policy = b.enforcement_policy
-        rules = []
-        if policy.warn_only:
-            rules.append("warn only")
-        else:
-            rules.append(f"throttle ×{policy.throttle_factor:g}")
-            rules.append("block" if policy.block_new_jobs else "no block")
-        if policy.allow_emergency:
-            rules.append(f"bypass ≥{policy.emergency_priority} up to +{policy.max_bypass_fraction * 100:g}%")
-        else:
-            rules.append("no bypass")
-        if policy.grace_period_hours:
-            rules.append(f"grace {policy.grace_period_hours}h")
         cells = (
             str(b.id),
             b.tenant_id,
             _scope_queue(b),
             f"{p.type} from {p.start_date}" + ("" if p.timezone == "UTC" else f" ({p.timezone})"),
             money(b.amount, b.currency),
-            " / ".join(
-                f"{(t * 100).normalize():f}%" for t in (b.warning_threshold, b.throttle_threshold, b.block_threshold)
-            ),
-            ", ".join(rules),
+            thresholds_text(b),
+            policy_text(b.enforcement_policy),
             "\n".join(f"{c.type}:{c.target}" for c in safe.notifications) or "-",
             "yes" if b.active else "no",
         )
@@ -149,10 +136,34 @@ def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
     return table
 
 
+def thresholds_text(budget: Budget) -> str:
+    """``75% / 90% / 100%``: where the budget warns, throttles and blocks."""
+    shares = (budget.warning_threshold, budget.throttle_threshold, budget.block_threshold)
+    return " / ".join(f"{(t * 100).normalize():f}%" for t in shares)
+
+
+def policy_text(policy: EnforcementPolicy) -> str:
+    """``throttle ×0.5, block, bypass ≥9 up to +10%``: the policy in a few words."""
+    rules = []
+    if policy.warn_only:
+        rules.append("warn only")
+    else:
+        rules.append(f"throttle ×{policy.throttle_factor:g}")
+        rules.append("block" if policy.block_new_jobs else "no block")
+    if policy.allow_emergency:
+        rules.append(f"bypass ≥{policy.emergency_priority} up to +{policy.max_bypass_fraction * 100:g}%")
+    else:
+        rules.append("no bypass")
+    if policy.grace_period_hours:
+        rules.append(f"grace {policy.grace_period_hours}h")
+    return ", ".join(rules)
+
+
 def action_text(action: EnforcementAction) -> Text:
-    """``BLOCK  budget ... new jobs blocked`` in the colour of the action."""
+    """``Block: budget ... new jobs blocked`` in the colour of the action, with the
+    same words as every status (OK, Warning, Throttle, Block)."""
     label, style = STATUS_LABELS.get(action.type, (action.type, ""))
-    text = Text(action.type.upper(), style=style)
+    text = Text(label, style=style)
     if action.type == "throttle":
         text.append(f" (run at {action.factor * 100:.0f}% capacity)", style=style)
     if action.bypass:

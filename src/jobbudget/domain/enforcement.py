@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from .budget import Budget
-from .money import EXACT, ZERO
+from .money import EXACT, ZERO, display_money
 from .periods import PeriodWindow
 
 __all__ = [
@@ -172,7 +172,7 @@ def reservation_limit(*, budget: Budget, thresholds: Thresholds, priority: int, 
 def _message(budget: Budget, window: PeriodWindow, kind: str, spend: Decimal, util: Decimal, factor: float) -> str:
     head = (
         f"budget {budget.id} for {budget.scope}, {budget.period.type} "
-        f"{window.start_date}..{window.end_date}: {spend:.2f} of {budget.amount:.2f} "
+        f"{window.start_date}..{window.end_date}: {display_money(spend)} of {display_money(budget.amount)} "
         f"{budget.currency} spent ({util * 100:.1f}%)"
     )
     if kind == "block":
