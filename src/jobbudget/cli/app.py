@@ -169,7 +169,8 @@ def status(
     elif not statuses:
         out_console().print("No active budgets. Create one with `jobbudget budget create --tenant T --amount A`.")
     else:
-        out_console().print(status_table(statuses))
+        console = out_console()
+        console.print(status_table(statuses, width=console.width))
 
 
 def demo(
@@ -246,7 +247,7 @@ def demo(
         f"{report.still_running:,} were still running at the end of {report.month_start:%B %Y} (not billed)."
     )
     month = f"{report.month_start:%B %Y}"
-    console.print(status_table(report.statuses, title=f"Budgets at the end of {month}"))
+    console.print(status_table(report.statuses, title=f"Budgets at the end of {month}", width=console.width))
     if report.report is not None:
         from ..render.text import report_renderable
 

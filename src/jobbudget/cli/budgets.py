@@ -307,7 +307,8 @@ def list_budgets(
     elif not budgets:
         out_console().print("No budgets." + ("" if all_ else " (deactivated ones are shown with --all)"))
     else:
-        out_console().print(budget_table(budgets))
+        console = out_console()
+        console.print(budget_table(budgets, width=console.width))
 
 
 @budget_app.command("show")

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
 from ..domain.budget import Budget, EnforcementPolicy
 from ..domain.enforcement import EnforcementAction
 from ..render.common import money_in as money
 from ..service import BudgetStatus
+from .tables import Column, fit_table
 
 __all__ = [
     "STATUS_LABELS",
@@ -62,31 +63,37 @@ def _scope_queue(budget: Budget) -> str:
     return budget.queue_name or "(all queues)"
 
 
-def status_table(statuses: Sequence[BudgetStatus], *, title: str = "Budgets") -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("Tenant")
-    table.add_column("Queue")
-    table.add_column("Period")
-    table.add_column("Spend", justify="right")
-    table.add_column("Amount", justify="right")
-    table.add_column("Utilization", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
+def status_table(statuses: Sequence[BudgetStatus], *, title: str = "Budgets", width: int = 160) -> RenderableType:
+    """Every status within ``width`` columns: names and money are never cut (see
+    :func:`.tables.fit_table`; the period and the bar go first)."""
+    columns = [
+        Column("Tenant", keep=True),
+        Column("Queue", keep=True),
+        Column("Period", rank=2),
+        Column("Spend", keep=True, justify="right"),
+        Column("Amount", keep=True, justify="right"),
+        Column("Utilization", rank=1, keep=True),
+        Column("Status", keep=True),
+    ]
+    rows: list[list[str | Text]] = []
     for s in statuses:
         b = s.budget
         label, style = status_label(s)
         period = (
             f"{b.period.type} {s.period_start}..{s.period_end}" if s.period_start else f"{b.period.type} (none now)"
         )
-        table.add_row(
-            Text(b.tenant_id),
-            Text(_scope_queue(b)),
-            period,
-            money(s.current_spend),
-            money(b.amount, b.currency),
-            utilization_bar(s.utilization, style),
-            Text(label, style=style),
+        rows.append(
+            [
+                Text(b.tenant_id),
+                Text(_scope_queue(b)),
+                period,
+                money(s.current_spend),
+                money(b.amount, b.currency),
+                utilization_bar(s.utilization, style),
+                Text(label, style=style),
+            ]
         )
-    return table
+    return fit_table(columns, rows, width=width, title=title)
 
 
 def status_json(s: BudgetStatus) -> dict[str, Any]:
@@ -107,17 +114,22 @@ def status_json(s: BudgetStatus) -> dict[str, Any]:
     }
 
 
-def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
-    """Budgets as stored; notification targets are redacted."""
-    table = Table(title=title, title_justify="left")
-    for name in ("ID", "Tenant", "Queue", "Period", "Amount", "Warn/Throttle/Block", "Policy", "Notify", "Active"):
-        # ID, amount and alert targets are never cut; long cells fold instead of being truncated.
-        table.add_column(
-            name,
-            overflow="fold",
-            justify="right" if name == "Amount" else "left",
-            no_wrap=name in ("ID", "Amount", "Notify"),
-        )
+def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets", width: int = 160) -> RenderableType:
+    """Budgets as stored, within ``width`` columns; notification targets are redacted.
+    Ids, names and amounts are never cut; the policy, notifications and thresholds
+    are left out first when the terminal is narrow."""
+    columns = [
+        Column("ID", keep=True),
+        Column("Tenant", keep=True),
+        Column("Queue", keep=True),
+        Column("Period", rank=2),
+        Column("Amount", keep=True, justify="right"),
+        Column("Thresholds", rank=3),
+        Column("Policy", rank=4),
+        Column("Notify", rank=3),
+        Column("Active", rank=1),
+    ]
+    rows: list[list[str | Text]] = []
     for b in budgets:
         safe = b.redacted()
         p = b.period
@@ -132,8 +144,8 @@ def budget_table(budgets: Sequence[Budget], *, title: str = "Budgets") -> Table:
             "\n".join(f"{c.type}:{c.target}" for c in safe.notifications) or "-",
             "yes" if b.active else "no",
         )
-        table.add_row(*(Text(c) for c in cells))
-    return table
+        rows.append([Text(c) for c in cells])
+    return fit_table(columns, rows, width=width, title=title)
 
 
 def thresholds_text(budget: Budget) -> str:
