@@ -36,6 +36,8 @@ def database(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(database: str) -> Run:
+    assert runner.invoke(app, ["init", "--database-url", database]).exit_code == 0  # as the README says
+
     def invoke(*args: str) -> Result:
         result = runner.invoke(app, [*args, "--database-url", database])
         assert "Traceback" not in result.output

@@ -54,6 +54,8 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(db: str) -> Run:
+    assert runner.invoke(app, ["init", "--database-url", db]).exit_code == 0  # as the README says
+
     def invoke(*args: str, database: str | None = db) -> Result:
         extra = ["--database-url", database] if database else []
         result = runner.invoke(app, [*args, *extra])
@@ -199,17 +201,22 @@ def test_costmodel_show_a_preset_needs_no_database(run: Run, tmp_path: Path) -> 
     assert "0.0000108333333333333" in text.stdout and "E-" not in text.stdout  # positional notation
     assert not (tmp_path / "jobbudget.db").exists()
     unknown = run("costmodel", "show", "--preset", "ibm")
-    assert unknown.exit_code == 2 and "unknown pricing preset" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown cost model; choose one of default, production" in unknown.stderr
 
 
 def test_costmodel_presets(run: Run) -> None:
+    names = ["default", "production", "staging", "seed", "opencost-default", "gcp", "aws", "azure", "alibaba", "oracle"]
     text = run("costmodel", "presets", database=None)
     assert text.exit_code == 0, text.output
-    for name in ("opencost-default", "gcp", "aws", "azure", "alibaba", "oracle"):
+    for name in names:
         assert name in text.stdout
     data = as_json(run("costmodel", "presets", "--json", database=None))
-    assert [p["name"] for p in data] == ["opencost-default", "gcp", "aws", "azure", "alibaba", "oracle"]
-    assert data[2]["unit_prices"]["egress_per_gib"] == "0.143"
+    assert [p["name"] for p in data] == names  # every name `costmodel set` and `import --cost-model` take
+    assert data[6]["unit_prices"]["egress_per_gib"] == "0.143"
+    assert data[0]["unit_prices"]["cpu_per_vcpu_hour"] == "0.036"  # the default, per core-hour
+    assert run("costmodel", "presets", "--database-url", "sqlite:///x.db").exit_code == 0  # as every command
+    production = run("costmodel", "set", "--preset", "production")  # the README's preset names work
+    assert production.exit_code == 0, production.output
 
 
 def test_costmodel_set_applies_a_preset_as_a_new_version(run: Run, service: Any) -> None:

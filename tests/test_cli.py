@@ -42,7 +42,9 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(db: str) -> Run:
-    """Invoke the CLI on the test database; ``db=None`` leaves --database-url out."""
+    """Invoke the CLI on the test database (made with `jobbudget init` first, as the
+    README says); ``db=None`` leaves --database-url out."""
+    assert runner.invoke(app, ["init", "--database-url", db]).exit_code == 0
 
     def invoke(*args: str, input: str | None = None, database: str | None = db) -> Result:
         extra = ["--database-url", database] if database else []
@@ -629,8 +631,26 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     version = subprocess.run([sys.executable, "-c", script, "--version"], capture_output=True, text=True, check=False)
     assert version.returncode == 0 and version.stdout.strip() == "jobbudget 0.1.0"
     url = f"sqlite:///{tmp_path / 'sub.db'}"
+    subprocess.run([sys.executable, "-c", script, "init", "--database-url", url], capture_output=True, check=True)
     args = [sys.executable, "-c", script, "check", "acme", "--database-url", url, "--json"]
     check = subprocess.run(args, capture_output=True, text=True, check=False)
     assert check.returncode == 0 and json.loads(check.stdout)["type"] == "allow"
     bad = subprocess.run([*args[:5], "--database-url", "oracle://x"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error [VALIDATION_FAILED]") and "Traceback" not in bad.stderr
+
+
+def test_a_mistyped_database_is_refused_not_created(tmp_path: Path) -> None:
+    """Reads refuse a SQLite file that is not there, naming it; init and writes create
+    it and say so."""
+    typo = tmp_path / "tyr.db"
+    for args in (["status"], ["budget", "list"], ["check", "acme"], ["report", "acme"], ["alerts", "list"]):
+        result = runner.invoke(app, [*args, "--database-url", f"sqlite:///{typo}"])
+        assert result.exit_code == 2, (args, result.output)
+        assert str(typo) in result.stderr and "jobbudget init" in result.stderr
+        assert not typo.exists()
+    made = runner.invoke(
+        app, ["budget", "create", "--tenant", "acme", "--amount", "5", "--database-url", f"sqlite:///{typo}"]
+    )
+    assert made.exit_code == 0 and "Creating a new database" in made.stderr and typo.exists()
+    again = runner.invoke(app, ["status", "--database-url", f"sqlite:///{typo}"])
+    assert again.exit_code == 0 and "Creating" not in again.stderr

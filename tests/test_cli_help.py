@@ -43,3 +43,20 @@ def test_top_level_commands_are_grouped() -> None:
     assert panels == ["Options", "Start", "Budgets", "Jobs", "Reports", "Admin", "Alerts"]
     check = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "100"}).output
     assert "Usage: jobbudget check [OPTIONS] TENANT [QUEUE]" in check
+
+
+def test_every_command_that_can_takes_the_common_options() -> None:
+    """The README: most commands take --config, --database-url and --json."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    for path in _commands(root):
+        command: Any = root
+        for name in path:
+            command = command.commands[name]
+        if hasattr(command, "commands") or path in {("demo",), ("notify", "secret")}:
+            continue  # groups; the demo makes its own database; a secret needs no settings
+        options = {opt for param in command.params for opt in getattr(param, "opts", ())}
+        assert {"--config", "--database-url"} <= options, path
+        if path not in {("serve",), ("tui",)}:
+            assert "--json" in options, path

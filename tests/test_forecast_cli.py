@@ -32,6 +32,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Run:
+    assert runner.invoke(app, ["init", "--database-url", f"sqlite:///{tmp_path / 'cli.db'}"]).exit_code == 0
+
     def invoke(*args: str) -> Result:
         result = runner.invoke(app, [*args, "--database-url", f"sqlite:///{tmp_path / 'cli.db'}"])
         assert "Traceback" not in result.output

@@ -17,21 +17,17 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .domain.budget import NotificationChannel, validate_channel
 from .domain.codec import channel_from_mapping
-from .domain.cost import CostModel, default_cost_model, production_cost_model, seed_cost_model, staging_cost_model
+from .domain.cost import CostModel
 from .domain.errors import ValidationError
 from .domain.validation import MAX_TENANT_LEN, check_identifier
+from .pricing import BUILT_IN, model_names, named_model
 
 __all__ = ["Config", "CostModelSettings", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-PRESETS = {
-    "default": default_cost_model,
-    "production": production_cost_model,
-    "staging": staging_cost_model,
-    "seed": seed_cost_model,
-}
+PRESETS = BUILT_IN  # the built-in named models (the cloud tables are in jobbudget.pricing)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -70,20 +66,12 @@ class CostModelSettings(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str) -> str:
-        from .pricing import preset_names
-
-        names = (*PRESETS, *preset_names())
-        if value not in names:
-            raise ValueError(f"unknown preset; choose one of {', '.join(names)}")
+        if value not in model_names():
+            raise ValueError(f"unknown preset; choose one of {', '.join(model_names())}")
         return value
 
     def build(self) -> CostModel:
-        if self.preset in PRESETS:
-            base = PRESETS[self.preset]().to_mapping()
-        else:  # public cloud list prices (jobbudget.pricing)
-            from .pricing import cost_model_from_preset
-
-            base = cost_model_from_preset(self.preset).to_mapping()
+        base = named_model(self.preset).to_mapping()
         given = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
         return CostModel(**{**base, **given})
 

@@ -11,16 +11,34 @@ no Redis or per-job base price, multiplier 1).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from .domain.cost import CostModel
+from .domain.cost import CostModel, default_cost_model, production_cost_model, seed_cost_model, staging_cost_model
 from .domain.errors import ValidationError
 from .domain.money import parse_decimal
 
-__all__ = ["PRESET_FILES", "UnitPrices", "cost_model_from_preset", "preset_names", "unit_prices"]
+__all__ = [
+    "BUILT_IN",
+    "PRESET_FILES",
+    "UnitPrices",
+    "cost_model_from_preset",
+    "model_names",
+    "named_model",
+    "preset_names",
+    "unit_prices",
+]
+
+#: The named models that are not a cloud's price table.
+BUILT_IN: dict[str, Callable[[], CostModel]] = {
+    "default": default_cost_model,
+    "production": production_cost_model,
+    "staging": staging_cost_model,
+    "seed": seed_cost_model,
+}
 
 #: Preset name -> packaged OpenCost file.  ``opencost-default`` is OpenCost's
 #: provider-neutral default (GCP us-central1 list prices).
@@ -85,3 +103,18 @@ def unit_prices(name: str) -> UnitPrices:
 def cost_model_from_preset(name: str) -> CostModel:
     """The :class:`CostModel` of preset ``name``."""
     return unit_prices(name).cost_model()
+
+
+def model_names() -> tuple[str, ...]:
+    """Every named cost model: the built-in ones, then the cloud price tables."""
+    return (*BUILT_IN, *preset_names())
+
+
+def named_model(name: str, *, field: str = "preset") -> CostModel:
+    """The cost model called ``name`` (``default``, ``production``, ``staging``,
+    ``seed``, or a cloud table such as ``gcp``)."""
+    if name in BUILT_IN:
+        return BUILT_IN[name]()
+    if name in PRESET_FILES:
+        return cost_model_from_preset(name)
+    raise ValidationError(field, name, f"unknown cost model; choose one of {', '.join(model_names())}")

@@ -35,6 +35,7 @@ from .common import (
     err_console,
     fixed_clock,
     out_console,
+    require_database,
 )
 from .render import money, percent
 
@@ -96,10 +97,13 @@ STATUS_STYLES = {
 
 @contextlib.contextmanager
 def open_foreground_service(
-    settings: Settings, *, clock: Clock | None = None, store: Store | None = None
+    settings: Settings, *, clock: Clock | None = None, store: Store | None = None, creates: bool = False
 ) -> Iterator[BudgetService]:
-    """The service for one command, without the background delivery thread."""
+    """The service for one command, without the background delivery thread (a SQLite
+    file must exist unless the command ``creates`` it)."""
     config = settings.build_config().model_copy(update={"notifications_in_background": False})
+    if store is None:
+        require_database(config, creates=creates)
     with BudgetService(config, clock=clock, store=store) as service:
         yield service
 
@@ -354,16 +358,18 @@ def notify_test(
         ),
     ] = None,
     config: ConfigOption = None,
+    database_url: DatabaseOption = None,
     json: JsonOption = False,
 ) -> None:
     """Send a clearly labelled test notification through a channel, now.
 
     Exit status 1 (with the reason, secrets removed) if it could not be delivered.
-    E-mail uses the SMTP settings of the configuration.  The database is not used.
+    E-mail uses the SMTP settings of the configuration.  Nothing is stored: the
+    database is not opened (--database-url is accepted, as by every command).
     """
     from ..storage.memory import MemoryStore
 
-    settings = Settings(config, None, json)
+    settings = Settings(config, database_url, json)
     with cli_errors():
         channel = NotificationChannel(type=type.value, target=target, metadata=_metadata(meta or []))
         with open_foreground_service(settings, store=MemoryStore()) as service:

@@ -75,7 +75,7 @@ def create(
     again.  Lost keys are revoked and replaced.
     """
     settings = Settings(config, database_url, json)
-    with cli_errors(), open_foreground_service(settings) as service:
+    with cli_errors(), open_foreground_service(settings, creates=True) as service:
         key, text = service.create_api_key(role=role.value, tenant_id=tenant, name=name, actor="cli")
     if json:
         emit_json({**key_json(key), "key": text, "warning": ONCE_WARNING})

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 from .alerts_cmd import alerts_app, notify_app
 from .apikey_cmd import apikey_app
 from .budgets import budget_app
-from .calibrate_cmd import calibrate, costmodel_app
+from .calibrate_cmd import calibrate
 from .common import (
     AtOption,
     ConfigOption,
@@ -30,6 +30,7 @@ from .common import (
     out_console,
 )
 from .common import open_service as _open_service
+from .costmodel_cmd import costmodel_app
 from .forecast_cmd import forecast, forecast_accuracy
 from .help_style import install as _help_style
 from .import_cmd import import_jobs
@@ -80,7 +81,7 @@ def _root(
 def init(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
     """Create the database (or bring its schema up to date) and say where it is."""
     settings = Settings(config, database_url, json)
-    with cli_errors(), _open_service(settings) as service:
+    with cli_errors(), _open_service(settings, creates=True) as service:
         where = _where(service.config)
         version = service.get_cost_model_version()
     if json:
@@ -93,7 +94,7 @@ def init(config: ConfigOption = None, database_url: DatabaseOption = None, json:
 def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None, json: JsonOption = False) -> None:
     """Apply pending schema migrations (safe to run repeatedly)."""
     settings = Settings(config, database_url, json)
-    with cli_errors(), _open_service(settings) as service:
+    with cli_errors(), _open_service(settings, creates=True) as service:
         where = _where(service.config)
     if json:
         emit_json({"database": service.config.redacted_url(), "upgraded": True})

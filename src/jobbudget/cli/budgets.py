@@ -207,7 +207,7 @@ def create(
             notifications=tuple(_channel(n) for n in notify or ()),
         )
         budget = _thresholds(budget, warn, throttle, block)
-        with open_service(settings) as service:
+        with open_service(settings, creates=True) as service:
             created = service.create_budget(budget, actor=ACTOR)
         _print_budget(created, "Created", settings)
 

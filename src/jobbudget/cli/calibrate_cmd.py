@@ -1,12 +1,11 @@
-"""``jobbudget calibrate`` and ``jobbudget costmodel ...``: fit the cost model to real
-infrastructure costs, and show, list or set cost models and pricing presets."""
+"""``jobbudget calibrate``: fit the cost model to real infrastructure costs."""
 
 from __future__ import annotations
 
 import io
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,21 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..domain.codec import cost_model_to_mapping
-from ..domain.cost import CostModel
 from ..domain.errors import ValidationError
-from ..pricing import preset_names, unit_prices
 from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, open_service, out_console
 
 if TYPE_CHECKING:
     from ..analytics.calibration import CalibrationOutcome
 
-__all__ = ["calibrate", "costmodel_app"]
-
-costmodel_app = typer.Typer(
-    help="Show the cost model in force, list the cloud pricing presets, or switch to one.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+__all__ = ["LABELS", "calibrate", "plain_weight"]
 
 #: Weight -> (label, unit) for tables.
 LABELS = {
@@ -41,13 +32,6 @@ LABELS = {
     "environment_multiplier": ("Environment multiplier", "×"),
 }
 _ACTION_STYLES = {"apply the calibrated model": "bold green", "collect more benchmarks": "yellow"}
-
-PresetOption = Annotated[
-    str | None,
-    typer.Option(
-        "--preset", metavar="NAME", help="A pricing preset (see `jobbudget costmodel presets`).", show_default=False
-    ),
-]
 
 
 def calibrate(
@@ -79,7 +63,7 @@ def calibrate(
     settings = Settings(config, database_url, json)
     with cli_errors():
         text = _read(benchmarks)
-        with open_service(settings) as service:
+        with open_service(settings, creates=apply) as service:  # a dry run needs a database to read
             items = read_benchmarks_csv(
                 io.StringIO(text, newline=""), model=service.get_cost_model(), source=str(benchmarks)
             )
@@ -107,7 +91,7 @@ def _read(path: Path) -> str:
         raise ValidationError("benchmarks", str(path), "is not UTF-8 text") from None
 
 
-def _plain(value: Decimal) -> str:
+def plain_weight(value: Decimal) -> str:
     """Positional notation for tables (``0.0000000011``, not ``1.1E-9``)."""
     return format(value, "f")
 
@@ -141,7 +125,7 @@ def _print_calibration(outcome: CalibrationOutcome) -> None:
         else:
             style = "" if abs(change.relative_change) < 0.05 else "yellow"
             delta = Text(f"{change.relative_change * 100:+.1f}%", style=style)
-        table.add_row(label, unit, _plain(change.old), _plain(change.new), delta)
+        table.add_row(label, unit, plain_weight(change.old), plain_weight(change.new), delta)
     console.print(table)
     for missing in r.unidentified_components:
         label = LABELS[missing.name][0]
@@ -154,124 +138,4 @@ def _print_calibration(outcome: CalibrationOutcome) -> None:
         console.print(
             f"Not applied (cost model version {outcome.cost_model_version} stays in force); "
             "run again with --apply to store the calibrated model."
-        )
-
-
-def _weights_table(model: CostModel, title: str) -> Table:
-    table = Table(title=escape(title), title_justify="left")
-    table.add_column("Component")
-    table.add_column("Weight", justify="right")
-    table.add_column("Unit")
-    for name, value in model.to_mapping().items():
-        label, unit = LABELS[name]
-        table.add_row(label, _plain(value), unit)
-    return table
-
-
-def _prices_json(name: str) -> dict[str, Any]:
-    prices = unit_prices(name)
-    return {
-        "name": prices.name,
-        "provider": prices.provider,
-        "description": prices.description,
-        "unit_prices": {
-            "cpu_per_vcpu_hour": prices.cpu_per_vcpu_hour,
-            "ram_per_gib_hour": prices.ram_per_gib_hour,
-            "egress_per_gib": prices.egress_per_gib,
-        },
-        "weights": cost_model_to_mapping(prices.cost_model()),
-    }
-
-
-@costmodel_app.command("show")
-def costmodel_show(
-    preset: PresetOption = None,
-    config: ConfigOption = None,
-    database_url: DatabaseOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Show the cost model in force (with its version), or a preset's weights."""
-    settings = Settings(config, database_url, json)
-    with cli_errors():
-        if preset is not None:
-            data = _prices_json(preset)
-            if json:
-                emit_json({"source": "preset", **data})
-                return
-            p = unit_prices(preset)
-            out_console().print(
-                _weights_table(p.cost_model(), f"Preset {preset}: {p.description or p.provider}"),
-                f"From CPU {p.cpu_per_vcpu_hour} $/vCPU-hour, RAM {p.ram_per_gib_hour} $/GiB-hour, "
-                f"egress {p.egress_per_gib} $/GiB (OpenCost).",
-            )
-            return
-        with open_service(settings) as service:
-            version = service.get_cost_model_version()
-            model = service.get_cost_model()
-            stored = next((v for v in service.list_cost_models() if v.version == version), None)
-    if json:
-        emit_json(
-            {
-                "source": "database",
-                "version": version,
-                "created_at": stored.created_at if stored else None,
-                "created_by": stored.created_by if stored else None,
-                "weights": cost_model_to_mapping(model),
-            }
-        )
-        return
-    made = f", set {stored.created_at:%Y-%m-%d %H:%M} UTC by {stored.created_by}" if stored else ""
-    out_console().print(_weights_table(model, f"Cost model version {version}{made}"))
-
-
-@costmodel_app.command("presets")
-def costmodel_presets(json: JsonOption = False) -> None:
-    """List the cloud pricing presets (OpenCost's default price tables)."""
-    with cli_errors():
-        rows = [_prices_json(name) for name in preset_names()]
-    if json:
-        emit_json(rows)
-        return
-    table = Table(title="Pricing presets (OpenCost default price tables, USD)", title_justify="left")
-    table.add_column("Name")
-    table.add_column("CPU /vCPU-h", justify="right")
-    table.add_column("RAM /GiB-h", justify="right")
-    table.add_column("Egress /GiB", justify="right")
-    table.add_column("Description")
-    for row in rows:
-        u: dict[str, Decimal] = row["unit_prices"]
-        table.add_row(
-            row["name"],
-            str(u["cpu_per_vcpu_hour"]),
-            str(u["ram_per_gib_hour"]),
-            str(u["egress_per_gib"]),
-            Text(row["description"] or row["provider"]),
-        )
-    out_console().print(table)
-
-
-@costmodel_app.command("set")
-def costmodel_set(
-    preset: Annotated[
-        str,
-        typer.Option("--preset", metavar="NAME", help="The pricing preset to apply.", show_default=False),
-    ],
-    config: ConfigOption = None,
-    database_url: DatabaseOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Price new jobs with a preset's weights from now on (a new model version).
-
-    Jobs already priced keep their cost and the version that priced them.
-    """
-    settings = Settings(config, database_url, json)
-    with cli_errors():
-        prices = unit_prices(preset)
-        with open_service(settings) as service:
-            stored = service.update_cost_model(prices.cost_model(), actor=f"preset:{preset}")
-    if json:
-        emit_json({"preset": preset, "version": stored.version, "weights": cost_model_to_mapping(stored.model)})
-    else:
-        out_console().print(
-            f"Cost model version {stored.version} (preset {escape(preset)}) prices new jobs from now on."
         )

@@ -121,10 +121,40 @@ def _not_a_url(given: str) -> ValidationError:
     )
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for any other database)."""
+    if not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    return Path(name).expanduser() if name and name != ":memory:" else None
+
+
+def require_database(config: Config, *, creates: bool = False) -> None:
+    """A SQLite file that is not there is refused, naming it: a mistyped
+    ``--database-url`` would otherwise make an empty database and answer from it.  A
+    command that ``creates`` (``init``, and writes such as ``budget create``) makes it,
+    and says so on stderr."""
+    path = sqlite_file(config.database_url)
+    if path is None or path.exists():
+        return
+    if not creates:
+        raise ValidationError(
+            "--database-url",
+            str(path),
+            "there is no database file here: create it with `jobbudget init` (or check the path)",
+        )
+    err_console().print(f"Creating a new database: {path.resolve()}", markup=False)
+
+
 @contextlib.contextmanager
-def open_service(settings: Settings, *, clock: Clock | None = None) -> Iterator[BudgetService]:
-    """The service for one command, closed (buffered audit entries written) afterwards."""
-    with BudgetService(settings.build_config(), clock=clock) as service:
+def open_service(settings: Settings, *, clock: Clock | None = None, creates: bool = False) -> Iterator[BudgetService]:
+    """The service for one command, closed (buffered audit entries written) afterwards.
+    A SQLite file must exist unless the command ``creates`` it (see :func:`require_database`)."""
+    config = settings.build_config()
+    require_database(config, creates=creates)
+    with BudgetService(config, clock=clock) as service:
         yield service
 
 

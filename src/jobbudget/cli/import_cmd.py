@@ -134,7 +134,7 @@ def import_jobs(
             if not json:
                 console.print(Text("rejected ", style="red") + Text(str(error)), soft_wrap=True)
 
-        with open_foreground_service(settings) as service, progress_bar(file, json, console) as progress:
+        with open_foreground_service(settings, creates=True) as service, progress_bar(file, json, console) as progress:
             result = import_file(
                 service,
                 file,

@@ -18,7 +18,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..config import PRESETS
 from ..domain.cost import CostModel
 from ..domain.errors import ValidationError
 from ..domain.money import ZERO
@@ -35,7 +34,7 @@ from ..importers import (
     parse_sacct,
     parse_swf_trace,
 )
-from ..pricing import cost_model_from_preset, preset_names
+from ..pricing import named_model
 from ..service import FUTURE_TOLERANCE, MAX_BATCH, BudgetService
 
 __all__ = [
@@ -174,15 +173,9 @@ def parse_items(
 
 
 def resolve_cost_model(name: str) -> CostModel:
-    """A named cost model: ``default``, ``production``, ``staging`` or a pricing preset
-    (``gcp``, ``aws``, ...)."""
-    if name in PRESETS:
-        return PRESETS[name]()
-    if name in preset_names():
-        return cost_model_from_preset(name)
-    raise ValidationError(
-        "cost_model", name, f"unknown cost model; choose one of {', '.join((*PRESETS, *preset_names()))}"
-    )
+    """A named cost model: ``default``, ``production``, ``staging``, ``seed`` or a
+    cloud table (``gcp``, ``aws``, ...); see :func:`jobbudget.pricing.named_model`."""
+    return named_model(name, field="cost_model")
 
 
 class _Ingester:

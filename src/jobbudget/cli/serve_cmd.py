@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOption, DatabaseOption, Settings, cli_errors
+from .common import ConfigOption, DatabaseOption, Settings, cli_errors, require_database
 
 __all__ = ["serve"]
 
@@ -40,6 +40,7 @@ def serve(
             typer.echo("error [MISSING_DEPENDENCY]: the API needs: pip install 'jobbudget[api]'", err=True)
             raise typer.Exit(1) from None
         built = settings.build_config()  # fail here, not in every worker
+        require_database(built)
     if workers > 1:
         # every worker writes its metrics here; /metrics merges them
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobbudget-metrics-"))
