@@ -261,3 +261,18 @@ def test_a_full_batch_of_10000_jobs(api: Api) -> None:
     out = r.json()
     assert out["inserted"] == 10_000
     assert Decimal(out["total_cost"]) == sum(Decimal(j["total_cost"]) for j in out["jobs"])
+
+
+def test_a_body_not_sent_as_json_gets_a_clear_415(api: Api) -> None:
+    """``curl -d`` without ``-H 'Content-Type: application/json'`` sends a form type."""
+    body = json.dumps({"tenant_id": "acme", "queue_name": "ml"})
+    form = api.post("/v1/check", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415, form.text
+    error = error_of(form)
+    assert error["code"] == "UNSUPPORTED_MEDIA_TYPE" and "Content-Type: application/json" in error["message"]
+    assert api.post("/v1/check", content=body).status_code == 415  # no Content-Type at all
+    ok = {"Content-Type": "application/json; charset=utf-8"}
+    assert api.post("/v1/check", content=body, headers=ok).status_code == 200
+    broken = api.post("/v1/check", content="{oops", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and error_of(broken)["field"] is None
+    assert error_of(broken)["message"].startswith("the request body is not valid JSON")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -654,3 +655,20 @@ def test_a_mistyped_database_is_refused_not_created(tmp_path: Path) -> None:
     assert made.exit_code == 0 and "Creating a new database" in made.stderr and typo.exists()
     again = runner.invoke(app, ["status", "--database-url", f"sqlite:///{typo}"])
     assert again.exit_code == 0 and "Creating" not in again.stderr
+
+
+def test_the_demo_prints_commands_that_run_as_typed(tmp_path: Path) -> None:
+    """After `make demo`, without the venv activated, `jobbudget` is not on the PATH:
+    the follow-up commands the demo prints start with the path that works."""
+    exe = Path(sys.executable).with_name("jobbudget")
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # the venv is not activated
+    done = subprocess.run(
+        [str(exe), "demo", "--database-url", f"sqlite:///{tmp_path / 'demo.db'}"],
+        capture_output=True, text=True, cwd=exe.parents[2], env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith(".venv/bin/jobbudget ")]
+    assert len(shown) == 4, done.stdout[-800:]
+    status = shown[2].split()  # ".venv/bin/jobbudget status --database-url ... --at ..."
+    again = subprocess.run(status, capture_output=True, text=True, cwd=exe.parents[2], env=env, check=False)
+    assert again.returncode == 0 and "Budgets" in again.stdout, again.stderr

@@ -15,7 +15,13 @@ from starlette.responses import Response
 
 from ..domain.apikeys import ApiKey, can
 from ..domain.budget import Budget
-from ..domain.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+from ..domain.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from ..domain.jsontext import loads_exact as decode_exact
 from ..service import BudgetService
 from .auth import STATE_KEY
@@ -131,8 +137,26 @@ class ExactJSONRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
+        takes_json = self.body_field is not None
 
         async def handler(request: Request) -> Response:
+            if takes_json:
+                _require_json(request)
             return await original(_ExactJSONRequest(request.scope, request.receive))
 
         return handler
+
+
+def _require_json(request: Request) -> None:
+    """A body sent as anything but JSON is refused by name (415): ``curl -d`` sends
+    ``application/x-www-form-urlencoded``, and a body without a Content-Type is not
+    read as JSON either; both would otherwise read as "Input should be a valid
+    dictionary"."""
+    if request.headers.get("content-length") in (None, "0") and "transfer-encoding" not in request.headers:
+        return  # no body: the missing body is the validation error to report
+    kind = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
+        return
+    raise UnsupportedMediaTypeError(
+        f"send the body as JSON with the header Content-Type: application/json (got {kind or 'nothing'})"
+    )

@@ -23,6 +23,7 @@ from ..domain.errors import (
     PermissionDeniedError,
     StorageFullError,
     StorageReadOnlyError,
+    UnsupportedMediaTypeError,
     ValidationError,
     error_code,
     is_retryable,
@@ -69,6 +70,8 @@ def _status_of(exc: BaseException) -> int:
         return 403
     if isinstance(cause, NotFoundError):
         return 404
+    if isinstance(cause, UnsupportedMediaTypeError):
+        return 415
     if isinstance(cause, (ConflictError, EnforcementError)):
         return 409
     if is_retryable(exc) or isinstance(cause, StorageFullError | StorageReadOnlyError):

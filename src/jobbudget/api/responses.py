@@ -18,6 +18,7 @@ MEANINGS: dict[int, str] = {
     404: "Unknown, or another tenant's (`BUDGET_NOT_FOUND`, `TENANT_NOT_FOUND`, ...)",
     409: "The write conflicts with stored data (`CONFLICT`)",
     413: "The body is over the size limit (`PAYLOAD_TOO_LARGE`)",
+    415: "The body is not sent as JSON: send `Content-Type: application/json` (`UNSUPPORTED_MEDIA_TYPE`)",
     422: "A value is out of range or malformed (`VALIDATION_FAILED`; `field` names it)",
     502: "The notification receiver failed (the cause's code)",
     503: "The database cannot answer now, or is full or read-only; nothing was stored "
@@ -33,7 +34,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
     },
 }
 #: What an operation that reads a request body can also answer.
-WITH_BODY = (400, 413)
+WITH_BODY = (400, 413, 415)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

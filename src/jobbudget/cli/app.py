@@ -25,6 +25,7 @@ from .common import (
     JsonOption,
     Settings,
     cli_errors,
+    command_name,
     emit_json,
     fixed_clock,
     out_console,
@@ -256,13 +257,14 @@ def demo(
     url = f" --database-url {report.database_url}"
     at = f" --at {report.month_end}T23:59:59Z"
     tenant = report.busiest_tenant
+    me = command_name()
     console.print(
         f"Done in {report.seconds:.1f} s. Look around (--at looks at {month}; without it you see today's "
         f"empty period):\n"
-        f"  jobbudget tui{url}{at}                     # the terminal UI on the same data\n"
-        f"  jobbudget report {tenant} --period {report.month_start:%Y-%m} --format html -o demo-report.html{url}{at}\n"
-        f"  jobbudget status{url}{at}\n"
-        f"  jobbudget check {tenant} {_first_queue(report)}{url}{at}",
+        f"  {me} tui{url}{at}                     # the terminal UI on the same data\n"
+        f"  {me} report {tenant} --period {report.month_start:%Y-%m} --format html -o demo-report.html{url}{at}\n"
+        f"  {me} status{url}{at}\n"
+        f"  {me} check {tenant} {_first_queue(report)}{url}{at}",
         markup=False,
     )
     if tui:

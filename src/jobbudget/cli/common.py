@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -119,6 +120,22 @@ def _not_a_url(given: str) -> ValidationError:
     return ValidationError(
         "--database-url", given.split("://", 1)[0] + "://...", "must be sqlite:///FILE, postgresql://... or memory://"
     )
+
+
+def command_name() -> str:
+    """How to type this command again: ``jobbudget`` when that is on the PATH and is
+    this program, else the path it was started by (``.venv/bin/jobbudget`` after
+    ``make demo``, before the venv is activated)."""
+    started = Path(sys.argv[0])
+    if started.name != "jobbudget":  # python -m, or a test runner: the name people type
+        return "jobbudget"
+    found = shutil.which("jobbudget")
+    if found is not None and Path(found).resolve() == started.resolve():
+        return "jobbudget"
+    try:
+        return str(started.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(started)
 
 
 def sqlite_file(url: str) -> Path | None:

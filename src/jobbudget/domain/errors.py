@@ -28,6 +28,7 @@ __all__ = [
     "StorageFullError",
     "StorageReadOnlyError",
     "StorageUnavailableError",
+    "UnsupportedMediaTypeError",
     "ValidationError",
     "error_code",
     "is_permanent",
@@ -82,6 +83,12 @@ class PermissionDeniedError(JobBudgetError):
     """The API key is valid but its role may not do this (to this tenant)."""
 
     code = "FORBIDDEN"
+
+
+class UnsupportedMediaTypeError(JobBudgetError):
+    """A request body in a format the endpoint does not take (HTTP 415)."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class StorageUnavailableError(JobBudgetError):
