@@ -4,6 +4,7 @@ caused them, on every store back-end (memory, SQLite, PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -191,3 +192,16 @@ def test_alerts_survive_a_restart(service_factory: ServiceFactory) -> None:
     again = service_factory(**NO_BASE)
     again.process_job_cost(costing("b", "1"))
     assert kinds(again) == ["warning"]
+
+
+def test_lowering_a_budget_below_its_spend_alerts_at_once(service: BudgetService) -> None:
+    """`budget update --amount` below the spend crosses thresholds with no new job: the
+    alerts fire at once (a blocked queue may never get another job)."""
+    made = service.create_budget(budget(amount="100"))
+    service.process_job_cost(costing("j1", "50"))
+    assert not service.list_alerts()
+    service.update_budget(replace(made, amount=Decimal(40)))  # spend 50 of 40: 125 %
+    kinds = sorted(a.event.type for a in service.list_alerts())
+    assert kinds == ["block", "throttle", "warning"]
+    service.update_budget(replace(made, amount=Decimal(30)))  # already fired this period: nothing new
+    assert len(service.list_alerts()) == 3

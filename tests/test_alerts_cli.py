@@ -276,3 +276,16 @@ def test_no_secret_in_any_output_or_log(
     for secret in (*RANDOM_SECRETS, "finance.lead"):  # not even a piece, as a cut-off error text could show
         pieces = [secret[i : i + 8] for i in range(len(secret) - 7)]
         assert not [p for p in pieces if p in everything], secret
+
+
+def test_a_waiting_delivery_is_sent_now_on_resend(run: Run, http: Start, tmp_path: Path) -> None:
+    """`alerts list` shows a pending delivery; `alerts resend N` sends it now (it used
+    to answer "delivery not found")."""
+    receiver = http()
+    create(run, "--tenant", "acme", "--amount", "100", "--notify", f"webhook:{receiver.url('/in/hook')}")
+    cross(run, tmp_path, "acme", 0.8, "--no-notify")
+    ((delivery,),) = [a["deliveries"] for a in as_json(run("alerts", "list", "--json"))]
+    assert delivery["status"] == "pending"
+    resent = run("alerts", "resend", str(delivery["id"]))
+    assert resent.exit_code == 0, resent.output
+    assert "sent (1 attempt)" in resent.stdout and len(receiver.requests) == 1

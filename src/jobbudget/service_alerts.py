@@ -123,6 +123,21 @@ class AlertsMixin:
         if any_new:
             self._alerts_ready.set()
 
+    def _budget_changed_alerts(self, budget: Budget, window: PeriodWindow | None, spend: Decimal) -> None:
+        """A budget set (or changed) so that its period's spend already crosses a
+        threshold fires that alert now: a blocked queue may never see another job."""
+        if window is None or budget.id is None or not budget.active:
+            return
+        key = (budget.id, window.start_date)
+        plan = AlertPlan(
+            rules={budget.id: AlertRule.of(budget)},
+            period_ends={key: window.end_date},
+            fired=self._fired,
+            channels={budget.id: self._channels_of(budget)},
+            now=self.now(),
+        )
+        self._store_alerts(plan.events_for({key: spend}), plan.now)
+
     def _bypass_alerts(self, entries: Sequence[AuditEntry]) -> None:
         """One ``bypass`` alert per budget period in which a bypass was used."""
         now = self.now()
@@ -195,7 +210,8 @@ class AlertsMixin:
         self._store.acknowledge_alert(alert_id, by=by.strip(), at=self.now())
 
     def resend_delivery(self, delivery_id: int) -> None:
-        """Send a failed (dead-lettered) or already sent delivery again."""
+        """Send a delivery again now: failed (dead-lettered), sent, or still waiting
+        (a retry, a rate limit).  ConflictError while it is being sent."""
         self._store.requeue_delivery(delivery_id, now=self.now())
         self._alerts_ready.set()
 

@@ -25,7 +25,7 @@ from .domain.errors import (
     ValidationError,
 )
 from .domain.money import ZERO
-from .domain.periods import resolve_period, window_at
+from .domain.periods import PeriodWindow, resolve_period, window_at
 from .domain.records import AuditEntry, SpendKey
 from .domain.validation import MAX_ID_LEN, check_identifier
 from .ports import SharedState, Store
@@ -60,6 +60,7 @@ class BudgetsMixin:
         def _load_spend(self, key: SpendKey) -> Decimal: ...
         def _shared_failed(self, exc: Exception) -> None: ...
         def _look_for_changes(self) -> None: ...
+        def _budget_changed_alerts(self, budget: Budget, window: PeriodWindow | None, spend: Decimal) -> None: ...
         def _resync(self, states: Sequence[BudgetState]) -> None: ...
 
     def validate_budget(self, budget: Budget) -> None:
@@ -128,6 +129,7 @@ class BudgetsMixin:
                     self._shared.load([(budget.tenant_id, key, spend) for key, spend in seed.items()])
                 except StorageUnavailableError as exc:
                     self._shared_failed(exc)
+        self._budget_changed_alerts(budget, window, next(iter(seed.values()), ZERO))
         return budget
 
     def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:

@@ -269,10 +269,12 @@ def resend(
     database_url: DatabaseOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Send a failed (dead-lettered) or already sent delivery again.
+    """Send a delivery again, now: a failed (dead-lettered) or sent one, or one still
+    waiting for its next retry or under the channel's rate limit.
 
     It is queued with a fresh retry budget and, unless --queue-only, delivered now
-    along with anything else due.  It carries the same event id as before.
+    along with anything else due.  It carries the same event id as before.  A
+    delivery that is being sent at this moment is left alone (say so, exit 1).
     """
     settings = Settings(config, database_url, json)
     with cli_errors(), open_foreground_service(settings) as service:

@@ -23,6 +23,8 @@ from .enforcement import utilization
 from .money import EXACT, display_money
 
 __all__ = [
+    "RESENDABLE",
+    "not_resendable",
     "ALERT_TYPES",
     "DELIVERY_STATES",
     "THRESHOLD_EVENTS",
@@ -147,7 +149,8 @@ def describe(event: AlertEvent) -> str:
             else "the forecast ends over budget: cut spend or raise the budget"
         ),
         "reset": "a new period started: spend starts from zero",
-        "bypass": "an emergency-priority job ran past the limit (audited)",
+        "bypass": "an emergency-priority job was let through past the throttle or block threshold (audited; "
+        "it counts once it runs and reports its cost)",
     }
     return f"budget {event.type} for {scope}: {numbers}; {nexts.get(event.type, '')}".rstrip("; ")
 
@@ -194,6 +197,20 @@ class AlertPlan:
                 event = rule.event(kind, period_start=start, period_end=end, spend=amount, now=self.now)
                 planned.append(PlannedAlert(event, tuple(subscribed(kind, self.channels.get(budget_id, ())))))
         return planned
+
+
+#: Deliveries that can be sent again now: dead letters, sent ones, and those waiting
+#: (for a retry or under the channel's rate limit), which are then sent at once.
+RESENDABLE = ("failed", "sent", "pending", "held")
+
+
+def not_resendable(delivery_id: int, status: str, claimed_until: datetime | None, now: datetime) -> str:
+    """Why delivery ``delivery_id`` cannot be sent again now, for the person asking."""
+    if claimed_until is not None and claimed_until >= now:
+        return f"delivery {delivery_id} is being sent right now; see `jobbudget alerts list` in a moment"
+    if status == "digested":
+        return f"delivery {delivery_id} went out in a digest; resend the digest's delivery instead"
+    return f"delivery {delivery_id} is {status} and cannot be sent again"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from ..domain.alerts import Alert, AlertEvent, DeliveryState, PendingDelivery, PlannedAlert, channel_key
+from ..domain.alerts import (
+    RESENDABLE,
+    Alert,
+    AlertEvent,
+    DeliveryState,
+    PendingDelivery,
+    PlannedAlert,
+    channel_key,
+    not_resendable,
+)
 from ..domain.budget import NotificationChannel, redact_target
-from ..domain.errors import NotFoundError
+from ..domain.errors import ConflictError, NotFoundError
 
 __all__ = ["MemoryOutbox"]
 
@@ -112,8 +121,10 @@ class MemoryOutbox:
     def requeue_delivery(self, delivery_id: int, *, now: datetime) -> None:
         with self._lock:
             d = self._deliveries.get(delivery_id)
-            if d is None or d.status not in ("failed", "sent"):
+            if d is None:
                 raise NotFoundError("delivery", str(delivery_id))
+            if d.status not in RESENDABLE or (d.claimed_until is not None and d.claimed_until >= now):
+                raise ConflictError(not_resendable(delivery_id, d.status, d.claimed_until, now))
             d.status, d.attempts, d.next_attempt_at, d.last_error, d.claimed_until = "pending", 0, now, None, None
 
     def list_alerts(

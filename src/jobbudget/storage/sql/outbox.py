@@ -17,10 +17,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ...domain.alerts import Alert, AlertEvent, DeliveryState, PendingDelivery, PlannedAlert, channel_key
+from ...domain.alerts import (
+    RESENDABLE,
+    Alert,
+    AlertEvent,
+    DeliveryState,
+    PendingDelivery,
+    PlannedAlert,
+    channel_key,
+    not_resendable,
+)
 from ...domain.budget import redact_target
 from ...domain.codec import channel_from_mapping, to_jsonable
-from ...domain.errors import NotFoundError
+from ...domain.errors import ConflictError, NotFoundError
 from .engine import transaction
 from .tables import alerts, deliveries
 
@@ -179,14 +188,22 @@ class OutboxMixin:
             return self._pending(conn, deliveries.c.status == "held")[:limit]
 
     def requeue_delivery(self, delivery_id: int, *, now: datetime) -> None:
+        d = deliveries.c
         with transaction(self.engine, write=True) as conn:
             done = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(("failed", "sent")))
+                .where(
+                    d.id == delivery_id,
+                    d.status.in_(RESENDABLE),
+                    or_(d.claimed_until.is_(None), d.claimed_until < now),  # not being sent right now
+                )
                 .values(status="pending", attempts=0, next_attempt_at=now, last_error=None, claimed_until=None)
             )
             if done.rowcount == 0:
-                raise NotFoundError("delivery", str(delivery_id))
+                found = conn.execute(select(d.status, d.claimed_until).where(d.id == delivery_id)).first()
+                if found is None:
+                    raise NotFoundError("delivery", str(delivery_id))
+                raise ConflictError(not_resendable(delivery_id, found.status, found.claimed_until, now))
 
     def list_alerts(
         self, *, tenant_id: str | None = None, active_since: date | None = None, limit: int = 500
