@@ -462,3 +462,19 @@ def test_csv_with_more_bad_lines_than_shown_says_how_many_more() -> None:
     with pytest.raises(BenchmarkFileError, match=r"14 bad line\(s\).*\(and 4 more\)") as info:
         read_benchmarks_csv(io.StringIO("\n".join([HEADER, *rows])))
     assert len(info.value.problems) == 14
+
+
+def test_a_model_charging_four_times_the_cost_says_so_uncapped() -> None:
+    """The scores cap each error at 100 %; the price ratio people read does not: a
+    model charging 4× shows 4.00× (+300 %), not "+100 %" or "accuracy 0 %"."""
+    from jobbudget.domain.calibration import median_price_ratio
+
+    assert median_price_ratio([Decimal(1), Decimal(2), Decimal(0)], [Decimal(4), Decimal(8), Decimal(1)]) == 4.0
+    assert median_price_ratio([Decimal(0)], [Decimal(1)]) is None
+    benchmarks = make_benchmarks(21, 50)
+    truth = calibrate(benchmarks, TRUE)
+    dear = replace(TRUE, **{name: getattr(TRUE, name) * 4 for name in WEIGHTS if name != "environment_multiplier"})
+    report = calibrate(benchmarks, dear).report
+    assert report.price_ratio_before == pytest.approx(4.0, rel=0.01)
+    assert report.drift == pytest.approx(1.0)  # the capped score
+    assert truth.report.price_ratio_before == pytest.approx(1.0, rel=0.01)

@@ -581,10 +581,10 @@ def test_demo_replays_the_real_trace(run: Run, tmp_path: Path) -> None:
     assert len(budgets) == 5
     assert {b["status"] for b in budgets} >= {"Warning", "Block"}
     assert all(b["period_start"] == "2013-03-01" for b in budgets)
-    busiest = data["busiest_tenant"]
-    assert busiest.startswith("user-") and sum(1 for b in budgets if b["tenant_id"] == busiest) == 3
+    top = data["top_spender"]
+    assert top.startswith("user-") and sum(1 for b in budgets if b["tenant_id"] == top) == 3
     # The per-queue spend comes from the stored daily costs and matches the tenant budget's spend.
-    tenant_wide = next(b for b in budgets if b["tenant_id"] == busiest and b["queue_name"] == "")
+    tenant_wide = next(b for b in budgets if b["tenant_id"] == top and b["queue_name"] == "")
     assert sum(Decimal(q["cost"]) for q in data["queue_spend"]) == Decimal(tenant_wide["current_spend"])
     # The database is left for the hinted next commands.
     status = as_json(
@@ -602,7 +602,7 @@ def test_demo_falls_back_to_a_labelled_synthetic_workload(
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC WORKLOAD" in result.stdout and "Budgets at the end of March 2013" in result.stdout
     assert "jobbudget status --database-url" in result.stdout
-    # the busiest tenant's report, and how to open the TUI and the HTML report on the same data
+    # the top spender's report, and how to open the TUI and the HTML report on the same data
     assert "Top cost drivers" in result.stdout and "Recommendations" in result.stdout
     assert f"jobbudget tui --database-url {url} --at 2013-03-31T23:59:59Z" in result.stdout
     assert "--period 2013-03 --format html" in result.stdout

@@ -86,11 +86,11 @@ def test_forecast_json_has_every_figure(run: Run, tmp_path: Path) -> None:
     assert data["tenant_id"] == "acme" and data["queue_name"] == "ml"
     assert data["as_of"] == "2013-03-20" and data["period_end"] == "2013-03-31"
     assert Decimal(data["current_spend"]) == 19 * DAILY_COST
-    assert Decimal(data["predicted_spend"]) == 31 * DAILY_COST
+    assert Decimal(data["predicted_spend"]) == Decimal("30.5") * DAILY_COST  # at 12:00 half of the 20th is left
     assert Decimal(data["budget_amount"]) == 3000
     assert Decimal(data["lower_95"]) <= Decimal(data["lower_80"]) <= Decimal(data["predicted_spend"])
     assert Decimal(data["predicted_spend"]) <= Decimal(data["upper_80"]) <= Decimal(data["upper_95"])
-    assert data["days_until_overrun"] == 10 and data["trend_direction"] == "stable"
+    assert data["days_until_overrun"] == 11 and data["trend_direction"] == "stable"
     assert len(data["day_of_week_factors"]) == 7 and len(data["daily_projection"]) == 12
     assert data["daily_projection"][0][0] == "2013-03-20"
     assert "Cut spend by" in data["recommendation"] and data["method"]
@@ -102,7 +102,7 @@ def test_forecast_text_shows_a_table_and_the_recommendation(run: Run, tmp_path: 
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "acme (all queues)" in text and "as of 2013-03-20" in text
-    for words in ("Predicted spend", "3,100.03 of 3,000.00", "80 % interval", "95 % interval", "Trend", "stable"):
+    for words in ("Predicted spend", "3,050.03 of 3,000.00", "80 % interval", "95 % interval", "Trend", "stable"):
         assert words in text, words
     assert "Days until overrun" in text and "Recommendation" in text and "Cut spend by" in text
     assert "Mon" in text and "Sun" in text

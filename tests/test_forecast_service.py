@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, JobMetrics, NotFoundError, error_code
 from jobbudget.forecasting import BacktestResult, Forecast
 from jobbudget.service import BudgetService
@@ -70,7 +71,8 @@ def test_queue_forecast_projects_the_rest_of_the_month(service: BudgetService) -
     f = service.get_forecast("acme", "q1")
     assert f.as_of == TODAY and f.period_end == date(2024, 1, 31)
     assert f.current_spend == Decimal(1400)  # January 1..14
-    assert f.predicted_spend == Decimal(1400 + 17 * 100)
+    # the clock says 12:00: half of today is still to come, then 16 whole days
+    assert f.predicted_spend == Decimal(1400 + 50 + 16 * 100)
     assert f.lower_80 <= f.predicted_spend <= f.upper_80 and f.lower_95 >= Decimal(1400)
     assert f.days_until_overrun is None and f.recommendation.startswith("On track")
     assert f.budget_amount == Decimal(5000) and not f.method.startswith("run-rate")
@@ -82,11 +84,11 @@ def test_tenant_wide_forecast_sums_the_queues(service: BudgetService) -> None:
     service.create_budget(monthly(amount="2500"))
     service.create_budget(monthly(queue="q1", amount="2500"))
     wide = service.get_forecast("acme")
-    assert wide.current_spend == Decimal(1400) and wide.predicted_spend == Decimal(3100)
-    assert wide.days_until_overrun == 11  # 1,400 + 100/day passes 2,500 on January 26
-    assert "over by 600.00" in wide.recommendation
+    assert wide.current_spend == Decimal(1400) and wide.predicted_spend == Decimal(1400 + 50 + 16 * 100)
+    assert wide.days_until_overrun == 11  # 1,450 tonight + 100/day passes 2,500 on January 26
+    assert "over by 550.00" in wide.recommendation
     q1 = service.get_forecast("acme", "q1")
-    assert q1.predicted_spend == Decimal(14 * 60 + 17 * 60) and q1.days_until_overrun is None
+    assert q1.predicted_spend == Decimal(14 * 60 + 30 + 16 * 60) and q1.days_until_overrun is None
 
 
 def test_partial_spend_today_counts_once(service: BudgetService) -> None:
@@ -97,17 +99,17 @@ def test_partial_spend_today_counts_once(service: BudgetService) -> None:
     assert service.get_budget_status(budget.id).current_spend == Decimal(1900)
     f = service.get_forecast("acme", "q1")
     assert f.current_spend == Decimal(1400)  # before today
-    assert f.daily_projection[0] == (TODAY, Decimal(500))  # today: at least what was seen
-    assert f.predicted_spend == Decimal(1400 + 500 + 16 * 100)
+    assert f.daily_projection[0] == (TODAY, Decimal(550))  # today: what was seen and half a day to come
+    assert f.predicted_spend == Decimal(1400 + 550 + 16 * 100)
     assert f.lower_95 >= Decimal(1900)
 
 
-def test_small_partial_day_keeps_the_projection(service: BudgetService) -> None:
+def test_a_partial_day_adds_what_the_rest_of_the_day_should_bring(service: BudgetService) -> None:
     service.process_job_costs(daily_jobs(60, 100))
     service.process_job_costs([job("today", 30, TODAY, hour=9)])
     service.create_budget(monthly(queue="q1"))
     f = service.get_forecast("acme", "q1")
-    assert f.current_spend == Decimal(1400) and f.predicted_spend == Decimal(3100)
+    assert f.current_spend == Decimal(1400) and f.predicted_spend == Decimal(1400 + 30 + 50 + 16 * 100)
 
 
 def test_today_is_the_budgets_local_date(service: BudgetService) -> None:
@@ -129,3 +131,15 @@ def test_forecast_accuracy_backtests_the_scopes_own_history(service: BudgetServi
     q2 = service.forecast_accuracy("acme", "q2")
     assert {p.actual for p in q2.points} == {Decimal(50 * 31), Decimal(50 * 30)}
     assert service.forecast_accuracy("nobody").forecasts == 0
+
+
+def test_at_the_last_second_of_a_period_the_forecast_is_what_was_spent(
+    service: BudgetService, clock: FakeClock
+) -> None:
+    """The demo's report at 2013-03-31T23:59:59 forecast a month that was over as if a
+    whole day were still to come."""
+    service.process_job_costs(daily_jobs(60, 100))
+    service.create_budget(monthly(queue="q1", amount="5000"))
+    clock.now = datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC)
+    f = service.get_forecast("acme", "q1")
+    assert f.predicted_spend - f.current_spend < Decimal("0.01")

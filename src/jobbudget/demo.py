@@ -4,8 +4,8 @@ It reads the MetaCentrum trace ``alea_wagap-2013.swf`` (17,900 jobs, 2012-12-31 
 2013-03-30), shipped compressed inside the package (``jobbudget/data/traces``, with
 its provenance in ``NOTICE``), prices every job with public GCP
 us-central1 prices (OpenCost's defaults), gives the three tenants that spent most in
-the trace's last month a monthly budget of 80-120 % of that spend (and the busiest
-tenant's two busiest queues a budget of their own), then replays the jobs in time
+the trace's last month a monthly budget of 80-120 % of that spend (and the top
+spender's two costliest queues a budget of their own), then replays the jobs in time
 order on a simulated clock: each job is checked when it is submitted (blocked jobs
 never run) and billed when it finishes.  ``$JOBBUDGET_DATA_DIR`` may name another
 copy; should the trace be missing altogether, a clearly labelled synthetic workload
@@ -126,10 +126,10 @@ class DemoReport:
     billed: int = 0
     still_running: int = 0
     total_cost: Decimal = ZERO
-    busiest_tenant: str = ""
+    top_spender: str = ""
     statuses: list[BudgetStatus] = field(default_factory=list)
     queue_spend: list[QueueSpend] = field(default_factory=list)
-    report: BudgetReport | None = None  # the busiest tenant's report of the month
+    report: BudgetReport | None = None  # the top spender's report of the month
     seconds: float = 0.0
 
 
@@ -241,15 +241,15 @@ def _create_budgets(
         )
         for t, share in zip(tenants, TENANT_SHARES, strict=False)
     ]
-    busiest = tenants[0] if tenants else ""
+    top = tenants[0] if tenants else ""
     queues = sorted(
-        ((k, v) for k, v in spend.items() if k.startswith(busiest + "/") and v > 0), key=lambda kv: (-kv[1], kv[0])
+        ((k, v) for k, v in spend.items() if k.startswith(top + "/") and v > 0), key=lambda kv: (-kv[1], kv[0])
     )[:2]
     for (key, value), share in zip(queues, QUEUE_SHARES, strict=False):
         queue = key.split("/", 1)[1]
-        budget = Budget(tenant_id=busiest, queue_name=queue, amount=_amount(value, share), period=period)
+        budget = Budget(tenant_id=top, queue_name=queue, amount=_amount(value, share), period=period)
         budgets.append(service.create_budget(budget, actor="demo"))
-    return budgets, busiest
+    return budgets, top
 
 
 def run_demo(
@@ -287,13 +287,13 @@ def run_demo(
         service.update_cost_model(model, actor="demo")
 
         def open_month() -> None:  # the budgets appear on the first day of the month they govern
-            created, report.busiest_tenant = _create_budgets(service, spend, month_start.date())
+            created, report.top_spender = _create_budgets(service, spend, month_start.date())
             budgets.extend(created)
 
         _replay(service, clock, jobs, (month_start, trace_end), open_month, report)
         clock.advance_to(trace_end - timedelta(seconds=1))
         report.statuses = [service.get_budget_status(str(b.id)) for b in budgets]
-        daily = service.get_daily_costs(report.busiest_tenant, start=report.month_start, end=report.month_end)
+        daily = service.get_daily_costs(report.top_spender, start=report.month_start, end=report.month_end)
         per_queue: dict[str, tuple[int, Decimal]] = {}
         for row in daily:
             jobs_so_far, cost_so_far = per_queue.get(row.queue_name, (0, ZERO))
@@ -301,9 +301,9 @@ def run_demo(
         report.queue_spend = sorted(
             (QueueSpend(q, n, c) for q, (n, c) in per_queue.items()), key=lambda s: (-s.cost, s.queue_name)
         )
-        if report.busiest_tenant:
+        if report.top_spender:
             month = BudgetPeriod("monthly", start_date=report.month_start)
-            report.report = service.generate_report(report.busiest_tenant, month)
+            report.report = service.generate_report(report.top_spender, month)
     report.seconds = time.perf_counter() - started
     return report
 

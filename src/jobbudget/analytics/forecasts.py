@@ -64,7 +64,9 @@ def get_forecast(service: BudgetService, *, tenant_id: str, queue_name: str = ""
     budget, status = _budget_in_force(service, tenant_id, queue_name)
     start, end = status.period_start, status.period_end
     assert start is not None and end is not None  # a budget in force has a window
-    today = service.now().astimezone(budget.period.tz).date()  # within start..end: the window holds now
+    local = service.now().astimezone(budget.period.tz)
+    today = local.date()  # within start..end: the window holds now
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     totals = daily_totals(
         service, tenant_id=tenant_id, queue_name=queue_name, start=today - timedelta(days=HISTORY_DAYS), end=today
     )
@@ -79,6 +81,7 @@ def get_forecast(service: BudgetService, *, tenant_id: str, queue_name: str = ""
         budget_amount=budget.amount,
         current_spend=max(status.current_spend - observed_today, ZERO),
         observed_today=observed_today,
+        day_elapsed=min((local - midnight).total_seconds() / 86400, 1.0),
     )
 
 

@@ -195,12 +195,11 @@ def demo(
 ) -> None:
     """Replay a real grid workload against budgets, on a demo database.
 
-    Reads the MetaCentrum trace alea_wagap-2013.swf (17,900 jobs, Jan-Mar 2013),
-    gives its busiest tenants and queues monthly budgets of 80-120 % of their March
-    spend, and replays the jobs in time order: each job is checked when submitted
-    (blocked jobs never run) and priced at GCP list prices when it finishes.  If the
-    trace is not found ($JOBBUDGET_DATA_DIR, ../shared/data/traces) a clearly
-    labelled synthetic workload with a fixed seed is used instead.
+    Reads the MetaCentrum trace alea_wagap-2013.swf shipped in the package (17,900
+    jobs, Jan-Mar 2013), gives its costliest tenants and queues monthly budgets of
+    80-120 % of their March spend, and replays the jobs in time order: each job is
+    checked when submitted (blocked jobs never run) and priced at GCP list prices
+    when it finishes.
     """
     from ..demo import DEFAULT_DATABASE_URL, run_demo
 
@@ -220,7 +219,7 @@ def demo(
                 "billed": report.billed,
                 "still_running": report.still_running,
                 "total_cost": report.total_cost,
-                "busiest_tenant": report.busiest_tenant,
+                "top_spender": report.top_spender,
                 "budgets": [status_json(s) for s in report.statuses],
                 "queue_spend": report.queue_spend,
                 "seconds": round(report.seconds, 3),
@@ -256,7 +255,7 @@ def demo(
         console.print(report_renderable(report.report, width=min(console.width, 110)))
     url = f" --database-url {report.database_url}"
     at = f" --at {report.month_end}T23:59:59Z"
-    tenant = report.busiest_tenant
+    tenant = report.top_spender
     me = command_name()
     console.print(
         f"Done in {report.seconds:.1f} s. Look around (--at looks at {month}; without it you see today's "

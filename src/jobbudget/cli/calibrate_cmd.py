@@ -100,6 +100,13 @@ def _pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
+def _ratio(ratio: float | None) -> str:
+    """``4.00× (+300.0%)``: a price ratio as people say it, never capped."""
+    if ratio is None:
+        return "an unknown multiple of"
+    return f"{ratio:.2f}× ({(ratio - 1) * 100:+.1f}%)"
+
+
 def _print_calibration(outcome: CalibrationOutcome) -> None:
     r = outcome.report
     console = out_console()
@@ -107,11 +114,14 @@ def _print_calibration(outcome: CalibrationOutcome) -> None:
         f"Calibrated against {r.benchmarks} benchmarks (environment multiplier {r.environment_multiplier} kept)."
     )
     console.print(
-        f"Accuracy: current model {_pct(r.accuracy_before)}, calibrated {_pct(r.accuracy_after)} in sample, "
-        f"{_pct(r.cross_validated_accuracy)} cross-validated ({r.folds}-fold)."
+        f"The current model charges {_ratio(r.price_ratio_before)} what the jobs really cost, "
+        f"the calibrated one {_ratio(r.price_ratio_after)} (median over the benchmarks)."
     )
-    leaning = "overcharges" if r.drift > 0 else "undercharges" if r.drift < 0 else "is unbiased"
-    console.print(f"Drift of the current model: {r.drift * 100:+.1f}% (it {leaning}).")
+    console.print(
+        f"Accuracy score (1 − mean error, each error capped at 100 %): current model {_pct(r.accuracy_before)}, "
+        f"calibrated {_pct(r.accuracy_after)} in sample, {_pct(r.cross_validated_accuracy)} cross-validated "
+        f"({r.folds}-fold)."
+    )
     table = Table(title="Weights", title_justify="left")
     table.add_column("Component")
     table.add_column("Unit")

@@ -138,6 +138,11 @@ class CalibrationReport:
     recommended_action: str
     environment_multiplier: Decimal = Decimal(1)
     folds: int = FOLDS
+    #: What each model charges as a multiple of the real cost, the median over the
+    #: benchmarks that cost something (None when none did): unclipped, for people
+    #: (the scores above cap each error at 100 %, so "+100 %" may mean "4×").
+    price_ratio_before: float | None = None
+    price_ratio_after: float | None = None
 
     @property
     def accuracy(self) -> float:
@@ -170,6 +175,14 @@ def signed_drift(actual: Sequence[Decimal | float], predicted: Sequence[Decimal 
     """Mean signed relative error: positive when the prices exceed the actual costs."""
     errors = relative_errors(actual, predicted)
     return float(np.mean(errors)) if errors.size else 0.0
+
+
+def median_price_ratio(actual: Sequence[Decimal | float], predicted: Sequence[Decimal | float]) -> float | None:
+    """The median of price ÷ actual cost over the benchmarks whose cost is not zero."""
+    a = np.asarray([float(v) for v in actual], dtype=np.float64)
+    p = np.asarray([float(v) for v in predicted], dtype=np.float64)
+    paid = np.abs(a) >= EPSILON
+    return float(np.median(p[paid] / a[paid])) if paid.any() else None
 
 
 def recommend_action(
@@ -225,6 +238,8 @@ def calibrate(benchmarks: Sequence[BenchmarkResult], current_model: CostModel) -
         recommended_action="",
         environment_multiplier=current_model.environment_multiplier,
         folds=min(FOLDS, n),
+        price_ratio_before=median_price_ratio(actual, before),
+        price_ratio_after=median_price_ratio(actual, after),
     )
     action = recommend_action(
         benchmarks=n,

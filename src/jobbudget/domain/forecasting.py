@@ -93,6 +93,7 @@ def forecast_spend(
     budget_amount: Decimal,
     current_spend: Decimal,
     observed_today: Decimal = ZERO,
+    day_elapsed: float = 0.0,
 ) -> Forecast:
     """Forecast the total spend of the period ``period_start`` .. ``period_end``
     (inclusive) seen on ``as_of``, the first day not yet fully observed.
@@ -101,8 +102,12 @@ def forecast_spend(
     its earliest date is where the history starts — fewer than 14 days of it gives a
     run-rate forecast with a wider interval).  ``current_spend``: the period's spend
     before ``as_of``.  ``observed_today``: spend already seen on ``as_of`` (a partial
-    day); the projection of that day is never below it.
+    day); the projection of that day is never below it.  ``day_elapsed``: how much of
+    ``as_of`` has passed (0 to 1): only the rest of the day is still to be spent, so
+    at the last second of a period the forecast is what was spent.
     """
+    if not 0.0 <= day_elapsed <= 1.0:
+        raise ValidationError("day_elapsed", day_elapsed, "must be between 0 and 1")
     if period_end < period_start:
         raise ValidationError("period_end", period_end.isoformat(), f"must not be before {period_start}")
     if not period_start <= as_of <= period_end + timedelta(days=1):
@@ -120,6 +125,8 @@ def forecast_spend(
     horizon = (period_end - as_of).days + 1
     proj = project(values, first_weekday=first.weekday() if first else 0, horizon=horizon)
     daily = [_money(v) for v in proj.daily]
+    if daily and day_elapsed > 0:  # today: what was seen, and the projection of what is left
+        daily[0] = round_money(daily[0] * Decimal(repr(1.0 - day_elapsed))) + observed_today
     bump = max(observed_today - daily[0], ZERO) if daily else ZERO
     if daily:
         daily[0] += bump
