@@ -120,6 +120,8 @@ class Config(BaseSettings):
     notifications_in_background: bool = True
     # metrics
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
+    # the live WebSocket (/v1/ws)
+    ws_max_sockets_per_key: int = pydantic.Field(default=32, ge=1, le=100_000)
     # shared hot state (many processes, one budget): auto = redis when redis_url is
     # set, else memory (one process); database = many processes on one database, no Redis
     shared_state: Literal["auto", "memory", "database", "redis"] = "auto"

@@ -40,6 +40,7 @@ def serve(
             typer.echo("error [MISSING_DEPENDENCY]: the API needs: pip install 'jobbudget[api]'", err=True)
             raise typer.Exit(1) from None
         built = settings.build_config()  # fail here, not in every worker
+    from ..api.live_messages import MAX_MESSAGE_BYTES
     if workers > 1:
         # every worker writes its metrics here; /metrics merges them
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobbudget-metrics-"))
@@ -54,6 +55,7 @@ def serve(
             workers=workers,
             proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            ws_max_size=MAX_MESSAGE_BYTES,
         )
         return
     from ..api.app import create_app
@@ -68,4 +70,5 @@ def serve(
             port=port,
             proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            ws_max_size=MAX_MESSAGE_BYTES,
         )
