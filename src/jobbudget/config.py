@@ -120,7 +120,12 @@ class Config(BaseSettings):
     notifications_in_background: bool = True
     # metrics
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
-    # the live WebSocket (/v1/ws)
+    # the HTTP server (jobbudget serve) and its WebSocket
+    http_header_timeout: float = pydantic.Field(default=10.0, gt=0, le=3600)
+    http_keep_alive_timeout: int = pydantic.Field(default=5, ge=1, le=3600)
+    http_max_connections: int = pydantic.Field(default=1000, ge=1, le=1_000_000)
+    http_backlog: int = pydantic.Field(default=2048, ge=1, le=65535)
+    http_max_header_bytes: int = pydantic.Field(default=16384, ge=1024, le=1024 * 1024)
     ws_max_sockets_per_key: int = pydantic.Field(default=32, ge=1, le=100_000)
     # shared hot state (many processes, one budget): auto = redis when redis_url is
     # set, else memory (one process); database = many processes on one database, no Redis
