@@ -17,6 +17,7 @@ from jobbudget.api.serving import (
     uvicorn_options,
 )
 from jobbudget.config import Config
+from jobbudget.domain.errors import ValidationError
 
 KEY = "jb_abcdefgh_" + "s" * 43
 
@@ -58,3 +59,9 @@ def test_options_follow_the_configuration() -> None:
     environ: dict[str, str] = {}
     export_settings(config, environ)  # what every worker's protocol reads
     assert environ == {HEADER_TIMEOUT_ENV: "3.0", MAX_CONNECTIONS_ENV: "50"}
+
+
+def test_a_bad_metrics_token_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Config(metrics_token="short-secret")
+    assert refused.value.field == "metrics_token" and "short-secret" not in str(refused.value)

@@ -1,5 +1,6 @@
 """``jobbudget serve`` hardening, against the real server: a ``?token=`` key never
-reaches its log, and idle or half-open connections neither lock real clients out nor
+reaches its log, ``/metrics`` can require a key (scraped Prometheus-style with a
+bearer token), and idle or half-open connections neither lock real clients out nor
 stay open past ``http_header_timeout``."""
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from .clients import create_budget, next_of
 from .conftest import StartServer
 from .server import LiveServer
 
+METRICS_TOKEN = "scrape-" + "x" * 32
 #: A real request among the idle connections is answered within this (seconds).
 PROMPT_SECONDS = 1.0
 HEADER_TIMEOUT = 2.0
@@ -39,6 +42,38 @@ async def test_a_token_in_the_query_string_is_masked_in_the_log(live_server: Liv
     assert '"WebSocket /v1/ws?token=***" [accepted]' in log, log
     assert '"WebSocket /v1/ws?a=1&token=***&b=2" [accepted]' in log, log
     assert '"GET /v1/budgets?token=*** HTTP/1.1" 401' in log, log
+
+
+def scrape(server: LiveServer, token: str | None) -> httpx.Response:
+    """What Prometheus does with ``authorization: {credentials: ...}``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{server.url}/metrics", headers=headers, timeout=10)
+
+
+def test_metrics_can_require_a_key(start_server: StartServer) -> None:
+    server = start_server(config={"metrics_require_key": True, "metrics_token": METRICS_TOKEN})
+    create_budget(server, "e2e-secret-tenant")
+    tenant = json.loads(server.cli("apikey", "create", "--role", "tenant", "--tenant", "e2e-secret-tenant", "--json"))
+    reporter = json.loads(server.cli("apikey", "create", "--role", "reporter", "--json"))
+    for refused, status in [(None, 401), ("jb_nope_nope", 401), ("wrong-token-" + "y" * 30, 401)]:
+        answer = scrape(server, refused)
+        assert answer.status_code == status and answer.headers["www-authenticate"] == "Bearer", answer.text
+        assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
+        assert "e2e-secret-tenant" not in answer.text
+    forbidden = scrape(server, tenant["key"])  # a tenant key may not see every tenant's spend
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "FORBIDDEN", forbidden.text
+    for allowed in (METRICS_TOKEN, server.admin_key, reporter["key"]):
+        answer = scrape(server, allowed)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain"), answer.text
+        families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+        assert families["jobbudget_active_budgets"].samples[0].value == 1
+    assert METRICS_TOKEN not in server.log()
+
+
+def test_metrics_stay_open_by_default(live_server: LiveServer) -> None:
+    answer = scrape(live_server, None)
+    assert answer.status_code == 200
+    assert "jobbudget_budget_checks" in {f.name for f in text_string_to_metric_families(answer.text)}
 
 
 async def idle_connections(port: int, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
