@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
-from jobbudget.api import live
+from jobbudget.api import live, live_hub
 from jobbudget.api.app import create_app
 from jobbudget.storage.memory import MemoryStore
 
@@ -19,7 +20,8 @@ from jobbudget.storage.memory import MemoryStore
 @pytest.fixture
 def setup(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(live, "MIN_PUSH_SECONDS", 0.0)
-    monkeypatch.setattr(live, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(live_hub, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(live_hub, "REAUTH_SECONDS", 0.05)
     service = BudgetService(
         Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"}), clock=clock, store=MemoryStore()
     )
@@ -75,3 +77,53 @@ def test_bad_key_is_refused(setup: Any) -> None:
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/v1/ws?token=jb_nope_nope") as ws:
         ws.receive_json()
     assert closed.value.code == 4401
+
+
+def test_an_oversized_subscription_is_refused_before_any_lookup(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a server with a larger WebSocket frame limit than jobbudget serve's (plain
+    uvicorn allows 16 MiB), the handler itself refuses a message over 128 KiB unread."""
+    service, client, keys, _, _ = setup
+    looked_up: list[str] = []
+    monkeypatch.setattr(service, "get_budget", looked_up.append)
+    ids = [f"budget-{i}" for i in range(100_000)]
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/v1/ws?token={keys['admin']}") as ws:
+        ws.send_json({"subscribe": {"budgets": ids}})
+        error = ws.receive_json()
+        ws.receive_json()
+    assert error == {"type": "error", "code": "PAYLOAD_TOO_LARGE", "message": closed.value.reason}
+    assert closed.value.code == 4400 and closed.value.reason == "the message is over the limit of 131072 bytes"
+    assert looked_up == []
+
+
+def test_statuses_are_read_only_when_something_changed(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    service, client, keys, acme, _ = setup
+    reads: list[str] = []
+    status_of = service.get_budget_status
+
+    def counted(budget_id: str) -> Any:
+        reads.append(budget_id)
+        return status_of(budget_id)
+
+    monkeypatch.setattr(service, "get_budget_status", counted)
+    with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        next_of(ws, "status")
+        snapshot_reads = len(reads)
+        time.sleep(0.3)  # 30 polls of the hub with nothing happening
+        assert len(reads) == snapshot_reads
+        service.process_job_cost(JobMetrics("j1", "acme", "q", Decimal(950_000), 0, 0, 0, 0))  # $95
+        pushed = next_of(ws, "status")
+        assert pushed["budget_id"] == acme.id and Decimal(pushed["current_spend"]) == Decimal(95)
+        assert reads[snapshot_reads:].count(acme.id) == 1
+
+
+def test_a_revoked_key_is_closed(setup: Any) -> None:
+    service, client, keys, _, _ = setup
+    key = service.authenticate(keys["acme"])
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        next_of(ws, "status")
+        service.revoke_api_key(key.id)
+        for _ in range(100):
+            ws.receive_json()
+    assert (closed.value.code, closed.value.reason) == (4401, "API key revoked")

@@ -95,3 +95,27 @@ def test_unknown_gauges_have_no_sample_and_drift_only_for_the_model_in_force(clo
         changed = client.put("/v1/cost-model", json=dict(model, cpu_time_weight="0.0003"), headers=auth)
         assert changed.status_code == 200, changed.text
         assert scrape()["jobbudget_cost_model_drift_ratio"] == []  # changed since it was measured
+
+
+def test_metrics_can_require_a_key_that_reads_every_tenant(clock: FakeClock) -> None:
+    token = "metrics-" + "t" * 24
+    config = Config(cost_model=SEED, metrics_require_key=True, metrics_token=token)
+    exported = PrometheusMetrics()
+    with BudgetService(config, clock=clock, store=MemoryStore(), metrics=exported) as service:
+        keys = {
+            "admin": service.create_api_key(role="admin")[1],
+            "reporter": service.create_api_key(role="reporter")[1],
+            "acme reporter": service.create_api_key(role="reporter", tenant_id="acme")[1],
+            "acme": service.create_api_key(role="tenant", tenant_id="acme")[1],
+        }
+        client = TestClient(create_app(service, metrics=exported))
+
+        def status(authorization: str | None) -> int:
+            headers = {"Authorization": authorization} if authorization else {}
+            return client.get("/metrics", headers=headers).status_code
+
+        assert status(None) == status(f"Basic {token}") == status("Bearer ") == 401
+        assert status("Bearer jb_nope_nope") == status(f"Bearer {token}x") == 401
+        assert status(f"Bearer {keys['acme']}") == status(f"Bearer {keys['acme reporter']}") == 403
+        assert status(f"Bearer {token}") == status(f"Bearer {keys['admin']}") == 200
+        assert status(f"Bearer {keys['reporter']}") == 200

@@ -256,6 +256,30 @@ def test_other_services_see_revocation_within_the_cache_window(
         second.authenticate(text)
 
 
+def test_a_short_max_age_sees_another_services_revocation_and_evicts_the_key(
+    service_factory: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an open WebSocket's re-check does: a lookup at most ``max_age`` old sees a
+    revocation by another process, and from then on this service refuses the key on
+    every path (no waiting for the rest of CACHE_SECONDS)."""
+    from jobbudget import service_keys
+
+    now = [1000.0]
+    monkeypatch.setattr(service_keys, "monotonic", lambda: now[0])
+    first: BudgetService = service_factory()
+    second: BudgetService = service_factory()
+    key, text = first.create_api_key(role="admin")
+    assert second.authenticate(text) == key
+    first.revoke_api_key(key.id)
+    now[0] += 0.5
+    assert second.authenticate(text, max_age=1.0) == key  # the lookup is 0.5 s old: still served
+    now[0] += 0.6
+    with pytest.raises(AuthenticationError, match="revoked"):
+        second.authenticate(text, max_age=1.0)  # 1.1 s old: looked up again
+    with pytest.raises(AuthenticationError):
+        second.authenticate(text)  # the default age would still have served it from the cache
+
+
 def test_keys_created_in_one_service_work_in_another(service_factory: ServiceFactory) -> None:
     first: BudgetService = service_factory()
     _, text = first.create_api_key(role="reporter")

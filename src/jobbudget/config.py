@@ -110,8 +110,18 @@ class Config(BaseSettings):
     # alert delivery
     notification_rate_limit_per_hour: int = pydantic.Field(default=20, ge=1, le=100_000)
     notifications_in_background: bool = True
-    # metrics
+    # metrics: /metrics needs a key (an admin key, an unbound reporter key, or
+    # metrics_token) with metrics_require_key, or once metrics_token is set
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
+    metrics_require_key: bool = False
+    metrics_token: pydantic.SecretStr | None = pydantic.Field(default=None, min_length=16, max_length=512)
+    # the HTTP server (jobbudget serve) and its WebSocket
+    http_header_timeout: float = pydantic.Field(default=10.0, gt=0, le=3600)
+    http_keep_alive_timeout: int = pydantic.Field(default=5, ge=1, le=3600)
+    http_max_connections: int = pydantic.Field(default=1000, ge=1, le=1_000_000)
+    http_backlog: int = pydantic.Field(default=2048, ge=1, le=65535)
+    http_max_header_bytes: int = pydantic.Field(default=16384, ge=1024, le=1024 * 1024)
+    ws_max_sockets_per_key: int = pydantic.Field(default=32, ge=1, le=100_000)
     # shared hot state (many processes, one budget): auto = redis when redis_url is
     # set, else memory (one process); database = many processes on one database, no Redis
     shared_state: Literal["auto", "memory", "database", "redis"] = "auto"
@@ -230,7 +240,7 @@ def _convert(exc: pydantic.ValidationError) -> ValidationError:
     value = first.get("input")
     if isinstance(value, (dict, list)):
         value = "<mapping>" if isinstance(value, dict) else "<list>"
-    if field.startswith(("notification_channels", "smtp_password", "smtp_user", "database_url")):
+    if field.startswith(("notification_channels", "smtp_password", "smtp_user", "database_url", "metrics_token")):
         value = "<hidden>"  # may hold tokens, passwords or addresses
     # pydantic repeats the rejected input in some messages ("Value error, ...: got {...}")
     message = message.split(" (got ", 1)[0] if field.startswith("notification_channels") else message

@@ -29,6 +29,7 @@ from .service_admission import AdmissionMixin
 from .service_alerts import AlertsMixin
 from .service_budgets import BudgetsMixin, BudgetStatus
 from .service_keys import KeysMixin
+from .service_live import LiveMixin
 from .service_queries import QueriesMixin
 from .service_shared import SharedMixin
 
@@ -59,7 +60,7 @@ def _duration(span: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, AlertsMixin, KeysMixin):
+class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, AlertsMixin, KeysMixin, LiveMixin):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""

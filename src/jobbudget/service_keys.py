@@ -35,8 +35,8 @@ monotonic = time.monotonic
 
 
 class _KeyCache:
-    """hash -> (key, expiry), and hashes known to be unknown; ids revoked in this
-    process are never served again."""
+    """hash -> (key, time it was read), and hashes known to be unknown; ids revoked in
+    this process are never served again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,26 +54,28 @@ class _KeyCache:
                 self._unknown.clear()
             self._unknown[key_hash] = monotonic() + CACHE_SECONDS
 
-    def get(self, key_hash: str) -> ApiKey | None:
+    def get(self, key_hash: str, max_age: float = CACHE_SECONDS) -> ApiKey | None:
+        """The key read at most ``max_age`` seconds ago (and never more than
+        :data:`CACHE_SECONDS`), if any."""
         now = monotonic()
         with self._lock:
             found = self._entries.get(key_hash)
             if found is None:
                 return None
-            key, expires = found
-            if now >= expires or key.id in self._revoked:
+            key, read_at = found
+            if now - read_at >= CACHE_SECONDS or key.id in self._revoked:
                 del self._entries[key_hash]
                 return None
-            return key
+            return key if now - read_at < max_age else None
 
     def put(self, key_hash: str, key: ApiKey) -> None:
-        expires = monotonic() + CACHE_SECONDS
+        read_at = monotonic()
         with self._lock:
             if key.id in self._revoked:
                 return
             if len(self._entries) >= _CACHE_MAX:
                 self._entries.clear()
-            self._entries[key_hash] = (key, expires)
+            self._entries[key_hash] = (key, read_at)
 
     def revoke(self, key_id: str) -> None:
         with self._lock:
@@ -158,16 +160,19 @@ class KeysMixin:
         self._key_cache().revoke(key_id)
         self._store.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
 
-    def authenticate(self, token: str | None) -> ApiKey:
+    def authenticate(self, token: str | None, *, max_age: float = CACHE_SECONDS) -> ApiKey:
         """The key ``token`` is; AuthenticationError if it is missing, malformed,
-        unknown or revoked (the message never contains the token)."""
+        unknown or revoked (the message never contains the token).  ``max_age``: how
+        old (seconds) a remembered lookup may be for this call; a long-lived
+        connection re-checking its key passes a short one, so that a revocation by
+        another process is seen within it (one lookup per key and ``max_age``)."""
         if not token:
             raise AuthenticationError("no API key given")
         if not is_well_formed(token):
             raise AuthenticationError("malformed API key")
         digest = hash_key(token)
         cache = self._key_cache()
-        key = cache.get(digest)
+        key = cache.get(digest, max_age)
         if key is not None:
             return key
         if cache.unknown(digest):
@@ -177,6 +182,7 @@ class KeysMixin:
             cache.put_unknown(digest)
             raise AuthenticationError("unknown API key")
         if key.revoked:
+            cache.revoke(key.id)  # seen here (a WebSocket's re-check): refused by every request from now on
             raise AuthenticationError(f"API key {key.id} was revoked")
         cache.put(digest, key)
         return key

@@ -15,9 +15,9 @@ from .server import LiveServer
 __all__ = ["create_budget", "job", "next_of", "subscribe"]
 
 
-def create_budget(server: LiveServer, tenant: str, amount: str = "100") -> dict[str, Any]:
+def create_budget(server: LiveServer, tenant: str, amount: str = "100", queue: str = "") -> dict[str, Any]:
     with server.client() as client:
-        response = client.post("/v1/budgets", json={"tenant_id": tenant, "amount": amount})
+        response = client.post("/v1/budgets", json={"tenant_id": tenant, "amount": amount, "queue_name": queue})
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created

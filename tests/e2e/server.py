@@ -87,6 +87,13 @@ class LiveServer:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from
+        ``/proc/PID/stat`` (Linux; 10 ms resolution)."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii")
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state is field 3
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def cli(self, *args: str) -> str:
         """Run another ``jobbudget`` command on this server's database and configuration."""
         return _run_cli(self.env, self.database_url, self.config_path, *args)

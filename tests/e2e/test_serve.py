@@ -137,6 +137,7 @@ async def test_subscribe_protocol_errors(live_server: LiveServer) -> None:
         assert (await next_of(ws, "subscribed"))["budgets"] == []
     async with connect(live_server.ws_url, additional_headers=live_server.headers(), open_timeout=10) as ws:
         await ws.send(b"\x00binary")
+        assert (await next_of(ws, "error"))["code"] == "INVALID_JSON"
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400 and closed.value.rcvd.reason

@@ -21,6 +21,7 @@ from .deps import ServiceDep, current_key
 from .docs_ui import install_docs
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
 from .live import router as live_router
+from .metrics_access import metrics_refusal
 from .responses import errors
 from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
@@ -53,11 +54,14 @@ async def readyz(service: ServiceDep) -> JSONResponse:
 
 @health.get(
     "/metrics",
-    summary="Prometheus metrics (text format, no authentication)",
+    summary="Prometheus metrics (text format; a key only with metrics_require_key or metrics_token)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}, **errors(404)},
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}, **errors(401, 403, 404, 503)},
 )
 async def metrics(request: Request) -> Response:
+    refused = await run_in_threadpool(metrics_refusal, request)
+    if refused is not None:
+        return refused
     exported: PrometheusMetrics | None = getattr(request.app.state, "metrics", None)
     if exported is None:
         return JSONResponse(error_body("NOT_FOUND", "metrics are not enabled on this server"), status_code=404)

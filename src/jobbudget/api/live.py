@@ -1,10 +1,12 @@
 """``GET /v1/ws``: live budget status over a WebSocket.  :data:`PROTOCOL` describes
-the protocol (``docs/api.md`` prints it)."""
+the protocol (``docs/api.md`` prints it); the messages are in
+:mod:`jobbudget.api.live_messages`, the watch shared by every socket in
+:mod:`jobbudget.api.live_hub`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import math
 import time
 from typing import Any
@@ -13,49 +15,65 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.apikeys import ApiKey, can
-from ..domain.codec import to_jsonable
-from ..domain.errors import JobBudgetError, NotFoundError
+from ..domain.errors import AuthenticationError, JobBudgetError
 from ..service import BudgetService
+from .live_hub import FORECAST_SECONDS, POLL_SECONDS, REAUTH_SECONDS, REFRESH_SECONDS, LiveHub, Subscriber
+from .live_messages import (
+    MAX_BUDGETS,
+    MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    Close,
+    ProtocolError,
+    StatusMessage,
+    Subscription,
+    close_reason,
+    error_message,
+    parse_subscription,
+)
 
 __all__ = ["PROTOCOL", "router"]
 
 router = APIRouter()
-POLL_SECONDS = 0.25
 MIN_PUSH_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
-FORECAST_SECONDS = 30.0
-MAX_BUDGETS = 1000
-MAX_ID_CHARS = 64
 SUBSCRIBE_SECONDS = 60.0
-#: Close codes: a missing, unknown or revoked key; no valid subscribe message in time.
-UNAUTHENTICATED, BAD_SUBSCRIPTION = 4401, 4400
+#: Close codes (kept under their former names).
+UNAUTHENTICATED, BAD_SUBSCRIPTION, TOO_MANY_SOCKETS = Close.UNAUTHENTICATED, Close.BAD_MESSAGE, Close.TOO_MANY_SOCKETS
 
 PROTOCOL = f"""\
 ## Live budget status (WebSocket)
 
 `GET /v1/ws` upgrades to a WebSocket that pushes the status of budgets as their spend
 changes (it is not in the OpenAPI schema). Every message is one JSON object (a text
-frame) with a `type`.
+frame) with a `type`. Every close frame the server sends carries a code and a reason
+in words.
 
 1. **Connect** to `ws://HOST:PORT/v1/ws` (`wss://` behind a TLS proxy) with the API key
    in the `Authorization: Bearer KEY` header, or as a `token` query parameter where the
-   client cannot set headers (browsers). Prefer the header: uvicorn's access log writes
-   the request line, query string included. A missing, unknown or revoked key is
-   accepted and then closed at once with code **{UNAUTHENTICATED}**.
+   client cannot set headers (browsers; `jobbudget serve` masks it in its log). A
+   missing, unknown or revoked key is accepted and then closed at once with code
+   **{int(Close.UNAUTHENTICATED)}**. A key may have at most `ws_max_sockets_per_key` sockets open (32 by
+   default, per server process); one more is closed with code **{int(Close.TOO_MANY_SOCKETS)}**.
 2. **Subscribe** within {SUBSCRIBE_SECONDS:.0f} s with one message, either
    `{{"subscribe": {{"budgets": ["BUDGET_ID", ...]}}}}` or
    `{{"subscribe": {{"tenant": "TENANT"}}}}` (the tenant's active budgets at that moment; both
-   keys may be given). Anything that is not a JSON text message, or silence, closes
-   the socket with code **{BAD_SUBSCRIPTION}**. A budget the key may not read is reported
-   exactly like an unknown one, so nothing leaks:
+   keys may be given). The message is checked whole before anything is looked up:
+   a binary message, one over {MAX_MESSAGE_BYTES // 1024} KiB, text that is not JSON (or nested too
+   deeply), another shape, more than {MAX_BUDGETS} ids or an id that is not 1 to {MAX_ID_CHARS} letters,
+   digits or `._:-` gets an error message
+   (`{{"type": "error", "code": "VALIDATION_FAILED", "field": "subscribe.budgets", "message": "..."}}`;
+   `INVALID_JSON`, `PAYLOAD_TOO_LARGE`) and the socket is closed with code
+   **{int(Close.BAD_MESSAGE)}** and the same reason; so is silence. (A frame over the server's
+   WebSocket size limit is closed by the server's WebSocket layer with 1009.) A budget
+   the key may not read is reported exactly like an unknown one, so nothing leaks:
    `{{"type": "error", "code": "BUDGET_NOT_FOUND", "message": "..."}}` (and
-   `TENANT_NOT_FOUND` for another tenant, `VALIDATION_FAILED` for a malformed message
-   or ids that are not strings of at most {MAX_ID_CHARS} characters). At most {MAX_BUDGETS} budgets
-   are watched. Messages sent after the subscription are ignored.
+   `TENANT_NOT_FOUND` for another tenant); the socket stays open. At most {MAX_BUDGETS}
+   budgets are watched (a tenant's first {MAX_BUDGETS}). Messages sent after the
+   subscription are ignored.
 3. The server answers `{{"type": "subscribed", "budgets": ["BUDGET_ID", ...]}}` (the
    budgets it watches), then sends each budget's current status at once and again
-   whenever its spend, action or period changes (checked every {POLL_SECONDS} s; at most
-   once a second per budget after the first):
+   whenever its spend, action or period changes (pushed within about {POLL_SECONDS * 2:g} s of
+   the change; at most once a second per budget after the first):
 
    ```json
    {{"type": "status", "budget_id": "...", "tenant_id": "acme", "queue_name": "ml",
@@ -66,14 +84,21 @@ frame) with a `type`.
 
    Money and utilization are exact decimal strings; `forecast_spend` (the period-end
    forecast, refreshed at most every {FORECAST_SECONDS:.0f} s) is `null` when there is none.
+   Statuses are recomputed only when a budget's spend, period or definition changed,
+   when a period or grace period ends, and every {REFRESH_SECONDS:.0f} s (the only moment an
+   inactive budget's status is read again).
    `{{"type": "heartbeat", "at": "2026-11-15T12:00:00+00:00"}}` follows every
    {HEARTBEAT_SECONDS:.0f} s.
-4. When the server shuts down it closes every socket with code **1012** (service
-   restart): reconnect and subscribe again.
+4. The key is checked again every {REAUTH_SECONDS:g} s: once it is revoked (`jobbudget apikey
+   revoke`, from any process) the socket is closed with code **{int(Close.UNAUTHENTICATED)}** and the
+   reason `API key revoked`, within {REAUTH_SECONDS * 2 + POLL_SECONDS:g} s.
+5. When the server shuts down it closes every socket with code **1012** (service
+   restart), and when the database cannot answer with **{int(Close.TRY_AGAIN_LATER)}** (try again
+   later): reconnect and subscribe again.
 
 With several worker processes (`--workers`), a socket sees the jobs every worker
 stores: each worker's copy of spend counts other processes' committed jobs (see
-[scaling.md](scaling.md)), and the socket's poll picks them up within about a second.
+[scaling.md](scaling.md)), and the socket's watch picks them up within about a second.
 
 With the [`websockets`](https://websockets.readthedocs.io/) library:
 
@@ -109,136 +134,152 @@ def _token(ws: WebSocket) -> str | None:
 def _readable(service: BudgetService, key: ApiKey, budget_id: str) -> bool:
     try:
         budget = service.get_budget(budget_id)
-    except (NotFoundError, JobBudgetError):
+    except JobBudgetError:
         return False
     return can(key, action="read", tenant_id=budget.tenant_id)
 
 
-def _resolve(service: BudgetService, key: ApiKey, request: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    """The budget ids a subscribe message names that ``key`` may read, and errors."""
-    wanted = request.get("subscribe") if isinstance(request, dict) else None
-    if not isinstance(wanted, dict):
-        return [], [{"type": "error", "code": "VALIDATION_FAILED", "message": 'send {"subscribe": {...}}'}]
+def _resolve(service: BudgetService, key: ApiKey, wanted: Subscription) -> tuple[list[str], list[dict[str, Any]]]:
+    """The budget ids a (checked) subscription names that ``key`` may read, and errors."""
     ids: list[str] = []
     errors: list[dict[str, Any]] = []
-    tenant = wanted.get("tenant")
-    if isinstance(tenant, str):
-        if can(key, action="read", tenant_id=tenant):
-            ids.extend(str(b.id) for b in service.list_budgets(tenant))
+    if wanted.tenant is not None:
+        if can(key, action="read", tenant_id=wanted.tenant):
+            ids.extend(str(b.id) for b in service.list_budgets(wanted.tenant))
         else:
-            errors.append({"type": "error", "code": "TENANT_NOT_FOUND", "message": "unknown tenant"})
-    budgets = wanted.get("budgets", [])
-    if not isinstance(budgets, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_CHARS for b in budgets):
-        errors.append({"type": "error", "code": "VALIDATION_FAILED", "field": "budgets", "message": "ids"})
-        budgets = []
-    for budget_id in budgets:
+            errors.append(error_message("TENANT_NOT_FOUND", "unknown tenant"))
+    for budget_id in wanted.budgets:
         if _readable(service, key, budget_id):
             ids.append(budget_id)
         else:
-            errors.append({"type": "error", "code": "BUDGET_NOT_FOUND", "message": f"budget not found: {budget_id!r}"})
+            errors.append(error_message("BUDGET_NOT_FOUND", f"budget not found: {budget_id!r}"))
     return list(dict.fromkeys(ids))[:MAX_BUDGETS], errors
 
 
-def _status(service: BudgetService, budget_id: str, forecasts: dict[str, tuple[float, Any]]) -> dict[str, Any]:
-    status = service.get_budget_status(budget_id)
-    budget = status.budget
-    cached = forecasts.get(budget_id)
-    if cached is None or time.monotonic() - cached[0] > FORECAST_SECONDS:
-        try:
-            predicted: Any = service.get_forecast(budget.tenant_id, budget.queue_name).predicted_spend
-        except JobBudgetError:
-            predicted = None
-        forecasts[budget_id] = cached = (time.monotonic(), predicted)
-    return {
-        "type": "status",
-        "budget_id": budget_id,
-        "tenant_id": budget.tenant_id,
-        "queue_name": budget.queue_name,
-        "current_spend": status.current_spend,
-        "budget_amount": budget.amount,
-        "utilization": status.utilization,
-        "action": status.action.type,
-        "period_start": status.period_start,
-        "period_end": status.period_end,
-        "forecast_spend": cached[1],
-    }
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await ws.close(code=code, reason=close_reason(reason))
 
 
-async def _until_disconnect(ws: WebSocket) -> None:
+async def _until_disconnect(ws: WebSocket, subscriber: Subscriber) -> None:
     """Read (and ignore) whatever the client sends after subscribing, until it goes
     away or the server shuts down (uvicorn then hands every open socket a disconnect)."""
     try:
         while (await ws.receive())["type"] != "websocket.disconnect":
             pass
     except (WebSocketDisconnect, RuntimeError, OSError):
-        return  # the socket is gone all the same
+        pass  # the socket is gone all the same
+    finally:
+        subscriber.wake.set()
 
 
-async def _push(ws: WebSocket, service: BudgetService, ids: list[str], gone: asyncio.Task[None]) -> None:
-    """Push each budget's status when it changes, and heartbeats, until ``gone`` ends.
-    The first status of each budget is a snapshot and does not count toward its
-    once-a-second limit, so a change right after subscribing is pushed at once."""
-    last: dict[str, tuple[Any, ...]] = {}
+async def _push(
+    ws: WebSocket, service: BudgetService, subscriber: Subscriber, gone: asyncio.Task[None], sent: dict[str, Any]
+) -> None:
+    """Send what the hub offers (a status whose spend, action or period differs from
+    the last one sent; at most once a second per budget) and heartbeats, until the
+    client goes away or its key is revoked.  ``sent``: what the snapshot sent."""
     pushed: dict[str, float] = {}
-    forecasts: dict[str, tuple[float, Any]] = {}
-    beat = time.monotonic()
+    beat = time.monotonic() + HEARTBEAT_SECONDS
     while not gone.done():
+        subscriber.wake.clear()
+        if subscriber.revoked:
+            await _close(ws, Close.UNAUTHENTICATED, "API key revoked")
+            return
         now = time.monotonic()
-        for budget_id in ids:
-            if now - pushed.get(budget_id, -math.inf) < MIN_PUSH_SECONDS:
+        later = math.inf
+        for budget_id, status in list(subscriber.pending.items()):
+            if sent.get(budget_id) == status.change:
+                del subscriber.pending[budget_id]
                 continue
-            try:
-                status = await run_in_threadpool(_status, service, budget_id, forecasts)
-            except JobBudgetError:
+            due = pushed.get(budget_id, -math.inf) + MIN_PUSH_SECONDS
+            if now < due:
+                later = min(later, due)
                 continue
-            fingerprint = (status["current_spend"], status["action"], status["period_start"])
-            if last.get(budget_id) != fingerprint:
-                if budget_id in last:
-                    pushed[budget_id] = now
-                last[budget_id] = fingerprint
-                await ws.send_json(to_jsonable(status))
-        if now - beat >= HEARTBEAT_SECONDS:
-            beat = now
+            del subscriber.pending[budget_id]
+            await ws.send_json(status.to_json())
+            sent[budget_id], pushed[budget_id] = status.change, now
+        if now >= beat:
+            beat = now + HEARTBEAT_SECONDS
             await ws.send_json({"type": "heartbeat", "at": service.now().isoformat()})
-        await asyncio.wait({gone}, timeout=POLL_SECONDS)
+        wait = min(beat, later) - time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscriber.wake.wait(), timeout=max(wait, 0.0))
 
 
-async def _subscription(ws: WebSocket) -> Any:
-    """The client's first message as JSON; None when it went away."""
-    message = await asyncio.wait_for(ws.receive(), timeout=SUBSCRIBE_SECONDS)
+async def _subscription(ws: WebSocket) -> Subscription | None:
+    """The client's first message, checked; None when it went away."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), timeout=SUBSCRIBE_SECONDS)
+    except TimeoutError:
+        raise ProtocolError("VALIDATION_FAILED", f"no subscription within {SUBSCRIBE_SECONDS:.0f} s") from None
     if message["type"] == "websocket.disconnect":
         return None
-    text = message.get("text")
-    if not isinstance(text, str):
-        raise ValueError("not a text message")
-    return json.loads(text)
+    return parse_subscription(message)
+
+
+async def _authenticate(service: BudgetService, token: str | None) -> ApiKey | str:
+    """The key, or why there is none (a close reason)."""
+    try:
+        key: ApiKey = await run_in_threadpool(service.authenticate, token)
+    except AuthenticationError:
+        return "missing, unknown or revoked API key"
+    except JobBudgetError:
+        return ""  # the key cannot be checked now
+    return key
 
 
 @router.websocket("/v1/ws")
 async def live(ws: WebSocket) -> None:
     service: BudgetService = ws.app.state.service
-    try:
-        key = await run_in_threadpool(service.authenticate, _token(ws))
-    except JobBudgetError:
-        key = None
+    token = _token(ws)
+    key = await _authenticate(service, token)
     await ws.accept()  # then close with a code: a refused handshake shows browsers no reason
-    if key is None:
-        await ws.close(code=UNAUTHENTICATED)
+    if not isinstance(key, ApiKey):
+        if key:
+            await _close(ws, Close.UNAUTHENTICATED, key)
+        else:
+            await _close(ws, Close.TRY_AGAIN_LATER, "the API key cannot be checked now; try again later")
+        return
+    assert token is not None
+    hub = LiveHub.of(ws.app.state, service)
+    subscriber = Subscriber(key.id, token)
+    if not hub.join(subscriber):
+        limit = hub.max_sockets_per_key
+        await _close(ws, Close.TOO_MANY_SOCKETS, f"too many open sockets for this API key (at most {limit})")
         return
     try:
-        request = await _subscription(ws)
-    except (TimeoutError, ValueError):
-        await ws.close(code=BAD_SUBSCRIPTION)
-        return
-    if request is None:
-        return
-    ids, errors = await run_in_threadpool(_resolve, service, key, request)
-    gone = asyncio.create_task(_until_disconnect(ws))
+        await _serve(ws, service, hub, key, subscriber)
+    finally:
+        hub.leave(subscriber)
+
+
+async def _serve(ws: WebSocket, service: BudgetService, hub: LiveHub, key: ApiKey, subscriber: Subscriber) -> None:
     try:
+        wanted = await _subscription(ws)
+    except ProtocolError as exc:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await ws.send_json(exc.message())
+        await _close(ws, Close.BAD_MESSAGE, exc.reason)
+        return
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+    if wanted is None:
+        return
+    gone = asyncio.create_task(_until_disconnect(ws, subscriber))
+    try:
+        ids, errors = await run_in_threadpool(_resolve, service, key, wanted)
         for error in errors:
             await ws.send_json(error)
         await ws.send_json({"type": "subscribed", "budgets": ids})
-        await _push(ws, service, ids, gone)
+        snapshot: list[StatusMessage] = await hub.follow(subscriber, ids)
+        sent: dict[str, Any] = {}
+        for status in snapshot:
+            await ws.send_json(status.to_json())
+            sent[status.budget_id] = status.change
+        await _push(ws, service, subscriber, gone, sent)
+    except JobBudgetError:  # the database cannot answer now
+        await _close(ws, Close.TRY_AGAIN_LATER, "budgets cannot be read now; try again later")
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client left while we were sending
     finally:

@@ -199,7 +199,8 @@ def demo(
     jobs, Jan-Mar 2013), gives its costliest tenants and queues monthly budgets of
     80-120 % of their March spend, and replays the jobs in time order: each job is
     checked when submitted (blocked jobs never run) and priced at GCP list prices
-    when it finishes.
+    when it finishes.  Should the trace be missing, a clearly labelled synthetic
+    workload with a fixed seed is replayed instead.
     """
     from ..demo import DEFAULT_DATABASE_URL, run_demo
 

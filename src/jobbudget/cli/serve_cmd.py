@@ -31,6 +31,9 @@ def serve(
     Every /v1 route needs `Authorization: Bearer <API key>`.  With --workers above 1
     each worker builds its own service from the configuration (JOBBUDGET_CONFIG and
     JOBBUDGET_* variables; --config and --database-url are passed on that way).
+    Connection limits and timeouts are configuration keys (http_header_timeout,
+    http_keep_alive_timeout, http_max_connections, http_backlog,
+    http_max_header_bytes; see docs/operations.md).
     """
     settings = Settings(config, database_url)
     with cli_errors():
@@ -41,6 +44,11 @@ def serve(
             raise typer.Exit(1) from None
         built = settings.build_config()  # fail here, not in every worker
         require_database(built)
+    from ..api.serving import export_settings, raise_open_files_limit, uvicorn_options
+
+    options = uvicorn_options(built)
+    export_settings(built, os.environ)
+    raise_open_files_limit(built)
     if workers > 1:
         # every worker writes its metrics here; /metrics merges them
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobbudget-metrics-"))
@@ -53,8 +61,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **options,
         )
         return
     from ..api.app import create_app
@@ -67,6 +75,6 @@ def serve(
             create_app(service, metrics=exported),
             host=host,
             port=port,
-            proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **options,
         )

@@ -7,6 +7,7 @@ period has ended rolls into the next one on the first check after the boundary.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ SpendLoader = Callable[[SpendKey], Decimal]
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_SERIALS = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -67,12 +69,19 @@ class BudgetState:
 
 class SpendIndex:
     """Active budgets by tenant and by (tenant, queue); not thread-safe on its own
-    (the service serialises writers)."""
+    (the service serialises writers).
+
+    ``serial`` tells this index from every other one built in the process, and
+    ``changes`` counts what was done to it (a budget put or removed, spend added, a
+    period rolled), so ``(serial, changes)`` is unchanged exactly while no budget,
+    period or spend here changed (the live WebSocket compares it)."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, BudgetState] = {}
         self._tenant_wide: dict[str, list[BudgetState]] = {}
         self._by_queue: dict[tuple[str, str], list[BudgetState]] = {}
+        self.serial = next(_SERIALS)
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -87,6 +96,7 @@ class SpendIndex:
         """Track ``budget`` with ``window`` (its window at ``now``) and that window's spend."""
         assert budget.id is not None
         self.remove(budget.id)
+        self.changes += 1
         state = BudgetState(budget, Thresholds.of(budget), window, spend)
         state.bound(now)
         self._by_id[budget.id] = state
@@ -100,6 +110,7 @@ class SpendIndex:
         state = self._by_id.pop(budget_id, None)
         if state is None:
             return
+        self.changes += 1
         b = state.budget
         bucket = self._by_queue.get((b.tenant_id, b.queue_name)) if b.queue_name else self._tenant_wide.get(b.tenant_id)
         if bucket is not None:
@@ -137,6 +148,7 @@ class SpendIndex:
             state = self._by_id.get(key.budget_id)
             if state is not None and state.window is not None and state.window.start_date == key.period_start:
                 state.spend += amount
+                self.changes += 1
 
     def roll(self, state: BudgetState, now: datetime, load: SpendLoader) -> None:
         """Move ``state`` to the period containing ``now`` if it has left its own; the
@@ -144,6 +156,7 @@ class SpendIndex:
         if state.current_at(now):
             return
         new = window_at(state.budget.period, now)
+        self.changes += 1
         if new != state.window:
             state.window = new
             state.spend = load(state.key) if new is not None and state.key is not None else ZERO
