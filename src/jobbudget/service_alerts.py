@@ -25,6 +25,7 @@ from .domain.alerts import (
 )
 from .domain.budget import Budget, NotificationChannel
 from .domain.errors import JobBudgetError, NotFoundError, ValidationError
+from .domain.outbound import check_channel_target
 from .domain.periods import PeriodWindow, window_at
 from .domain.records import AuditEntry, JobRecord
 from .domain.validation import MAX_ID_LEN, check_identifier
@@ -255,7 +256,9 @@ class AlertsMixin:
             raise ValidationError(
                 "index", index, f"budget {budget_id} has {len(budget.notifications)} notification channel(s)"
             )
-        self.send_test_notification(budget.notifications[index])
+        channel = budget.notifications[index]
+        check_channel_target(self.config.outbound_policy(), channel, f"notifications[{index}].target")
+        self.send_test_notification(channel)
 
     def _safe_lifecycle(self) -> None:
         try:
