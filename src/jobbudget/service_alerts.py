@@ -21,6 +21,7 @@ from .domain.alerts import (
     AlertPlan,
     AlertRule,
     PlannedAlert,
+    channel_key,
     subscribed,
 )
 from .domain.budget import Budget, NotificationChannel
@@ -182,11 +183,24 @@ class AlertsMixin:
         self._fired = self._store.fired_alerts(since=since)
 
     # -- alerts as data ------------------------------------------------------------
-    def list_alerts(self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500) -> list[Alert]:
+    def list_alerts(
+        self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500, details: bool = True
+    ) -> list[Alert]:
         """Alerts newest first, each with its deliveries per channel (targets
-        redacted); ``active_only``: not acknowledged and of a period not yet over."""
+        redacted); ``active_only``: not acknowledged and of a period not yet over.
+        ``details=False`` is what a tenant is shown: only the deliveries to its budgets'
+        own channels (not to the configuration's ``notification_channels``), and failures
+        without their reasons, which name hosts, ports and what the receiver answered."""
         active_since = self.now().date() if active_only else None
-        return self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
+        found = self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
+        if details:
+            return found
+        budgets = self._store.list_budgets(tenant_id=tenant_id, include_inactive=True)
+        own = {channel_key(c) for budget in budgets for c in budget.notifications}
+        return [
+            replace(alert, deliveries=tuple(d.for_tenant() for d in alert.deliveries if d.channel_key in own))
+            for alert in found
+        ]
 
     def acknowledge_alert(self, alert_id: str, by: str) -> None:
         check_identifier("alert_id", alert_id, max_len=MAX_ID_LEN)

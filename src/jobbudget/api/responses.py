@@ -19,7 +19,8 @@ MEANINGS: dict[int, str] = {
     409: "The write conflicts with stored data (`CONFLICT`)",
     413: "The body is over the size limit (`PAYLOAD_TOO_LARGE`)",
     422: "A value is out of range or malformed (`VALIDATION_FAILED`; `field` names it)",
-    502: "The notification receiver failed (the cause's code)",
+    502: "The notification could not be delivered (`DELIVERY_FAILED`; with an admin key the reason, "
+    "and `TARGET_NOT_ALLOWED` when the outbound policy refused the target's address)",
     503: "The database cannot answer now, or is full or read-only; nothing was stored "
     "(`STORAGE_UNAVAILABLE`, `STORAGE_FULL`, `STORAGE_READ_ONLY`, ...)",
 }
