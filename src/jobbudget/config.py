@@ -128,6 +128,8 @@ class Config(BaseSettings):
     # in the environment a JSON list or comma-separated: JOBBUDGET_NOTIFICATION_ALLOWED_NETWORKS=10.1.2.3/32
     notification_allowed_networks: Annotated[list[Annotated[str, AfterValidator(_network)]], NoDecode] = []
     notification_allowed_hosts: Annotated[list[Annotated[str, AfterValidator(parse_host)]], NoDecode] = []
+    # test messages through a budget's channel (POST /v1/budgets/{id}/channels/{i}/test)
+    channel_test_rate_limit_per_minute: int = pydantic.Field(default=5, ge=1, le=10_000)
     # metrics
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
     # shared hot state (many processes, one budget): auto = redis when redis_url is

@@ -19,6 +19,7 @@ MEANINGS: dict[int, str] = {
     409: "The write conflicts with stored data (`CONFLICT`)",
     413: "The body is over the size limit (`PAYLOAD_TOO_LARGE`)",
     422: "A value is out of range or malformed (`VALIDATION_FAILED`; `field` names it)",
+    429: "Too many of these requests for this API key or budget in the last minute (`RATE_LIMITED`)",
     502: "The notification could not be delivered (`DELIVERY_FAILED`; with an admin key the reason, "
     "and `TARGET_NOT_ALLOWED` when the outbound policy refused the target's address)",
     503: "The database cannot answer now, or is full or read-only; nothing was stored "
@@ -26,6 +27,7 @@ MEANINGS: dict[int, str] = {
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds until the next request is allowed", "schema": {"type": "integer"}}},
     503: {
         "Retry-After": {
             "description": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS})",

@@ -2,7 +2,9 @@
 deactivate), ``/v1/budgets/{id}/status``, ``/v1/budgets/{id}/trends`` and a test
 message through one of a budget's channels.  Secrets are redacted in every answer.
 
-A key other than an admin key is told only that a test message failed: the reason names hosts, ports and what the receiver answered,
+The test message is rate limited per API key and per budget
+(``channel_test_rate_limit_per_minute``), and a key other than an admin key is told only
+that delivery failed: the reason names hosts, ports and what the receiver answered,
 which would make the server a port scanner of its own network.  It goes to the log."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from ..domain.apikeys import ApiKey
 from ..domain.budget import Budget
@@ -20,6 +22,7 @@ from ..domain.errors import NotFoundError, ValidationError
 from ..notify.base import DeliveryError
 from ..service import BudgetService
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
+from .ratelimit import WindowLimiter
 from .responses import LOOKUP, WITH_BODY, WRITE, errors
 from .routes_jobs import action_out
 from .schemas import ID_PATTERN, TEXT_PATTERN, BudgetIn, BudgetOut, BudgetPatch, StatusOut
@@ -121,19 +124,23 @@ def budget_trends(
     "/{budget_id}/channels/{index}/test",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Send a test message through one of the budget's notification channels",
-    responses=errors(403, 404, 422, 502),
+    responses=errors(403, 404, 422, 429, 502),
 )
 def test_channel(
-    service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]
+    request: Request, service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]
 ) -> None:
     """A clearly labelled test message, with the stored secrets, through channel `index`
-    (0-based).  A target the server's outbound policy refuses (loopback, private,
-    link-local, ... addresses) is 422 naming `notifications[i].target` when it is a
-    literal address, 502 when a host name resolves to one (`TARGET_NOT_ALLOWED`).  When delivery fails, an admin key is told
+    (0-based).  At most `channel_test_rate_limit_per_minute` (5) a minute per API key and
+    per budget, then 429 with `Retry-After`.  A target the server's outbound policy
+    refuses (loopback, private, link-local, ... addresses) is 422 naming
+    `notifications[i].target` when it is a literal address, 502 when a host name
+    resolves to one (`TARGET_NOT_ALLOWED`).  When delivery fails, an admin key is told
     why; other keys get `DELIVERY_FAILED` and only that it failed (the reason is in the
     server log), so the answers cannot tell a closed port from an HTTP 404."""
     budget = _readable(service, key, budget_id)
     require_write(service, key, budget.tenant_id)
+    limiter: WindowLimiter = request.app.state.channel_tests
+    limiter.take({"API key": key.id, "budget": budget_id})
     try:
         service.send_budget_test_notification(budget_id, index)
     except DeliveryError as exc:

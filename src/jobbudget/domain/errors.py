@@ -22,6 +22,7 @@ __all__ = [
     "JobBudgetError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "StorageError",
     "StorageFullError",
     "StorageReadOnlyError",
@@ -79,6 +80,18 @@ class PermissionDeniedError(JobBudgetError):
     """The API key is valid but its role may not do this (to this tenant)."""
 
     code = "FORBIDDEN"
+
+
+class RateLimitedError(JobBudgetError):
+    """Too many requests of one kind in a short time (per API key, or per thing);
+    ``retry_after``: whole seconds until one more is allowed."""
+
+    code = "RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class StorageUnavailableError(JobBudgetError):
