@@ -85,7 +85,11 @@ def free_port() -> int:
 
 
 def open_service(path: Path) -> BudgetService:
-    config = Config(database_url=f"sqlite:///{path}", cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"})
+    config = Config(
+        database_url=f"sqlite:///{path}",
+        cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"},
+        notification_allowed_networks=["127.0.0.1/32"],  # the receiver; loopback is refused by default
+    )
     # background delivery on, whatever the environment says (the test suite turns it off)
     return BudgetService(config.model_copy(update={"notifications_in_background": True}))
 

@@ -23,6 +23,10 @@ from jobbudget.storage.sql.store import SqlStore
 # Tests never deliver alerts from a background thread: a test that wants delivery runs
 # the dispatcher itself, against servers it starts on 127.0.0.1.
 os.environ.setdefault("JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND", "false")
+# Those servers listen on 127.0.0.1, which the outbound policy refuses by default: the
+# tests' configuration allows that one address on purpose (servers started by the tests
+# inherit it; tests/e2e/test_outbound.py plays the attacker without it).
+os.environ.setdefault("JOBBUDGET_NOTIFICATION_ALLOWED_NETWORKS", "127.0.0.1/32")
 
 POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -15,12 +19,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-__all__ = ["Mailbox", "Receiver", "Reply", "Request", "free_port", "http_receivers", "smtp_server"]
+from jobbudget.domain.outbound import OutboundPolicy, literal_address
+
+__all__ = [
+    "LOCAL",
+    "Mailbox",
+    "Receiver",
+    "Reply",
+    "Request",
+    "free_port",
+    "http_receivers",
+    "loopback_names",
+    "self_signed",
+    "smtp_server",
+]
+
+#: The outbound policy that lets a sender reach these receivers: 127.0.0.1 allowed on
+#: purpose (the default refuses loopback addresses).
+LOCAL = OutboundPolicy.of(["127.0.0.1/32"])
 
 EVENT_HEADER = "webhook-id"  # Standard Webhooks: the event (or digest) id
 
@@ -67,9 +90,10 @@ class _Server(ThreadingHTTPServer):
 
 class Receiver:
     """An HTTP server on 127.0.0.1 answering POSTs: first the scripted replies in order,
-    then ``default``.  ``requests`` holds everything that arrived."""
+    then ``default``.  ``requests`` holds everything that arrived.  With ``tls`` (a
+    server-side context) it speaks HTTPS."""
 
-    def __init__(self, port: int = 0, default: Reply | None = None) -> None:
+    def __init__(self, port: int = 0, default: Reply | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.default = default or Reply()
         self.script: list[Reply] = []
         self.requests: list[Request] = []
@@ -78,11 +102,14 @@ class Receiver:
         self._arrived = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._httpd = _Server(("127.0.0.1", port), self._handler())
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.port = int(self._httpd.server_address[1])
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def then(self, *replies: Reply) -> Receiver:
         with self._lock:
@@ -149,11 +176,11 @@ class Receiver:
 
 @contextmanager
 def http_receivers() -> Iterator[Callable[..., Receiver]]:
-    """Start receivers with ``start(port=0, default=Reply(...))``; all stop at the end."""
+    """Start receivers with ``start(port=0, default=Reply(...), tls=None)``; all stop at the end."""
     running: list[Receiver] = []
 
-    def start(port: int = 0, default: Reply | None = None) -> Receiver:
-        receiver = Receiver(port, default)
+    def start(port: int = 0, default: Reply | None = None, tls: ssl.SSLContext | None = None) -> Receiver:
+        receiver = Receiver(port, default, tls)
         running.append(receiver)
         return receiver
 
@@ -202,3 +229,41 @@ def smtp_server(mailbox: Mailbox) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+def loopback_names() -> list[str]:
+    """Names of this machine (its host name, /etc/hosts) that resolve to loopback only."""
+    candidates = {socket.gethostname()}
+    try:
+        for line in Path("/etc/hosts").read_text(encoding="utf-8").splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) > 1 and fields[0].startswith("127."):
+                candidates.update(fields[1:])
+    except OSError:
+        pass
+    found = []
+    for name in sorted(candidates):
+        if name == "localhost" or name.endswith(".localhost") or literal_address(name) is not None:
+            continue  # refused before any lookup: not what this test is about
+        try:
+            answers = {info[4][0] for info in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)}
+        except OSError:
+            continue
+        if answers and all(ipaddress.ip_address(a).is_loopback for a in answers):
+            found.append(name)
+    return found
+
+
+def self_signed(folder: Path, subject_alt_name: str) -> tuple[Path, Path]:
+    """A one-day self-signed certificate and its key in ``folder``, for ``subject_alt_name``
+    (``DNS:hooks.example.test``, ``IP:127.0.0.1``); skips the test without openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    common_name = subject_alt_name.partition(":")[2]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={common_name}",
+         "-addext", f"subjectAltName={subject_alt_name}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key

@@ -5,10 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from jobbudget.domain.budget import NotificationChannel
 from jobbudget.notify import DeliveryError, send_test, sender_for
 from jobbudget.notify.email import EmailSender, message_id
 from jobbudget.notify.messages import digest_id, render_email
+from receivers import self_signed
 
 RECIPIENT = "ops.lead@example.com"
 PASSWORD = "pw-Zq81-never-shown"
@@ -266,16 +265,7 @@ def test_a_closed_port_is_retryable() -> None:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), "IP:127.0.0.1")
 
 
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])

@@ -28,6 +28,7 @@ from jobbudget.notify import DeliveryError, redact, retry_count_of, send_test, s
 from jobbudget.notify.email import EmailSender
 from jobbudget.notify.slack import SlackSender
 from jobbudget.notify.webhook import WebhookSender, parse_retry_after
+from receivers import LOCAL
 
 TOKEN = "TOKENq9f8e7d6c5b4a"
 AUTH = "Bearer AUTHzyx987654321"
@@ -140,7 +141,7 @@ def fails(sender: Any, channel: NotificationChannel, events: list[AlertEvent] | 
 def test_webhook_body_headers_and_signature(http: Callable[..., Server]) -> None:
     server = http()
     channel = webhook(server.url(f"/hooks/{TOKEN}"), auth_header=AUTH, secret=HMAC_SECRET)
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         sender.send(channel, [event(forecast_spend=Decimal("5800.50"))])
     (got,) = server.requests
     body = json.loads(got.body)
@@ -162,7 +163,7 @@ def test_webhook_body_headers_and_signature(http: Callable[..., Server]) -> None
 def test_webhook_digest_and_no_optional_headers(http: Callable[..., Server]) -> None:
     server = http(status=204, body=b"")
     held = [event(id=f"evt-{i}", type="warning", forecast_spend=None) for i in (3, 1, 2)]
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         sender.send(webhook(server.url()), held, digest=True)
     (got,) = server.requests
     body = json.loads(got.body)
@@ -189,7 +190,7 @@ def test_webhook_answers_are_classified(
     http: Callable[..., Server], status: int, headers: dict[str, str], retryable: bool, retry_after: float | None
 ) -> None:
     server = http(status=status, headers=headers, body=b"nope")
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         err = fails(sender, webhook(server.url()))
     assert (err.retryable, err.status, err.retry_after) == (retryable, status, retry_after)
     assert is_retryable(err) is retryable and f"HTTP {status}" in err.message and "nope" in err.message
@@ -199,7 +200,7 @@ def test_webhook_answers_are_classified(
 def test_retry_after_as_an_http_date(http: Callable[..., Server]) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     server = http(status=429, headers={"Retry-After": later})
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         err = fails(sender, webhook(server.url()))
     assert err.retryable and err.retry_after is not None and 100 <= err.retry_after <= 121
 
@@ -216,13 +217,13 @@ def test_parse_retry_after() -> None:
 
 def test_a_slow_server_is_a_retryable_timeout(http: Callable[..., Server]) -> None:
     server = http(delay=3.0)
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         err = fails(sender, webhook(server.url(), timeout="200ms"))
     assert err.retryable and err.status is None and "did not answer within 0.2s" in err.message
 
 
 def test_a_server_that_is_down_is_retryable() -> None:
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         err = fails(sender, webhook(f"http://127.0.0.1:{closed_port()}/hook", timeout="2s"))
     assert err.retryable and err.status is None and "connection failed" in err.message
 
@@ -232,7 +233,7 @@ def test_slack_block_kit_payload_with_overrides(http: Callable[..., Server]) -> 
     url = server.url(f"/services/T000/B000/{TOKEN}")
     meta = {"channel": "#finops", "username": "Budget bot", "icon": ":moneybag:"}
     slack = NotificationChannel(type="slack", target=url, metadata=meta)
-    with SlackSender() as sender:
+    with SlackSender(policy=LOCAL) as sender:
         sender.send(slack, [event(queue_name="<ml>&co", forecast_spend=Decimal("7000"))])
         sender.send(NotificationChannel(type="slack", target=url, metadata={"icon": "https://x.example/i.png"}),
                     [event(id=f"e{i}") for i in range(5)], digest=True)  # fmt: skip
@@ -258,7 +259,7 @@ def test_slack_block_kit_payload_with_overrides(http: Callable[..., Server]) -> 
 def test_slack_errors(http: Callable[..., Server]) -> None:
     gone = http(status=404, body=b"channel_not_found")
     busy = http(status=429, headers={"Retry-After": "5"}, body=b"rate_limited")
-    with SlackSender() as sender:
+    with SlackSender(policy=LOCAL) as sender:
         err = fails(sender, NotificationChannel(type="slack", target=gone.url(f"/services/T0/B0/{TOKEN}")))
         assert (err.retryable, err.status) == (False, 404) and "channel_not_found" in err.message
         err = fails(sender, NotificationChannel(type="slack", target=busy.url(f"/services/T0/B0/{TOKEN}")))
@@ -334,7 +335,7 @@ def test_no_secret_reaches_logs_or_errors(http: Callable[..., Server], caplog: p
 
     ok, echo, slow = http(), http(status=400, echo=True), http(delay=3.0)
     meta = {"auth_header": AUTH, "secret": HMAC_SECRET, "timeout": "300ms"}
-    with WebhookSender() as hooks, SlackSender() as slack:
+    with WebhookSender(policy=LOCAL) as hooks, SlackSender(policy=LOCAL) as slack:
         hooks.send(webhook(ok.url(f"/in/{TOKEN}"), **meta), [event()])
         slack.send(NotificationChannel(type="slack", target=ok.url(f"/services/T0/B0/{TOKEN}")), [event()])
         record(hooks, webhook(echo.url(f"/in/{TOKEN}?key={TOKEN}"), **meta))  # the answer repeats our secrets

@@ -19,7 +19,7 @@ from jobbudget.domain.alerts import AlertEvent, describe
 from jobbudget.domain.budget import NotificationChannel
 from jobbudget.notify.slack import SlackSender
 from jobbudget.notify.slack_message import slack_payload
-from receivers import http_receivers
+from receivers import LOCAL, http_receivers
 
 NAMES = ["<!channel>", "<@U123>", "&", "<!here|here> &amp; <#C024BE7LR>", "x" * 200, "<" * 200, "&>" * 100]
 QUEUES = ["", "ml", "<!everyone>", "q" * 200, "<@U123>" * 30]
@@ -122,7 +122,7 @@ def test_a_hostile_message_arrives_escaped(monkeypatch: pytest.MonkeyPatch) -> N
     with http_receivers() as start:
         receiver = start()
         channel = NotificationChannel(type="slack", target=receiver.url("/services/T000/B000/x"))
-        with SlackSender() as sender:
+        with SlackSender(policy=LOCAL) as sender:
             sender.send(channel, [event(tenant_id="<!channel>", queue_name="<@U123>&" * 30)])
         (got,) = receiver.requests
     payload = json.loads(got.body)

@@ -29,7 +29,7 @@ from jobbudget.notify import DeliveryError
 from jobbudget.notify.dispatcher import Dispatcher
 from jobbudget.notify.webhook import WebhookSender
 from jobbudget.storage.memory import MemoryStore
-from receivers import Receiver, Reply, Request, http_receivers
+from receivers import LOCAL, Receiver, Reply, Request, http_receivers
 
 Start = Callable[..., Receiver]
 LEGACY_SECRET = "hmacK3y-55aa0909-q"  # a secret set before jobbudget followed the specification
@@ -58,7 +58,7 @@ def hook(url: str, **metadata: str) -> NotificationChannel:
 
 def deliver(receiver: Receiver, secret: str, events: list[AlertEvent], **options: Any) -> Request:
     digest = options.pop("digest", False)
-    with WebhookSender(**options) as sender:
+    with WebhookSender(policy=LOCAL, **options) as sender:
         sender.send(hook(receiver.url(), secret=secret), events, digest=digest)
     return receiver.requests[-1]
 
@@ -110,7 +110,9 @@ def test_retries_carry_the_same_webhook_id_with_a_fresh_timestamp(http: Start, c
     receiver = http().then(Reply(500), Reply(503))
     secret = new_secret()
     seconds = itertools.count(0, 7)
-    sender = WebhookSender(wall_clock=lambda: time.time() + next(seconds))  # each attempt later than the one before
+    sender = WebhookSender(
+        policy=LOCAL, wall_clock=lambda: time.time() + next(seconds)
+    )  # each attempt later than the one before
     config = Config(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"})
     with BudgetService(config, clock=clock, store=MemoryStore()) as service:
         service.create_budget(
@@ -144,7 +146,7 @@ def test_a_legacy_secret_signs_with_its_utf8_bytes_and_keeps_the_old_header(http
 
 def test_without_a_secret_the_id_and_time_are_sent_unsigned(http: Start) -> None:
     receiver = http()
-    with WebhookSender() as sender:
+    with WebhookSender(policy=LOCAL) as sender:
         sender.send(hook(receiver.url()), [event()])
     (got,) = receiver.requests
     assert got.headers["webhook-id"] == got.json()["id"] and got.headers["webhook-timestamp"].isdigit()
@@ -167,7 +169,7 @@ def test_an_unusable_whsec_secret_is_refused_without_showing_it(http: Start, bad
         )
     assert bad[6:] not in str(info.value)
     receiver = http()
-    with WebhookSender() as sender, pytest.raises(DeliveryError) as failed:
+    with WebhookSender(policy=LOCAL) as sender, pytest.raises(DeliveryError) as failed:
         sender.send(hook(receiver.url(), secret=bad), [event()])
     assert not failed.value.retryable and "notifications.metadata.secret" in failed.value.message
     assert bad[6:] not in failed.value.message and not receiver.requests
@@ -176,7 +178,7 @@ def test_an_unusable_whsec_secret_is_refused_without_showing_it(http: Start, bad
 def test_an_id_with_a_full_stop_is_never_signed(http: Start) -> None:
     """The spec forbids "." in the id: "a.1" + "2..." could pass for "a" + "1.2..."."""
     receiver = http()
-    with WebhookSender() as sender, pytest.raises(DeliveryError) as failed:
+    with WebhookSender(policy=LOCAL) as sender, pytest.raises(DeliveryError) as failed:
         sender.send(hook(receiver.url(), secret=new_secret()), [event(id="evt.1")])
     assert not failed.value.retryable and not receiver.requests
 

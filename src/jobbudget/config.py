@@ -3,22 +3,24 @@ environment variables (which win over the file).  Nothing is built at import."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from .domain.budget import NotificationChannel, validate_channel
 from .domain.codec import channel_from_mapping
 from .domain.cost import CostModel
 from .domain.errors import ValidationError
+from .domain.outbound import OutboundPolicy, check_channel_target, parse_host, parse_network
 from .domain.validation import MAX_TENANT_LEN, check_identifier
 from .pricing import BUILT_IN, model_names, named_model
 
@@ -47,6 +49,10 @@ def parse_duration(value: Any) -> timedelta:
         return timedelta(seconds=seconds)
     except OverflowError:
         raise ValueError(f"{value!r} is too long a duration") from None
+
+
+def _network(text: str) -> str:
+    return str(parse_network(text))
 
 
 class CostModelSettings(BaseModel):
@@ -110,6 +116,12 @@ class Config(BaseSettings):
     # alert delivery
     notification_rate_limit_per_hour: int = pydantic.Field(default=20, ge=1, le=100_000)
     notifications_in_background: bool = True
+    # where webhook and Slack requests may go besides public addresses (domain/outbound.py);
+    # in the environment a JSON list or comma-separated: JOBBUDGET_NOTIFICATION_ALLOWED_NETWORKS=10.1.2.3/32
+    notification_allowed_networks: Annotated[list[Annotated[str, AfterValidator(_network)]], NoDecode] = []
+    notification_allowed_hosts: Annotated[list[Annotated[str, AfterValidator(parse_host)]], NoDecode] = []
+    # test messages through a budget's channel (POST /v1/budgets/{id}/channels/{i}/test)
+    channel_test_rate_limit_per_minute: int = pydantic.Field(default=5, ge=1, le=10_000)
     # metrics: /metrics needs a key (an admin key, an unbound reporter key, or
     # metrics_token) with metrics_require_key, or once metrics_token is set
     metrics_max_tenants: int = pydantic.Field(default=100, ge=1, le=100_000)
@@ -143,6 +155,7 @@ class Config(BaseSettings):
             match = re.search(r'field "([^"]+)"', str(exc))
             raise ValidationError(match.group(1) if match else "config", "<environment>", str(exc)) from None
         self.cost_model.build()  # reject bad weights now, naming the key, not when first used
+        self._check_channel_targets()
 
     @classmethod
     def settings_customise_sources(
@@ -199,6 +212,30 @@ class Config(BaseSettings):
             validate_channel(channel_from_mapping(item))
         return value
 
+    @field_validator("notification_allowed_networks", "notification_allowed_hosts", mode="before")
+    @classmethod
+    def _text_list(cls, value: Any) -> Any:
+        """The environment's text: a JSON list, or entries separated by commas."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("is not a JSON list; write 10.1.2.3/32,fd00::/8 or a JSON list") from None
+        return [part for part in (p.strip() for p in value.split(",")) if part]
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where webhook and Slack requests may connect: public addresses plus
+        ``notification_allowed_networks`` and ``notification_allowed_hosts``."""
+        return OutboundPolicy.of(self.notification_allowed_networks, self.notification_allowed_hosts)
+
+    def _check_channel_targets(self) -> None:
+        """The configuration's own channels follow the same rule as tenants' channels."""
+        policy = self.outbound_policy()
+        for index, channel in enumerate(self.channels()):
+            check_channel_target(policy, channel, f"notification_channels[{index}].target")
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
         """Read a YAML file; unknown keys and bad values are rejected naming the key."""
@@ -234,7 +271,7 @@ class Config(BaseSettings):
 def _convert(exc: pydantic.ValidationError) -> ValidationError:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "config"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown configuration key"
     value = first.get("input")

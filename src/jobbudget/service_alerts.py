@@ -21,10 +21,12 @@ from .domain.alerts import (
     AlertPlan,
     AlertRule,
     PlannedAlert,
+    channel_key,
     subscribed,
 )
 from .domain.budget import Budget, NotificationChannel
 from .domain.errors import JobBudgetError, NotFoundError, ValidationError
+from .domain.outbound import check_channel_target
 from .domain.periods import PeriodWindow, window_at
 from .domain.records import AuditEntry, JobRecord
 from .domain.validation import MAX_ID_LEN, check_identifier
@@ -196,11 +198,24 @@ class AlertsMixin:
         self._fired = self._store.fired_alerts(since=since)
 
     # -- alerts as data ------------------------------------------------------------
-    def list_alerts(self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500) -> list[Alert]:
+    def list_alerts(
+        self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500, details: bool = True
+    ) -> list[Alert]:
         """Alerts newest first, each with its deliveries per channel (targets
-        redacted); ``active_only``: not acknowledged and of a period not yet over."""
+        redacted); ``active_only``: not acknowledged and of a period not yet over.
+        ``details=False`` is what a tenant is shown: only the deliveries to its budgets'
+        own channels (not to the configuration's ``notification_channels``), and failures
+        without their reasons, which name hosts, ports and what the receiver answered."""
         active_since = self.now().date() if active_only else None
-        return self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
+        found = self._store.list_alerts(tenant_id=tenant_id, active_since=active_since, limit=limit)
+        if details:
+            return found
+        budgets = self._store.list_budgets(tenant_id=tenant_id, include_inactive=True)
+        own = {channel_key(c) for budget in budgets for c in budget.notifications}
+        return [
+            replace(alert, deliveries=tuple(d.for_tenant() for d in alert.deliveries if d.channel_key in own))
+            for alert in found
+        ]
 
     def acknowledge_alert(self, alert_id: str, by: str) -> None:
         check_identifier("alert_id", alert_id, max_len=MAX_ID_LEN)
@@ -271,7 +286,9 @@ class AlertsMixin:
             raise ValidationError(
                 "index", index, f"budget {budget_id} has {len(budget.notifications)} notification channel(s)"
             )
-        self.send_test_notification(budget.notifications[index])
+        channel = budget.notifications[index]
+        check_channel_target(self.config.outbound_policy(), channel, f"notifications[{index}].target")
+        self.send_test_notification(channel)
 
     def _safe_lifecycle(self) -> None:
         try:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .config import Config
 from .counters.memory import BudgetState, SpendIndex
 from .domain.budget import Budget, validate_budget
 from .domain.enforcement import EnforcementAction, Thresholds, decide, utilization
@@ -25,6 +26,7 @@ from .domain.errors import (
     ValidationError,
 )
 from .domain.money import ZERO
+from .domain.outbound import check_channel_target
 from .domain.periods import PeriodWindow, resolve_period, window_at
 from .domain.records import AuditEntry, SpendKey
 from .domain.validation import MAX_ID_LEN, check_identifier
@@ -46,6 +48,7 @@ class BudgetStatus:
 class BudgetsMixin:
     """Mixed into BudgetService (which sets the attributes declared here)."""
 
+    config: Config
     _store: Store
     _index: SpendIndex
     _generation: int
@@ -63,12 +66,23 @@ class BudgetsMixin:
         def _budget_changed_alerts(self, budget: Budget, window: PeriodWindow | None, spend: Decimal) -> None: ...
         def _resync(self, states: Sequence[BudgetState]) -> None: ...
 
-    def validate_budget(self, budget: Budget) -> None:
+    def validate_budget(self, budget: Budget, *, stored: Budget | None = None) -> None:
+        """Raise :class:`ValidationError` naming the first field that is wrong, including a
+        new channel whose target is an address the outbound policy refuses (channels the
+        ``stored`` budget already had are kept as they are: they are refused when sent)."""
         validate_budget(budget)
+        self._check_targets(budget, stored)
+
+    def _check_targets(self, budget: Budget, stored: Budget | None) -> None:
+        policy = self.config.outbound_policy()
+        kept = {(c.type, c.target) for c in stored.notifications} if stored is not None else set()
+        for index, channel in enumerate(budget.notifications):
+            if (channel.type, channel.target) not in kept:
+                check_channel_target(policy, channel, f"notifications[{index}].target")
 
     def create_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
         """Validate and store a budget; returns it with its id and resolved period."""
-        validate_budget(budget)
+        self.validate_budget(budget)
         if budget.id is not None:
             raise ValidationError("id", budget.id, "is assigned by create_budget; leave it empty")
         now = self._now()
@@ -89,6 +103,7 @@ class BudgetsMixin:
             raise ValidationError("id", None, "is required to update a budget")
         validate_budget(budget)
         old = self._store.get_budget(budget.id)
+        self._check_targets(budget, old)
         if budget.tenant_id != old.tenant_id:
             raise ConflictError(f"budget {budget.id} belongs to tenant {old.tenant_id!r}; tenant_id cannot change")
         now = self._now()

@@ -22,6 +22,7 @@ from .docs_ui import install_docs
 from .errors import RETRY_AFTER_SECONDS, BodyLimitMiddleware, error_body, install_error_handlers
 from .live import router as live_router
 from .metrics_access import metrics_refusal
+from .ratelimit import WindowLimiter
 from .responses import errors
 from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
@@ -93,6 +94,7 @@ def create_app(
     install_docs(app)
     app.state.service = service
     app.state.metrics = metrics
+    app.state.channel_tests = WindowLimiter(service.config.channel_test_rate_limit_per_minute, what="channel tests")
     if metrics is not None:
         metrics.bind(service)
     install_error_handlers(app)

@@ -93,7 +93,8 @@ answer, and the OpenAPI schema declares each of them with that model.
 | 409 | `CONFLICT`, `BUDGET_EXCEEDED` | the write conflicts with stored data |
 | 413 | `PAYLOAD_TOO_LARGE` | the body is over the limit |
 | 422 | `VALIDATION_FAILED` | a value is out of range or malformed; `field` names it |
-| 502 | the cause's code | a notification receiver failed (test messages) |
+| 429 | `RATE_LIMITED` | too many channel test messages for this key or budget in the last minute; retry after `Retry-After` seconds |
+| 502 | `DELIVERY_FAILED`, `TARGET_NOT_ALLOWED` | a test message could not be delivered; the reason only with an admin key |
 | 503 | `STORAGE_UNAVAILABLE`, `STORAGE_FULL`, `STORAGE_READ_ONLY`, ... | the database cannot answer now (or is full or read-only: nothing was stored); retry after `Retry-After` (5) seconds |
 
 ## Limits
@@ -111,6 +112,11 @@ answer, and the OpenAPI schema declares each of them with that model.
   `priority` is 0 to 10; a budget's `amount` is above 0 and at most 1e9.
 - Request bodies reject unknown fields; numbers are read exactly (never as floats) and
   money is answered as exact decimal strings.
+- Webhook and Slack channel targets must be public addresses unless the server's
+  `notification_allowed_networks` / `notification_allowed_hosts` allow them: a literal
+  loopback, private, link-local, ... address answers 422 naming `notifications[i].target`
+  (see [security.md](security.md#outbound-requests)).
+- Test messages: `channel_test_rate_limit_per_minute` (5) a minute per key and per budget.
 
 The curl examples assume `JOBBUDGET_URL=http://127.0.0.1:8080` and `KEY` holding a key.
 """

@@ -21,6 +21,7 @@ from ..domain.errors import (
     JobBudgetError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     StorageFullError,
     StorageReadOnlyError,
     UnsupportedMediaTypeError,
@@ -44,6 +45,7 @@ _HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_FAILED",
+    429: "RATE_LIMITED",
     503: "UNAVAILABLE",
 }
 
@@ -74,6 +76,8 @@ def _status_of(exc: BaseException) -> int:
         return 415
     if isinstance(cause, (ConflictError, EnforcementError)):
         return 409
+    if isinstance(cause, RateLimitedError):
+        return 429
     if is_retryable(exc) or isinstance(cause, StorageFullError | StorageReadOnlyError):
         # a full or read-only database needs an operator, but nothing was stored and the
         # same request succeeds once it is fixed: a client that retries loses nothing
@@ -97,6 +101,8 @@ def jobbudget_error_response(exc: JobBudgetError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if isinstance(cause, RateLimitedError):
+        headers["Retry-After"] = str(cause.retry_after)
     if status == 502:
         return _json(status, error_code(exc), str(exc), None)
     if status >= 500:

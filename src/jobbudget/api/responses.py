@@ -20,12 +20,15 @@ MEANINGS: dict[int, str] = {
     413: "The body is over the size limit (`PAYLOAD_TOO_LARGE`)",
     415: "The body is not sent as JSON: send `Content-Type: application/json` (`UNSUPPORTED_MEDIA_TYPE`)",
     422: "A value is out of range or malformed (`VALIDATION_FAILED`; `field` names it)",
-    502: "The notification receiver failed (the cause's code)",
+    429: "Too many of these requests for this API key or budget in the last minute (`RATE_LIMITED`)",
+    502: "The notification could not be delivered (`DELIVERY_FAILED`; with an admin key the reason, "
+    "and `TARGET_NOT_ALLOWED` when the outbound policy refused the target's address)",
     503: "The database cannot answer now, or is full or read-only; nothing was stored "
     "(`STORAGE_UNAVAILABLE`, `STORAGE_FULL`, `STORAGE_READ_ONLY`, ...)",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds until the next request is allowed", "schema": {"type": "integer"}}},
     503: {
         "Retry-After": {
             "description": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS})",

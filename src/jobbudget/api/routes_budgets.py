@@ -1,19 +1,26 @@
 """Budgets: ``/v1/budgets`` (list, create), ``/v1/budgets/{id}`` (read, change,
 deactivate), ``/v1/budgets/{id}/status``, ``/v1/budgets/{id}/trends`` and a test
-message through one of a budget's channels.  Secrets are redacted in every answer."""
+message through one of a budget's channels.  Secrets are redacted in every answer.
+
+The test message is rate limited per API key and per budget
+(``channel_test_rate_limit_per_minute``), and a key other than an admin key is told only
+that delivery failed: the reason names hosts, ports and what the receiver answered,
+which would make the server a port scanner of its own network.  It goes to the log."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from ..domain.apikeys import ApiKey
 from ..domain.budget import Budget
 from ..domain.codec import budget_from_mapping, to_jsonable
 from ..domain.dashboard import BudgetTrends
 from ..domain.errors import NotFoundError, ValidationError
+from ..notify.base import DeliveryError
 from ..service import BudgetService
 from .deps import (
     ExactJSONRoute,
@@ -26,11 +33,16 @@ from .deps import (
     require_write,
     tenant_scope,
 )
+from .ratelimit import WindowLimiter
 from .responses import LOOKUP, WITH_BODY, WRITE, errors
 from .routes_jobs import action_out
 from .schemas import ID_PATTERN, TEXT_PATTERN, BudgetIn, BudgetOut, BudgetPatch, StatusOut
 
-__all__ = ["budget_out", "router"]
+__all__ = ["HIDDEN_TEST_ERROR", "budget_out", "router"]
+
+log = logging.getLogger("jobbudget.api")
+#: What a key other than an admin key is told when a test message fails.
+HIDDEN_TEST_ERROR = "the test message could not be delivered (the reason is in the server log)"
 
 router = APIRouter(prefix="/v1/budgets", route_class=ExactJSONRoute, tags=["budgets"])
 BudgetId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -125,11 +137,27 @@ def budget_trends(
     "/{budget_id}/channels/{index}/test",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Send a test message through one of the budget's notification channels",
-    responses=errors(403, 404, 422, 502),
+    responses=errors(403, 404, 422, 429, 502),
 )
 def test_channel(
-    service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]
+    request: Request, service: ServiceDep, key: KeyDep, budget_id: BudgetId, index: Annotated[int, Path(ge=0, le=99)]
 ) -> None:
+    """A clearly labelled test message, with the stored secrets, through channel `index`
+    (0-based).  At most `channel_test_rate_limit_per_minute` (5) a minute per API key and
+    per budget, then 429 with `Retry-After`.  A target the server's outbound policy
+    refuses (loopback, private, link-local, ... addresses) is 422 naming
+    `notifications[i].target` when it is a literal address, 502 when a host name
+    resolves to one (`TARGET_NOT_ALLOWED`).  When delivery fails, an admin key is told
+    why; other keys get `DELIVERY_FAILED` and only that it failed (the reason is in the
+    server log), so the answers cannot tell a closed port from an HTTP 404."""
     budget = _readable(service, key, budget_id)
     require_write(service, key, budget.tenant_id)
-    service.send_budget_test_notification(budget_id, index)
+    limiter: WindowLimiter = request.app.state.channel_tests
+    limiter.take({"API key": key.id, "budget": budget_id})
+    try:
+        service.send_budget_test_notification(budget_id, index)
+    except DeliveryError as exc:
+        if key.role == "admin":
+            raise
+        log.warning("test message through channel %d of budget %s failed: %s", index, budget_id, exc.message)
+        raise DeliveryError(HIDDEN_TEST_ERROR, retryable=exc.retryable) from None

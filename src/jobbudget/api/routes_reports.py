@@ -119,10 +119,14 @@ def list_alerts(
     active_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
+    """Each alert with its deliveries.  With an admin key: every delivery and why it
+    failed.  With other keys: only the deliveries to the budgets' own channels (not to
+    the server's `notification_channels`), and a failure without its reason."""
     scope = tenant_scope(key, tenant)
     if tenant is not None and scope != tenant:
         return []
-    result: list[dict[str, Any]] = to_jsonable(service.list_alerts(scope, active_only=active_only, limit=limit))
+    found = service.list_alerts(scope, active_only=active_only, limit=limit, details=key.role == "admin")
+    result: list[dict[str, Any]] = to_jsonable(found)
     return result
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "not_resendable",
     "ALERT_TYPES",
     "DELIVERY_STATES",
+    "HIDDEN_DELIVERY_ERROR",
     "THRESHOLD_EVENTS",
     "Alert",
     "AlertEvent",
@@ -213,9 +214,16 @@ def not_resendable(delivery_id: int, status: str, claimed_until: datetime | None
     return f"delivery {delivery_id} is {status} and cannot be sent again"
 
 
+#: The only failure reason a tenant is shown: the real one names hosts, ports, HTTP
+#: answers of the target and the SMTP server (see :meth:`DeliveryState.for_tenant`).
+HIDDEN_DELIVERY_ERROR = "delivery failed (the reason is shown to administrators)"
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryState:
-    """Where one delivery of an alert stands (the target shown redacted)."""
+    """Where one delivery of an alert stands (the target shown redacted).
+    ``channel_key``: the channel's identity (:func:`channel_key`), shared by every
+    delivery to the same channel and counted together by its rate limit."""
 
     id: int
     channel_type: str
@@ -225,6 +233,11 @@ class DeliveryState:
     next_attempt_at: datetime | None
     sent_at: datetime | None
     last_error: str | None
+    channel_key: str = ""
+
+    def for_tenant(self) -> DeliveryState:
+        """The delivery as a tenant sees it: the failure without its reason."""
+        return replace(self, last_error=HIDDEN_DELIVERY_ERROR if self.last_error else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ __all__ = [
     "JobBudgetError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "StorageError",
     "StorageFullError",
     "StorageReadOnlyError",
@@ -89,6 +90,18 @@ class UnsupportedMediaTypeError(JobBudgetError):
     """A request body in a format the endpoint does not take (HTTP 415)."""
 
     code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class RateLimitedError(JobBudgetError):
+    """Too many requests of one kind in a short time (per API key, or per thing);
+    ``retry_after``: whole seconds until one more is allowed."""
+
+    code = "RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class StorageUnavailableError(JobBudgetError):

@@ -2,7 +2,10 @@
 
 :func:`sender_for` gives the :class:`Sender` of a channel type; a sender delivers one
 message per call and raises :class:`DeliveryError` (``retryable``, ``retry_after``,
-``status``) when it cannot, with a message that never contains the channel's secrets.
+``status``) when it cannot, with a message that never contains the channel's secrets;
+:class:`TargetNotAllowedError` when the target's address is one the outbound policy
+refuses (:mod:`jobbudget.domain.outbound`, checked where the connection is made:
+:mod:`.transport`).
 Importing this package does not import httpx or smtplib: the senders load on first use.
 """
 
@@ -13,6 +16,7 @@ from .base import (
     DEFAULT_TIMEOUT,
     DeliveryError,
     Sender,
+    TargetNotAllowedError,
     close_sender,
     make_test_event,
     redact,
@@ -27,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DeliveryError",
     "Sender",
+    "TargetNotAllowedError",
     "close_sender",
     "make_test_event",
     "redact",

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "DeliveryError",
     "Sender",
+    "TargetNotAllowedError",
     "close_sender",
     "make_test_event",
     "metadata_value",
@@ -78,6 +79,16 @@ class DeliveryError(JobBudgetError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+
+
+class TargetNotAllowedError(DeliveryError):
+    """The target's address is one the outbound policy refuses (loopback, private,
+    link-local, ...: see :mod:`jobbudget.domain.outbound`).  Permanent; nothing was sent."""
+
+    code = "TARGET_NOT_ALLOWED"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class Sender(Protocol):
@@ -200,11 +211,11 @@ def sender_for(channel_type: str, config: Config) -> Sender:
     if channel_type == "slack":
         from .slack import SlackSender
 
-        return SlackSender()
+        return SlackSender(policy=config.outbound_policy())
     if channel_type == "webhook":
         from .webhook import WebhookSender
 
-        return WebhookSender()
+        return WebhookSender(policy=config.outbound_policy())
     raise ValidationError("notifications.type", channel_type, f"must be one of {', '.join(CHANNEL_TYPES)}")
 
 

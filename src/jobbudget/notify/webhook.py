@@ -13,7 +13,9 @@ HMAC-SHA256 of the raw body>``.  See ``docs/webhooks.md``.
 
 Answers: 2xx is delivered; 429, 5xx, timeouts and connection errors are retryable
 (``Retry-After`` in seconds or as an HTTP date is passed on as ``retry_after``); any
-other status (3xx, 4xx) is permanent.  Redirects are not followed.
+other status (3xx, 4xx) is permanent.  Redirects are not followed.  Connections are
+made only to addresses the outbound policy allows (:mod:`.transport`); a refused
+target is a permanent :class:`~.base.TargetNotAllowedError`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import httpx
 
 from ..domain.alerts import AlertEvent
 from ..domain.budget import NotificationChannel, redact_target
+from ..domain.outbound import OutboundPolicy
 from ..domain.signing import is_standard_secret, legacy_signature, sign, signing_key
-from .base import DeliveryError, metadata_value, redact, timeout_of
+from .base import DeliveryError, TargetNotAllowedError, metadata_value, redact, timeout_of
 from .messages import delivery_id, encode_json, webhook_body
+from .transport import CheckedTransport, Resolver, system_resolver
 
 __all__ = ["HttpSender", "WebhookSender", "parse_retry_after", "user_agent"]
 
@@ -113,19 +117,20 @@ def _cert_problem(exc: BaseException) -> bool:
 
 
 class HttpSender:
-    """POSTs JSON to a channel's URL with a shared :class:`httpx.Client` (thread-safe)."""
+    """POSTs JSON to a channel's URL with a shared :class:`httpx.Client` (thread-safe)
+    that connects only where ``policy`` allows (default: public addresses only);
+    ``resolver`` replaces the system's DNS lookup (tests)."""
 
     kind = "HTTP endpoint"
 
-    def __init__(self, *, client: httpx.Client | None = None) -> None:
-        self._client = client if client is not None else httpx.Client(follow_redirects=False)
-        self._owns_client = client is None
+    def __init__(self, *, policy: OutboundPolicy | None = None, resolver: Resolver = system_resolver) -> None:
+        transport = CheckedTransport(policy or OutboundPolicy(), resolver=resolver)
+        self._client = httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
         _install_log_filter()
 
     def close(self) -> None:
-        """Close the HTTP client (if this sender made it)."""
-        if self._owns_client:
-            self._client.close()
+        """Close the HTTP client."""
+        self._client.close()
 
     def __enter__(self) -> Self:
         return self
@@ -164,6 +169,8 @@ class HttpSender:
                     return
                 snippet = redact(self._snippet(response), channel)[:_SNIPPET]  # redact, then cut
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+        except TargetNotAllowedError as exc:
+            raise self._error(channel, f"{shown}: {exc.message}", retryable=False, refused=True) from None
         except httpx.TimeoutException:
             raise self._error(channel, f"{shown} did not answer within {timeout:g}s", retryable=True) from None
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
@@ -201,8 +208,14 @@ class HttpSender:
         retryable: bool,
         status: int | None = None,
         retry_after: float | None = None,
+        refused: bool = False,
     ) -> DeliveryError:
-        error = DeliveryError(redact(message, channel), retryable=retryable, status=status, retry_after=retry_after)
+        clean = redact(message, channel)
+        error = (
+            TargetNotAllowedError(clean)
+            if refused
+            else DeliveryError(clean, retryable=retryable, status=status, retry_after=retry_after)
+        )
         log.debug("delivery failed (%s): %s", "retryable" if retryable else "permanent", error.message)
         return error
 
@@ -214,8 +227,14 @@ class WebhookSender(HttpSender):
 
     kind = "webhook"
 
-    def __init__(self, *, client: httpx.Client | None = None, wall_clock: Callable[[], float] = time.time) -> None:
-        super().__init__(client=client)
+    def __init__(
+        self,
+        *,
+        policy: OutboundPolicy | None = None,
+        resolver: Resolver = system_resolver,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(policy=policy, resolver=resolver)
         self._wall_clock = wall_clock
 
     def send(self, channel: NotificationChannel, events: Sequence[AlertEvent], *, digest: bool = False) -> None:

@@ -151,6 +151,7 @@ class MemoryOutbox:
                 next_attempt_at=d.next_attempt_at,
                 sent_at=d.sent_at,
                 last_error=d.last_error,
+                channel_key=d.channel_key,
             )
             for d in sorted(self._deliveries.values(), key=lambda d: d.id)
             if d.alert_id == alert_id

@@ -130,8 +130,9 @@ class LocalSource:
         return self.service.get_budget(budget_id).redacted()
 
     def validate(self, draft: BudgetDraft, *, budget_id: str | None = None) -> None:
-        budget = draft.to_budget() if budget_id is None else draft.applied_to(self.service.get_budget(budget_id))
-        self.service.validate_budget(budget)
+        stored = None if budget_id is None else self.service.get_budget(budget_id)
+        budget = draft.to_budget() if stored is None else draft.applied_to(stored)
+        self.service.validate_budget(budget, stored=stored)
 
     def create_budget(self, draft: BudgetDraft) -> Budget:
         return self.service.create_budget(draft.to_budget(), actor=self._actor).redacted()

@@ -96,6 +96,7 @@ def _state(row: Mapping[Any, Any]) -> DeliveryState:
         next_attempt_at=row["next_attempt_at"],
         sent_at=row["sent_at"],
         last_error=row["last_error"],
+        channel_key=row["channel_key"],
     )
 
 
