@@ -108,7 +108,7 @@ def test_list_dispatch_ack_and_resend(run: Run, http: Start, tmp_path: Path) -> 
     throttle = next(a for a in as_json(run("alerts", "list", "--json")) if a["type"] == "throttle")
     (failed,) = throttle["deliveries"]
     assert (failed["status"], failed["attempts"]) == ("failed", 1) and "answered HTTP 400" in failed["last_error"]
-    table = run("alerts", "list", "--tenant", "acme").stdout
+    table = " ".join(run("alerts", "list", "--tenant", "acme", env={"COLUMNS": "300"}).stdout.split())
     assert "failed (dead letter)" in table and "last error: webhook" in table and "HTTP 400" in table
 
     receiver.default = Reply(200)  # fixed: send the dead letter again

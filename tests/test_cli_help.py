@@ -60,3 +60,22 @@ def test_every_command_that_can_takes_the_common_options() -> None:
         assert {"--config", "--database-url"} <= options, path
         if path not in {("serve",), ("tui",)}:
             assert "--json" in options, path
+
+
+def test_help_in_a_narrow_terminal_cuts_no_option_name() -> None:
+    """At 80 columns the help column wraps; option names, types and words are whole
+    (not ``--emergency-prior…``), ranges read ``0 to 10`` (not ``0<=x<=10``)."""
+    root = typer.main.get_command(app)
+    for path in [(), *_commands(root)]:
+        text = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}).output
+        assert "…" not in text, (path, text)
+        assert not re.search(r"<=x|x>=|x<=", text), (path, text)
+    create = runner.invoke(app, ["budget", "create", "--help"], env={"COLUMNS": "80"}).output
+    assert "--emergency-priority" in create and "--max-bypass-fraction" in create
+    assert "[0 to 10]" in create.replace("\n", " ").replace("│", "") or "0 to" in create
+
+
+def test_a_refused_value_reads_without_pydantic_prefix() -> None:
+    result = runner.invoke(app, ["report", "acme", "--format", "xyz"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "'xyz' is not one of 'text'" in result.output and "Value error" not in result.output

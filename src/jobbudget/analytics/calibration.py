@@ -130,4 +130,4 @@ def record_from_audit(entry: AuditEntry) -> CalibrationRecord:
             actor=entry.actor,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValidationError("audit.details", entry.kind, f"not a calibration record ({exc!r})") from None
+        raise ValidationError("audit.details", entry.kind, f"not a calibration record ({exc})") from None

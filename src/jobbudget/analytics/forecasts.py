@@ -53,7 +53,12 @@ def _budget_in_force(service: BudgetService, tenant_id: str, queue_name: str) ->
             status = service.get_budget_status(budget.id)
             if status.period_start is not None:
                 return budget, status
-    raise NotFoundError("budget", f"{tenant_id}/{queue_name}")
+    others = sorted(f"{b.tenant_id}/{b.queue_name}" if b.queue_name else f"{b.tenant_id} (all queues)"
+                    for b in service.list_budgets(tenant_id) if b.active)  # fmt: skip
+    scope = f"{tenant_id}/{queue_name}" if queue_name else tenant_id
+    hint = "" if queue_name else "no budget covers all its queues; "
+    hint += f"budgets of {tenant_id}: {', '.join(others)}" if others else f"{tenant_id} has no active budget"
+    raise NotFoundError("budget", scope, hint)
 
 
 def get_forecast(service: BudgetService, *, tenant_id: str, queue_name: str = "") -> Forecast:

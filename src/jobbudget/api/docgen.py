@@ -31,10 +31,12 @@ _CONSTRAINTS = (
     ("maxItems", "max items {}"),
 )
 _STATUS = {"200": "OK", "201": "Created", "204": "No content"}
-#: Example values for curl bodies and required query parameters, by field name.
+#: Example values for curl bodies and query parameters (the required ones, and those
+#: an example needs to name an existing budget), by field name.
 _EXAMPLES: dict[str, Any] = {
     "tenant_id": "acme",
     "tenant": "acme",
+    "queue": "ml",
     "queue_name": "ml",
     "job_id": "job-123",
     "cpu_time": 15.2,
@@ -212,12 +214,18 @@ def _example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     return _PLACEHOLDERS.get(str(schema.get("type")), "text")
 
 
+def _names_budget(param: dict[str, Any], op: dict[str, Any]) -> bool:
+    """A queue beside a required tenant picks one budget: the README's ``acme/ml``."""
+    required = {p["name"] for p in op.get("parameters", []) if p.get("required")}
+    return param["name"] == "queue" and "tenant" in required
+
+
 def _curl(method: str, path: str, op: dict[str, Any], components: dict[str, Any]) -> list[str]:
     url = "$JOBBUDGET_URL" + path
     for param in op.get("parameters", []):
         if param["in"] == "path":
             url = url.replace("{" + param["name"] + "}", param["name"].upper())
-    query = [p for p in op.get("parameters", []) if p["in"] == "query" and p.get("required")]
+    query = [p for p in op.get("parameters", []) if p["in"] == "query" and (p.get("required") or _names_budget(p, op))]
     if query:
         url += "?" + "&".join(f"{p['name']}={_EXAMPLES.get(p['name'], 'text')}" for p in query)
     parts = ["curl"]
@@ -227,7 +235,7 @@ def _curl(method: str, path: str, op: dict[str, Any], components: dict[str, Any]
         parts.append('-H "Authorization: Bearer $KEY"')
     content = op.get("requestBody", {}).get("content", {})
     if "text/csv" in content:
-        parts.append("-H 'Content-Type: text/csv' --data-binary @benchmarks.csv")
+        parts.append("-H 'Content-Type: text/csv' --data-binary @data/examples/benchmarks.csv")
     elif "application/json" in content and op["requestBody"].get("required"):
         body = _example(content["application/json"]["schema"], components)
         parts.append(f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'")

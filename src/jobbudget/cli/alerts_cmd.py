@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
 from ..domain.alerts import Alert, DeliveryState
@@ -38,6 +38,7 @@ from .common import (
     require_database,
 )
 from .render import money, percent
+from .tables import Column, fit_table
 
 if TYPE_CHECKING:
     from ..notify.dispatcher import DispatchResult
@@ -132,31 +133,39 @@ def delivery_text(d: DeliveryState) -> Text:
     return text
 
 
-def alerts_table(alerts: list[Alert], *, title: str = "Alerts") -> Table:
+def alerts_table(alerts: list[Alert], *, title: str = "Alerts", width: int = 160) -> RenderableType:
     """One row per alert: id and type; time, scope and period; spend against the
-    amount; acknowledgement; and every delivery with its status."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("Alert / type", no_wrap=True)
-    table.add_column("Time (UTC) / scope / period", overflow="fold")
-    table.add_column("Spend / amount", overflow="fold")
-    table.add_column("Ack", overflow="fold")
-    table.add_column("Deliveries", overflow="fold")
+    amount; acknowledgement; and every delivery with its status.  Within ``width``
+    columns: ids, times, names and money are never cut (the period and the
+    acknowledgement are left out first, then each alert is a block of lines)."""
+    columns = [
+        Column("Alert / type", keep=True),
+        Column("Time (UTC) / scope", keep=True),
+        Column("Period", rank=2),
+        Column("Spend / amount", keep=True),
+        Column("Ack", rank=1),
+        Column("Deliveries"),
+    ]
+    rows: list[list[str | Text]] = []
     for alert in alerts:
         e = alert.event
         scope = f"{e.tenant_id}/{e.queue_name}" if e.queue_name else f"{e.tenant_id} (all queues)"
         spend = f"{money(e.current_spend)} / {money(e.budget_amount, e.currency)}\n{percent(e.utilization)}"
         if e.forecast_spend is not None:
-            spend += f", forecast {money(e.forecast_spend, e.currency)}"
+            spend += f"\nforecast {money(e.forecast_spend, e.currency)}"
         ack = f"{alert.acknowledged_by}\n{_time(alert.acknowledged_at)}" if alert.acknowledged_at else "-"
         deliveries = Text("\n").join(delivery_text(d) for d in alert.deliveries) if alert.deliveries else Text("-")
-        table.add_row(
-            Text(e.id) + Text("\n") + Text(e.type, style=TYPE_STYLES.get(e.type, "")),
-            Text(f"{_time(e.occurred_at)}\n{scope}\n{e.period_start}..{e.period_end}"),
-            Text(spend),
-            Text(ack),
-            deliveries,
+        rows.append(
+            [
+                Text(e.id) + Text("\n") + Text(e.type, style=TYPE_STYLES.get(e.type, "")),
+                Text(f"{_time(e.occurred_at)}\n{scope}"),
+                Text(f"{e.period_start}\n{e.period_end}"),
+                Text(spend),
+                Text(ack),
+                deliveries,
+            ]
         )
-    return table
+    return fit_table(columns, rows, width=width, title=title)
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -235,7 +244,8 @@ def list_alerts(
     elif not alerts:
         out_console().print("No active alerts." if active else "No alerts.")
     else:
-        out_console().print(alerts_table(alerts, title="Active alerts" if active else "Alerts"))
+        console = out_console()
+        console.print(alerts_table(alerts, title="Active alerts" if active else "Alerts", width=console.width))
 
 
 @alerts_app.command("ack")

@@ -71,7 +71,12 @@ Amount = Annotated[
     str | None, typer.Option(metavar="NUMBER", help="Amount per period, read exactly, e.g. 5000 or 1234.56.")
 ]
 Period = Annotated[
-    PeriodType | None, typer.Option(help="Period length; periods recur except custom.", rich_help_panel=_P)
+    PeriodType | None,
+    typer.Option(
+        metavar="PERIOD",
+        help="daily, weekly, monthly, quarterly, yearly or custom; periods recur except custom.",
+        rich_help_panel=_P,
+    ),
 ]
 Start = Annotated[
     str | None,
@@ -148,7 +153,8 @@ Notify = Annotated[
     typer.Option(
         metavar="TYPE:TARGET",
         help="Alert channel, repeatable: email:ops@example.com, slack:https://hooks.slack.com/..., "
-        "webhook:https://... (shown redacted).",
+        "webhook:https://... (shown redacted), or a JSON object as in the API, with metadata "
+        "such as a webhook's signing secret (docs/webhooks.md).",
     ),
 ]
 BudgetId = Annotated[str, typer.Argument(help="The budget's id (see `jobbudget budget list`).", show_default=False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, parse_channel_spec
+from ..domain.codec import channel_from_mapping
 from ..domain.errors import ValidationError
 from ..domain.periods import BudgetPeriod
 from .budget_options import (
@@ -63,7 +65,20 @@ ACTOR = "cli"
 
 
 def _channel(spec: str) -> NotificationChannel:
-    return parse_channel_spec(spec, field="notify")
+    """``TYPE:TARGET``, or a channel as the API takes it (a JSON object with
+    ``metadata``: a webhook's signing ``secret``, ``auth_header``, ``timeout``, ...).
+    Errors never repeat the value: it may hold a secret."""
+    if not spec.lstrip().startswith("{"):
+        return parse_channel_spec(spec, field="--notify")
+    try:
+        data = json.loads(spec)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            "--notify", None, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError("--notify", None, "must be TYPE:TARGET or a JSON object")
+    return channel_from_mapping(data)
 
 
 def _period(

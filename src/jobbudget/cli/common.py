@@ -51,7 +51,7 @@ ConfigOption = Annotated[
         envvar="JOBBUDGET_CONFIG",
         dir_okay=False,
         metavar="PATH",
-        help="YAML configuration file (keys as in the design document). Env: JOBBUDGET_CONFIG.",
+        help="YAML configuration file (its keys: docs/configuration.md).",
         show_default=False,
     ),
 ]
@@ -62,7 +62,7 @@ DatabaseOption = Annotated[
         envvar="JOBBUDGET_DATABASE_URL",
         metavar="URL",
         help="Database: sqlite:///FILE or postgresql://USER@HOST/DB; overrides the config file. "
-        "Env: JOBBUDGET_DATABASE_URL. Default: sqlite:///jobbudget.db.",
+        "Default: sqlite:///jobbudget.db.",
         show_default=False,
     ),
 ]

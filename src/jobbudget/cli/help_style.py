@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from typer import core
+from rich.table import Table
+from rich.text import Text
+from typer import _coercion, _display, _param_types, core, rich_utils
 
 __all__ = ["install"]
 
@@ -46,6 +48,47 @@ def _argument_usage(self: Any) -> str:
     return name + ("..." if self.nargs != 1 else "")
 
 
+def _range(self: Any) -> str | None:
+    """``0 to 10``, ``at least 0``: not ``0<=x<=10``."""
+    low, high = getattr(self, "min", None), getattr(self, "max", None)
+    if low is None and high is None:
+        return None
+    if low is None:
+        return f"at most {high}"
+    return f"at least {low}" if high is None else f"{low} to {high}"
+
+
+def _error_message(exc: Any, _typer_message: Any = _display.get_error_msg) -> str:
+    """Typer's message for a value it refused, without pydantic's ``Value error, ``."""
+    return str(_typer_message(exc)).removeprefix("Value error, ")
+
+
+def _reflow(paragraphs: list[str], markup_mode: Any = None) -> str:
+    """A command's description flows to the terminal's width: the line breaks of the
+    docstring join (not ``job_type,`` alone on a line at 80 columns), except in a
+    paragraph of list items or indented lines, or one marked ``\\b``."""
+    flowed = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        kept = paragraph.startswith("\b") or any(line.startswith((" ", "-", "*", "$")) for line in lines)
+        flowed.append(paragraph if kept else " ".join(line.strip() for line in lines))
+    return "\n\n".join(flowed)
+
+
+class _OptionsTable(Table):
+    """Typer's options table, whose option names are never cut: in a narrow terminal
+    the type and help columns wrap instead (``--emergency-priority``, not
+    ``--emergency-prior…``)."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        for item in getattr(renderables[-1], "renderables", ()) if renderables else ():
+            if isinstance(item, Text):
+                item.overflow = "fold"  # a word longer than the help column breaks, not cut
+        super().add_row(*renderables, **kwargs)
+        for column in self.columns[:-2]:  # all but the type and the help
+            column.no_wrap = True
+
+
 def install() -> None:
     """Set the help style on Typer's option and argument classes (idempotent)."""
     if getattr(core.TyperOption, "_jobbudget_help", False):
@@ -54,4 +97,10 @@ def install() -> None:
     core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
     core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
     core.TyperArgument._rich_display_name = lambda self: str(self.metavar or self.name or "").upper()  # type: ignore[method-assign]
+    core.TyperOption._get_number_range_help_str = _range  # type: ignore[method-assign]
+    core.TyperArgument._get_number_range_help_str = _range  # type: ignore[method-assign]
+    _coercion.get_error_msg = _error_message  # type: ignore[attr-defined]
+    _param_types.get_error_msg = _error_message  # type: ignore[attr-defined]
+    rich_utils._fix_linebreaks = _reflow
+    rich_utils.Table = _OptionsTable  # type: ignore[attr-defined]
     core.TyperOption._jobbudget_help = True  # type: ignore[attr-defined]

@@ -60,11 +60,11 @@ class ValidationError(JobBudgetError, ValueError):
 class NotFoundError(JobBudgetError, LookupError):
     """A named thing (budget, tenant, cost model, ...) does not exist."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, hint: str = "") -> None:
         self.kind = kind
         self.key = key
         self.code = f"{kind.upper().replace(' ', '_')}_NOT_FOUND"
-        super().__init__(f"{kind} not found: {key!r}")
+        super().__init__(f"{kind} not found: {_short(key)}" + (f"; {hint}" if hint else ""))
 
 
 class ConflictError(JobBudgetError):
