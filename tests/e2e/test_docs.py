@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,14 +132,14 @@ class World:
         return self.servers[0]
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    workspace = tmp_path / "checkout"
+def workspace_and_env(tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A checkout's root as a reader's shell sees it, and that shell's environment."""
+    workspace = tmp / "checkout"
     workspace.mkdir()
     checkout(workspace)
     for name in ("data", "src"):
         (workspace / name).symlink_to(ROOT / name)
-    stand_ins = tmp_path / "bin"
+    stand_ins = tmp / "bin"
     stand_ins.mkdir()
     sacct = stand_ins / "sacct"  # no Slurm cluster here: a real export stands in for its answer
     sacct.write_text(f"#!/bin/sh\nexec cat {ROOT / 'data/sacct/slurm2sql_test-data1.csv'}\n")
@@ -153,7 +154,55 @@ def world(tmp_path: Path) -> Iterator[World]:
         JOBBUDGET_NOTIFICATION_ALLOWED_NETWORKS="127.0.0.1/32",
         JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND="false",
     )
-    receiver = Receiver()
+    return workspace, env
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.close()
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Where the README leaves a reader (made once, copied for each document)."""
+
+    database: Path
+    values: dict[str, str]
+    rules: list[tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Seeded:
+    """Budgets (one of them tiny, alerting to the receiver), the example jobs and
+    their alerts."""
+    workspace, env = workspace_and_env(tmp_path_factory.mktemp("seed"))
+    reader = Reader(workspace, env)
+    for command in (
+        "jobbudget init",
+        "jobbudget budget create --tenant acme --queue ml --amount 5000",
+        "jobbudget budget create --tenant acme-corp --amount 5000",
+        f"jobbudget budget create --tenant acme --queue etl --amount 0.01 --notify webhook:{receiver.url()}",
+        "jobbudget ingest data/examples/jobs.jsonl",
+    ):
+        reader.run(command, rewrite=False)
+    budgets = json.loads(reader.run("jobbudget budget list --json", rewrite=False).stdout)
+    alerts = json.loads(reader.run("jobbudget alerts list --json", rewrite=False).stdout)
+    etl = next(b for b in budgets if b["queue_name"] == "etl")
+    # the documents delete BUDGET_ID and then use it again: the reader deletes one of their own
+    spare = json.loads(reader.run("jobbudget budget create --tenant spare --amount 1 --json", rewrite=False).stdout)
+    delete = '-X DELETE -H "Authorization: Bearer $KEY" "$JOBBUDGET_URL/v1/budgets/'
+    return Seeded(
+        workspace / "jobbudget.db",
+        {"BUDGET_ID": etl["id"], "INDEX": "0", "ALERT_ID": alerts[0]["id"]},
+        [(delete + 'BUDGET_ID"', delete + f'{spare["id"]}"')],
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path, receiver: Receiver) -> Iterator[World]:
+    workspace, env = workspace_and_env(tmp_path)
     redis = PrivateRedis()
     reader = Reader(workspace, env)
     reader.values["URL"] = receiver.url("/slack")
@@ -171,7 +220,6 @@ def world(tmp_path: Path) -> Iterator[World]:
         for started in made.servers:
             started.kill()
         redis.kill()
-        receiver.close()
         for cleanup in made.cleanups:
             cleanup()
 
@@ -183,30 +231,13 @@ def drop_schema(schema: str) -> None:
     engine.dispose()
 
 
-def seed(world: World) -> None:
+def seed(world: World, seeded: Seeded) -> None:
     """Where the README leaves a reader: budgets, the example jobs, an alert, a server."""
     reader = world.reader
-    for command in (
-        "jobbudget init",
-        "jobbudget budget create --tenant acme --queue ml --amount 5000",
-        "jobbudget budget create --tenant acme-corp --amount 5000",
-        f"jobbudget budget create --tenant acme --queue etl --amount 0.01 --notify webhook:{world.receiver.url()}",
-        "jobbudget ingest data/examples/jobs.jsonl",
-    ):
-        reader.run(command, rewrite=False)
+    shutil.copy(seeded.database, reader.workspace / "jobbudget.db")
     (reader.workspace / "jobbudget.yaml").write_text(f"database_url: sqlite:///{reader.workspace}/jobbudget.db\n")
-    budgets = json.loads(reader.run("jobbudget budget list --json", rewrite=False).stdout)
-    alerts = json.loads(reader.run("jobbudget alerts list --json", rewrite=False).stdout)
-    etl = next(b for b in budgets if b["queue_name"] == "etl")
-    reader.values.update(BUDGET_ID=etl["id"], INDEX="0", ALERT_ID=alerts[0]["id"])
-    # the documents delete BUDGET_ID and then use it again: the reader deletes one of their own
-    spare = reader.run("jobbudget budget create --tenant spare --amount 1 --json", rewrite=False).stdout
-    reader.rules.append(
-        (
-            '-X DELETE -H "Authorization: Bearer $KEY" "$JOBBUDGET_URL/v1/budgets/BUDGET_ID"',
-            f'-X DELETE -H "Authorization: Bearer $KEY" "$JOBBUDGET_URL/v1/budgets/{json.loads(spare)["id"]}"',
-        )
-    )
+    reader.values.update(seeded.values)
+    reader.rules += seeded.rules
     world.server()
 
 
@@ -382,10 +413,12 @@ def _secretless(text: str) -> str:
 
 # -- the tests ---------------------------------------------------------------------------
 @pytest.mark.parametrize("document", documents())
-def test_the_document_runs_as_written(document: str, world: World, record_property: Any) -> None:
+def test_the_document_runs_as_written(
+    document: str, world: World, record_property: Any, request: pytest.FixtureRequest
+) -> None:
     snippets = extract(document)
     if document != "README.md":
-        seed(world)
+        seed(world, request.getfixturevalue("seeded"))
     if document == "docs/tui.md":  # it shows a PostgreSQL URL: a schema of the test database stands in
         require_postgres()
         schema = f"jbdocs_{os.getpid()}"
