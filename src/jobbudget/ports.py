@@ -24,7 +24,21 @@ from .domain.records import (
     SpendKey,
 )
 
-__all__ = ["ChangeFeed", "Clock", "MetricsSink", "NullMetrics", "Store"]
+__all__ = [
+    "AuditLog",
+    "ChangeFeed",
+    "Clock",
+    "KeyStore",
+    "Ledger",
+    "MetricsSink",
+    "NullMetrics",
+    "Outbox",
+    "ReservationStore",
+    "SharedState",
+    "SnapshotStore",
+    "Store",
+    "StoreLifecycle",
+]
 
 #: Returns the current time as an aware UTC datetime.
 Clock = Callable[[], datetime]
@@ -38,10 +52,8 @@ class ChangeFeed(Protocol):
     def close(self) -> None: ...
 
 
-class Store(Protocol):
-    """Durable storage: the ledger of jobs, daily aggregates, budgets and their
-    period spend, cost-model versions and the audit trail.  Every method that
-    writes is one transaction."""
+class StoreLifecycle(Protocol):
+    """Opening, upgrading and closing the database."""
 
     def migrate(self) -> None: ...
     def close(self) -> None: ...
@@ -50,6 +62,11 @@ class Store(Protocol):
         """A feed of other writers' commits (SQLite: ``PRAGMA data_version``;
         PostgreSQL: LISTEN/NOTIFY); closed with the store."""
         ...
+
+
+class Ledger(Protocol):
+    """The record: cost-model versions, budgets and their spend per period, priced
+    jobs and their daily aggregates."""
 
     # cost models
     def latest_cost_model(self) -> CostModelVersion | None: ...
@@ -78,7 +95,10 @@ class Store(Protocol):
     ) -> list[DailyCost]: ...
     def prune(self, *, raw_before: date, daily_before: date) -> PruneResult: ...
 
-    # forecast accuracy: each period's mid-period forecast and its outcome
+
+class SnapshotStore(Protocol):
+    """Forecast accuracy: each period's mid-period forecast and its outcome."""
+
     def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> bool: ...
     def close_forecast_snapshot(
         self, *, budget_id: str, period_start: date, actual_spend: Decimal, closed_at: datetime
@@ -87,7 +107,10 @@ class Store(Protocol):
         self, *, budget_id: str | None = None, closed: bool | None = None, limit: int = 1000
     ) -> list[ForecastSnapshot]: ...
 
-    # alerts and the delivery outbox
+
+class Outbox(Protocol):
+    """Alerts and the delivery outbox."""
+
     def add_alerts(self, planned: Sequence[PlannedAlert], *, now: datetime) -> list[AlertEvent]: ...
     def fired_alerts(self, *, since: date) -> set[tuple[str, str, date]]: ...
     def claim_deliveries(self, *, now: datetime, lease_until: datetime, limit: int) -> list[PendingDelivery]: ...
@@ -110,13 +133,19 @@ class Store(Protocol):
     ) -> list[Alert]: ...
     def acknowledge_alert(self, alert_id: str, *, by: str, at: datetime) -> None: ...
 
-    # API keys (only their SHA-256 digests are stored)
+
+class KeyStore(Protocol):
+    """API keys (only their SHA-256 digests are stored)."""
+
     def add_api_key(self, key: ApiKey, *, key_hash: str) -> None: ...
     def find_api_key(self, key_hash: str) -> ApiKey | None: ...
     def list_api_keys(self) -> list[ApiKey]: ...
     def revoke_api_key(self, key_id: str, *, at: datetime) -> None: ...
 
-    # reservations (admissions shared through the database)
+
+class ReservationStore(Protocol):
+    """Reservations: admissions shared through the database."""
+
     def reserve(
         self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
     ) -> bool: ...
@@ -125,11 +154,19 @@ class Store(Protocol):
     def count_reservations(self, *, now: datetime) -> int: ...
     def expire_reservations(self, *, now: datetime) -> int: ...
 
-    # audit trail
+
+class AuditLog(Protocol):
+    """The audit trail."""
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None: ...
     def list_audit(
         self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
     ) -> list[AuditEntry]: ...
+
+
+class Store(StoreLifecycle, Ledger, SnapshotStore, Outbox, KeyStore, ReservationStore, AuditLog, Protocol):
+    """Durable storage: every role in one database.  Every method that writes is one
+    transaction.  Collaborators depend on the roles they use, not on all of it."""
 
 
 class SharedState(Protocol):
