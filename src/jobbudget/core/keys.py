@@ -1,5 +1,5 @@
-"""API-key use cases of :class:`jobbudget.service.BudgetService`: create, list and
-revoke keys, authenticate a presented key and authorize what it asks to do.
+"""API keys: create, list and revoke keys, authenticate a presented key and
+authorize what it asks to do.
 
 Successful lookups are cached in this process for at most :data:`CACHE_SECONDS`, so
 authenticating a request rarely touches the database.  Revoking a key through this
@@ -14,15 +14,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
-from .domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
-from .domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
-from .domain.records import AuditEntry
-from .domain.validation import check_identifier
-from .ports import Store
+from ..domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
+from ..domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
+from ..domain.records import AuditEntry
+from ..domain.validation import check_identifier
+from ..ports import AuditLog, KeyStore
 
-__all__ = ["CACHE_SECONDS", "KeysMixin"]
+__all__ = ["CACHE_SECONDS", "ApiKeys"]
 
 #: How long a successful authentication is remembered (revocations elsewhere show
 #: up within this time).
@@ -84,19 +85,15 @@ class _KeyCache:
                 del self._entries[key_hash]
 
 
-class KeysMixin:
-    """Mixed into BudgetService (which sets ``_store`` and provides ``now``)."""
-
-    _store: Store
-
-    def now(self) -> datetime:
-        raise NotImplementedError
+class ApiKeys:
+    def __init__(self, keys: KeyStore, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+        self._keys = keys
+        self._audit = audit
+        self.now = clock
+        self._cache = _KeyCache()
 
     def _key_cache(self) -> _KeyCache:
-        cache: _KeyCache | None = self.__dict__.get("_api_key_cache")
-        if cache is None:
-            cache = self.__dict__["_api_key_cache"] = _KeyCache()
-        return cache
+        return self._cache
 
     def remembered_key(self, token: str) -> ApiKey | None:
         """The key ``token`` is, if this process knows it without a lookup (None: look
@@ -127,13 +124,13 @@ class KeysMixin:
                 created_at=self.now(),
             )
             try:
-                self._store.add_api_key(key, key_hash=digest)
+                self._keys.add_api_key(key, key_hash=digest)
             except ConflictError:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 continue
             break
-        self._store.add_audit(
+        self._audit.add_audit(
             [
                 AuditEntry(
                     at=key.created_at,
@@ -148,7 +145,7 @@ class KeysMixin:
 
     def list_api_keys(self) -> list[ApiKey]:
         """Every key (revoked ones too), oldest first; never a secret or hash."""
-        return self._store.list_api_keys()
+        return self._keys.list_api_keys()
 
     def revoke_api_key(self, key_id: str, *, actor: str = "system") -> None:
         """Revoke a key (NotFoundError if there is none); revoking twice keeps the
@@ -156,9 +153,9 @@ class KeysMixin:
         check_identifier("key_id", key_id, max_len=36)
         check_identifier("actor", actor, max_len=100)
         now = self.now()
-        self._store.revoke_api_key(key_id, at=now)
+        self._keys.revoke_api_key(key_id, at=now)
         self._key_cache().revoke(key_id)
-        self._store.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
+        self._audit.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
 
     def authenticate(self, token: str | None, *, max_age: float = CACHE_SECONDS) -> ApiKey:
         """The key ``token`` is; AuthenticationError if it is missing, malformed,
@@ -177,7 +174,7 @@ class KeysMixin:
             return key
         if cache.unknown(digest):
             raise AuthenticationError("unknown API key")
-        key = self._store.find_api_key(digest)
+        key = self._keys.find_api_key(digest)
         if key is None:
             cache.put_unknown(digest)
             raise AuthenticationError("unknown API key")
