@@ -11,24 +11,27 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..counters.memory import BudgetState
 from ..domain.alerts import THRESHOLD_EVENTS, AlertEvent, AlertPlan, AlertRule, PlannedAlert, subscribed
 from ..domain.budget import Budget, NotificationChannel
 from ..domain.errors import JobBudgetError, NotFoundError, ValidationError
-from ..domain.forecasting import Forecast
 from ..domain.periods import PeriodWindow, window_at
 from ..domain.records import AuditEntry, JobRecord
 from ..ports import Outbox
 from .spend_state import SpendState
+
+if TYPE_CHECKING:
+    from ..domain.forecasting import Forecast  # numpy: only when a forecast is made
 
 __all__ = ["AlertPlanner", "FiredKey"]
 
 log = logging.getLogger("jobbudget")
 FiredKey = tuple[str, str, date]
 #: The forecast of a budget's scope: (tenant, queue) -> forecast (NotFoundError: none).
-ForecastOf = Callable[[str, str], Forecast]
+ForecastOf = Callable[[str, str], "Forecast"]
 
 
 class AlertPlanner:
