@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, DataTable, Input, Label, Select, TextArea
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, TabbedContent, TextArea
 
 from conftest import FakeClock
 from jobbudget.config import Config
@@ -164,6 +164,29 @@ async def test_an_invalid_budget_is_refused_next_to_its_field(
         pane.action_save()
         await wait_until(pilot, lambda: bool(service.list_budgets()), what="the corrected budget")
         assert not error_of(pane, field)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("field", ["#f-amount", "#f-notifications"])
+async def test_escape_leaves_a_text_field_so_the_number_keys_switch_tabs(service: BudgetService, field: str) -> None:
+    """Escape did not leave a text field, so pressing 4 to switch tabs typed into
+    Amount (250 -> 2504)."""
+    app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
+    async with app.run_test(size=(100, 40)) as pilot:
+        pane = await open_controls(pilot, 0)
+        widget = pane.query_one(field, Input | TextArea)
+        widget.focus()
+        await pilot.press(*"250")
+        text = lambda: widget.text if isinstance(widget, TextArea) else widget.value  # noqa: E731
+        assert text() == "250"
+        await pilot.press("escape")
+        assert app.focused is pane.query_one("#budget-table")  # the tab's table, whose keys (n, e, t) work
+        await pilot.press("4")
+        assert app.query_one(TabbedContent).active == "alerts"
+        assert text() == "250"
+        await pilot.press("3")  # back: the form kept the value, the focus is not in a field
+        assert app.query_one(TabbedContent).active == "controls"
+        assert text() == "250" and not isinstance(app.focused, Input | TextArea)
 
 
 @pytest.mark.asyncio
