@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, fixed_clock, open_service
 
-__all__ = ["tui"]
+if TYPE_CHECKING:
+    from ..tui.app import JobBudgetApp
+
+__all__ = ["local_app", "tui"]
+
+
+@contextlib.contextmanager
+def local_app(
+    settings: Settings, *, at: str | None = None, tenant: str | None = None, refresh: float = 1.0
+) -> Iterator[JobBudgetApp]:
+    """The UI on the local database (``jobbudget tui`` without ``--url``), with its own
+    service, closed when the block ends."""
+    from ..tui.app import JobBudgetApp
+    from ..tui.source import LocalSource
+
+    with open_service(settings, clock=fixed_clock(at)) as service:
+        yield JobBudgetApp(LocalSource(service), tenant_id=tenant, refresh_seconds=refresh)
 
 
 def tui(
@@ -47,7 +65,7 @@ def tui(
     """
     try:
         from ..tui.app import JobBudgetApp
-        from ..tui.source import DataSource, LocalSource, RemoteSource
+        from ..tui.source import DataSource, RemoteSource
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         typer.echo(f"The terminal UI needs Textual: pip install 'jobbudget[tui]' ({exc})", err=True)
         raise typer.Exit(2) from None
@@ -63,5 +81,5 @@ def tui(
             finally:
                 source.close()
             return
-        with open_service(settings, clock=fixed_clock(at)) as service:
-            JobBudgetApp(LocalSource(service), tenant_id=tenant, refresh_seconds=refresh).run()
+        with local_app(settings, at=at, tenant=tenant, refresh=refresh) as app:
+            app.run()
