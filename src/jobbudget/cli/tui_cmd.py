@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, fixed_clock, open_service
+from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, open_service, parse_at
 
 if TYPE_CHECKING:
     from ..tui.app import JobBudgetApp
@@ -21,12 +21,15 @@ def local_app(
     settings: Settings, *, at: str | None = None, tenant: str | None = None, refresh: float = 1.0
 ) -> Iterator[JobBudgetApp]:
     """The UI on the local database (``jobbudget tui`` without ``--url``), with its own
-    service, closed when the block ends."""
+    service, closed when the block ends.  ``at`` changes what is shown, never when
+    things happen: the service keeps the real clock, so what is written from the UI
+    (and by the service's background work) is stamped now."""
     from ..tui.app import JobBudgetApp
     from ..tui.source import LocalSource
 
-    with open_service(settings, clock=fixed_clock(at)) as service:
-        yield JobBudgetApp(LocalSource(service), tenant_id=tenant, refresh_seconds=refresh)
+    shown_at = parse_at(at)
+    with open_service(settings) as service:
+        yield JobBudgetApp(LocalSource(service, at=shown_at), tenant_id=tenant, refresh_seconds=refresh)
 
 
 def tui(
@@ -61,7 +64,8 @@ def tui(
     forecast, cost by component), 3 Controls (create, edit, deactivate budgets, test
     notifications), 4 Alerts (violations, acknowledge, delivery status).  r refreshes,
     ? shows every key, q quits.  Works on the local database (the default, or
-    --database-url) or on a server with --url and --api-key.
+    --database-url) or on a server with --url and --api-key.  --at shows the local
+    database as of a past moment; what you change there still happens now.
     """
     try:
         from ..tui.app import JobBudgetApp
