@@ -79,6 +79,9 @@ def tui(
             if not api_key:
                 typer.echo("--url needs --api-key (or $JOBBUDGET_API_KEY)", err=True)
                 raise typer.Exit(2)
+            if at is not None:  # the API has no "as of": the UI would show the server's now
+                typer.echo("--at works on the local database only, not with --url", err=True)
+                raise typer.Exit(2)
             source: DataSource = RemoteSource(url, api_key=api_key)
             try:
                 JobBudgetApp(source, tenant_id=tenant, refresh_seconds=refresh).run()
