@@ -75,6 +75,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
     ) -> None:
         self.config = config or Config()
         self._clock = clock or utc_now
+        self._viewed = threading.local()  # as_of(): the moment one thread's reads see
         self._metrics: MetricsSink = metrics or NullMetrics()
         self._mean_cost: dict[tuple[str, str], tuple[Decimal, int]] = {}  # for cost-savings estimates
         if store is None:
@@ -161,7 +162,7 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         self._bypass_alerts(self._audit.flush())
 
     def _now(self) -> datetime:
-        now = self._clock()
+        now = self._viewed_at() or self._clock()
         if now.tzinfo is None:
             raise ValidationError("clock", now, "must return an aware datetime")
         return now.astimezone(UTC)

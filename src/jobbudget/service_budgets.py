@@ -5,11 +5,12 @@ same number, so a new or re-scoped budget starts exact in every process."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class BudgetsMixin:
     _state: threading.Lock
     _shared: SharedState | None
     _shared_down: bool
+    _viewed: threading.local
 
     if TYPE_CHECKING:  # provided by BudgetService and SharedMixin
 
@@ -158,22 +160,43 @@ class BudgetsMixin:
     def list_budgets(self, tenant_id: str | None = None, *, include_inactive: bool = False) -> list[Budget]:
         return self._store.list_budgets(tenant_id=tenant_id, include_inactive=include_inactive)
 
+    @contextlib.contextmanager
+    def as_of(self, at: datetime) -> Iterator[None]:
+        """Reads made in this thread inside the block see ``at`` as now, as they would
+        on a service whose clock said ``at`` (``jobbudget tui --at``: what is shown).
+        Nothing else moves: other threads, enforcement and the background work keep the
+        real clock.  For reads only: a write made inside the block would be stamped
+        ``at``."""
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValidationError("at", at, "must be an aware datetime")
+        outer = self._viewed_at()
+        self._viewed.at = at.astimezone(UTC)
+        try:
+            yield
+        finally:
+            self._viewed.at = outer
+
+    def _viewed_at(self) -> datetime | None:
+        """The moment :meth:`as_of` set for this thread's reads, if any."""
+        at: datetime | None = getattr(self._viewed, "at", None)
+        return at
+
     def get_budget_status(self, budget_id: str) -> BudgetStatus:
         now = self._now()
-        self._look_for_changes()
-        with self._write, self._state:
-            state = self._index.get(budget_id)
-            if state is not None:
-                self._index.roll(state, now, self._load_spend)
-                self._resync([state])
-                state = replace(state)  # a snapshot: later jobs do not change this status
+        viewed = self._viewed_at() is not None  # as_of(): from the ledger, the live state untouched
+        state = None if viewed else self._live_state(budget_id, now)
         if state is None:
             budget = self._store.get_budget(budget_id)
             window = window_at(budget.period, now)
-            spend = self._spend_of(budget, window) if window else ZERO
+            if window is None:
+                spend = ZERO
+            elif viewed and budget.active:  # what the live state would have loaded for that period
+                spend = self._load_spend(SpendKey(str(budget.id), window.start_date))
+            else:
+                spend = self._spend_of(budget, window)
             state = BudgetState(budget, Thresholds.of(budget), window, spend)
         budget, window = state.budget, state.window
-        if window is not None and budget.active and self._shared is not None and not self._shared_down:
+        if window is not None and budget.active and not viewed and self._shared is not None and not self._shared_down:
             try:  # every process's spend, not only this one's
                 spend = self._shared.spends([(budget.tenant_id, SpendKey(str(budget.id), window.start_date))])[0]
                 state = replace(state, spend=spend)
@@ -207,6 +230,17 @@ class BudgetsMixin:
             period_start=window.start_date if window else None,
             period_end=window.end_date if window else None,
         )
+
+    def _live_state(self, budget_id: str, now: datetime) -> BudgetState | None:
+        """A snapshot of the budget's enforcement state at ``now`` (None: not active)."""
+        self._look_for_changes()
+        with self._write, self._state:
+            state = self._index.get(budget_id)
+            if state is None:
+                return None
+            self._index.roll(state, now, self._load_spend)
+            self._resync([state])
+            return replace(state)  # a snapshot: later jobs do not change this status
 
     def _spend_of(self, budget: Budget, window: Any) -> Decimal:
         return self._store.compute_spend(
