@@ -361,14 +361,6 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
     def _load_spend(self, key: SpendKey) -> Decimal:
         return self._store.load_spend([key]).get(key, ZERO)
 
-    def start_tui(self, *, tenant_id: str | None = None, refresh_seconds: float = 1.0) -> None:
-        """Run the terminal UI on this service until the user quits (needs the ``tui``
-        extra).  The seed's ``StartTUI``."""
-        from .tui.app import JobBudgetApp
-        from .tui.source import LocalSource
-
-        JobBudgetApp(LocalSource(self), tenant_id=tenant_id, refresh_seconds=refresh_seconds).run()
-
     # -- estimation and cost model ------------------------------------------------
     def estimate_job_cost(
         self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None

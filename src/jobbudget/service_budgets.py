@@ -9,14 +9,15 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .counters.memory import BudgetState, SpendIndex
 from .domain.budget import Budget, validate_budget
+from .domain.budget_status import BudgetStatus
 from .domain.enforcement import EnforcementAction, Thresholds, decide, utilization
 from .domain.errors import (
     BudgetError,
@@ -34,16 +35,6 @@ from .domain.validation import MAX_ID_LEN, check_identifier
 from .ports import SharedState, Store
 
 __all__ = ["BudgetStatus", "BudgetsMixin"]
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    budget: Budget
-    current_spend: Decimal
-    utilization: Decimal
-    action: EnforcementAction
-    period_start: date | None
-    period_end: date | None
 
 
 class BudgetsMixin:
