@@ -672,3 +672,12 @@ def test_the_demo_prints_commands_that_run_as_typed(tmp_path: Path) -> None:
     status = shown[2].split()  # ".venv/bin/jobbudget status --database-url ... --at ..."
     again = subprocess.run(status, capture_output=True, text=True, cwd=exe.parents[2], env=env, check=False)
     assert again.returncode == 0 and "Budgets" in again.stdout, again.stderr
+
+
+def test_tui_refuses_at_with_url() -> None:
+    """A server shows its own now: ``--at`` with ``--url`` was ignored without a word."""
+    result = runner.invoke(
+        app, ["tui", "--url", "http://127.0.0.1:9", "--api-key", "k", "--at", "2013-03-31T23:59:59Z"]
+    )
+    assert result.exit_code == 2
+    assert "--at works on the local database only" in result.stderr

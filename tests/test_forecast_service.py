@@ -56,10 +56,12 @@ def service(service_factory: ServiceFactory) -> BudgetService:
 def test_no_budget_for_the_scope_is_not_found(service: BudgetService) -> None:
     with pytest.raises(NotFoundError) as missing:
         service.get_forecast("acme")
-    assert error_code(missing.value) == "BUDGET_NOT_FOUND" and "acme/" in str(missing.value)
+    assert error_code(missing.value) == "BUDGET_NOT_FOUND"
+    assert str(missing.value) == "budget not found: 'acme'; no budget covers all its queues; acme has no active budget"
     service.create_budget(monthly(queue="q1"))
-    with pytest.raises(NotFoundError):  # a queue budget is not the tenant-wide one
+    with pytest.raises(NotFoundError) as missing:  # a queue budget is not the tenant-wide one
         service.get_forecast("acme")
+    assert str(missing.value).endswith("budgets of acme: acme/q1")  # the budgets there are
     with pytest.raises(NotFoundError):
         service.get_forecast("acme", "q2")
     assert isinstance(service.get_forecast("acme", "q1"), Forecast)

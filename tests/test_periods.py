@@ -16,6 +16,7 @@ from jobbudget.domain.periods import (
     PeriodWindow,
     current_window,
     first_window,
+    parse_period,
     resolve_period,
     window_at,
 )
@@ -407,3 +408,27 @@ def test_period_dates_far_from_the_calendar_ends_only(day: date) -> None:
     with pytest.raises(ValidationError) as bad:
         BudgetPeriod("monthly", start_date=day.replace(day=1))
     assert bad.value.field == "period.start_date"
+
+
+@pytest.mark.parametrize(
+    ("text", "type_", "start", "end"),
+    [
+        ("2026", "yearly", date(2026, 1, 1), date(2026, 12, 31)),
+        ("2026-q4", "quarterly", date(2026, 10, 1), date(2026, 12, 31)),
+        ("2026-11", "monthly", date(2026, 11, 1), date(2026, 11, 30)),
+        ("2026-W45", "weekly", date(2026, 11, 2), date(2026, 11, 8)),
+        (" 2026-11-05 ", "daily", date(2026, 11, 5), date(2026, 11, 5)),
+    ],
+)
+def test_parse_period_reads_calendar_periods(text: str, type_: str, start: date, end: date) -> None:
+    period = resolve_period(parse_period(text), utc(2030, 1, 1))
+    assert (period.type, period.start_date, period.end_date, period.timezone) == (type_, start, end, "UTC")
+
+
+@pytest.mark.parametrize("text", ["2026-13", "november", "2026-Q5", "2026-W54", ""])
+def test_parse_period_names_the_field_it_was_given(text: str) -> None:
+    with pytest.raises(ValidationError) as default:
+        parse_period(text)
+    with pytest.raises(ValidationError) as flag:
+        parse_period(text, field="--period")
+    assert default.value.field == "period" and flag.value.field == "--period" and "YYYY-Qn" in flag.value.reason

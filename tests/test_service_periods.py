@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from conftest import FakeClock
 from jobbudget.domain.budget import Budget
 from jobbudget.domain.cost import JobMetrics
+from jobbudget.domain.errors import ValidationError
 from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.domain.records import SpendKey
 from jobbudget.ports import Store
@@ -220,3 +224,34 @@ def test_budget_starting_later_and_custom_period_ending(service_factory: Service
     service.process_job_cost(costing("feb", "9"))  # before any check in February
     action = service.check_budget_compliance(TENANT, QUEUE)
     assert (action.type, action.current_spend, action.budget_id) == ("throttle", 9, later.id)
+
+
+def test_as_of_reads_a_past_moment_and_moves_nothing_else(service_factory: ServiceFactory, clock: FakeClock) -> None:
+    """``as_of`` (what ``jobbudget tui --at`` shows): reads in the block see that moment,
+    from the ledger; the live state, enforcement, other threads and writes keep the
+    service's own clock."""
+    service = service_factory(**NO_BASE)
+    b = service.create_budget(budget("10"))
+    service.process_job_cost(costing("jan", "10"))
+    clock.now = utc(2024, 2, 10)
+    service.process_job_cost(costing("feb", "4"))
+    assert check(service) == "allow"
+    then = utc(2024, 1, 31, 12)
+    with service.as_of(then):
+        assert service.now() == then
+        past = service.get_budget_status(str(b.id))
+        assert (past.period_start, past.current_spend, past.action.type) == (date(2024, 1, 1), Decimal(10), "block")
+        assert service.dashboard().generated_at == then
+        other: list[datetime] = []
+        thread = threading.Thread(target=lambda: other.append(service.now()))
+        thread.start()
+        thread.join()
+        assert other == [clock.now]  # another thread: the service's clock
+    assert service.now() == clock.now
+    state = service.core.spend.index.get(str(b.id))
+    assert state is not None and state.window is not None and state.window.start_date == date(2024, 2, 1)
+    now = service.get_budget_status(str(b.id))
+    assert (now.period_start, now.current_spend) == (date(2024, 2, 1), Decimal(4))
+    assert check(service) == "allow"
+    with pytest.raises(ValidationError), service.as_of(datetime(2024, 1, 31)):  # naive: which zone?
+        pass

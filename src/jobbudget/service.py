@@ -9,9 +9,10 @@ spend state, connects the shared state and starts the background work;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .core import compose
-from .core.budget_admin import BudgetStatus
 from .core.compose import Core
 from .core.metering import FUTURE_TOLERANCE, MAX_BATCH, MAX_JOB_COST
 from .counters.memory import BudgetState
 from .domain.alerts import Alert
 from .domain.apikeys import ApiKey
 from .domain.budget import Budget, NotificationChannel
+from .domain.budget_status import BudgetStatus
 from .domain.cost import CostModel, JobCost, JobMetrics
 from .domain.enforcement import Admission, EnforcementAction
 from .domain.errors import ValidationError
@@ -66,6 +67,7 @@ class BudgetService:
     ) -> None:
         self.config = config or Config()
         self._clock = clock or utc_now
+        self._viewed = threading.local()  # as_of(): the moment one thread's reads see
         if store is None:
             from .storage import open_store
 
@@ -79,6 +81,7 @@ class BudgetService:
             metrics=metrics or NullMetrics(),
             forecast=lambda tenant, queue: self.get_forecast(tenant, queue),
             housekeeping=self.record_forecast_snapshots,
+            viewing=lambda: self._viewed_at() is not None,
         )
         self._starting = threading.Lock()
         self._running = False
@@ -125,7 +128,7 @@ class BudgetService:
         compose.flush(self.core)
 
     def _now(self) -> datetime:
-        now = self._clock()
+        now = self._viewed_at() or self._clock()
         if now.tzinfo is None:
             raise ValidationError("clock", now, "must return an aware datetime")
         return now.astimezone(UTC)
@@ -133,6 +136,27 @@ class BudgetService:
     def now(self) -> datetime:
         """The current time from the service's clock (aware, UTC)."""
         return self._now()
+
+    @contextlib.contextmanager
+    def as_of(self, at: datetime) -> Iterator[None]:
+        """Reads made in this thread inside the block see ``at`` as now, as they would
+        on a service whose clock said ``at`` (``jobbudget tui --at``: what is shown).
+        Nothing else moves: other threads, enforcement and the background work keep the
+        real clock.  For reads only: a write made inside the block would be stamped
+        ``at``."""
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValidationError("at", at, "must be an aware datetime")
+        outer = self._viewed_at()
+        self._viewed.at = at.astimezone(UTC)
+        try:
+            yield
+        finally:
+            self._viewed.at = outer
+
+    def _viewed_at(self) -> datetime | None:
+        """The moment :meth:`as_of` set for this thread's reads, if any."""
+        at: datetime | None = getattr(self._viewed, "at", None)
+        return at
 
     @property
     def store(self) -> Store:
@@ -430,11 +454,3 @@ class BudgetService:
             raw_before=today - timedelta(days=self.config.raw_retention_days),
             daily_before=today - timedelta(days=self.config.retention_days),
         )
-
-    def start_tui(self, *, tenant_id: str | None = None, refresh_seconds: float = 1.0) -> None:
-        """Run the terminal UI on this service until the user quits (needs the ``tui``
-        extra).  The seed's ``StartTUI``."""
-        from .tui.app import JobBudgetApp
-        from .tui.source import LocalSource
-
-        JobBudgetApp(LocalSource(self), tenant_id=tenant_id, refresh_seconds=refresh_seconds).run()

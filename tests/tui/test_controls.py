@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, DataTable, Input, Label, Select, TextArea
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, TabbedContent, TextArea
 
 from conftest import FakeClock
 from jobbudget.config import Config
@@ -164,6 +164,71 @@ async def test_an_invalid_budget_is_refused_next_to_its_field(
         pane.action_save()
         await wait_until(pilot, lambda: bool(service.list_budgets()), what="the corrected budget")
         assert not error_of(pane, field)
+
+
+@pytest.mark.asyncio
+async def test_a_fixed_field_loses_its_error_at_once(service: BudgetService) -> None:
+    """A field's error stayed after the value was fixed, until the next save: after a
+    refused save every change re-checks the form, so a fixed field's error goes at once
+    and a still-wrong value shows what is wrong with it now."""
+    app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
+    async with app.run_test(size=(100, 40)) as pilot:
+        pane = await open_controls(pilot, 0)
+        fill(pane, tenant_id="acme")
+        pane.query_one("#f-amount", Input).focus()
+        await pilot.press(*"-5", "ctrl+s")
+        await wait_until(pilot, lambda: bool(error_of(pane, "amount")), what="the amount's error")
+        assert error_of(pane, "amount") == "must be greater than 0"
+        await pilot.press("backspace", "backspace")  # still wrong: the message says what is wrong now
+        assert error_of(pane, "amount") == "is required"
+        await pilot.press(*"250")
+        assert error_of(pane, "amount") == ""  # fixed: gone before any save
+        assert not any(error_of(pane, key) for key in ("general", "tenant_id", "currency"))
+        assert service.list_budgets(include_inactive=True) == []
+        # an error between two fields goes when either of them fixes it
+        fill(pane, warning_threshold="0.95")
+        pane.action_save()
+        await wait_until(pilot, lambda: bool(error_of(pane, "throttle_threshold")), what="the thresholds' error")
+        pane.query_one("#f-warning_threshold", Input).focus()
+        await pilot.press("end", "backspace", "backspace", *"75")
+        assert error_of(pane, "throttle_threshold") == ""
+        # what only the service can tell (here the outbound policy) stays until its own field changes
+        fill(pane, notifications="webhook:http://10.0.0.1/hook")
+        pane.action_save()
+        await wait_until(pilot, lambda: bool(error_of(pane, "notifications")), what="the channel's error")
+        pane.query_one("#f-amount", Input).focus()
+        await pilot.press("end", "0")
+        assert error_of(pane, "notifications") and not error_of(pane, "amount")
+        fill(pane, notifications="email:ops@example.com")
+        await pilot.pause()
+        assert error_of(pane, "notifications") == ""
+        assert service.list_budgets(include_inactive=True) == []
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: bool(service.list_budgets()), what="the corrected budget")
+        assert service.list_budgets()[0].amount == Decimal(2500)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("field", ["#f-amount", "#f-notifications"])
+async def test_escape_leaves_a_text_field_so_the_number_keys_switch_tabs(service: BudgetService, field: str) -> None:
+    """Escape did not leave a text field, so pressing 4 to switch tabs typed into
+    Amount (250 -> 2504)."""
+    app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
+    async with app.run_test(size=(100, 40)) as pilot:
+        pane = await open_controls(pilot, 0)
+        widget = pane.query_one(field, Input | TextArea)
+        widget.focus()
+        await pilot.press(*"250")
+        text = lambda: widget.text if isinstance(widget, TextArea) else widget.value  # noqa: E731
+        assert text() == "250"
+        await pilot.press("escape")
+        assert app.focused is pane.query_one("#budget-table")  # the tab's table, whose keys (n, e, t) work
+        await pilot.press("4")
+        assert app.query_one(TabbedContent).active == "alerts"
+        assert text() == "250"
+        await pilot.press("3")  # back: the form kept the value, the focus is not in a field
+        assert app.query_one(TabbedContent).active == "controls"
+        assert text() == "250" and not isinstance(app.focused, Input | TextArea)
 
 
 @pytest.mark.asyncio

@@ -88,6 +88,8 @@ async def test_overview_filters_by_tenant_and_explains_an_empty_result(service: 
         assert "No budget of a tenant matching 'zzz'" in str(empty.render())
         await pilot.press("escape")
         assert table.row_count == 4
+        await pilot.press("4")  # Escape left the filter field: the number keys switch tabs
+        assert app.query_one(TabbedContent).active == "alerts"
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,7 @@
-"""Analytics use cases built on the service: forecasts, reports and calibration.
+"""Analytics use cases: forecasts, reports, dashboard views, forecast accuracy and
+calibration.
 
-Each module takes a :class:`jobbudget.service.BudgetService` and uses its public
-methods (``now``, ``store``, ``get_budget_status``, ...) plus pure domain code."""
+Each function takes a :class:`~jobbudget.analytics.readmodel.ReadModel` (the few
+public methods of the service it reads, and the store roles it uses) plus pure domain
+code.  Nothing here imports the service: :class:`jobbudget.service.BudgetService`
+satisfies the read model and calls these functions, never the other way round."""

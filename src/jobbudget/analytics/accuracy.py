@@ -13,16 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from ..domain.forecasting import forecast_spend
 from ..domain.money import ZERO
 from ..domain.periods import window_at
 from ..domain.records import ForecastSnapshot, SpendKey
 from .forecasts import HISTORY_DAYS, daily_totals
-
-if TYPE_CHECKING:
-    from ..service import BudgetService
+from .readmodel import ReadModel
 
 __all__ = ["SnapshotRun", "record_forecast_snapshots"]
 
@@ -33,13 +30,13 @@ class SnapshotRun:
     closed: int
 
 
-def record_forecast_snapshots(service: BudgetService) -> SnapshotRun:
+def record_forecast_snapshots(source: ReadModel) -> SnapshotRun:
     """Record the mid-period forecast of every active budget past its midpoint, and
     close the snapshots of periods that have ended with their real spend."""
-    store = service.store
-    now = service.now()
+    store = source.store
+    now = source.now()
     created = 0
-    for budget in service.list_budgets():
+    for budget in source.list_budgets():
         window = window_at(budget.period, now)
         if window is None or budget.id is None:
             continue
@@ -51,7 +48,7 @@ def record_forecast_snapshots(service: BudgetService) -> SnapshotRun:
         if latest and latest[0].period_start == window.start_date:
             continue  # this period's snapshot exists
         totals = daily_totals(
-            service,
+            source,
             tenant_id=budget.tenant_id,
             queue_name=budget.queue_name,
             start=midpoint - timedelta(days=HISTORY_DAYS),

@@ -11,16 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..domain.calibration import BenchmarkResult, CalibrationReport, ModelCalibrator
 from ..domain.cost import CostModel
 from ..domain.errors import ValidationError
 from ..domain.records import AuditEntry
-from ..ports import Store
-
-if TYPE_CHECKING:
-    from ..service import BudgetService
+from ..ports import AuditLog
+from .readmodel import CostModelOwner
 
 __all__ = ["CALIBRATION_KIND", "CalibrationOutcome", "CalibrationRecord", "latest_calibration", "run_calibration"]
 
@@ -81,18 +79,18 @@ class CalibrationOutcome:
 
 
 def run_calibration(
-    service: BudgetService, benchmarks: Iterable[BenchmarkResult], *, apply: bool, actor: str = "calibrate"
+    source: CostModelOwner, benchmarks: Iterable[BenchmarkResult], *, apply: bool, actor: str = "calibrate"
 ) -> CalibrationOutcome:
-    """Fit the service's current model to ``benchmarks``; with ``apply`` store the
+    """Fit the current cost model to ``benchmarks``; with ``apply`` store the
     calibrated model as a new version (jobs already priced keep their cost).  The
     run is recorded in the audit log either way."""
     calibrator = ModelCalibrator()
     calibrator.add_benchmarks(benchmarks)
-    model = calibrator.calibrate_model(service.get_cost_model())
+    model = calibrator.calibrate_model(source.get_cost_model())
     report = calibrator.get_calibration_report()
-    version = service.update_cost_model(model, actor=actor).version if apply else service.get_cost_model_version()
+    version = source.update_cost_model(model, actor=actor).version if apply else source.get_cost_model_version()
     record = CalibrationRecord(
-        at=service.now(),
+        at=source.now(),
         drift=report.drift,
         accuracy_before=report.accuracy_before,
         accuracy_after=report.accuracy_after,
@@ -103,11 +101,11 @@ def run_calibration(
         recommended_action=report.recommended_action,
         actor=actor,
     )
-    service.store.add_audit([AuditEntry(at=record.at, kind=CALIBRATION_KIND, actor=actor, details=record.details())])
+    source.store.add_audit([AuditEntry(at=record.at, kind=CALIBRATION_KIND, actor=actor, details=record.details())])
     return CalibrationOutcome(model=model, report=report, record=record)
 
 
-def latest_calibration(store: Store) -> CalibrationRecord | None:
+def latest_calibration(store: AuditLog) -> CalibrationRecord | None:
     """The newest recorded calibration, or None when there has been none."""
     entries = store.list_audit(kind=CALIBRATION_KIND, limit=1)
     return record_from_audit(entries[0]) if entries else None

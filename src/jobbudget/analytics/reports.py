@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from ..domain.budget_status import BudgetStatus
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.money import ZERO
 from ..domain.periods import BudgetPeriod, first_window, resolve_period
@@ -19,9 +19,7 @@ from ..domain.report_integrity import IntegritySignals, cost_per_cpu_hour
 from ..domain.reporting import BudgetLine, BudgetReport, ForecastLike, build_report, lookback_start
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
 from .calibration import latest_calibration
-
-if TYPE_CHECKING:
-    from ..service import BudgetService, BudgetStatus
+from .readmodel import ReadModel
 
 __all__ = ["budget_line", "generate_report"]
 
@@ -44,28 +42,28 @@ def budget_line(status: BudgetStatus) -> BudgetLine:
     )
 
 
-def generate_report(service: BudgetService, *, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
+def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
     """The tenant's report over ``period`` (missing dates: the calendar period of its
     type containing now).  Raises :class:`NotFoundError` for a tenant that has never
     had a job or a budget."""
     check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
     if not isinstance(period, BudgetPeriod):
         raise ValidationError("period", period, "must be a BudgetPeriod")
-    now = service.now()
+    now = source.now()
     resolved = resolve_period(period, now)
     assert resolved.start_date is not None and resolved.end_date is not None
     today = now.date()  # UTC, like the daily aggregates
-    rows = service.get_daily_costs(
+    rows = source.get_daily_costs(
         tenant_id, start=lookback_start(resolved, today), end=resolved.end_date, exact_stats=False
     )
-    budgets = service.list_budgets(tenant_id)
-    if not rows and not budgets and not _ever_seen(service, tenant_id):
+    budgets = source.list_budgets(tenant_id)
+    if not rows and not budgets and not _ever_seen(source, tenant_id):
         raise NotFoundError("tenant", tenant_id)
-    lines = [budget_line(service.get_budget_status(str(b.id))) for b in budgets]
+    lines = [budget_line(source.get_budget_status(str(b.id))) for b in budgets]
     forecast: ForecastLike | None = None
     if any(not b.queue_name for b in budgets) and first_window(resolved).contains(now):
         try:
-            forecast = service.get_forecast(tenant_id)
+            forecast = source.get_forecast(tenant_id)
         except NotFoundError:
             forecast = None
     return build_report(
@@ -76,24 +74,24 @@ def generate_report(service: BudgetService, *, tenant_id: str, period: BudgetPer
         forecast=forecast,
         today=today,
         generated_at=now,
-        signals=integrity_signals(service, tenant_id=tenant_id, start=resolved.start_date, end=resolved.end_date),
+        signals=integrity_signals(source, tenant_id=tenant_id, start=resolved.start_date, end=resolved.end_date),
     )
 
 
-def integrity_signals(service: BudgetService, *, tenant_id: str, start: date, end: date) -> IntegritySignals:
+def integrity_signals(source: ReadModel, *, tenant_id: str, start: date, end: date) -> IntegritySignals:
     """What the tenant's usage is compared with: the other tenants' spend per
     CPU-hour over the same days (one read of the daily aggregates, no names kept),
     and the drift of the latest calibration if it was not applied."""
-    model = service.get_cost_model()
+    model = source.get_cost_model()
     price = model.cpu_time_weight * model.environment_multiplier
     totals: dict[str, tuple[Decimal, Decimal]] = {}
-    for r in service.get_daily_costs(None, start=start, end=end, exact_stats=False):
+    for r in source.get_daily_costs(None, start=start, end=end, exact_stats=False):
         if r.tenant_id != tenant_id:
             total, cpu = totals.get(r.tenant_id, (ZERO, ZERO))
             totals[r.tenant_id] = (total + r.total_cost, cpu + r.breakdown.cpu_cost)
     peers = tuple(p for total, cpu in totals.values() if (p := cost_per_cpu_hour(total, cpu, price)) is not None)
-    record = latest_calibration(service.store)
-    stale = record is not None and not record.applied and record.cost_model_version == service.get_cost_model_version()
+    record = latest_calibration(source.store)
+    stale = record is not None and not record.applied and record.cost_model_version == source.get_cost_model_version()
     return IntegritySignals(
         peer_cost_per_cpu_hour=peers,
         cpu_second_price=price,
@@ -102,9 +100,9 @@ def integrity_signals(service: BudgetService, *, tenant_id: str, start: date, en
     )
 
 
-def _ever_seen(service: BudgetService, tenant_id: str) -> bool:
+def _ever_seen(source: ReadModel, tenant_id: str) -> bool:
     """Whether the tenant has any budget (even inactive) or any daily row: only asked
     when the report's own reads found nothing."""
-    if service.list_budgets(tenant_id, include_inactive=True):
+    if source.list_budgets(tenant_id, include_inactive=True):
         return True
-    return bool(service.get_daily_costs(tenant_id, start=date(1, 1, 1), end=date(9999, 12, 31), exact_stats=False))
+    return bool(source.get_daily_costs(tenant_id, start=date(1, 1, 1), end=date(9999, 12, 31), exact_stats=False))

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from ..domain.dashboard import BudgetTrends, BudgetView, Dashboard, build_drivers, build_trends, status_of
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.forecasting import Forecast
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
-
-if TYPE_CHECKING:
-    from ..service import BudgetService
+from .readmodel import ReadModel
 
 __all__ = ["MAX_TREND_DAYS", "budget_trends", "dashboard"]
 
@@ -20,18 +17,18 @@ MAX_TREND_DAYS = 366
 MAX_DRIVERS = 100
 
 
-def dashboard(service: BudgetService, *, tenant_id: str | None, top: int) -> Dashboard:
+def dashboard(source: ReadModel, *, tenant_id: str | None, top: int) -> Dashboard:
     """Every budget (all tenants when ``tenant_id`` is None, inactive ones included)
     with its status now, and the top drivers of the current UTC month."""
     if tenant_id is not None:
         check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_DRIVERS:
         raise ValidationError("top", top, f"must be a whole number from 0 to {MAX_DRIVERS}")
-    now = service.now()
+    now = source.now()
     views = []
-    for budget in service.list_budgets(tenant_id, include_inactive=True):
+    for budget in source.list_budgets(tenant_id, include_inactive=True):
         assert budget.id is not None
-        status = service.get_budget_status(budget.id)
+        status = source.get_budget_status(budget.id)
         views.append(
             BudgetView(
                 budget=status.budget.redacted(),
@@ -47,9 +44,9 @@ def dashboard(service: BudgetService, *, tenant_id: str | None, top: int) -> Das
         )
     today = now.date()
     since = today.replace(day=1)
-    rows = service.get_daily_costs(tenant_id, start=since, end=today, exact_stats=False)
+    rows = source.get_daily_costs(tenant_id, start=since, end=today, exact_stats=False)
     drivers, total, jobs = build_drivers(rows, top=top)
-    active = service.list_alerts(tenant_id, active_only=True, limit=5000)
+    active = source.list_alerts(tenant_id, active_only=True, limit=5000)
     return Dashboard(
         generated_at=now,
         budgets=tuple(views),
@@ -62,21 +59,21 @@ def dashboard(service: BudgetService, *, tenant_id: str | None, top: int) -> Das
     )
 
 
-def budget_trends(service: BudgetService, *, budget_id: str, days: int) -> BudgetTrends:
+def budget_trends(source: ReadModel, *, budget_id: str, days: int) -> BudgetTrends:
     """The last ``days`` UTC days (today included) of the budget's scope."""
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TREND_DAYS:
         raise ValidationError("days", days, f"must be a whole number from 1 to {MAX_TREND_DAYS}")
-    status = service.get_budget_status(budget_id)
+    status = source.get_budget_status(budget_id)
     budget = status.budget
-    end = service.now().date()
+    end = source.now().date()
     start = end - timedelta(days=days - 1)
-    rows = service.get_daily_costs(
+    rows = source.get_daily_costs(
         budget.tenant_id, queue_name=budget.queue_name or None, start=start, end=end, exact_stats=False
     )
     forecast: Forecast | None = None
     if budget.active and status.period_start is not None:
         try:
-            forecast = service.get_forecast(budget.tenant_id, budget.queue_name)
+            forecast = source.get_forecast(budget.tenant_id, budget.queue_name)
         except NotFoundError:
             forecast = None
     period = (status.period_start, status.period_end) if status.period_start and status.period_end else None

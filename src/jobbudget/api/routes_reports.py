@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..domain.codec import to_jsonable
 from ..domain.errors import NotFoundError, ValidationError
-from ..domain.periods import BudgetPeriod
+from ..domain.periods import BudgetPeriod, parse_period
 from ..render import render_csv, render_html, report_to_json
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_read, require_write, tenant_scope
 from .responses import LOOKUP, WITH_BODY, errors
@@ -28,8 +28,6 @@ _MEDIA = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
 
 
 def _period(period: str | None, start: date | None, end: date | None) -> BudgetPeriod:
-    from ..cli.report_cmd import parse_period
-
     if period is not None:
         if start is not None or end is not None:
             raise ValidationError("period", period, "cannot be combined with from/to")

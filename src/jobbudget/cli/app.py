@@ -268,13 +268,10 @@ def demo(
         markup=False,
     )
     if tui:
-        from ..tui.app import JobBudgetApp
-        from ..tui.source import LocalSource
-        from .common import fixed_clock
+        from .tui_cmd import local_app
 
-        demo_settings = Settings(config, report.database_url, False)
-        with _open_service(demo_settings, clock=fixed_clock(f"{report.month_end}T23:59:59Z")) as service:
-            JobBudgetApp(LocalSource(service)).run()
+        with local_app(Settings(config, report.database_url, False), at=f"{report.month_end}T23:59:59Z") as app:
+            app.run()
 
 
 def _first_queue(report: DemoReport) -> str:

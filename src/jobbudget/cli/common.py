@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +40,7 @@ __all__ = [
     "fixed_clock",
     "open_service",
     "out_console",
+    "parse_at",
     "parse_date",
     "parse_number",
 ]
@@ -237,10 +238,13 @@ def parse_number(field: str, text: str) -> Decimal:
 
 def fixed_clock(at: str | None) -> Clock | None:
     """A clock stopped at ``at`` (None: the real clock)."""
-    if at is None:
-        return None
-    instant = parse_instant("at", at).astimezone(UTC)
-    return lambda: instant
+    instant = parse_at(at)
+    return None if instant is None else lambda: instant
+
+
+def parse_at(at: str | None) -> datetime | None:
+    """The ``--at`` instant in UTC (None: now)."""
+    return None if at is None else parse_instant("at", at).astimezone(UTC)
 
 
 def parse_date(field: str, text: str) -> date:

@@ -10,9 +10,9 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from ..domain.budget import Budget, EnforcementPolicy
+from ..domain.budget_status import BudgetStatus
 from ..domain.enforcement import EnforcementAction
 from ..render.common import money_in as money
-from ..service import BudgetStatus
 from .tables import Column, fit_table
 
 __all__ = [

@@ -3,8 +3,6 @@ Markdown or a self-contained HTML page."""
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..domain.errors import ValidationError
-from ..domain.periods import BudgetPeriod
+from ..domain.periods import PERIOD_SYNTAX, BudgetPeriod, parse_period
 from ..render import render, report_renderable
 from .common import (
     AtOption,
@@ -28,7 +26,7 @@ from .common import (
     parse_date,
 )
 
-__all__ = ["ReportFormat", "parse_period", "report"]
+__all__ = ["ReportFormat", "report"]
 
 _P = "Period"
 
@@ -41,35 +39,11 @@ class ReportFormat(StrEnum):
     html = "html"
 
 
-_YEAR = re.compile(r"(\d{4})")
-_QUARTER = re.compile(r"(\d{4})-Q([1-4])", re.IGNORECASE)
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-_WEEK = re.compile(r"(\d{4})-W(\d{2})", re.IGNORECASE)
-_PERIOD_HELP = "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Www (ISO week), YYYY (year) or YYYY-MM-DD (day)"
-
-
-def parse_period(text: str) -> BudgetPeriod:
-    """``2026-11``, ``2026-Q4``, ``2026-W45``, ``2026`` or ``2026-11-05`` as a UTC period."""
-    value = text.strip()
-    try:
-        if m := _YEAR.fullmatch(value):
-            return BudgetPeriod("yearly", start_date=date(int(m[1]), 1, 1))
-        if m := _QUARTER.fullmatch(value):
-            return BudgetPeriod("quarterly", start_date=date(int(m[1]), 3 * int(m[2]) - 2, 1))
-        if m := _MONTH.fullmatch(value):
-            return BudgetPeriod("monthly", start_date=date(int(m[1]), int(m[2]), 1))
-        if m := _WEEK.fullmatch(value):
-            return BudgetPeriod("weekly", start_date=date.fromisocalendar(int(m[1]), int(m[2]), 1))
-        return BudgetPeriod("daily", start_date=date.fromisoformat(value))
-    except ValueError:
-        raise ValidationError("--period", text, f"must be {_PERIOD_HELP}, e.g. 2026-11") from None
-
-
 def _period(period: str | None, start: str | None, end: str | None) -> BudgetPeriod:
     if period is not None:
         if start is not None or end is not None:
             raise ValidationError("--period", period, "cannot be combined with --from/--to")
-        return parse_period(period)
+        return parse_period(period, field="--period")
     if start is None and end is None:
         return BudgetPeriod("monthly")  # the current calendar month (UTC)
     if start is None or end is None:
@@ -94,7 +68,7 @@ def report(
         typer.Option(
             "--period",
             metavar="PERIOD",
-            help=f"Calendar period: {_PERIOD_HELP}. Default: the current month (UTC).",
+            help=f"Calendar period: {PERIOD_SYNTAX}. Default: the current month (UTC).",
             rich_help_panel=_P,
             show_default=False,
         ),

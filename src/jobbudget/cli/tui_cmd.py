@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, fixed_clock, open_service
+from .common import AtOption, ConfigOption, DatabaseOption, Settings, cli_errors, open_service, parse_at
 
-__all__ = ["tui"]
+if TYPE_CHECKING:
+    from ..tui.app import JobBudgetApp
+
+__all__ = ["local_app", "tui"]
+
+
+@contextlib.contextmanager
+def local_app(
+    settings: Settings, *, at: str | None = None, tenant: str | None = None, refresh: float = 1.0
+) -> Iterator[JobBudgetApp]:
+    """The UI on the local database (``jobbudget tui`` without ``--url``), with its own
+    service, closed when the block ends.  ``at`` changes what is shown, never when
+    things happen: the service keeps the real clock, so what is written from the UI
+    (and by the service's background work) is stamped now."""
+    from ..tui.app import JobBudgetApp
+    from ..tui.source import LocalSource
+
+    shown_at = parse_at(at)
+    with open_service(settings) as service:
+        yield JobBudgetApp(LocalSource(service, at=shown_at), tenant_id=tenant, refresh_seconds=refresh)
 
 
 def tui(
@@ -43,11 +64,12 @@ def tui(
     forecast, cost by component), 3 Controls (create, edit, deactivate budgets, test
     notifications), 4 Alerts (violations, acknowledge, delivery status).  r refreshes,
     ? shows every key, q quits.  Works on the local database (the default, or
-    --database-url) or on a server with --url and --api-key.
+    --database-url) or on a server with --url and --api-key.  --at shows the local
+    database as of a past moment; what you change there still happens now.
     """
     try:
         from ..tui.app import JobBudgetApp
-        from ..tui.source import DataSource, LocalSource, RemoteSource
+        from ..tui.source import DataSource, RemoteSource
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         typer.echo(f"The terminal UI needs Textual: pip install 'jobbudget[tui]' ({exc})", err=True)
         raise typer.Exit(2) from None
@@ -57,11 +79,14 @@ def tui(
             if not api_key:
                 typer.echo("--url needs --api-key (or $JOBBUDGET_API_KEY)", err=True)
                 raise typer.Exit(2)
+            if at is not None:  # the API has no "as of": the UI would show the server's now
+                typer.echo("--at works on the local database only, not with --url", err=True)
+                raise typer.Exit(2)
             source: DataSource = RemoteSource(url, api_key=api_key)
             try:
                 JobBudgetApp(source, tenant_id=tenant, refresh_seconds=refresh).run()
             finally:
                 source.close()
             return
-        with open_service(settings, clock=fixed_clock(at)) as service:
-            JobBudgetApp(LocalSource(service), tenant_id=tenant, refresh_seconds=refresh).run()
+        with local_app(settings, at=at, tenant=tenant, refresh=refresh) as app:
+            app.run()

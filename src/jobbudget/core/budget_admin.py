@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from ..config import Config
 from ..counters.memory import BudgetState
 from ..domain.budget import Budget, validate_budget
+from ..domain.budget_status import BudgetStatus
 from ..domain.codec import to_jsonable
 from ..domain.enforcement import EnforcementAction, Thresholds, decide, utilization
 from ..domain.errors import BudgetError, ConflictError, JobBudgetError, NotFoundError, ValidationError
@@ -30,16 +31,6 @@ from .spend_state import SpendState
 __all__ = ["BudgetAdmin", "BudgetStatus"]
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    budget: Budget
-    current_spend: Decimal
-    utilization: Decimal
-    action: EnforcementAction
-    period_start: date | None
-    period_end: date | None
-
-
 class BudgetAdmin:
     def __init__(
         self,
@@ -50,7 +41,9 @@ class BudgetAdmin:
         planner: AlertPlanner,
         config: Config,
         clock: Callable[[], datetime],
+        viewing: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._viewing = viewing  # reads as of another moment: from the ledger, the live state untouched
         self._ledger = ledger
         self._spend = spend
         self._hot = hot
@@ -136,16 +129,22 @@ class BudgetAdmin:
 
     def status(self, budget_id: str) -> BudgetStatus:
         now = self._clock()
-        found = self._spend.snapshots([budget_id], now)[0]
+        viewed = self._viewing()
+        found = None if viewed else self._spend.snapshots([budget_id], now)[0]
         if found is None:
             budget = self._ledger.get_budget(budget_id)
             window = window_at(budget.period, now)
-            spend = self._spend_of(budget, window) if window else ZERO
+            if window is None:
+                spend = ZERO
+            elif viewed and budget.active:  # what the live state would have loaded for that period
+                spend = self._spend.load_spend(SpendKey(str(budget.id), window.start_date))
+            else:
+                spend = self._spend_of(budget, window)
             state = BudgetState(budget, Thresholds.of(budget), window, spend)
         else:
             state = found
         budget, window = state.budget, state.window
-        if window is not None and budget.active:  # every process's spend, not only this one's
+        if window is not None and budget.active and not viewed:  # every process's spend, not only this one's
             key = SpendKey(str(budget.id), window.start_date)
             shared = self._hot.spends([(budget.tenant_id, key)])
             if key in shared:

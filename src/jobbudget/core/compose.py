@@ -95,11 +95,13 @@ def build(
     metrics: MetricsSink,
     forecast: ForecastOf | None = None,
     housekeeping: Callable[[], object] | None = None,
+    viewing: Callable[[], bool] = lambda: False,
 ) -> Core:
     """Every collaborator, wired; nothing is connected or started.  ``forecast`` gives
     the planner the forecasts of ``forecast_overrun`` alerts; ``housekeeping`` runs
     every ``flush_interval`` (the analytics' forecast snapshots), before the
-    ``reset`` and ``forecast_overrun`` alerts."""
+    ``reset`` and ``forecast_overrun`` alerts; ``viewing`` says whether this thread
+    reads as of another moment (a budget's status then comes from the ledger)."""
     spend = SpendState(store)
     hot = _hot_state(config, store, spend, metrics, clock)
     ready = threading.Event()  # new alerts: wakes the dispatcher
@@ -134,7 +136,7 @@ def build(
         config=config,
         clock=clock,
     )
-    budgets = BudgetAdmin(store, spend=spend, hot=hot, planner=planner, config=config, clock=clock)
+    budgets = BudgetAdmin(store, spend=spend, hot=hot, planner=planner, config=config, clock=clock, viewing=viewing)
     keys = ApiKeys(store, audit=store, clock=clock)
     live = LiveView(store, spend=spend, hot=hot, clock=clock)
     sync = SharedSync(store, spend=spend, hot=hot, clock=clock)

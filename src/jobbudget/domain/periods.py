@@ -10,6 +10,7 @@ date by their length: calendar months, not 30-day windows (a month starting on t
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -19,11 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ValidationError
 
 __all__ = [
+    "PERIOD_SYNTAX",
     "PERIOD_TYPES",
     "BudgetPeriod",
     "PeriodWindow",
     "current_window",
     "first_window",
+    "parse_period",
     "resolve_period",
     "window_at",
     "zone",
@@ -214,3 +217,30 @@ def period_to_mapping(period: BudgetPeriod) -> dict[str, Any]:
         "timezone": period.timezone,
         "recurring": period.recurring,
     }
+
+
+_YEAR = re.compile(r"(\d{4})")
+_QUARTER = re.compile(r"(\d{4})-Q([1-4])", re.IGNORECASE)
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_WEEK = re.compile(r"(\d{4})-W(\d{2})", re.IGNORECASE)
+#: The calendar periods :func:`parse_period` reads, as help texts name them.
+PERIOD_SYNTAX = "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Www (ISO week), YYYY (year) or YYYY-MM-DD (day)"
+
+
+def parse_period(text: str, *, field: str = "period") -> BudgetPeriod:
+    """``2026-11``, ``2026-Q4``, ``2026-W45``, ``2026`` or ``2026-11-05`` as a UTC period
+    (a report's period: the CLI's ``--period``, the API's ``period``).  Anything else
+    raises :class:`ValidationError` naming ``field``."""
+    value = text.strip()
+    try:
+        if m := _YEAR.fullmatch(value):
+            return BudgetPeriod("yearly", start_date=date(int(m[1]), 1, 1))
+        if m := _QUARTER.fullmatch(value):
+            return BudgetPeriod("quarterly", start_date=date(int(m[1]), 3 * int(m[2]) - 2, 1))
+        if m := _MONTH.fullmatch(value):
+            return BudgetPeriod("monthly", start_date=date(int(m[1]), int(m[2]), 1))
+        if m := _WEEK.fullmatch(value):
+            return BudgetPeriod("weekly", start_date=date.fromisocalendar(int(m[1]), int(m[2]), 1))
+        return BudgetPeriod("daily", start_date=date.fromisoformat(value))
+    except ValueError:
+        raise ValidationError(field, text, f"must be {PERIOD_SYNTAX}, e.g. 2026-11") from None

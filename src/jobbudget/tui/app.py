@@ -67,6 +67,7 @@ class JobBudgetApp(App[None]):
         Binding("r", "refresh_data", "Refresh"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("escape", "leave_field", "Leave the field", show=False),
     ]
 
     def __init__(
@@ -191,13 +192,24 @@ class JobBudgetApp(App[None]):
     # -- actions ------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        self._focus_in(tab)  # focus left in the old tab would switch back to it
+
+    def action_leave_field(self) -> None:
+        """Escape: out of a text field, which takes the number keys as text, so that
+        1-4 switch tabs again."""
+        if isinstance(self.focused, Input | TextArea) and not self._focus_in(self.query_one(TabbedContent).active):
+            self.set_focus(None)
+
+    def _focus_in(self, tab: str) -> bool:
+        """Focus a table of ``tab`` where there is one, else its first other focusable
+        widget; never a text field, which would swallow the number keys that switch
+        tabs.  False if there was nothing to focus."""
         pane = self.query_one(f"#{tab}", TabPane)
-        # a table first, where there is one; never a text field, which would swallow
-        # the number keys that switch tabs
         focusable = [w for w in pane.query("*") if w.focusable and w.display and not isinstance(w, Input | TextArea)]
         focusable.sort(key=lambda w: not isinstance(w, DataTable))
-        if focusable:  # focus left in the old tab would switch back to it
+        if focusable:
             focusable[0].focus()
+        return bool(focusable)
 
     def action_refresh_data(self) -> None:
         self.poll(force=True)

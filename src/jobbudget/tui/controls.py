@@ -2,7 +2,8 @@
 or send a test message through one of its channels.
 
 Every read and write goes through :meth:`JobBudgetApp.call_source` (a thread worker);
-errors a save is refused with appear under the field they name.  Channels are shown
+errors a save is refused with appear under the field they name, and from then on every
+change re-checks the form, so a fixed field's error goes at once.  Channels are shown
 redacted: left unchanged, a save keeps the stored ones with their secrets."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -20,7 +22,17 @@ from textual.widgets.data_table import CellDoesNotExist
 from ..domain.budget import Budget
 from ..domain.errors import JobBudgetError, ValidationError
 from ..domain.periods import PERIOD_TYPES
-from .forms import FIELDS, FORM_FIELDS, SWITCHES, budget_values, channel_index, form_field, new_values, parse_draft
+from .forms import (
+    FIELDS,
+    FORM_FIELDS,
+    SWITCHES,
+    budget_values,
+    channel_index,
+    check_form,
+    form_field,
+    new_values,
+    parse_draft,
+)
 from .source import DataSource
 from .widgets import badge, money
 
@@ -67,6 +79,8 @@ class ControlsPane(Vertical):
         self._editing: Budget | None = None  # the stored budget the form edits (redacted)
         self._original_channels: str | None = None
         self._busy = False
+        self._checking = False  # a save was refused: every change re-checks the form
+        self._sticky: set[str] = set()  # errors shown that only the source can re-check
 
     # -- layout -------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -185,6 +199,7 @@ class ControlsPane(Vertical):
             self.query_one(f"#f-{key}", Checkbox).value = switches[key]
         self.query_one("#f-notifications", TextArea).text = values["notifications"]
         self._clear_errors()
+        self._checking = False
 
     def _values(self) -> tuple[dict[str, str], dict[str, bool]]:
         values = {field.key: self.query_one(f"#f-{field.key}", Input).value for field in FIELDS}
@@ -194,24 +209,60 @@ class ControlsPane(Vertical):
         switches = {key: self.query_one(f"#f-{key}", Checkbox).value for key, _ in SWITCHES}
         return values, switches
 
-    def _clear_errors(self) -> None:
+    def _clear_errors(self, *, keep: set[str] | None = None) -> None:
         for key in (*FORM_FIELDS, "general"):
-            label = self.query_one(f"#err-{key}", Label)
-            label.update("")
-            label.display = False
+            if keep is None or key not in keep:
+                label = self.query_one(f"#err-{key}", Label)
+                label.update("")
+                label.display = False
+        self._sticky &= keep or set()
 
-    def _show_error(self, exc: JobBudgetError) -> None:
-        """Put ``exc`` under the field it names (or at the top of the form)."""
+    def _show_error(self, exc: JobBudgetError, *, scroll: bool = True) -> str:
+        """Put ``exc`` under the field it names (or at the top of the form); the key of
+        the label it went to."""
         if isinstance(exc, ValidationError):
-            key, text = form_field(exc.field), exc.reason
-            if key is None:
+            key, text = form_field(exc.field) or "general", exc.reason
+            if key == "general":
                 text = f"{exc.field}: {exc.reason}"
         else:
-            key, text = None, str(exc)
-        label = self.query_one(f"#err-{key or 'general'}", Label)
+            key, text = "general", str(exc)
+        label = self.query_one(f"#err-{key}", Label)
         label.update(text)
         label.display = True
-        label.scroll_visible()
+        self._sticky.discard(key)
+        if scroll:
+            label.scroll_visible()
+        return key
+
+    def _form_error(self) -> ValidationError | None:
+        """What the form finds wrong by itself (see :func:`check_form`)."""
+        values, switches = self._values()
+        return check_form(values, switches, original=self._editing, original_channels=self._original_channels)
+
+    def _refused(self, exc: JobBudgetError) -> None:
+        """Show why a save was refused; from now on every change re-checks the form.
+        An error the form cannot find by itself (the outbound policy, the server, the
+        database) stays until its own field changes."""
+        key = self._show_error(exc)
+        self._checking = True
+        found = self._form_error()
+        if found is None or (form_field(found.field) or "general") != key:
+            self._sticky.add(key)
+
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _recheck(self, event: Input.Changed | TextArea.Changed | Select.Changed | Checkbox.Changed) -> None:
+        """After a refused save, a change re-checks the form at once: a fixed field's
+        error goes, a still-wrong value says what is wrong with it now."""
+        name = event.control.id or ""
+        if not self._checking or not name.startswith("f-"):
+            return
+        self._clear_errors(keep=self._sticky - {name.removeprefix("f-")})
+        found = self._form_error()
+        if found is not None:
+            self._show_error(found, scroll=False)  # the field being typed in stays in view
 
     # -- actions ------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -253,7 +304,7 @@ class ControlsPane(Vertical):
         try:
             draft = parse_draft(values, switches, original=editing, original_channels=self._original_channels)
         except ValidationError as exc:
-            self._show_error(exc)
+            self._refused(exc)
             return
         budget_id = editing.id if editing is not None else None
 
@@ -325,7 +376,7 @@ class ControlsPane(Vertical):
 
         def failed(exc: JobBudgetError) -> None:
             self._busy = False
-            self._show_error(exc)
+            self._refused(exc)
             if not isinstance(exc, ValidationError):
                 self._app.notify(str(exc), title="Not saved", severity="error", timeout=8)
 

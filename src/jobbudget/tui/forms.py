@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, parse_channel_spec
+from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, parse_channel_spec, validate_budget
 from ..domain.errors import ValidationError
 from ..domain.money import parse_decimal
 from ..domain.periods import BudgetPeriod
@@ -22,6 +22,7 @@ __all__ = [
     "Field",
     "budget_values",
     "channel_index",
+    "check_form",
     "channels_text",
     "form_field",
     "new_values",
@@ -236,3 +237,21 @@ def parse_draft(
         enforcement_policy=policy,
         notifications=None if keep else parse_channels(text),
     )
+
+
+def check_form(
+    values: Mapping[str, str],
+    switches: Mapping[str, bool],
+    *,
+    original: Budget | None = None,
+    original_channels: str | None = None,
+) -> ValidationError | None:
+    """The first error a save would be refused with that the form finds by itself
+    (the budget's own rules: no database, no network), or None.  Stored channels left
+    unchanged are not checked again: they were when stored."""
+    try:
+        draft = parse_draft(values, switches, original=original, original_channels=original_channels)
+        validate_budget(draft.to_budget())
+    except ValidationError as exc:
+        return exc
+    return None

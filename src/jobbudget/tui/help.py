@@ -20,6 +20,7 @@ HELP_TEXT = """\
   r           refresh now (it also refreshes by itself every second when data changed)
   ?           this help          q   quit
   Tab         next field or table; the mouse works too
+  Escape      leave a text field (while in one, 1-4 and letters type into it)
 
 [b]1 Overview[/b]   every budget and the month's top cost drivers
   /           filter by tenant (Escape clears)

@@ -2,11 +2,16 @@
 :class:`LocalSource` calls a :class:`~jobbudget.service.BudgetService` in this process
 (the local database), :class:`RemoteSource` calls a jobbudget server over HTTP.  Both
 return the same typed objects, so every screen works on either.  Every call may block
-(database or network): the UI only makes them from worker threads."""
+(database or network): the UI only makes them from worker threads.
+
+A :class:`LocalSource` given ``at`` (``jobbudget tui --at``) reads as of that moment;
+what it writes happens now, stamped with the service's own clock."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -100,28 +105,48 @@ class LocalSource:
     """The service in this process (``owns`` closes it with the source).  With
     ``resync`` (the default) every dashboard read first reloads the spend of every
     budget from the ledger, so jobs written by other processes (workers, an API
-    server) on the same database show up at the next refresh."""
+    server) on the same database show up at the next refresh.  With ``at`` (aware)
+    the dashboard, trends and alerts are read as of that moment
+    (:meth:`BudgetService.as_of`); writes still happen now."""
 
-    def __init__(self, service: BudgetService, *, owns: bool = False, actor: str = "tui", resync: bool = True) -> None:
+    def __init__(
+        self,
+        service: BudgetService,
+        *,
+        owns: bool = False,
+        actor: str = "tui",
+        resync: bool = True,
+        at: datetime | None = None,
+    ) -> None:
         self.service = service
         self._owns = owns
         self._actor = actor
         self._resync = resync
+        self._at = at
 
     @property
     def label(self) -> str:
-        return _redacted_url(self.service.config.database_url)
+        url = _redacted_url(self.service.config.database_url)
+        return url if self._at is None else f"{url} as of {self._at:%Y-%m-%d %H:%M:%S %Z}"
+
+    def _shown(self) -> contextlib.AbstractContextManager[None]:
+        """Around a read: as of ``at``, when given."""
+        return contextlib.nullcontext() if self._at is None else self.service.as_of(self._at)
 
     def dashboard(self, tenant_id: str | None = None) -> Dashboard:
-        if self._resync and not self.service.shares_state:  # shared spend is fresh already
+        # shared spend is fresh already; reads as of ``at`` come from the ledger
+        if self._resync and not self.service.shares_state and self._at is None:
             self.service.resync()
-        return self.service.dashboard(tenant_id)
+        with self._shown():
+            return self.service.dashboard(tenant_id)
 
     def trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
-        return self.service.budget_trends(budget_id, days=days)
+        with self._shown():
+            return self.service.budget_trends(budget_id, days=days)
 
     def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[Alert]:
-        return self.service.list_alerts(active_only=active_only, limit=limit)
+        with self._shown():
+            return self.service.list_alerts(active_only=active_only, limit=limit)
 
     def acknowledge(self, alert_id: str, *, by: str) -> None:
         self.service.acknowledge_alert(alert_id, by)
