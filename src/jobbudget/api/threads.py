@@ -1,0 +1,57 @@
+"""Where route code runs: never anything on the event loop that may wait.
+
+The event loop runs only code that does no I/O and waits on no lock: parsing,
+authorization (:func:`jobbudget.domain.apikeys.can`), the key cache's lock-free reads
+(:func:`.auth.key_of`), building responses.  Every call into the service that may
+query the database or Redis, or wait for the service's write lock (held across
+database I/O by ingestion, budget changes, resyncs and period rolls), runs in a
+worker thread: plain ``def`` routes (FastAPI runs them in anyio's default pool, 40
+threads), or :func:`in_admission_thread`.
+
+Admission (``POST /v1/check`` and ``/v1/admit``: the hot path) has a pool of its own
+of :data:`ADMISSION_THREADS` threads, so that
+
+* checks never queue behind slow routes (reports, forecasts, 10,000-job batches) that
+  hold every thread of the default pool, and
+* checks stuck behind a period roll or a stalled Redis cannot take the default pool
+  from every other route.
+
+Requests beyond a pool's size wait for a thread as coroutines (cheap); how many a
+server accepts at once is ``http_max_connections`` (uvicorn's ``limit_concurrency``:
+503 beyond it).  ``/healthz`` needs no thread at all: it answers even when both pools
+are busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi import Request
+
+__all__ = ["ADMISSION_THREADS", "admission_threads", "in_admission_thread"]
+
+#: Worker threads for admission checks, per server process (as many as anyio's
+#: default pool: a check is CPU-bound from memory, or waits a Redis round trip).
+ADMISSION_THREADS = 40
+
+T = TypeVar("T")
+
+
+def admission_threads(state: Any) -> CapacityLimiter:
+    """The admission pool of this application (``app.state``) on the running loop."""
+    loop = asyncio.get_running_loop()
+    found: tuple[asyncio.AbstractEventLoop, CapacityLimiter] | None = getattr(state, "admission_threads", None)
+    if found is None or found[0] is not loop:
+        found = (loop, CapacityLimiter(ADMISSION_THREADS))
+        state.admission_threads = found
+    return found[1]
+
+
+async def in_admission_thread(request: Request, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a thread of the admission pool."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=admission_threads(request.app.state))
