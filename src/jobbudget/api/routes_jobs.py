@@ -271,27 +271,34 @@ async def post_calibration(
         service.authorize(key, action="read", tenant_id=None)
     raw = await request.body()
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    # decoding up to 16 MiB is CPU work of its own: in the thread, with the calibration
+    return await run_in_threadpool(_calibrate, service, raw, kind, apply, actor_of(key))
+
+
+def _benchmarks_text(raw: bytes, kind: str) -> str:
+    """The benchmarks of a body sent as ``kind``, as CSV text (a ValidationError for a
+    type or a text that is not theirs)."""
     if kind in ("application/json", ""):
         try:
-            text = _benchmarks_csv(loads_exact(raw))
+            return _benchmarks_csv(loads_exact(raw))
         except ValueError as exc:
             if isinstance(exc, ValidationError):
                 raise
             raise ValidationError("body", "<json>", f"is not valid JSON ({exc})") from None
-    elif kind in ("text/csv", "text/plain"):
+    if kind in ("text/csv", "text/plain"):
         try:
-            text = raw.decode("utf-8-sig")
+            return raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("body", "<csv>", "is not UTF-8 text") from None
-    else:
-        raise ValidationError("content-type", kind, "must be text/csv or application/json")
-    return await run_in_threadpool(_calibrate, service, text, apply, actor_of(key))
+    raise ValidationError("content-type", kind, "must be text/csv or application/json")
 
 
-def _calibrate(service: Any, text: str, apply: bool, actor: str) -> dict[str, Any]:
+def _calibrate(service: Any, raw: bytes, kind: str, apply: bool, actor: str) -> dict[str, Any]:
+    """(In a worker thread.)"""
     from ..analytics.calibration import run_calibration
     from ..domain.calibration_io import read_benchmarks_csv
 
+    text = _benchmarks_text(raw, kind)
     items = read_benchmarks_csv(io.StringIO(text, newline=""), model=service.get_cost_model(), source="body")
     outcome = run_calibration(service, items, apply=apply, actor=actor)
     result: dict[str, Any] = to_jsonable(
