@@ -128,26 +128,23 @@ def action_out(action: EnforcementAction) -> ActionOut:
 @router.post(
     "/check", tags=["enforcement"], summary="Decide admission of a job", responses=errors(*WITH_BODY, 404, 422)
 )
-async def post_check(request: Request, service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionOut:
+async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionOut:
     # in a worker thread of the admission pool: a check usually reads memory only, but
     # may read Redis or the database (a shared state, another writer's commits) or wait
     # for the write lock (a period roll, an ingest), and none of that may stall the loop
     require_read(key, body.tenant_id, kind="tenant", ident=body.tenant_id)
-    action = await in_admission_thread(
-        request, service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority
-    )
+    action = await in_admission_thread(service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority)
     return action_out(action)
 
 
 @router.post("/admit", tags=["enforcement"], summary="Admit a job and reserve its cost", responses=WRITE)
-async def post_admit(request: Request, service: ServiceDep, key: KeyDep, body: AdmitIn) -> AdmissionOut:
+async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> AdmissionOut:
     """Like ``/v1/check``, and if the job is admitted its estimated cost is held against
     every budget covering it (shared by every process), so concurrent admissions never
     overshoot a blocking budget.  Report the job with its ``reservation_id`` in
     ``/v1/jobs``, or release it with ``DELETE /v1/reservations/{id}``."""
     require_write(service, key, body.tenant_id)  # pure: the key's role and tenant
     admission = await in_admission_thread(
-        request,
         service.admit,
         body.tenant_id,
         body.queue_name,
