@@ -16,10 +16,12 @@ of :data:`ADMISSION_THREADS` threads, so that
 * checks stuck behind a period roll or a stalled Redis cannot take the default pool
   from every other route.
 
-Requests beyond a pool's size wait for a thread as coroutines (cheap); how many a
-server accepts at once is ``http_max_connections`` (uvicorn's ``limit_concurrency``:
-503 beyond it).  ``/healthz`` needs no thread at all: it answers even when both pools
-are busy.
+The hop costs a check about 0.15 ms of latency and a fifth more server CPU (1.24 ->
+1.4 ms sequentially on a busy 2-core machine, SQLite), and lets the loop read the
+next requests while a check runs.  Requests beyond a pool's size wait for a thread
+as coroutines (cheap); how many a server accepts at once is ``http_max_connections``
+(uvicorn's ``limit_concurrency``: 503 beyond it).  ``/healthz`` needs no thread at
+all: it answers even when both pools are busy.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ _pool_lock = threading.Lock()
 
 
 def admission_pool() -> ThreadPoolExecutor:
-    """The admission pool of this process (threads are started as needed).  A plain
-    executor rather than an anyio limiter: a hop costs about half the CPU under
-    concurrency (its busy threads take the next check without a wake-up)."""
+    """The admission pool of this process (threads are started as needed), bound to
+    no event loop.  A plain executor rather than an anyio limiter: under concurrency
+    its busy threads take the next check without a wake-up (a hop: 19-31 us of CPU
+    against 65-77 us for ``anyio.to_thread`` in a micro-benchmark)."""
     global _pool
     if _pool is None:
         with _pool_lock:
