@@ -5,11 +5,13 @@ waits on a lock; the cache is made once per service."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from jobbudget import BudgetService, Config, service_keys
@@ -177,3 +179,27 @@ def test_threads_racing_to_make_the_cache_share_one(service: BudgetService, monk
         caches = list(pool.map(make, range(8)))
     assert all(c is caches[0] for c in caches)
     assert service._key_cache() is caches[0]
+
+
+def test_over_http_an_unknown_key_costs_one_lookup_per_window(
+    service: BudgetService, store: CountingStore, now: list[float]
+) -> None:
+    """Through the API (its auth middleware): 20 concurrent requests and 20 more with
+    one unknown key, all 401, one store lookup; the next window, one more."""
+    from jobbudget.api.app import create_app
+
+    store.delay = 0.2  # the first lookup is still running when the others arrive
+    headers = {"Authorization": f"Bearer {UNKNOWN}"}
+
+    async def send(n: int) -> list[int]:
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            answers = await asyncio.gather(*(client.get("/v1/budgets", headers=headers) for _ in range(n)))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(send(20)) == [401] * 20
+    assert asyncio.run(send(20)) == [401] * 20
+    assert store.lookups == 1
+    now[0] += service_keys.CACHE_SECONDS
+    assert asyncio.run(send(20)) == [401] * 20
+    assert store.lookups == 2
