@@ -36,7 +36,9 @@ health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz", summary="The process is up (no authentication)")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # on the event loop (no I/O, no lock): the process answers even when every worker
+    # thread is busy, e.g. with checks waiting for a period roll (see .threads)
     return {"status": "ok"}
 
 

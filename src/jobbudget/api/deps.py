@@ -10,13 +10,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..domain.apikeys import ApiKey, can
 from ..domain.budget import Budget
 from ..domain.errors import (
-    AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedMediaTypeError,
@@ -24,7 +22,7 @@ from ..domain.errors import (
 )
 from ..domain.jsontext import loads_exact as decode_exact
 from ..service import BudgetService
-from .auth import STATE_KEY
+from .auth import STATE_KEY, key_of
 
 __all__ = [
     "ExactJSONRoute",
@@ -58,14 +56,12 @@ async def current_key(
 ) -> ApiKey:
     """The API key of the request (401 without one or with an unknown or revoked one):
     the one :class:`.auth.AuthFirstMiddleware` found before the body was read, else
-    (an app built without it) looked up in a worker thread."""
+    (an app built without it) found by :func:`.auth.key_of` (from memory, or looked up
+    in a worker thread; a refused key is remembered as refused for a few seconds)."""
     found = request.scope.get("state", {}).get(STATE_KEY)
     if isinstance(found, ApiKey):
         return found
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("an API key is required: Authorization: Bearer <key>")
-    key = service.remembered_key(credentials.credentials)
-    return key if key is not None else await run_in_threadpool(service.authenticate, credentials.credentials)
+    return await key_of(service, credentials.credentials if credentials is not None else None)
 
 
 KeyDep = Annotated[ApiKey, Depends(current_key)]

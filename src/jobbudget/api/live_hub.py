@@ -174,7 +174,9 @@ class LiveHub:
 
     async def _tick(self) -> None:
         now = time.monotonic()
-        version = self.service.live_version()
+        # in a thread: without a shared state the version asks the store's change feed
+        # (SQLite: a query, behind the lock the checks' threads use for the same)
+        version = await run_in_threadpool(self.service.live_version)
         if version != self._version:
             self._version = version
             if self.service.shares_state:

@@ -33,6 +33,7 @@ from .schemas import (
     JobsOut,
     _exact,
 )
+from .threads import in_admission_thread
 
 __all__ = ["action_out", "router"]
 
@@ -128,10 +129,12 @@ def action_out(action: EnforcementAction) -> ActionOut:
     "/check", tags=["enforcement"], summary="Decide admission of a job", responses=errors(*WITH_BODY, 404, 422)
 )
 async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionOut:
-    # on the event loop: a check reads memory only (microseconds), so a thread-pool
-    # hop would cost more than the work
+    # in a worker thread of the admission pool: a check usually reads memory only, but
+    # may read Redis or the database (a shared state, another writer's commits) or wait
+    # for the write lock (a period roll, an ingest), and none of that may stall the loop
     require_read(key, body.tenant_id, kind="tenant", ident=body.tenant_id)
-    return action_out(service.check_budget_compliance(body.tenant_id, body.queue_name, body.priority))
+    action = await in_admission_thread(service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority)
+    return action_out(action)
 
 
 @router.post("/admit", tags=["enforcement"], summary="Admit a job and reserve its cost", responses=WRITE)
@@ -140,8 +143,8 @@ async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> Admissi
     every budget covering it (shared by every process), so concurrent admissions never
     overshoot a blocking budget.  Report the job with its ``reservation_id`` in
     ``/v1/jobs``, or release it with ``DELETE /v1/reservations/{id}``."""
-    require_write(service, key, body.tenant_id)
-    admission = await run_in_threadpool(
+    require_write(service, key, body.tenant_id)  # pure: the key's role and tenant
+    admission = await in_admission_thread(
         service.admit,
         body.tenant_id,
         body.queue_name,
@@ -265,27 +268,34 @@ async def post_calibration(
         service.authorize(key, action="read", tenant_id=None)
     raw = await request.body()
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    # decoding up to 16 MiB is CPU work of its own: in the thread, with the calibration
+    return await run_in_threadpool(_calibrate, service, raw, kind, apply, actor_of(key))
+
+
+def _benchmarks_text(raw: bytes, kind: str) -> str:
+    """The benchmarks of a body sent as ``kind``, as CSV text (a ValidationError for a
+    type or a text that is not theirs)."""
     if kind in ("application/json", ""):
         try:
-            text = _benchmarks_csv(loads_exact(raw))
+            return _benchmarks_csv(loads_exact(raw))
         except ValueError as exc:
             if isinstance(exc, ValidationError):
                 raise
             raise ValidationError("body", "<json>", f"is not valid JSON ({exc})") from None
-    elif kind in ("text/csv", "text/plain"):
+    if kind in ("text/csv", "text/plain"):
         try:
-            text = raw.decode("utf-8-sig")
+            return raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("body", "<csv>", "is not UTF-8 text") from None
-    else:
-        raise ValidationError("content-type", kind, "must be text/csv or application/json")
-    return await run_in_threadpool(_calibrate, service, text, apply, actor_of(key))
+    raise ValidationError("content-type", kind, "must be text/csv or application/json")
 
 
-def _calibrate(service: Any, text: str, apply: bool, actor: str) -> dict[str, Any]:
+def _calibrate(service: Any, raw: bytes, kind: str, apply: bool, actor: str) -> dict[str, Any]:
+    """(In a worker thread.)"""
     from ..analytics.calibration import run_calibration
     from ..domain.calibration_io import read_benchmarks_csv
 
+    text = _benchmarks_text(raw, kind)
     items = read_benchmarks_csv(io.StringIO(text, newline=""), model=service.get_cost_model(), source="body")
     outcome = run_calibration(service, items, apply=apply, actor=actor)
     result: dict[str, Any] = to_jsonable(

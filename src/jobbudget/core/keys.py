@@ -4,9 +4,15 @@ authorize what it asks to do.
 Successful lookups are cached in this process for at most :data:`CACHE_SECONDS`, so
 authenticating a request rarely touches the database.  Revoking a key through this
 service takes effect here at once; other processes (another API worker, a CLI)
-see a revocation within :data:`CACHE_SECONDS`.  An unknown key is remembered as
-unknown for as long (a client sending the same wrong key again costs no lookup); a
-new key is 256 random bits, so no key created elsewhere was ever seen as unknown.
+see a revocation within :data:`CACHE_SECONDS`.  A refused key (unknown, or found
+revoked) is remembered as refused for as long: a client sending the same wrong key
+again costs no lookup, and concurrent requests with one key not in the cache make one
+lookup between them.  A new key is 256 random bits, so no key created elsewhere was
+ever seen as unknown.
+
+:meth:`ApiKeys.remembered_key` answers from memory alone, without taking a lock,
+so that an event loop may call it; :meth:`ApiKeys.authenticate` may query the
+database and wait for another thread's lookup of the same key (a worker thread's job).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from ..domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
@@ -36,24 +43,41 @@ monotonic = time.monotonic
 
 
 class _KeyCache:
-    """hash -> (key, time it was read), and hashes known to be unknown; ids revoked in
-    this process are never served again."""
+    """hash -> (key, time it was read), and hashes refused (unknown or revoked) until a
+    time, with the reason; ids revoked in this process are never served again.
+
+    :meth:`peek` and :meth:`refusal` only read (single dict and set reads, atomic
+    under the GIL) and take no lock, so the event loop can call them; every write
+    takes ``_lock``, which is only ever held for dictionary updates (no I/O)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[ApiKey, float]] = {}
-        self._unknown: dict[str, float] = {}
+        self._refused: dict[str, tuple[float, str]] = {}
         self._revoked: set[str] = set()
+        self._lookups: dict[str, tuple[threading.Lock, int]] = {}  # hash -> (its lookup, threads using it)
 
-    def unknown(self, key_hash: str) -> bool:
-        expires = self._unknown.get(key_hash)
-        return expires is not None and monotonic() < expires
+    def refusal(self, key_hash: str) -> str | None:
+        """Why ``key_hash`` was refused less than :data:`CACHE_SECONDS` ago (None: it
+        was not).  Lock-free."""
+        found = self._refused.get(key_hash)
+        return found[1] if found is not None and monotonic() < found[0] else None
 
-    def put_unknown(self, key_hash: str) -> None:
+    def refuse(self, key_hash: str, reason: str) -> None:
         with self._lock:
-            if len(self._unknown) >= _CACHE_MAX:
-                self._unknown.clear()
-            self._unknown[key_hash] = monotonic() + CACHE_SECONDS
+            if len(self._refused) >= _CACHE_MAX:
+                self._refused.clear()
+            self._refused[key_hash] = (monotonic() + CACHE_SECONDS, reason)
+
+    def peek(self, key_hash: str) -> ApiKey | None:
+        """The key read less than :data:`CACHE_SECONDS` ago and not revoked here, if
+        any.  Lock-free and read-only (an expired entry stays until :meth:`get` or
+        :meth:`put` replaces it)."""
+        found = self._entries.get(key_hash)
+        if found is None:
+            return None
+        key, read_at = found
+        return key if monotonic() - read_at < CACHE_SECONDS and key.id not in self._revoked else None
 
     def get(self, key_hash: str, max_age: float = CACHE_SECONDS) -> ApiKey | None:
         """The key read at most ``max_age`` seconds ago (and never more than
@@ -84,6 +108,24 @@ class _KeyCache:
             for key_hash in [h for h, (k, _) in self._entries.items() if k.id == key_id]:
                 del self._entries[key_hash]
 
+    @contextmanager
+    def lookup(self, key_hash: str) -> Iterator[None]:
+        """One lookup of ``key_hash`` at a time: a thread that finds another one
+        looking the same key up waits for it, and then finds its answer cached."""
+        with self._lock:
+            gate, users = self._lookups.get(key_hash) or (threading.Lock(), 0)
+            self._lookups[key_hash] = (gate, users + 1)
+        try:
+            with gate:
+                yield
+        finally:
+            with self._lock:
+                gate, users = self._lookups[key_hash]
+                if users == 1:
+                    del self._lookups[key_hash]
+                else:
+                    self._lookups[key_hash] = (gate, users - 1)
+
 
 class ApiKeys:
     def __init__(self, keys: KeyStore, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
@@ -93,19 +135,22 @@ class ApiKeys:
         self._cache = _KeyCache()
 
     def _key_cache(self) -> _KeyCache:
-        return self._cache
+        return self._cache  # made once, with the service: no thread can race to make it
 
     def remembered_key(self, token: str) -> ApiKey | None:
         """The key ``token`` is, if this process knows it without a lookup (None: look
         it up with :meth:`authenticate`); AuthenticationError for a malformed token or
-        one known to be unknown.  Never touches the database."""
+        one refused less than :data:`CACHE_SECONDS` ago.  Pure CPU (a regular
+        expression and a SHA-256 of the token) and memory reads: no I/O, no lock, so
+        an event loop may call it."""
         if not is_well_formed(token):
             raise AuthenticationError("malformed API key")
         digest = hash_key(token)
         cache = self._key_cache()
-        if cache.unknown(digest):
-            raise AuthenticationError("unknown API key")
-        return cache.get(digest)
+        refused = cache.refusal(digest)
+        if refused is not None:
+            raise AuthenticationError(refused)
+        return cache.peek(digest)
 
     def create_api_key(
         self, *, role: str, tenant_id: str | None = None, name: str = "", actor: str = "system"
@@ -172,17 +217,24 @@ class ApiKeys:
         key = cache.get(digest, max_age)
         if key is not None:
             return key
-        if cache.unknown(digest):
-            raise AuthenticationError("unknown API key")
-        key = self._keys.find_api_key(digest)
-        if key is None:
-            cache.put_unknown(digest)
-            raise AuthenticationError("unknown API key")
-        if key.revoked:
-            cache.revoke(key.id)  # seen here (a WebSocket's re-check): refused by every request from now on
-            raise AuthenticationError(f"API key {key.id} was revoked")
-        cache.put(digest, key)
-        return key
+        with cache.lookup(digest):
+            key = cache.get(digest, max_age)  # looked up by another thread meanwhile
+            if key is not None:
+                return key
+            refused = cache.refusal(digest)
+            if refused is not None:
+                raise AuthenticationError(refused)
+            key = self._keys.find_api_key(digest)  # a StorageError is not remembered
+            if key is None:
+                cache.refuse(digest, "unknown API key")
+                raise AuthenticationError("unknown API key")
+            if key.revoked:
+                reason = f"API key {key.id} was revoked"
+                cache.revoke(key.id)  # seen here (a WebSocket's re-check): refused by every request from now on
+                cache.refuse(digest, reason)
+                raise AuthenticationError(reason)
+            cache.put(digest, key)
+            return key
 
     def authorize(self, key: ApiKey, *, action: str, tenant_id: str | None) -> None:
         """PermissionDeniedError unless ``key`` may do ``action`` on ``tenant_id``'s
