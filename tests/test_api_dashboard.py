@@ -5,7 +5,7 @@ what they return, who may see and do what, and that no channel secret ever leave
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,9 +15,8 @@ import pytest
 from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, JobMetrics, NotificationChannel
 from jobbudget.domain.money import round_money
-from jobbudget.service import BudgetService
 from receivers import Receiver, http_receivers
-from test_api_support import Api, error_of, make_api
+from test_api_support import Api, error_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 NO_BASE: dict[str, Any] = {
@@ -33,10 +32,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory(**NO_BASE))
-    with made.client:
-        yield made
+def api_config() -> dict[str, Any]:
+    return NO_BASE
 
 
 def job(job_id: str, cost: str, *, tenant: str = "acme", queue: str = "q1", ts: datetime | None = None) -> JobMetrics:

@@ -5,22 +5,13 @@ fields and absurd dates all get a 4xx JSON error, never a 500."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from jobbudget.service import BudgetService
-from test_api_support import Api, budget, error_of, job, make_api
+from test_api_support import Api, budget, error_of, job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory())
-    with made.client:
-        yield made
 
 
 HOSTILE_JOB_VALUES: list[Any] = ["10", True, None, [], {}, -1, "NaN", 10**400]

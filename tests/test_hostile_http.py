@@ -42,13 +42,6 @@ def fast(examples: int) -> settings:
     )
 
 
-@pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory())
-    with made.client:
-        yield made
-
-
 def post_raw(api: Api, path: str, raw: str | bytes) -> Any:
     return api.post(path, content=raw, headers={"Content-Type": "application/json"})
 
