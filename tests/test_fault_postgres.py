@@ -28,6 +28,7 @@ from jobbudget.domain.errors import JobBudgetError, error_code, is_retryable
 from private_servers import PrivatePostgres, TcpProxy, private_postgres, private_redis, wait_until
 from receivers import free_port
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 __all__ = ["private_postgres", "private_redis"]  # the fixtures, imported for pytest
 
 #: One nano-dollar per CPU second: every job costs an exact, odd amount.
