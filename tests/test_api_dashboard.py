@@ -4,7 +4,6 @@ what they return, who may see and do what, and that no channel secret ever leave
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -174,12 +173,10 @@ def test_a_test_message_goes_once_to_the_channel(api: Api, receiver: Receiver) -
     ids = setup(api, url=receiver.url("/in/s3cr3t-path-token"))
     r = api.post(f"/v1/budgets/{ids['acme']}/channels/0/test", "acme")
     assert r.status_code == 204 and r.content == b""
-    assert receiver.wait_for(1, timeout=10)
-    time.sleep(0.2)  # nothing else arrives
-    assert len(receiver.requests) == 1
+    assert len(receiver.requests) == 1  # sent before the answer
     assert receiver.requests[0].path == "/in/s3cr3t-path-token"  # the real target, with the stored secret
     assert api.post(f"/v1/budgets/{ids['acme']}/channels/0/test").status_code == 204  # admin
-    assert receiver.wait_for(2, timeout=10) and len(receiver.requests) == 2
+    assert len(receiver.requests) == 2  # the next one: nothing else came between
 
 
 def test_test_messages_are_validated_and_authorized(api: Api, receiver: Receiver) -> None:
@@ -194,8 +191,8 @@ def test_test_messages_are_validated_and_authorized(api: Api, receiver: Receiver
     assert api.post(f"/v1/budgets/{ids['globex']}/channels/0/test", "acme").status_code == 404
     assert api.post("/v1/budgets/no-such-budget/channels/0/test").status_code == 404
     assert api.client.post(f"/v1/budgets/{ids['acme']}/channels/0/test").status_code == 401
-    time.sleep(0.2)
-    assert receiver.requests == []
+    assert api.post(f"/v1/budgets/{ids['acme']}/channels/0/test").status_code == 204  # one that is sent ...
+    assert len(receiver.requests) == 1  # ... and is all that arrived
 
 
 def test_a_failing_channel_answers_an_error_without_its_secrets(api: Api) -> None:
