@@ -33,8 +33,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
+from cli_support import runner
 from jobbudget.cli import app
 from jobbudget.config import Config
 from jobbudget.domain.budget import Budget, BudgetPeriod
@@ -379,7 +379,6 @@ def test_yaml_config_files(tmp_path: Path, content: bytes, field: str) -> None:
     assert caught.value.field == field
 
 
-runner = CliRunner()
 CLI_FILES = {
     "bad.jsonl": (b'{"job_id": "\xff"}\n', "file"),
     "deep.jsonl": (b"[" * 10_000 + b"]" * 10_000 + b"\n", "record"),
