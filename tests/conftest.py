@@ -12,13 +12,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
 
+from cli_support import CLI_VARIABLES, Run, cli_on
 from jobbudget.ports import Store
 from jobbudget.storage.memory import MemoryStore
 from jobbudget.storage.sql.store import SqlStore
+
+if TYPE_CHECKING:
+    from test_api_support import Api
 
 # Tests never deliver alerts from a background thread: a test that wants delivery runs
 # the dispatcher itself, against servers it starts on 127.0.0.1.
@@ -142,3 +147,50 @@ def service_factory(store_factory: Callable[[], Store], clock: FakeClock) -> Ite
     yield make
     for service in made:
         service.close()
+
+
+# -- the CLI (tests/cli_support.py) ---------------------------------------------------
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No variable of the machine's points the CLI elsewhere, and the working directory
+    is the test's own folder."""
+    for name in CLI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def seed_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The design document's example prices (preset ``seed``), which many CLI tests
+    were written with."""
+    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """The URL of the test's SQLite database (not created)."""
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def run(db: str, cli_env: None) -> Run:
+    """The CLI on ``db``, made with `jobbudget init` first (see cli_support.cli_on)."""
+    return cli_on(db)
+
+
+# -- the HTTP API (tests/test_api_support.py) ------------------------------------------
+@pytest.fixture
+def api_config() -> dict[str, Any]:
+    """Config values of the service behind ``api``: a module overrides this fixture
+    to change them."""
+    return {}
+
+
+@pytest.fixture
+def api(service_factory: Callable[..., Any], api_config: dict[str, Any]) -> Iterator[Api]:
+    """The app over a service from ``service_factory``, with a key of every role."""
+    from test_api_support import make_api  # FastAPI: only for the tests that use it
+
+    made = make_api(service_factory(**api_config))
+    with made.client:
+        yield made

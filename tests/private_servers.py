@@ -8,12 +8,14 @@ Without the binaries the tests skip, and fail under ``CI=true``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from conftest import IN_CI
 from receivers import free_port
 
-__all__ = ["PrivatePostgres", "PrivateRedis", "private_postgres", "private_redis", "wait_until"]
+__all__ = ["PrivatePostgres", "PrivateRedis", "TcpProxy", "private_postgres", "private_redis", "wait_until"]
 
 
 def _missing(what: str) -> None:
@@ -157,3 +159,77 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
+
+
+class TcpProxy:
+    """A TCP relay on 127.0.0.1 to ``target``, to lose a server's connections under a
+    running service.  ``cut()`` closes the listener and every relayed connection (the
+    server is gone); ``start()`` listens again on the same port (it is back).
+    ``cut_after(marker)`` arms a finer fault: the next chunk a client sends that
+    contains ``marker`` (e.g. PostgreSQL's ``b"COMMIT\\x00"``) reaches the server, but
+    the connection is cut before the answer comes back (``cuts`` counts them)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self.cuts = 0
+        self._marker: bytes | None = None
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.start()
+
+    def start(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port again
+        self.port = int(listener.getsockname()[1])
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut_after(self, marker: bytes) -> None:
+        self._marker = marker
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    close = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            answer_lost = threading.Event()
+            for src, dst, outbound in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(src, dst, outbound, answer_lost), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, outbound: bool, answer_lost: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                marker = self._marker
+                if outbound and marker is not None and marker in data:
+                    self._marker = None
+                    self.cuts += 1
+                    answer_lost.set()  # from now on nothing reaches the client
+                    dst.sendall(data)  # the server acts on it, and its answer ends the connection
+                    time.sleep(0.5)
+                    break
+                if answer_lost.is_set():
+                    break
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)

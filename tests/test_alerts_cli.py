@@ -11,23 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
+from cli_support import Run, as_json, cli_on, runner
 from jobbudget.cli import app
 from receivers import Mailbox, Receiver, Reply, free_port, http_receivers, smtp_server
 
-runner = CliRunner()
-Run = Callable[..., Result]
+pytestmark = pytest.mark.usefixtures("cli_env", "seed_prices")
 Start = Callable[..., Receiver]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_SMTP_PASSWORD"):
-        monkeypatch.delenv(var, raising=False)
-    # these tests were written with the design document\'s example prices (preset "seed")
-    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -37,22 +28,9 @@ def http() -> Iterator[Start]:
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Run:
-    """Invoke the CLI on a SQLite file; ``db=False`` leaves --database-url out."""
-    database = f"sqlite:///{tmp_path / 'alerts.db'}"
-
-    def invoke(*args: str, db: bool = True, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(app, [*args, *(["--database-url", database] if db else [])], env=env)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def run(db: str) -> Run:
+    """The CLI on a SQLite file (no `jobbudget init` first)."""
+    return cli_on(db, init=False)
 
 
 def jobs(path: Path, *records: tuple[str, str, int]) -> str:
@@ -154,16 +132,16 @@ def test_ingest_survives_a_receiver_that_is_down(run: Run, tmp_path: Path) -> No
 # -- notify test ---------------------------------------------------------------------------------
 def test_notify_test_for_each_channel_type(run: Run, http: Start, tmp_path: Path) -> None:
     ok, broken = http(), http(default=Reply(500))
-    sent = run("notify", "test", "--type", "webhook", "--target", ok.url("/t"), "--meta", "timeout=2s", db=False)
+    sent = run("notify", "test", "--type", "webhook", "--target", ok.url("/t"), "--meta", "timeout=2s", database=None)
     assert (
         sent.exit_code == 0
         and sent.stdout.strip() == f"Test notification sent to webhook http://127.0.0.1:{ok.port}/***."
     )
     assert ok.bodies()[0]["type"] == "test"
-    slack = run("notify", "test", "--type", "slack", "--target", ok.url("/services/T1/B1/x"), "--json", db=False)
+    slack = run("notify", "test", "--type", "slack", "--target", ok.url("/services/T1/B1/x"), "--json", database=None)
     assert as_json(slack) == {"sent": True, "type": "slack", "target": f"http://127.0.0.1:{ok.port}/***"}
     assert ok.requests[1].json()["blocks"][0]["text"]["text"].startswith("TEST notification")
-    failed = run("notify", "test", "--type", "webhook", "--target", broken.url(), db=False)
+    failed = run("notify", "test", "--type", "webhook", "--target", broken.url(), database=None)
     assert failed.exit_code == 1 and failed.stdout == ""
     assert failed.stderr.startswith(
         f"error [DELIVERY_FAILED]: webhook http://127.0.0.1:{broken.port}/*** answered HTTP 500"
@@ -172,11 +150,11 @@ def test_notify_test_for_each_channel_type(run: Run, http: Start, tmp_path: Path
     with smtp_server(mailbox) as port:
         env = {"JOBBUDGET_SMTP_HOST": "127.0.0.1", "JOBBUDGET_SMTP_PORT": str(port)}
         mail = run("notify", "test", "--type", "email", "--target", "ops@[127.0.0.1]", "--meta", "subject_prefix=[T]",
-                   db=False, env=env)  # fmt: skip
+                   database=None, env=env)  # fmt: skip
     assert mail.exit_code == 0 and mailbox.messages[0]["Subject"].startswith("[T] TEST notification")
-    bad = run("notify", "test", "--type", "webhook", "--target", ok.url(), "--meta", "novalue", db=False)
+    bad = run("notify", "test", "--type", "webhook", "--target", ok.url(), "--meta", "novalue", database=None)
     assert bad.exit_code == 2 and "meta" in bad.stderr
-    assert run("notify", "test", "--type", "sms", "--target", "x", db=False).exit_code == 2
+    assert run("notify", "test", "--type", "sms", "--target", "x", database=None).exit_code == 2
     assert not (tmp_path / "jobbudget.db").exists()  # notify test does not touch a database
 
 
@@ -247,15 +225,15 @@ def test_no_secret_in_any_output_or_log(
             run("alerts", "list", "--json"),
             run("alerts", "dispatch"),
             run("notify", "test", "--type", "webhook", "--target", echo_4xx.url(f"{LONG_PATH}?key={TOKEN}"),
-                "--meta", f"auth_header={AUTH}", "--meta", f"secret={SIGNING}", db=False),
+                "--meta", f"auth_header={AUTH}", "--meta", f"secret={SIGNING}", database=None),
             run("notify", "test", "--type", "slack", "--target", f"http://127.0.0.1:{free_port()}/services/T0/B0/"
-                f"{SLACK_TOKEN}", db=False),
-            run("notify", "test", "--type", "email", "--target", ADDRESS, db=False,
+                f"{SLACK_TOKEN}", database=None),
+            run("notify", "test", "--type", "email", "--target", ADDRESS, database=None,
                 env={"JOBBUDGET_SMTP_PORT": str(refusing_port)}),
             run("notify", "test", "--type", "webhook", "--target", ok.url(f"/in/{TOKEN}"), "--meta",
-                f"auth_header={AUTH}", db=False),
-            run("notify", "test", "--type", "slack", "--target", slack_url, "--json", db=False),
-            run("notify", "test", "--type", "email", "--target", ADDRESS, "--json", db=False),
+                f"auth_header={AUTH}", database=None),
+            run("notify", "test", "--type", "slack", "--target", slack_url, "--json", database=None),
+            run("notify", "test", "--type", "email", "--target", ADDRESS, "--json", database=None),
         ]  # fmt: skip
     assert [r.exit_code for r in outputs[-6:]] == [1, 1, 1, 0, 0, 0]
     # the secrets were really in play: the receivers got them, and the failures were reported

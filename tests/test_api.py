@@ -4,24 +4,15 @@ as JSON with stable codes, the body limit, and hostile input that never gives a 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from jobbudget.domain.cost import CostCalculationEngine, JobMetrics
-from jobbudget.service import BudgetService
 from test_api_support import Api, budget, error_of, job, make_api
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory())
-    with made.client:
-        yield made
 
 
 def test_health_and_readiness_need_no_key(api: Api) -> None:

@@ -3,24 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from jobbudget import Budget, BudgetPeriod
-from jobbudget.service import BudgetService
-from test_api_support import Api, error_of, make_api
+from test_api_support import Api, error_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory(cost_model={"cpu_time_weight": "0.0001", "base_job_weight": "0"}))
-    with made.client:
-        yield made
+def api_config() -> dict[str, Any]:
+    return {"cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}}
 
 
 def _job(job_id: str, rid: str | None) -> dict[str, Any]:

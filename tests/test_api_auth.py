@@ -3,24 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from jobbudget.domain.errors import StorageUnavailableError
-from jobbudget.service import BudgetService
-from test_api_support import Api, budget, job, make_api
+from test_api_support import Api, budget, job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def api(service_factory: Callable[..., BudgetService]) -> Iterator[Api]:
-    made = make_api(service_factory())
-    with made.client:
-        yield made
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +14,7 @@ from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
 from jobbudget.api import live, live_hub
 from jobbudget.api.app import create_app
 from jobbudget.storage.memory import MemoryStore
+from private_servers import wait_until
 
 
 @pytest.fixture
@@ -105,11 +105,19 @@ def test_statuses_are_read_only_when_something_changed(setup: Any, monkeypatch: 
         return status_of(budget_id)
 
     monkeypatch.setattr(service, "get_budget_status", counted)
+    polls: list[int] = []
+    live_version = service.live_version
+
+    def polled() -> Any:
+        polls.append(1)
+        return live_version()
+
+    monkeypatch.setattr(service, "live_version", polled)  # the hub asks it at every poll
     with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
         ws.send_json({"subscribe": {"tenant": "acme"}})
         next_of(ws, "status")
-        snapshot_reads = len(reads)
-        time.sleep(0.3)  # 30 polls of the hub with nothing happening
+        snapshot_reads, seen = len(reads), len(polls)
+        wait_until(lambda: len(polls) >= seen + 30, 10)  # 30 polls of the hub with nothing happening
         assert len(reads) == snapshot_reads
         service.process_job_cost(JobMetrics("j1", "acme", "q", Decimal(950_000), 0, 0, 0, 0))  # $95
         pushed = next_of(ws, "status")

@@ -5,54 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from jobbudget.cli import app
+from cli_support import Run, as_json
 from jobbudget.domain.apikeys import hash_key
 from jobbudget.service import BudgetService
 from jobbudget.storage.sql.store import SqlStore
 
-runner = CliRunner()
-Run = Callable[..., Result]
+pytestmark = pytest.mark.usefixtures("cli_env")
 KEY = re.compile(r"jb_[A-Za-z0-9_-]{8}_[A-Za-z0-9_-]{43}")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'keys.db'}"
-
-
-@pytest.fixture
-def run(database: str) -> Run:
-    assert runner.invoke(app, ["init", "--database-url", database]).exit_code == 0  # as the README says
-
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(app, [*args, "--database-url", database])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def test_create_prints_the_key_once_with_a_warning(run: Run, database: str) -> None:
+def test_create_prints_the_key_once_with_a_warning(run: Run, db: str) -> None:
     result = run("apikey", "create", "--role", "tenant", "--tenant", "acme", "--name", "deploy bot")
     assert result.exit_code == 0, result.output
     keys = KEY.findall(result.output)
@@ -63,7 +28,7 @@ def test_create_prints_the_key_once_with_a_warning(run: Run, database: str) -> N
         ("tenant", "acme", "deploy bot", None)
     ]
     assert listed[0]["id"] in result.output and keys[0][3:11] == listed[0]["prefix"]
-    with BudgetService(store=SqlStore(database)) as service:  # the printed key works
+    with BudgetService(store=SqlStore(db)) as service:  # the printed key works
         assert service.authenticate(keys[0]).id == listed[0]["id"]
 
 
@@ -92,7 +57,7 @@ def test_list_never_shows_the_key_or_its_hash(run: Run) -> None:
     assert {"id", "name", "role", "tenant_id", "prefix", "created_at", "revoked_at"} == set(as_json(listed)[0])
 
 
-def test_revoke(run: Run, database: str) -> None:
+def test_revoke(run: Run, db: str) -> None:
     created = as_json(run("apikey", "create", "--role", "admin", "--json"))
     result = run("apikey", "revoke", created["id"])
     assert result.exit_code == 0, result.output
@@ -100,7 +65,7 @@ def test_revoke(run: Run, database: str) -> None:
     (listed,) = as_json(run("apikey", "list", "--json"))
     assert listed["revoked_at"] is not None
     assert "Revoked" in run("apikey", "list").output
-    with BudgetService(store=SqlStore(database)) as service:
+    with BudgetService(store=SqlStore(db)) as service:
         from jobbudget import AuthenticationError
 
         with pytest.raises(AuthenticationError):

@@ -4,7 +4,6 @@ calibration records the metrics read back."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
+from cli_support import Run, json_of
 from jobbudget.analytics.calibration import latest_calibration, run_calibration
-from jobbudget.cli import app
 from jobbudget.cli.calibrate_cmd import _ACTION_STYLES
 from jobbudget.config import Config
 from jobbudget.domain.calibration import APPLY, COLLECT_MORE, WEIGHTS, BenchmarkResult
@@ -26,8 +24,6 @@ from jobbudget.pricing import cost_model_from_preset
 from jobbudget.service import BudgetService
 from test_calibration import TRUE, make_benchmarks
 
-runner = CliRunner()
-Run = Callable[..., Result]
 COLUMNS = (
     "job_type",
     "actual_cost",
@@ -40,30 +36,7 @@ COLUMNS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'calibrate.db'}"
-
-
-@pytest.fixture
-def run(db: str) -> Run:
-    assert runner.invoke(app, ["init", "--database-url", db]).exit_code == 0  # as the README says
-
-    def invoke(*args: str, database: str | None = db) -> Result:
-        extra = ["--database-url", database] if database else []
-        result = runner.invoke(app, [*args, *extra])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture
@@ -94,10 +67,6 @@ def benchmarks_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "benchmarks.csv", make_benchmarks(2024, 60))
 
 
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
-
-
 def test_calibrate_reports_without_changing_the_model(run: Run, benchmarks_csv: Path, service: Any) -> None:
     result = run("calibrate", str(benchmarks_csv))
     assert result.exit_code == 0, result.output
@@ -125,7 +94,7 @@ def test_calibrate_apply_stores_a_new_version_and_old_jobs_keep_their_cost(
 
     result = run("calibrate", str(benchmarks_csv), "--apply", "--json")
     assert result.exit_code == 0, result.output
-    data = as_json(result)
+    data = json_of(result)
     assert data["applied"] is True and data["cost_model_version"] == 2
     assert data["report"]["recommended_action"] == APPLY
     assert [c["name"] for c in data["report"]["weight_changes"]] == list(WEIGHTS)
@@ -145,7 +114,7 @@ def test_calibrate_apply_stores_a_new_version_and_old_jobs_keep_their_cost(
 
 
 def test_calibrate_json_report(run: Run, benchmarks_csv: Path) -> None:
-    data = as_json(run("calibrate", str(benchmarks_csv), "--json"))
+    data = json_of(run("calibrate", str(benchmarks_csv), "--json"))
     report = data["report"]
     assert report["benchmarks"] == 60 and report["folds"] == 5
     assert 0 <= report["accuracy_before"] < report["accuracy_after"] <= 1
@@ -183,14 +152,14 @@ def test_costmodel_show_the_stored_model(run: Run) -> None:
     text = run("costmodel", "show")
     assert text.exit_code == 0, text.output
     assert "Cost model version 1" in text.stdout and "0.0001" in text.stdout and "$/MB·second" in text.stdout
-    data = as_json(run("costmodel", "show", "--json"))
+    data = json_of(run("costmodel", "show", "--json"))
     assert data["source"] == "database" and data["version"] == 1 and data["created_by"] == "config"
     assert data["weights"] == cost_model_to_mapping(default_cost_model())
 
 
 def test_costmodel_show_a_preset_needs_no_database(run: Run, tmp_path: Path) -> None:
     result = run("costmodel", "show", "--preset", "gcp", "--json", database=None)
-    data = as_json(result)
+    data = json_of(result)
     assert data["source"] == "preset" and data["name"] == "gcp"
     assert data["unit_prices"] == {
         "cpu_per_vcpu_hour": "0.031611",
@@ -211,7 +180,7 @@ def test_costmodel_presets(run: Run) -> None:
     assert text.exit_code == 0, text.output
     for name in names:
         assert name in text.stdout
-    data = as_json(run("costmodel", "presets", "--json", database=None))
+    data = json_of(run("costmodel", "presets", "--json", database=None))
     assert [p["name"] for p in data] == names  # every name `costmodel set` and `import --cost-model` take
     assert data[6]["unit_prices"]["egress_per_gib"] == "0.143"
     assert data[0]["unit_prices"]["cpu_per_vcpu_hour"] == "0.036"  # the default, per core-hour
@@ -224,7 +193,7 @@ def test_costmodel_set_applies_a_preset_as_a_new_version(run: Run, service: Any)
     result = run("costmodel", "set", "--preset", "aws")
     assert result.exit_code == 0, result.output
     assert "Cost model version 2 (preset aws)" in result.stdout
-    data = as_json(run("costmodel", "set", "--preset", "oracle", "--json"))
+    data = json_of(run("costmodel", "set", "--preset", "oracle", "--json"))
     assert data["version"] == 3 and data["weights"] == cost_model_to_mapping(cost_model_from_preset("oracle"))
     s = service()
     assert s.get_cost_model() == cost_model_from_preset("oracle") and s.get_cost_model_version() == 3

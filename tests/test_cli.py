@@ -7,58 +7,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 import jobbudget.demo
+from cli_support import Run, json_of, runner
 from jobbudget.cli import app
 from jobbudget.demo import PACKAGED_TRACE
 from jobbudget.domain.cost import CostCalculationEngine, JobMetrics, seed_cost_model
 
-runner = CliRunner()
-Run = Callable[..., Result]
+pytestmark = pytest.mark.usefixtures("cli_env", "seed_prices")
 TRACE = PACKAGED_TRACE
 HEADER = "job_id,tenant_id,queue_name,cpu_time,memory_mb_seconds,payload_bytes,redis_ops,network_bytes,timestamp"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    # these tests were written with the design document\'s example prices (preset "seed")
-    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
-
-
-@pytest.fixture
-def run(db: str) -> Run:
-    """Invoke the CLI on the test database (made with `jobbudget init` first, as the
-    README says); ``db=None`` leaves --database-url out."""
-    assert runner.invoke(app, ["init", "--database-url", db]).exit_code == 0
-
-    def invoke(*args: str, input: str | None = None, database: str | None = db) -> Result:
-        extra = ["--database-url", database] if database else []
-        result = runner.invoke(app, [*args, *extra], input=input)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
 
 
 def job(job_id: str, cpu: str = "100", tenant: str = "acme", queue: str = "ml", **extra: Any) -> dict[str, Any]:
@@ -110,7 +74,7 @@ def cpu_job(job_id: str, cpu: str, **extra: Any) -> dict[str, Any]:
 def create_budget(run: Run, *args: str) -> dict[str, Any]:
     result = run("budget", "create", *args, "--json")
     assert result.exit_code == 0, result.output
-    data: dict[str, Any] = as_json(result)
+    data: dict[str, Any] = json_of(result)
     return data
 
 
@@ -122,7 +86,7 @@ def test_init_creates_the_database_and_says_where(run: Run, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli.db").is_file()
     assert str(tmp_path / "cli.db") in result.stdout and "cost model version 1" in result.stdout
-    data = as_json(run("init", "--json"))
+    data = json_of(run("init", "--json"))
     assert data == {"database": f"sqlite:///{tmp_path / 'cli.db'}", "cost_model_version": 1, "ready": True}
 
 
@@ -135,13 +99,13 @@ def test_db_upgrade_is_repeatable(run: Run) -> None:
     for _ in range(2):
         result = run("db", "upgrade")
         assert result.exit_code == 0 and "up to date" in result.stdout
-    assert as_json(run("db", "upgrade", "--json"))["upgraded"] is True
+    assert json_of(run("db", "upgrade", "--json"))["upgraded"] is True
 
 
 def test_db_prune_deletes_old_rows_and_prints_counts(run: Run, tmp_path: Path) -> None:
     old = job("ancient", timestamp="2000-01-03T00:00:00Z")
     assert run("ingest", str(jsonl(tmp_path / "old.jsonl", old, job("recent")))).exit_code == 0
-    data = as_json(run("db", "prune", "--json"))
+    data = json_of(run("db", "prune", "--json"))
     assert data == {"jobs_deleted": 1, "daily_rows_deleted": 1}
     text = run("db", "prune")
     assert text.exit_code == 0 and "Deleted 0 job rows" in text.stdout and "0 daily rows" in text.stdout
@@ -156,14 +120,14 @@ def test_config_file_and_environment_choose_the_database(
     from_file = tmp_path / "from-file.db"
     config = tmp_path / "budget.yaml"
     config.write_text(f"database_url: sqlite:///{from_file}\nlog_level: WARNING\nretention_days: 400\n")
-    assert as_json(run("init", "--config", str(config), "--json", database=None))["database"].endswith("from-file.db")
+    assert json_of(run("init", "--config", str(config), "--json", database=None))["database"].endswith("from-file.db")
     assert from_file.is_file()
-    override = as_json(run("init", "--config", str(config), "--json", database=f"sqlite:///{tmp_path / 'flag.db'}"))
+    override = json_of(run("init", "--config", str(config), "--json", database=f"sqlite:///{tmp_path / 'flag.db'}"))
     assert override["database"].endswith("flag.db")
     monkeypatch.setenv("JOBBUDGET_CONFIG", str(config))
-    assert as_json(run("init", "--json", database=None))["database"].endswith("from-file.db")
+    assert json_of(run("init", "--json", database=None))["database"].endswith("from-file.db")
     monkeypatch.setenv("JOBBUDGET_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
-    assert as_json(run("init", "--json", database=None))["database"].endswith("env.db")
+    assert json_of(run("init", "--json", database=None))["database"].endswith("env.db")
 
 
 def test_bad_config_key_is_a_validation_error(run: Run, tmp_path: Path) -> None:
@@ -267,7 +231,7 @@ def test_budget_create_reads_amounts_exactly_and_shows_them(run: Run) -> None:
         "grace_period_hours": 24,
         "max_bypass_fraction": "0.05",
     }
-    shown = as_json(run("budget", "show", budget["id"], "--json"))
+    shown = json_of(run("budget", "show", budget["id"], "--json"))
     assert Decimal(shown["budget"]["amount"]) == Decimal("1234.567890123")
     assert Decimal(shown["current_spend"]) == 0 and shown["action"]["type"] == "allow"
     text = run("budget", "show", budget["id"])
@@ -311,7 +275,7 @@ def test_budget_create_rejects_bad_input_with_exit_2(run: Run, args: list[str], 
     result = run("budget", "create", "--tenant", "acme", *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error [VALIDATION_FAILED]: {field}")
-    assert as_json(run("budget", "list", "--all", "--json")) == []
+    assert json_of(run("budget", "list", "--all", "--json")) == []
 
 
 def test_notification_secrets_are_redacted_everywhere(run: Run) -> None:
@@ -338,12 +302,12 @@ def test_notification_secrets_are_redacted_everywhere(run: Run) -> None:
 def test_budget_list_filters_by_tenant_and_all(run: Run) -> None:
     a = create_budget(run, "--tenant", "acme", "--amount", "5")
     create_budget(run, "--tenant", "globex", "--amount", "6")
-    assert {b["tenant_id"] for b in as_json(run("budget", "list", "--json"))} == {"acme", "globex"}
-    assert [b["id"] for b in as_json(run("budget", "list", "--tenant", "acme", "--json"))] == [a["id"]]
+    assert {b["tenant_id"] for b in json_of(run("budget", "list", "--json"))} == {"acme", "globex"}
+    assert [b["id"] for b in json_of(run("budget", "list", "--tenant", "acme", "--json"))] == [a["id"]]
     deactivated = run("budget", "deactivate", a["id"])
     assert deactivated.exit_code == 0 and "Deactivated" in deactivated.stdout
-    assert [b["tenant_id"] for b in as_json(run("budget", "list", "--json"))] == ["globex"]
-    everything = as_json(run("budget", "list", "--all", "--json"))
+    assert [b["tenant_id"] for b in json_of(run("budget", "list", "--json"))] == ["globex"]
+    everything = json_of(run("budget", "list", "--all", "--json"))
     assert {(b["tenant_id"], b["active"]) for b in everything} == {("acme", False), ("globex", True)}
     text = run("budget", "list", "--tenant", "nobody")
     assert text.exit_code == 0 and "No budgets" in text.stdout
@@ -356,16 +320,16 @@ def test_budget_update_changes_only_what_is_given(run: Run, tmp_path: Path) -> N
     # --no-notify: the block alert must not be sent to an SMTP server the test did not start
     assert run("ingest", str(jsonl(tmp_path / "j.jsonl", job("big", cpu="20000"))), "--no-notify").exit_code == 0
     assert run("check", "acme", "ml").exit_code == 3
-    updated = as_json(run("budget", "update", budget["id"], "--no-block", "--throttle-factor", "0.3", "--json"))
+    updated = json_of(run("budget", "update", budget["id"], "--no-block", "--throttle-factor", "0.3", "--json"))
     assert updated["enforcement_policy"]["block_new_jobs"] is False
     assert updated["enforcement_policy"]["throttle_factor"] == 0.3
     assert Decimal(updated["amount"]) == 1 and len(updated["notifications"]) == 1
     check = run("check", "acme", "ml", "--json")
-    assert check.exit_code == 0 and as_json(check)["type"] == "throttle" and as_json(check)["factor"] == 0.3
-    updated = as_json(run("budget", "update", budget["id"], "--amount", "100.5", "--clear-notify", "--json"))
+    assert check.exit_code == 0 and json_of(check)["type"] == "throttle" and json_of(check)["factor"] == 0.3
+    updated = json_of(run("budget", "update", budget["id"], "--amount", "100.5", "--clear-notify", "--json"))
     assert updated["amount"] == "100.5" and updated["notifications"] == []
-    assert as_json(run("check", "acme", "ml", "--json"))["type"] == "allow"
-    weekly = as_json(run("budget", "update", budget["id"], "--period", "weekly", "--json"))
+    assert json_of(run("check", "acme", "ml", "--json"))["type"] == "allow"
+    weekly = json_of(run("budget", "update", budget["id"], "--period", "weekly", "--json"))
     start = datetime.fromisoformat(weekly["period"]["start_date"])
     assert weekly["period"]["type"] == "weekly" and start.weekday() == 0
     missing = run("budget", "update", "no-such-id", "--amount", "3")
@@ -376,9 +340,9 @@ def test_deactivated_budget_stops_blocking_and_can_be_reactivated(run: Run, tmp_
     budget = create_budget(run, "--tenant", "acme", "--amount", "1")
     assert run("ingest", str(jsonl(tmp_path / "j.jsonl", job("big", cpu="20000")))).exit_code == 0
     assert run("check", "acme", "ml").exit_code == 3
-    assert as_json(run("budget", "deactivate", budget["id"], "--json"))["active"] is False
+    assert json_of(run("budget", "deactivate", budget["id"], "--json"))["active"] is False
     assert run("check", "acme", "ml").exit_code == 0
-    assert as_json(run("budget", "update", budget["id"], "--activate", "--json"))["active"] is True
+    assert json_of(run("budget", "update", budget["id"], "--activate", "--json"))["active"] is True
     assert run("check", "acme", "ml").exit_code == 3
 
 
@@ -388,7 +352,7 @@ def test_deactivated_budget_stops_blocking_and_can_be_reactivated(run: Run, tmp_
 def test_check_without_budgets_allows(run: Run) -> None:
     result = run("check", "acme", "ml", "--json")
     assert result.exit_code == 0
-    assert as_json(result)["type"] == "allow" and as_json(result)["message"] == "no budget applies"
+    assert json_of(result)["type"] == "allow" and json_of(result)["message"] == "no budget applies"
     assert run("check", "acme").stdout.startswith("OK: no budget applies")
 
 
@@ -404,7 +368,7 @@ def test_check_follows_the_ladder_and_exits_3_on_block(
     assert run("ingest", str(jsonl(tmp_path / "j.jsonl", *records))).exit_code == 0
     result = run("check", "acme", "ml", "--json")
     assert result.exit_code == code
-    data = as_json(result)
+    data = json_of(result)
     assert set(data) == {
         "type", "factor", "message", "budget_id", "utilization", "current_spend", "budget_amount", "bypass"
     }  # fmt: skip
@@ -421,14 +385,14 @@ def test_check_follows_the_ladder_and_exits_3_on_block(
 def test_check_emergency_priority_bypasses_a_block(run: Run, tmp_path: Path) -> None:
     budget = create_budget(run, "--tenant", "acme", "--amount", "1.9", "--max-bypass-fraction", "0")
     assert run("ingest", str(jsonl(tmp_path / "j.jsonl", job("a", cpu="20000")))).exit_code == 0
-    spend = Decimal(as_json(run("budget", "show", budget["id"], "--json"))["current_spend"])
+    spend = Decimal(json_of(run("budget", "show", budget["id"], "--json"))["current_spend"])
     assert Decimal("1.9") < spend < Decimal("2.09")  # past the block threshold, within 10 % of the amount
     refused = run("check", "acme", "ml", "--priority", "9", "--json")  # no bypass allowance
-    assert refused.exit_code == 3 and "bypass allowance" in as_json(refused)["message"]
+    assert refused.exit_code == 3 and "bypass allowance" in json_of(refused)["message"]
     assert run("budget", "update", budget["id"], "--max-bypass-fraction", "0.1").exit_code == 0
     result = run("check", "acme", "ml", "--priority", "9", "--json")
     assert result.exit_code == 0
-    assert as_json(result)["type"] == "allow" and as_json(result)["bypass"] is True
+    assert json_of(result)["type"] == "allow" and json_of(result)["bypass"] is True
     assert run("check", "acme", "ml", "--priority", "8").exit_code == 3
     assert run("check", "acme", "ml", "--priority", "11").exit_code == 2  # out of range
     assert run("budget", "update", budget["id"], "--max-bypass-fraction", "1.5").exit_code == 2
@@ -441,7 +405,7 @@ def test_check_and_status_at_another_instant(run: Run, tmp_path: Path) -> None:
     assert run("check", "acme", "ml", "--at", "2013-03-20T00:00:00Z").exit_code == 3
     assert run("check", "acme", "ml", "--at", "2013-04-02T00:00:00+02:00").exit_code == 0  # April: new period
     assert run("check", "acme", "ml").exit_code == 0  # today
-    march = as_json(run("status", "--at", "2013-03-31T23:59:59Z", "--json"))
+    march = json_of(run("status", "--at", "2013-03-31T23:59:59Z", "--json"))
     assert march[0]["status"] == "Block" and march[0]["period_start"] == "2013-03-01"
     naive = run("check", "acme", "ml", "--at", "2013-03-20T00:00:00")
     assert naive.exit_code == 2 and "error [VALIDATION_FAILED]: at:" in naive.stderr
@@ -461,12 +425,12 @@ def test_status_table_shows_every_active_budget(run: Run, tmp_path: Path) -> Non
     assert "Warning" in rows["globex"] and "etl" in rows["globex"]
     assert "OK" in rows["initech"]
     assert "█" in rows["acme"] and "200.1%" in rows["acme"]
-    data = as_json(run("status", "--json"))
+    data = json_of(run("status", "--json"))
     assert {(d["tenant_id"], d["status"]) for d in data} == {("acme", "Block"), ("globex", "Warning"),
                                                              ("initech", "OK")}  # fmt: skip
     acme = next(d for d in data if d["tenant_id"] == "acme")
     assert Decimal(acme["current_spend"]) == Decimal("2.001") and Decimal(acme["amount"]) == 1
-    only = as_json(run("status", "--tenant", "globex", "--json"))
+    only = json_of(run("status", "--tenant", "globex", "--json"))
     assert [d["tenant_id"] for d in only] == ["globex"]
 
 
@@ -478,11 +442,11 @@ def test_ingest_jsonl_stores_prices_exactly_and_counts_duplicates_once(run: Run,
     path = jsonl(tmp_path / "jobs.jsonl", *records, records[0])
     result = run("ingest", str(path), "--json")
     assert result.exit_code == 0, result.output
-    data = as_json(result)
+    data = json_of(result)
     assert (data["read"], data["stored"], data["duplicates"], data["rejected"]) == (4, 3, 1, 0)
     assert data["format"] == "jsonl" and data["errors"] == []
     assert Decimal(data["total_cost"]) == price(*records)
-    again = as_json(run("ingest", str(path), "--json", "--batch-size", "1"))
+    again = json_of(run("ingest", str(path), "--json", "--batch-size", "1"))
     assert (again["stored"], again["duplicates"], again["total_cost"]) == (0, 4, "0")
     text = run("ingest", str(path))
     assert text.exit_code == 0
@@ -491,7 +455,7 @@ def test_ingest_jsonl_stores_prices_exactly_and_counts_duplicates_once(run: Run,
 
 def test_ingest_duplicates_across_batches(run: Run, tmp_path: Path) -> None:
     path = jsonl(tmp_path / "dups.jsonl", job("x"), job("y"), job("x"), job("x", tenant="other"))
-    data = as_json(run("ingest", str(path), "--batch-size", "1", "--json"))
+    data = json_of(run("ingest", str(path), "--batch-size", "1", "--json"))
     assert (data["stored"], data["duplicates"]) == (3, 1)  # job ids are unique per tenant
     assert Decimal(data["total_cost"]) == price(job("x"), job("y"), job("x", tenant="other"))
 
@@ -511,7 +475,7 @@ def test_ingest_csv_reports_bad_lines_with_numbers(run: Run, tmp_path: Path) -> 
     assert "line 3: cpu_time: must not be negative" in result.stderr
     assert "line 4: timestamp: must include a UTC offset" in result.stderr
     assert "4 jobs read: 2 stored, 0 duplicates, 2 rejected" in result.stdout
-    data = as_json(run("ingest", str(path), "--json"))
+    data = json_of(run("ingest", str(path), "--json"))
     assert [(e["line"], e["field"]) for e in data["errors"]] == [(3, "cpu_time"), (4, "timestamp")]
     assert (data["stored"], data["duplicates"], data["rejected"]) == (0, 2, 2)
 
@@ -521,16 +485,16 @@ def test_ingest_strict_stores_nothing_if_any_line_is_bad(run: Run, tmp_path: Pat
     path.write_text(f"{HEADER}\na,acme,ml,1,0,0,0,0,\nb,acme,ml,oops,0,0,0,0,\nc,acme,ml,2,0,0,0,0,\n")
     strict = run("ingest", str(path), "--strict", "--json")
     assert strict.exit_code == 1
-    data = as_json(strict)
+    data = json_of(strict)
     assert (data["read"], data["stored"], data["rejected"], data["strict"]) == (3, 0, 1, True)
     assert data["errors"][0]["line"] == 3 and data["errors"][0]["field"] == "cpu_time"
     text = run("ingest", str(path), "--strict")
     assert "Nothing was stored (--strict)" in text.stdout and "line 3: cpu_time" in text.stderr
     # The good lines were really not stored: a lenient run stores them as new jobs.
-    lenient = as_json(run("ingest", str(path), "--json"))
+    lenient = json_of(run("ingest", str(path), "--json"))
     assert (lenient["stored"], lenient["duplicates"]) == (2, 0)
     path.write_text(f"{HEADER}\na,acme,ml,1,0,0,0,0,\nz,acme,ml,2,0,0,0,0,\n")
-    ok = as_json(run("ingest", str(path), "--strict", "--json"))
+    ok = json_of(run("ingest", str(path), "--strict", "--json"))
     assert (ok["stored"], ok["duplicates"], ok["rejected"]) == (1, 1, 0)
 
 
@@ -538,24 +502,24 @@ def test_ingest_from_stdin_and_format_choice(run: Run, tmp_path: Path) -> None:
     line = json.dumps({**job("s1"), "cpu_time": 1, "memory_mb_seconds": 0, "payload_bytes": 0, "redis_ops": 0,
                        "network_bytes": 0})  # fmt: skip
     piped = run("ingest", "-", "--json", input=line + "\n")
-    assert piped.exit_code == 0 and as_json(piped)["stored"] == 1
+    assert piped.exit_code == 0 and json_of(piped)["stored"] == 1
     odd = tmp_path / "jobs.txt"
     odd.write_text(f"{HEADER}\nt1,acme,ml,1,0,0,0,0,\n")
     unknown = run("ingest", str(odd))
     assert unknown.exit_code == 2 and "error [VALIDATION_FAILED]: format" in unknown.stderr
-    assert as_json(run("ingest", str(odd), "--format", "csv", "--json"))["stored"] == 1
+    assert json_of(run("ingest", str(odd), "--format", "csv", "--json"))["stored"] == 1
     missing = run("ingest", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 2 and "error [VALIDATION_FAILED]: file" in missing.stderr
     swf = tmp_path / "trace.swf"
     swf.write_text("1 100 0 60 2 -1 -1 2 60 1048576 1 7 1 -1 2 -1 -1 -1\n")
-    assert as_json(run("ingest", str(swf), "--json"))["stored"] == 1
+    assert json_of(run("ingest", str(swf), "--json"))["stored"] == 1
 
 
 def test_ingest_rejects_future_and_bad_json_lines_but_keeps_the_rest(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     good = jsonl(tmp_path / "g.jsonl", job("ok1"), job("future", timestamp="2999-01-01T00:00:00Z")).read_text()
     path.write_text(good + "{not json}\n\n" + '{"job_id": "x", "colour": 1}\n')
-    data = as_json(run("ingest", str(path), "--json"))
+    data = json_of(run("ingest", str(path), "--json"))
     assert data["stored"] == 1
     assert [(e["line"], e["field"]) for e in data["errors"]] == [(2, "timestamp"), (3, "record"), (5, "colour")]
     assert "future" in data["errors"][0]["message"]
@@ -569,7 +533,7 @@ def test_demo_replays_the_real_trace(run: Run, tmp_path: Path) -> None:
     result = run("demo", "--json", database=f"sqlite:///{tmp_path / 'demo.db'}")
     assert result.exit_code == 0, result.output
     assert time.perf_counter() - started < 60
-    data = as_json(result)
+    data = json_of(result)
     assert data["synthetic"] is False and data["source"] == str(TRACE)
     assert data["jobs"] == 17898 and data["skipped"] == 2
     outcomes = data["outcomes"]
@@ -587,7 +551,7 @@ def test_demo_replays_the_real_trace(run: Run, tmp_path: Path) -> None:
     tenant_wide = next(b for b in budgets if b["tenant_id"] == top and b["queue_name"] == "")
     assert sum(Decimal(q["cost"]) for q in data["queue_spend"]) == Decimal(tenant_wide["current_spend"])
     # The database is left for the hinted next commands.
-    status = as_json(
+    status = json_of(
         run("status", "--at", "2013-03-31T23:59:59Z", "--json", database=f"sqlite:///{tmp_path / 'demo.db'}")
     )
     assert [s["status"] for s in status] and {s["status"] for s in status} == {b["status"] for b in budgets}
@@ -606,14 +570,14 @@ def test_demo_falls_back_to_a_labelled_synthetic_workload(
     assert "Top cost drivers" in result.stdout and "Recommendations" in result.stdout
     assert f"jobbudget tui --database-url {url} --at 2013-03-31T23:59:59Z" in result.stdout
     assert "--period 2013-03 --format html" in result.stdout
-    data = as_json(run("demo", "--json", database=url))  # --fresh (default): same result again
+    data = json_of(run("demo", "--json", database=url))  # --fresh (default): same result again
     assert data["synthetic"] is True and data["jobs"] == 5000
     assert sum(data["outcomes"].values()) == 5000 and data["billed"] > 4000
-    assert len(as_json(run("budget", "list", "--json", database=url))) == 5
-    kept = as_json(run("demo", "--keep", "--json", database=url))
+    assert len(json_of(run("budget", "list", "--json", database=url))) == 5
+    kept = json_of(run("demo", "--keep", "--json", database=url))
     assert kept["billed"] == 0  # every job was already stored: counted once
-    assert len(as_json(run("budget", "list", "--json", database=url))) == 5  # the earlier ones were replaced
-    assert len(as_json(run("budget", "list", "--all", "--json", database=url))) == 10
+    assert len(json_of(run("budget", "list", "--json", database=url))) == 5  # the earlier ones were replaced
+    assert len(json_of(run("budget", "list", "--all", "--json", database=url))) == 10
 
 
 def test_demo_default_database_and_refusing_to_wipe_non_sqlite(

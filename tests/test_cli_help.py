@@ -8,11 +8,9 @@ import re
 from typing import Any
 
 import typer
-from typer.testing import CliRunner
 
+from cli_support import runner
 from jobbudget.cli import app
-
-runner = CliRunner()
 
 
 def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

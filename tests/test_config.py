@@ -69,8 +69,6 @@ def test_defaults() -> None:
     assert c.flush_interval == timedelta(minutes=5)
     assert c.retention_days == 365
     assert c.raw_retention_days == 35
-    assert c.default_tenant == "default"
-    assert c.enable_tui is True
     assert c.notification_channels == []
     assert c.channels() == []
     assert c.log_level == "INFO"
@@ -78,12 +76,12 @@ def test_defaults() -> None:
 
 
 def test_seed_yaml(tmp_path: Path) -> None:
-    c = Config.from_yaml(write(tmp_path, SEED_YAML))
+    with pytest.warns(FutureWarning) as warned:  # its default_tenant and enable_tui do nothing
+        c = Config.from_yaml(write(tmp_path, SEED_YAML))
+    assert len(warned) == 2
     assert c.database_url == "postgresql://user:pass@localhost/budgets"
     assert c.flush_interval == timedelta(seconds=300)
     assert c.retention_days == 365
-    assert c.default_tenant == "default"
-    assert c.enable_tui is True
     model = c.build_cost_model()
     assert model == seed_cost_model()  # the design document's YAML gives its example weights
     assert model.memory_weight == Decimal("0.00001")
@@ -120,11 +118,12 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("JOBBUDGET_DATABASE_URL", "postgresql://env@db.internal/budgets")
     monkeypatch.setenv("JOBBUDGET_COST_MODEL__CPU_TIME_WEIGHT", "0.0005")
     monkeypatch.setenv("JOBBUDGET_RETENTION_DAYS", "30")
-    monkeypatch.setenv("JOBBUDGET_ENABLE_TUI", "false")
-    c = Config.from_yaml(write(tmp_path, SEED_YAML))
+    monkeypatch.setenv("JOBBUDGET_SMTP_STARTTLS", "true")
+    with pytest.warns(FutureWarning):
+        c = Config.from_yaml(write(tmp_path, SEED_YAML))
     assert c.database_url == "postgresql://env@db.internal/budgets"
     assert c.retention_days == 30
-    assert c.enable_tui is False
+    assert c.smtp_starttls is True
     model = c.build_cost_model()
     assert model.cpu_time_weight == Decimal("0.0005")
     # the file's other weights survive the nested override
@@ -151,8 +150,35 @@ def test_environment_weight_keeps_a_preset_named_in_the_file(tmp_path: Path, mon
 
 
 def test_explicit_values_are_overridden_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JOBBUDGET_DEFAULT_TENANT", "from-env")
-    assert Config(default_tenant="from-file").default_tenant == "from-env"
+    monkeypatch.setenv("JOBBUDGET_SMTP_FROM", "env@example.com")
+    assert Config(smtp_from="file@example.com").smtp_from == "env@example.com"
+
+
+# --- keys that never did anything ---
+
+
+@pytest.mark.parametrize(
+    "yaml_text", ["default_tenant: acme\n", "enable_tui: false\n", 'default_tenant: "a\\0b"\nenable_tui: maybe\n']
+)
+def test_retired_keys_in_a_file_are_ignored_with_a_warning(tmp_path: Path, yaml_text: str) -> None:
+    path = write(tmp_path, "retention_days: 30\n" + yaml_text)
+    with pytest.warns(
+        FutureWarning, match=r"configuration key (default_tenant|enable_tui) in .*budget\.yaml has no effect"
+    ):
+        c = Config.from_yaml(path)
+    assert c.retention_days == 30  # the rest of the file applies
+    assert not hasattr(c, "default_tenant") and not hasattr(c, "enable_tui")
+
+
+@pytest.mark.parametrize("key", ["default_tenant", "enable_tui"])
+def test_retired_keys_given_or_in_the_environment_are_ignored_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    with pytest.warns(FutureWarning, match=f"configuration key {key} .given to Config. has no effect"):
+        assert Config(**{key: "x"}).retention_days == 365
+    monkeypatch.setenv(f"JOBBUDGET_{key.upper()}", "x")
+    with pytest.warns(FutureWarning, match=f"environment variable JOBBUDGET_{key.upper()} has no effect"):
+        Config()
 
 
 # --- errors ---
@@ -179,7 +205,7 @@ def test_explicit_values_are_overridden_by_the_environment(monkeypatch: pytest.M
         ("flush_interval: 99999999999999d\n", "flush_interval"),
         ("database_url: mysql://u:p@h/db\n", "database_url"),
         ("log_level: TRACE\n", "log_level"),
-        ("enable_tui: maybe\n", "enable_tui"),
+        ("smtp_starttls: maybe\n", "smtp_starttls"),
         ("notification_channels:\n  - type: sms\n    target: '+1555'\n", "notification_channels"),
         ("notification_channels:\n  - type: email\n    target: ops@x.com\n    colour: red\n", "notification_channels"),
         ("notification_channels: ops@x.com\n", "notification_channels"),

@@ -39,6 +39,7 @@ from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.storage.sql.store import SqlStore
 from jobbudget.storage.sql.tables import budget_spend, job_costs
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 KILLS = 20  # per backend
 CHILD = Path(__file__).with_name("fault_ingester.py")
 STARTUP_TIMEOUT = 90.0  # seconds: generous, the machine may be busy with other runs

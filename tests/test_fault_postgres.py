@@ -6,9 +6,7 @@ counted nothing twice."""
 
 from __future__ import annotations
 
-import contextlib
 import random
-import socket
 import threading
 import time
 import uuid
@@ -27,9 +25,10 @@ import uvicorn
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
 from jobbudget.api.app import create_app
 from jobbudget.domain.errors import JobBudgetError, error_code, is_retryable
-from private_servers import PrivatePostgres, private_postgres, private_redis, wait_until
+from private_servers import PrivatePostgres, TcpProxy, private_postgres, private_redis, wait_until
 from receivers import free_port
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 __all__ = ["private_postgres", "private_redis"]  # the fixtures, imported for pytest
 
 #: One nano-dollar per CPU second: every job costs an exact, odd amount.
@@ -287,58 +286,11 @@ def test_api_answers_503_during_the_outage_and_a_retrying_client_loses_nothing(
 # -- a commit whose answer is lost ---------------------------------------------------------
 
 
-class CommitCutter:
-    """A TCP proxy in front of PostgreSQL.  Armed, it forwards the next ``COMMIT`` but
-    cuts the connection before the server's answer reaches the client: the job is
-    stored, yet its reporter sees a lost connection (the outcome of a commit during a
-    network failure or a crash)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.armed = threading.Event()
-        self.cuts = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            cut = threading.Event()
-            threading.Thread(target=self._pump, args=(client, server, cut, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, cut, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, cut: threading.Event, upstream: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                if upstream and b"COMMIT\x00" in data and self.armed.is_set():
-                    self.armed.clear()
-                    self.cuts += 1
-                    cut.set()  # from now on nothing reaches the client
-                    dst.sendall(data)  # the server commits, and its answer ends the connection
-                    time.sleep(0.5)
-                    break
-                if cut.is_set():
-                    break
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self._listener.close()
-
-
 @pytest.mark.parametrize("shared", ["memory", "redis"])
 def test_a_job_whose_commit_answer_was_lost_counts_once_its_retry_is_acknowledged(
     private_postgres: PrivatePostgres, shared: str, request: pytest.FixtureRequest
 ) -> None:
-    cutter = CommitCutter(private_postgres.port)
+    cutter = TcpProxy(("127.0.0.1", private_postgres.port))  # cuts a COMMIT's answer when armed
     url = f"postgresql+psycopg://postgres@127.0.0.1:{cutter.port}/postgres"
     redis_url = request.getfixturevalue("private_redis").url if shared == "redis" else None
     schema = f"cut_{uuid.uuid4().hex[:10]}"
@@ -350,7 +302,7 @@ def test_a_job_whose_commit_answer_was_lost_counts_once_its_retry_is_acknowledge
             service.process_job_cost(_job("first", 10**9))
             service.core.sync.watch_budgets()  # the budget is old news: no reload is due for it
             time.sleep(1.5)
-            cutter.armed.set()
+            cutter.cut_after(b"COMMIT\x00")
             with pytest.raises(JobBudgetError) as lost:
                 service.process_job_cost(_job("second", 9 * 10**9))
             assert cutter.cuts == 1, lost.value

@@ -24,6 +24,7 @@ from jobbudget.notify.dispatcher import DispatchResult
 from jobbudget.service import BudgetService
 from receivers import Mailbox, Receiver, Reply, Request, free_port
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 ServiceFactory = Callable[..., BudgetService]
 NO_BASE: dict[str, Any] = {
     "cost_model": {"cpu_time_weight": "0.0001", "base_job_weight": "0"}

@@ -23,6 +23,7 @@ from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
 from jobbudget.domain.errors import StorageUnavailableError
 from private_servers import PrivateRedis, private_redis, wait_until
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 __all__ = ["private_redis"]  # the fixture, imported for pytest
 
 #: One nano-dollar per CPU second, no base cost.
@@ -125,7 +126,6 @@ def _wait_recovered(service: BudgetService) -> float:
     return took
 
 
-@pytest.mark.slow
 def test_redis_killed_restarted_and_flushed_under_load_from_several_processes(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:

@@ -46,6 +46,7 @@ from jobbudget.domain.periods import BudgetPeriod
 from jobbudget.storage.sql.store import SqlStore
 from test_api_support import error_of, job, make_api
 
+pytestmark = pytest.mark.slow  # real faults: local runs may skip them with -m "not slow"; CI runs them
 NOW = datetime(2024, 1, 31, 12, 0, tzinfo=UTC)
 DAY = NOW.date()
 CLI = Path(sys.executable).with_name("jobbudget")

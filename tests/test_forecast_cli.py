@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
+from cli_support import Run, as_json, runner
 from jobbudget.cli import app
 
-runner = CliRunner()
-Run = Callable[..., Result]
+pytestmark = pytest.mark.usefixtures("cli_env", "seed_prices")
 AT = "2013-03-20T12:00:00Z"
 #: Under the default cost model a job costs cpu_time × 0.0001 + 0.001.
 DAILY_COST = Decimal("100.001")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    # these tests were written with the design document\'s example prices (preset "seed")
-    monkeypatch.setenv("JOBBUDGET_COST_MODEL__PRESET", "seed")
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Run:
-    assert runner.invoke(app, ["init", "--database-url", f"sqlite:///{tmp_path / 'cli.db'}"]).exit_code == 0
-
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(app, [*args, "--database-url", f"sqlite:///{tmp_path / 'cli.db'}"])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
 
 
 def ingest_history(run: Run, tmp_path: Path) -> None:
@@ -73,11 +48,6 @@ def budget(run: Run, tmp_path: Path, *extra: str) -> None:
     result = run("budget", "create", "--tenant", "acme", "--amount", "3000", "--start", "2013-03-01", *extra, "--json")
     assert result.exit_code == 0, result.output
     ingest_history(run, tmp_path)
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def test_forecast_json_has_every_figure(run: Run, tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
+from cli_support import runner
 from jobbudget.cli import app
 from jobbudget.config import Config
 from jobbudget.domain.budget import Budget, BudgetPeriod
@@ -339,7 +339,7 @@ def test_importers_huge_numbers_name_the_field(lines: list[str], field: str) -> 
     assert isinstance(item, LineError) and item.field == field, item
 
 
-YAML_KEYS = ["default_tenant", "database_schema", "flush_interval", "retention_days", "smtp_timeout", "cost_model",
+YAML_KEYS = ["database_schema", "flush_interval", "retention_days", "smtp_timeout", "cost_model",
              "cost_model.cpu_time_weight", "notification_channels", "redis_prefix", "log_level"]  # fmt: skip
 YAML_VALUES = [".nan", ".inf", "-.inf", "1e999999", "1" + "0" * 400, "-0", "true", "null", "[]", "{}", "'a\\x00b'",
                f'"{SQL}"', '"\\u0430cme"', '"a\\u202eb"', "&a [*a]", '"\\ud800"', "0x10", "1_000", "~", "!!binary aGk="]  # fmt: skip
@@ -356,18 +356,18 @@ def test_yaml_config_names_the_key(tmp_path_factory: pytest.TempPathFactory, key
     except ValidationError as exc:
         assert exc.field == "config" or exc.field.startswith(top), exc
         return
-    assert is_clean(config.default_tenant, 50)
+    assert is_clean(config.redis_prefix, 40)
     assert config.database_schema is None or config.database_schema.isidentifier()
 
 
 @pytest.mark.parametrize(
     ("content", "field"),
     [
-        (b"default_tenant: \xff\xfe\n", "config"),
+        (b"smtp_from: \xff\xfe\n", "config"),
         (b"[" * 10_000 + b"]" * 10_000, "config"),
         (b"smtp_port: 1" + b"0" * 5000, "config"),
         (b'database_schema: "x\\"; DROP TABLE job_costs; --"\n', "database_schema"),
-        (b'default_tenant: "a\\0b"\n', "default_tenant"),
+        (b'redis_prefix: "a\\0b"\n', "redis_prefix"),
         (b"flush_interval: .nan\n", "flush_interval"),
     ],
 )
@@ -379,7 +379,6 @@ def test_yaml_config_files(tmp_path: Path, content: bytes, field: str) -> None:
     assert caught.value.field == field
 
 
-runner = CliRunner()
 CLI_FILES = {
     "bad.jsonl": (b'{"job_id": "\xff"}\n', "file"),
     "deep.jsonl": (b"[" * 10_000 + b"]" * 10_000 + b"\n", "record"),

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
+from cli_support import Run, cli_on, json_of, runner
 from jobbudget.cli import app
 from jobbudget.cli.import_cmd import ImportFormat, import_file, resolve_cost_model
 from jobbudget.config import Config
@@ -18,8 +17,6 @@ from jobbudget.demo import PACKAGED_TRACE
 from jobbudget.domain.errors import ValidationError
 from jobbudget.service import BudgetService
 
-runner = CliRunner()
-Run = Callable[..., Result]
 TRACE = PACKAGED_TRACE  # shipped in the package, gzip-compressed
 
 SWF = """\
@@ -39,22 +36,16 @@ JobID|User|Group|Account|Partition|QOS|Start|End|ElapsedRaw|TotalCPU|MaxRSS|Allo
 """
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Run:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
+def run(db: str) -> Run:
+    """``jobbudget import ARGS --no-notify`` on ``db`` (no `jobbudget init` first)."""
+    cli = cli_on(db, init=False)
 
     def invoke(*args: str) -> Result:
-        result = runner.invoke(app, ["import", *args, "--database-url", db, "--no-notify"])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
+        return cli("import", *args, "--no-notify")
 
     return invoke
 
@@ -65,17 +56,13 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
-
-
 def test_swf_import_is_idempotent_and_reports_lines(run: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "small.swf", SWF)
     first = run("--format", "swf", path)
     assert first.exit_code == 1  # line 6 rejected
     assert "rejected line 6: allocated_processors: field 5 must be a number" in first.stderr
     assert "3 jobs read: 2 stored, 0 duplicates, 1 rejected; 1 skipped (1 never ran)" in first.stdout
-    data = as_json(run("--format", "swf", path, "--json"))
+    data = json_of(run("--format", "swf", path, "--json"))
     assert (data["read"], data["stored"], data["duplicates"], data["rejected"], data["skipped"]) == (3, 0, 2, 1, 1)
     assert data["errors"] == [
         {
@@ -90,10 +77,10 @@ def test_swf_import_is_idempotent_and_reports_lines(run: Run, tmp_path: Path) ->
 
 def test_strict_stores_nothing(run: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "small.swf", SWF)
-    data = as_json(run("--format", "swf", path, "--strict", "--json"))
+    data = json_of(run("--format", "swf", path, "--strict", "--json"))
     assert (data["stored"], data["rejected"]) == (0, 1)
     fixed = write(tmp_path, "small.swf", SWF.replace(" oops ", " 4 "))
-    data = as_json(run("--format", "swf", fixed, "--strict", "--json"))
+    data = json_of(run("--format", "swf", fixed, "--strict", "--json"))
     assert (data["stored"], data["rejected"]) == (3, 0)
 
 
@@ -112,13 +99,13 @@ def test_sacct_import_with_account_qos_and_timezone(run: Run, tmp_path: Path) ->
     path = write(tmp_path, "sacct.txt", SACCT)
     result = run("--format", "sacct", path, "--tenant-from", "account", "--queue-from", "qos", "--json")
     assert result.exit_code == 1
-    data = as_json(result)
+    data = json_of(result)
     assert (data["read"], data["stored"], data["rejected"], data["skipped"]) == (2, 1, 1, 1)
     assert data["errors"][0]["line"] == 5 and data["errors"][0]["field"] == "TotalCPU"
     assert data["skipped_reasons"] == {"not finished": 1}
-    again = as_json(run("--format", "sacct", path, "--tenant-from", "account", "--queue-from", "qos", "--json"))
+    again = json_of(run("--format", "sacct", path, "--tenant-from", "account", "--queue-from", "qos", "--json"))
     assert (again["stored"], again["duplicates"]) == (0, 1)
-    other = as_json(run("--format", "sacct", path, "--timezone", "Europe/Prague", "--id-prefix", "c2", "--json"))
+    other = json_of(run("--format", "sacct", path, "--timezone", "Europe/Prague", "--id-prefix", "c2", "--json"))
     assert other["stored"] == 1
 
 
@@ -127,7 +114,7 @@ def test_cost_model_switch_is_reported(run: Run, tmp_path: Path) -> None:
     result = run("--format", "sacct", path, "--cost-model", "gcp")
     assert result.exit_code == 0, result.output
     assert "Cost model switched to 'gcp' (version 2)." in result.stdout
-    data = as_json(run("--format", "sacct", path, "--cost-model", "production", "--json"))
+    data = json_of(run("--format", "sacct", path, "--cost-model", "production", "--json"))
     assert data["cost_model"] == "production" and data["cost_model_version"] == 3
     bad = run("--format", "sacct", path, "--cost-model", "cheap")
     assert bad.exit_code == 2 and "unknown cost model" in bad.stderr
@@ -146,10 +133,10 @@ def test_jsonl_and_csv_work_as_with_ingest(run: Run, tmp_path: Path) -> None:
         "timestamp": "2024-01-10T10:00:00Z",
     }
     path = write(tmp_path, "a.jsonl", json.dumps(record) + "\n")
-    data = as_json(run("--format", "jsonl", path, "--json"))
+    data = json_of(run("--format", "jsonl", path, "--json"))
     assert data["stored"] == 1 and Decimal(data["total_cost"]) > 0
     csv_path = write(tmp_path, "a.csv", ",".join(record) + "\n" + ",".join(str(v) for v in record.values()) + "\n")
-    assert as_json(run("--format", "csv", csv_path, "--json"))["duplicates"] == 1
+    assert json_of(run("--format", "csv", csv_path, "--json"))["duplicates"] == 1
     refused = run("--format", "csv", csv_path, "--tenant-from", "group")
     assert refused.exit_code == 2 and "swf and sacct only" in refused.stderr
 
@@ -193,7 +180,7 @@ def test_real_trace_end_to_end(tmp_path: Path) -> None:
 def test_a_real_log_with_no_flags_stores_every_job_that_ran_at_believable_prices(run: Run) -> None:
     """A fresh database, `jobbudget import --format swf` of the MetaCentrum trace with
     no other flag: all 17,898 jobs that ran are stored, none over the per-job limit."""
-    data = as_json(run("--format", "swf", str(TRACE), "--json"))
+    data = json_of(run("--format", "swf", str(TRACE), "--json"))
     assert (data["stored"], data["rejected"], data["skipped"]) == (17898, 0, 2)
     # 306 core-years and 10.4 million GiB-hours held: about 135,000 $ at list prices
     assert Decimal(100_000) < Decimal(data["total_cost"]) < Decimal(200_000)

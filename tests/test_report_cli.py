@@ -6,35 +6,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
+from cli_support import Run, as_json, cli_on, runner
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
 from jobbudget.cli import app
 from test_reporting import fake_forecast
 
-runner = CliRunner()
 AT = "2026-11-20T12:00:00Z"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-Run = Callable[..., Result]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("JOBBUDGET_DATABASE_URL", "JOBBUDGET_CONFIG", "JOBBUDGET_DEBUG", "JOBBUDGET_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'report.db'}"
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture
@@ -72,20 +61,12 @@ def run(db: str, spent: Decimal, monkeypatch: pytest.MonkeyPatch) -> Run:
     stand-in (the forecasting use case is tested on its own)."""
     forecast = fake_forecast(daily_projection=tuple((date(2026, 11, 20 + i), Decimal("1.5")) for i in range(11)))
     monkeypatch.setattr(BudgetService, "get_forecast", lambda self, tenant_id, queue_name="": forecast)
+    cli = cli_on(db, init=False)
 
     def invoke(*args: str, at: str | None = AT) -> Result:
-        extra = ["--database-url", db] + (["--at", at] if at else [])
-        result = runner.invoke(app, ["report", *args, *extra])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
+        return cli("report", *args, *(["--at", at] if at else []))
 
     return invoke
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def test_text_is_the_default(run: Run) -> None:

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +39,7 @@ from jobbudget.ports import Store
 from jobbudget.service import BudgetService
 from jobbudget.storage.memory import MemoryStore
 from jobbudget.storage.sql.store import SqlStore
+from private_servers import TcpProxy
 
 ServiceFactory = Callable[..., BudgetService]
 
@@ -573,70 +572,15 @@ def test_unreachable_postgres_is_retryable() -> None:
         store.close()
 
 
-class _Proxy:
-    """A TCP relay to PostgreSQL that can be cut and restored, to lose the
-    connection under a running service."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._conns: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        assert self._listener is not None
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        self._listener.close()
-        for s in self._conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self._conns = []
-
-
 @pytest.fixture
-def proxied_postgres(pg_schema: str) -> Iterator[tuple[_Proxy, str]]:
+def proxied_postgres(pg_schema: str) -> Iterator[tuple[TcpProxy, str]]:
     url = sa.engine.make_url(POSTGRES_URL)
-    proxy = _Proxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
     yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     proxy.cut()
 
 
-def test_lost_postgres_connection(proxied_postgres: tuple[_Proxy, str], pg_schema: str, clock: FakeClock) -> None:
+def test_lost_postgres_connection(proxied_postgres: tuple[TcpProxy, str], pg_schema: str, clock: FakeClock) -> None:
     proxy, url = proxied_postgres
     store = SqlStore(url, schema=pg_schema)
     with BudgetService(Config(**NO_BASE), clock=clock, store=store) as service:

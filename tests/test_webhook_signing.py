@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from typer.testing import CliRunner
 
+from cli_support import runner
 from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics, NotificationChannel
 from jobbudget.cli import app
@@ -184,9 +184,9 @@ def test_an_id_with_a_full_stop_is_never_signed(http: Start) -> None:
 
 
 def test_notify_secret_makes_a_secret_the_verifier_accepts() -> None:
-    result = CliRunner().invoke(app, ["notify", "secret", "--json"])
+    result = runner.invoke(app, ["notify", "secret", "--json"])
     assert result.exit_code == 0, result.output
     secret = json.loads(result.stdout)["secret"]
     assert secret.startswith("whsec_") and len(signing_key(secret)) == 32
     Webhook(secret)  # the library reads it
-    assert CliRunner().invoke(app, ["notify", "secret"]).stdout.strip() != secret  # a new one each time
+    assert runner.invoke(app, ["notify", "secret"]).stdout.strip() != secret  # a new one each time

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,10 +23,13 @@ from .domain.codec import channel_from_mapping
 from .domain.cost import CostModel
 from .domain.errors import ValidationError
 from .domain.outbound import OutboundPolicy, check_channel_target, parse_host, parse_network
-from .domain.validation import MAX_TENANT_LEN, check_identifier
 from .pricing import BUILT_IN, model_names, named_model
 
 __all__ = ["Config", "CostModelSettings", "parse_duration"]
+
+#: Keys earlier versions documented but never read: a file (or ``JOBBUDGET_*``
+#: variable) that still sets one is accepted with a warning instead of rejected.
+RETIRED_KEYS = ("default_tenant", "enable_tui")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -99,8 +104,6 @@ class Config(BaseSettings):
     late_job_window: timedelta = timedelta(days=2)
     retention_days: int = pydantic.Field(default=365, ge=1, le=36500)
     raw_retention_days: int = pydantic.Field(default=35, ge=1, le=36500)
-    default_tenant: str = "default"
-    enable_tui: bool = True
     cost_model: CostModelSettings = CostModelSettings()
     notification_channels: list[dict[str, Any]] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -144,6 +147,7 @@ class Config(BaseSettings):
     budget_watch_interval: float = pydantic.Field(default=1.0, gt=0, le=3600)
 
     def __init__(self, **values: Any) -> None:
+        _drop_retired(values, "(given to Config)", environment=True)
         if isinstance(values.get("cost_model"), str):
             # As a mapping, so that JOBBUDGET_COST_MODEL__* variables merge with the preset.
             values["cost_model"] = {"preset": values["cost_model"]}
@@ -188,14 +192,6 @@ class Config(BaseSettings):
         if not value.startswith(("sqlite:", "postgresql", "postgres:", "memory:")):
             raise ValueError("must be sqlite:///FILE, postgresql://... or memory://")
         return value
-
-    @field_validator("default_tenant")
-    @classmethod
-    def _tenant(cls, value: str) -> str:
-        try:
-            return check_identifier("default_tenant", value, max_len=MAX_TENANT_LEN)
-        except ValidationError as exc:
-            raise ValueError(exc.reason) from None
 
     @field_validator("database_schema")
     @classmethod
@@ -255,6 +251,7 @@ class Config(BaseSettings):
             raise ValidationError("config", str(path), f"not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ValidationError("config", str(path), "must be a mapping of keys to values")
+        _drop_retired(data, f"in {path}", environment=False)
         return cls(**data)
 
     def build_cost_model(self) -> CostModel:
@@ -266,6 +263,20 @@ class Config(BaseSettings):
     def redacted_url(self) -> str:
         """The database URL with any password masked."""
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
+
+
+def _drop_retired(values: dict[str, Any], where: str, *, environment: bool) -> None:
+    """Take the retired keys out of ``values``, warning about each one set there (or,
+    with ``environment``, as a ``JOBBUDGET_*`` variable, which pydantic ignores)."""
+    names = {name.upper() for name in os.environ} if environment else set()
+    for key in RETIRED_KEYS:
+        variable = f"JOBBUDGET_{key.upper()}"
+        found = ([f"configuration key {key} {where}"] if key in values else []) + (
+            [f"environment variable {variable}"] if variable in names else []
+        )
+        values.pop(key, None)
+        for what in found:
+            warnings.warn(f"{what} has no effect and is ignored: remove it", FutureWarning, stacklevel=3)
 
 
 def _convert(exc: pydantic.ValidationError) -> ValidationError:

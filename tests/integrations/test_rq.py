@@ -78,8 +78,9 @@ def test_blocked_tenant_is_refused_and_never_runs(rq: RQ, shared: Shared) -> Non
     refused.refresh()
     assert "BudgetBlocked" in (refused.latest_result().exc_string or "")  # type: ignore[union-attr]
     assert refused.id in rq.queue.failed_job_registry.get_job_ids()
-    time.sleep(1.5)  # not retried
-    assert not shared.marker("blocked").exists()
+    after = rq.send(shared, "free", "after", cpu=0.01)  # one worker, in order: a retry would have run first
+    assert rq.wait(after) == JobStatus.FINISHED
+    assert not shared.marker("blocked").exists()  # not retried
     assert shared.stored(refused.id) == []
     assert len(shared.wait_stored(ran.id)) == 1
 
@@ -113,7 +114,8 @@ def test_redelivered_and_retried_jobs_are_metered_once(rq: RQ, shared: Shared) -
     retried = rq.send(shared, "free", "retried", fail=True, retry=Retry(max=2))  # 1 + 2 runs, one id
     assert len(shared.wait_runs("retried", 3)) == 3
     assert rq.wait(retried) == JobStatus.FAILED
-    time.sleep(0.5)
+    after = rq.send(shared, "free", "after", cpu=0.01)  # one worker: metered after every earlier job
+    assert rq.wait(after) == JobStatus.FINISHED and len(shared.wait_stored(after.id)) == 1
     assert len(shared.wait_stored(job_id)) == 1
     assert len(shared.wait_stored(retried.id)) == 1
 

@@ -47,7 +47,6 @@ ROLES: tuple[str, ...] = get_args(Role)
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 PREFIX_LEN = 8
-SECRET_LEN = 43  # len(secrets.token_urlsafe(32))
 MAX_NAME_LEN = 100
 MAX_ID_LEN = 36
 #: The exact shape of a key; anything else is rejected before any lookup.

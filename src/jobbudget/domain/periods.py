@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ValidationError
@@ -207,16 +206,6 @@ def window_at(period: BudgetPeriod, instant: datetime) -> PeriodWindow | None:
 
 def current_window(period: BudgetPeriod, now: datetime) -> PeriodWindow | None:
     return window_at(period, now)
-
-
-def period_to_mapping(period: BudgetPeriod) -> dict[str, Any]:
-    return {
-        "type": period.type,
-        "start_date": period.start_date.isoformat() if period.start_date else None,
-        "end_date": period.end_date.isoformat() if period.end_date else None,
-        "timezone": period.timezone,
-        "recurring": period.recurring,
-    }
 
 
 _YEAR = re.compile(r"(\d{4})")

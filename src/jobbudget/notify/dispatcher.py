@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..background import PeriodicTask, PeriodicWorker
 from ..config import Config
 from ..domain.alerts import PendingDelivery
 from ..domain.budget import NotificationChannel
@@ -44,6 +46,8 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 900.0
 HOUR = timedelta(hours=1)
 BATCH = 100
+#: How long one background pass may send for; stopping waits this long, and a bit.
+PASS_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,21 @@ class Dispatcher:
         if value is not None and value.strip().isdigit() and int(value) > 0:
             return int(value)
         return self._config.notification_rate_limit_per_hour
+
+    def in_background(self, *, lock: threading.Lock, wake: threading.Event, every: float = 1.0) -> PeriodicWorker:
+        """Deliver from a daemon thread (started here): a pass every ``every`` seconds,
+        and at once when ``wake`` is set; each pass holds ``lock`` (which a caller that
+        dispatches in the foreground takes too).  ``stop()`` the worker, then
+        :meth:`close` the dispatcher."""
+
+        def dispatch() -> None:
+            with lock:
+                self.run(timeout=PASS_SECONDS)
+
+        task = PeriodicTask(dispatch, every, wake=wake, name="notification dispatch")
+        worker = PeriodicWorker([task], name="jobbudget-notify", join_timeout=PASS_SECONDS + 5)
+        worker.start()
+        return worker
 
     def run(self, *, timeout: float) -> DispatchResult:
         """Passes until nothing is due or ``timeout`` seconds have gone."""

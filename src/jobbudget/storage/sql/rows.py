@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from ...domain.budget import Budget
@@ -18,35 +17,9 @@ from ...domain.codec import (
 )
 from ...domain.cost import CostBreakdown, JobCost
 from ...domain.periods import BudgetPeriod
-from ...domain.records import CostModelVersion, DailyCost, ForecastSnapshot, JobRecord, average
+from ...domain.records import CostModelVersion, DailyCost, ForecastSnapshot, average
 
 COST_COLUMNS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
-
-
-def job_row(record: JobRecord) -> dict[str, Any]:
-    m, c, b = record.metrics, record.cost, record.cost.cost_breakdown
-    return {
-        "tenant_id": m.tenant_id,
-        "job_id": m.job_id,
-        "queue_name": m.queue_name,
-        "job_type": m.job_type,
-        "priority": m.priority,
-        "ts": record.timestamp,
-        "day": record.day,
-        "cpu_time": m.cpu_time,
-        "memory_mb_seconds": m.memory_mb_seconds,
-        "payload_bytes": m.payload_bytes,
-        "redis_ops": m.redis_ops,
-        "network_bytes": m.network_bytes,
-        "total_cost": c.total_cost,
-        "cpu_cost": b.cpu_cost,
-        "memory_cost": b.memory_cost,
-        "payload_cost": b.payload_cost,
-        "redis_cost": b.redis_cost,
-        "network_cost": b.network_cost,
-        "base_cost": b.base_cost,
-        "cost_model_version": c.cost_model_version,
-    }
 
 
 def job_cost_from_row(row: Mapping[Any, Any], *, duplicate: bool = False) -> JobCost:
@@ -149,10 +122,6 @@ def cost_model_from_row(row: Mapping[Any, Any]) -> CostModelVersion:
         created_at=row["created_at"],
         created_by=row["created_by"],
     )
-
-
-def zero_if_none(value: Decimal | None) -> Decimal:
-    return value if value is not None else Decimal("0E-9")
 
 
 def snapshot_row(snapshot: ForecastSnapshot) -> dict[str, Any]:
