@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..background import PeriodicWorker
 from ..config import Config
 from ..domain.alerts import Alert, channel_key
 from ..domain.budget import NotificationChannel
-from ..domain.errors import JobBudgetError, ValidationError
+from ..domain.errors import ValidationError
 from ..domain.outbound import check_channel_target
 from ..domain.validation import MAX_ID_LEN, check_identifier
 from ..ports import Store
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from ..notify.dispatcher import Dispatcher, DispatchResult
 
 __all__ = ["AlertDesk"]
-
-log = logging.getLogger("jobbudget")
 
 
 class AlertDesk:
@@ -44,9 +42,8 @@ class AlertDesk:
         self._clock = clock
         self._ready = ready
         self._dispatcher: Dispatcher | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one pass at a time: the background's or a caller's
+        self._worker: PeriodicWorker | None = None
 
     # -- alerts as data ------------------------------------------------------------
     def list_alerts(self, tenant_id: str | None, *, active_only: bool, limit: int, details: bool) -> list[Alert]:
@@ -80,28 +77,15 @@ class AlertDesk:
         return self._dispatcher
 
     def start(self) -> None:
-        """Deliver in a background thread (``notifications_in_background``)."""
-        if self._config.notifications_in_background and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="jobbudget-notify", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._ready.wait(1.0)
-            self._ready.clear()
-            if self._stop.is_set():
-                break
-            try:
-                with self._lock:
-                    self.dispatcher.run(timeout=30.0)
-            except JobBudgetError as exc:
-                log.warning("notification dispatch failed (will retry): %s", exc)
+        """Deliver in the background (``notifications_in_background``): a pass every
+        second and at once when new alerts are written, on the dispatcher's own
+        periodic worker (a failing pass is logged and tried again)."""
+        if self._config.notifications_in_background and self._worker is None:
+            self._worker = self.dispatcher.in_background(lock=self._lock, wake=self._ready)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._ready.set()
-        if self._thread is not None:
-            self._thread.join(timeout=35)
+        if self._worker is not None:
+            self._worker.stop()
         if self._dispatcher is not None:
             self._dispatcher.close()
 
