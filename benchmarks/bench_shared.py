@@ -106,9 +106,9 @@ def verify(config: Config, budget_ids: list[str], expected: Decimal) -> dict[str
     """A fresh service (its spend loaded from the ledger) and the Redis counters."""
     with BudgetService(config) as service:
         ledger = [service.get_budget_status(b).current_spend for b in budget_ids]
-        states = [s for s in service._index.states() if s.budget.id in budget_ids and s.key is not None]
+        states = [s for s in service.core.spend.index.states() if s.budget.id in budget_ids and s.key is not None]
         keys = [(s.budget.tenant_id, s.key) for s in states if s.key is not None]
-        hot = service._redis().spends(keys)
+        hot = service.core.hot.counters.spends(keys)
         open_reservations = service.open_reservations()
     return {
         "expected_spend": str(expected),

@@ -135,11 +135,11 @@ def test_bypass_alert_once_per_period(service: BudgetService) -> None:
 def test_reset_when_a_recurring_budget_enters_a_new_period(service: BudgetService, clock: FakeClock) -> None:
     service.create_budget(budget())
     service.record_forecast_snapshots()  # housekeeping runs; nothing to reset in the first period
-    service._lifecycle_alerts()
+    service.core.planner.lifecycle()
     assert "reset" not in kinds(service)
     clock.now = datetime(2024, 2, 1, 0, 5, tzinfo=UTC)
-    service._lifecycle_alerts()
-    service._lifecycle_alerts()
+    service.core.planner.lifecycle()
+    service.core.planner.lifecycle()
     resets = [a for a in service.list_alerts() if a.event.type == "reset"]
     assert len(resets) == 1 and resets[0].event.period_start == date(2024, 2, 1)
 
@@ -152,17 +152,17 @@ def test_forecast_overrun_when_the_forecast_ends_over_budget(service: BudgetServ
         clock.now = datetime(day.year, day.month, day.day, 22, tzinfo=UTC)
         service.process_job_cost(costing(f"d{day}", "20", ts=clock.now))  # 20/day: December stays under 1000
         day += timedelta(days=1)
-    service._lifecycle_alerts()
+    service.core.planner.lifecycle()
     assert "forecast_overrun" not in kinds(service)
     while day < date(2024, 1, 20):
         clock.now = datetime(day.year, day.month, day.day, 22, tzinfo=UTC)
         service.process_job_cost(costing(f"d{day}", "60", ts=clock.now))  # now 60/day: January will end over
         day += timedelta(days=1)
-    service._lifecycle_alerts()
+    service.core.planner.lifecycle()
     overrun = [a for a in service.list_alerts() if a.event.type == "forecast_overrun"]
     assert len(overrun) == 1
     assert overrun[0].event.forecast_spend is not None and overrun[0].event.forecast_spend > Decimal(1000)
-    service._lifecycle_alerts()
+    service.core.planner.lifecycle()
     assert kinds(service).count("forecast_overrun") == 1
 
 

@@ -161,7 +161,7 @@ def test_checks_waiting_for_the_write_lock_do_not_block_the_loop(
     url, headers = api
     assert httpx.post(f"{url}/v1/check", json={"tenant_id": "acme"}, headers=headers).status_code == 200
     clock.advance(days=31)  # the period is over: the next check rolls it, under the write lock
-    with held(service._write):
+    with held(service.core.spend.write):
         checks, times, stuck = _while_checks_are_stuck(url, headers)
     _assert_prompt(times, stuck)
     _assert_answered(checks)

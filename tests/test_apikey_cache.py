@@ -1,5 +1,5 @@
 """The API-key cache of a service: a refused key (unknown, or revoked elsewhere) costs
-one store lookup per :data:`~jobbudget.service_keys.CACHE_SECONDS`, however often and
+one store lookup per :data:`~jobbudget.core.keys.CACHE_SECONDS`, however often and
 however concurrently it is sent; ``remembered_key`` (what the event loop calls) never
 waits on a lock; the cache is made once per service."""
 
@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
-from jobbudget import BudgetService, Config, service_keys
+from jobbudget import BudgetService, Config
+from jobbudget.core import keys as service_keys
 from jobbudget.domain.apikeys import ApiKey
 from jobbudget.domain.errors import AuthenticationError
 from jobbudget.storage.memory import MemoryStore
@@ -123,7 +125,7 @@ def test_remembered_key_never_waits_on_the_cache_lock(service: BudgetService, no
     key, text = service.create_api_key(role="admin")
     assert service.authenticate(text) == key
     _refused(service.authenticate, UNKNOWN)
-    cache = service._key_cache()
+    cache = service.core.keys._key_cache()
     answers: list[object] = []
 
     def on_the_loop() -> None:
@@ -143,42 +145,28 @@ def test_remembered_key_never_waits_on_the_cache_lock(service: BudgetService, no
     assert answers == [key, "unknown API key", None]
 
 
-def test_the_cache_is_made_once(service: BudgetService, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_is_made_once_and_threads_share_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A revocation made through one thread's cache is never lost to another's: the
+    cache is made with the service's API keys (once), never on first use."""
     made: list[object] = []
 
     class Counted(service_keys._KeyCache):
         def __init__(self) -> None:
             made.append(self)
+            time.sleep(0.01)  # a window in which racing threads could make a second one
             super().__init__()
 
     monkeypatch.setattr(service_keys, "_KeyCache", Counted)
-    service.__dict__.pop("_api_key_cache", None)
-    first = service._key_cache()
-    for _ in range(100):
-        assert service._key_cache() is first
-    assert made == [first]
-
-
-def test_threads_racing_to_make_the_cache_share_one(service: BudgetService, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A revocation made through one thread's cache is never lost to another's."""
     start = threading.Barrier(8)
+    with BudgetService(Config(database_url=f"sqlite:///{tmp_path / 'k.db'}")) as service:
 
-    class Slow(service_keys._KeyCache):
-        def __init__(self) -> None:
-            time.sleep(0.01)  # widen the window between "there is none" and storing one
-            super().__init__()
+        def make(_: int) -> object:
+            start.wait()
+            return service.core.keys._key_cache()
 
-    monkeypatch.setattr(service_keys, "_KeyCache", Slow)
-    service.__dict__.pop("_api_key_cache", None)
-
-    def make(_: int) -> object:
-        start.wait()
-        return service._key_cache()
-
-    with ThreadPoolExecutor(8) as pool:
-        caches = list(pool.map(make, range(8)))
-    assert all(c is caches[0] for c in caches)
-    assert service._key_cache() is caches[0]
+        with ThreadPoolExecutor(8) as pool:
+            caches = list(pool.map(make, range(8)))
+    assert made == caches[:1] and all(c is made[0] for c in caches)
 
 
 def test_over_http_an_unknown_key_costs_one_lookup_per_window(

@@ -237,7 +237,7 @@ def test_other_services_see_revocation_within_the_cache_window(
 ) -> None:
     """Documented behaviour: another process (here a second service on the same
     database) may accept a revoked key for at most CACHE_SECONDS."""
-    from jobbudget import service_keys
+    from jobbudget.core import keys as service_keys
 
     now = [1000.0]
     monkeypatch.setattr(service_keys, "monotonic", lambda: now[0])
@@ -262,7 +262,7 @@ def test_a_short_max_age_sees_another_services_revocation_and_evicts_the_key(
     """What an open WebSocket's re-check does: a lookup at most ``max_age`` old sees a
     revocation by another process, and from then on this service refuses the key on
     every path (no waiting for the rest of CACHE_SECONDS)."""
-    from jobbudget import service_keys
+    from jobbudget.core import keys as service_keys
 
     now = [1000.0]
     monkeypatch.setattr(service_keys, "monotonic", lambda: now[0])

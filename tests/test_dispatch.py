@@ -364,7 +364,7 @@ class Passes:
 
 
 def count_passes(service: BudgetService, monkeypatch: pytest.MonkeyPatch) -> Passes:
-    passes, run = Passes(), service._dispatcher.run
+    passes, run = Passes(), service.core.desk.dispatcher.run
 
     def counted(*, timeout: float) -> Any:
         try:
@@ -372,7 +372,7 @@ def count_passes(service: BudgetService, monkeypatch: pytest.MonkeyPatch) -> Pas
         finally:
             passes.ended()
 
-    monkeypatch.setattr(service._dispatcher, "run", counted)
+    monkeypatch.setattr(service.core.desk.dispatcher, "run", counted)
     return passes
 
 

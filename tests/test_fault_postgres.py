@@ -300,7 +300,7 @@ def test_a_job_whose_commit_answer_was_lost_counts_once_its_retry_is_acknowledge
             budget = service.create_budget(Budget(tenant_id="acme", amount=Decimal(10), period=BudgetPeriod("monthly")))
             assert budget.id is not None
             service.process_job_cost(_job("first", 10**9))
-            service._watch_budgets()  # the budget is old news: no reload is due for it
+            service.core.sync.watch_budgets()  # the budget is old news: no reload is due for it
             time.sleep(1.5)
             cutter.cut_after(b"COMMIT\x00")
             with pytest.raises(JobBudgetError) as lost:
@@ -314,7 +314,7 @@ def test_a_job_whose_commit_answer_was_lost_counts_once_its_retry_is_acknowledge
             _assert_exact(service, {"first": 10**9, "second": 9 * 10**9})
             assert service.check_budget_compliance("acme", "q").type == "block"  # $10 of $10
             if shared == "redis":  # the shared counters agree with the ledger too
-                wait_until(lambda: service._redis() is not None and not service._shared_dirty, 5)
+                wait_until(lambda: service.core.hot.counters is not None and not service.core.hot.dirty, 5)
                 assert service.get_budget_status(budget.id).current_spend == Decimal(10)
             print(f"\nlost commit answer: counted again after {took:.2f}s, retry was a duplicate")
     finally:

@@ -56,9 +56,9 @@ def _setup_budgets(service: BudgetService) -> None:
 
 
 def _redis_matches_ledger(service: BudgetService) -> bool:
-    shared = service._redis()
+    shared = service.core.hot.counters
     assert shared is not None
-    entries = service._ledger_entries()
+    entries = service.core.hot.ledger_entries()
     try:
         hot = shared.spends([(tenant, key) for tenant, key, _ in entries])
     except StorageUnavailableError:
@@ -70,7 +70,7 @@ def _decisions_right(service: BudgetService) -> bool:
     """``over`` blocks with its true spend, ``acme`` allows, read from Redis."""
     over = service.check_budget_compliance("over", "q")
     return (
-        not service._shared_down
+        not service.core.hot.down
         and over.type == "block"
         and over.current_spend == Decimal(20)
         and service.check_budget_compliance("acme", "q").type == "allow"
@@ -197,7 +197,7 @@ def test_each_failure_mode_decides_while_redis_is_dead_and_recovers(
     config = _config(f"sqlite:///{tmp_path / 'ledger.db'}", private_redis.url, "jbm", mode)
     with BudgetService(config) as service, BudgetService(config) as other:
         _setup_budgets(service)
-        other._watch_budgets()
+        other.core.sync.watch_budgets()
         held = service.admit("acme", "q", estimated_cost=Decimal(1))
         assert held.allowed and service.open_reservations() == 1
         private_redis.kill()
@@ -224,7 +224,7 @@ def test_each_failure_mode_decides_while_redis_is_dead_and_recovers(
 def _decisions_right_after(service: BudgetService) -> bool:
     over = service.check_budget_compliance("over", "q")
     return (
-        not service._shared_down
+        not service.core.hot.down
         and over.type == "block"
         and over.current_spend == Decimal("20.000000021")
         and service.check_budget_compliance("acme", "q").type == "allow"
@@ -254,7 +254,7 @@ def test_a_redis_out_of_memory_is_an_outage_not_an_error(tmp_path: Path, private
         client.config_set("maxmemory", 1)  # every write command now answers OOM
         try:
             admission = service.admit("acme", "q", estimated_cost=Decimal(1))  # a write: refused by Redis
-            assert admission.allowed and service._shared_down  # decided from the ledger (local mode)
+            assert admission.allowed and service.core.hot.down  # decided from the ledger (local mode)
             assert service.check_budget_compliance("over", "q").type == "block"
             service.process_job_cost(_job("acme", 5 * 10**9))  # stored in the ledger all the same
         finally:
@@ -264,5 +264,5 @@ def test_a_redis_out_of_memory_is_an_outage_not_an_error(tmp_path: Path, private
 
 
 def _decisions_right_after_oom(service: BudgetService) -> bool:
-    service._shared_tick()
-    return not service._shared_down and _redis_matches_ledger(service)
+    service.core.sync.tick()
+    return not service.core.hot.down and _redis_matches_ledger(service)

@@ -565,8 +565,9 @@ def test_unreachable_postgres_is_retryable() -> None:
         with pytest.raises(StorageUnavailableError) as info:
             store.ping()
         assert is_retryable(info.value) and info.value.code == "STORAGE_UNAVAILABLE"
+        service = BudgetService(Config(), store=store)  # constructing does no I/O
         with pytest.raises(StorageUnavailableError):
-            BudgetService(Config(), store=store)
+            service.start()  # starting it (or its first use) meets the dead database
     finally:
         store.close()
 
@@ -634,7 +635,7 @@ def test_resync_does_not_lose_concurrent_jobs(store_factory: Callable[[], Store]
         budget = service.create_budget(monthly("10"))
         service.process_job_cost(costing("a", "1"))
         wrapper.armed = lambda: service.process_job_cost(costing("b", "2"))
-        service._reload()  # what the background flusher does every flush_interval
+        service.resync()  # what the background flusher does every flush_interval
         assert wrapper.thread is not None
         wrapper.thread.join(timeout=10)
         assert service.check_budget_compliance(TENANT, QUEUE).current_spend == Decimal(3)

@@ -1,4 +1,4 @@
-"""What the live WebSocket asks the service (``service_live.py``): a version that moves
+"""What the live WebSocket asks the service (``core/live.py``): a version that moves
 only when a budget, period or spend may have changed, in this process or another one,
 and per-budget marks that change only for the budgets concerned."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, BudgetService, JobMetrics
-from jobbudget.service_live import UNTRACKED
+from jobbudget.core.live import UNTRACKED
 
 ServiceFactory = Callable[..., BudgetService]
 ZERO = Decimal(0)

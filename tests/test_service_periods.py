@@ -248,7 +248,7 @@ def test_as_of_reads_a_past_moment_and_moves_nothing_else(service_factory: Servi
         thread.join()
         assert other == [clock.now]  # another thread: the service's clock
     assert service.now() == clock.now
-    state = service._index.get(str(b.id))
+    state = service.core.spend.index.get(str(b.id))
     assert state is not None and state.window is not None and state.window.start_date == date(2024, 2, 1)
     now = service.get_budget_status(str(b.id))
     assert (now.period_start, now.current_spend) == (date(2024, 2, 1), Decimal(4))

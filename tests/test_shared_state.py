@@ -93,7 +93,7 @@ def test_spend_recorded_by_one_process_counts_at_the_next_check_of_another(
 ) -> None:
     a, b = pair
     budget = a.create_budget(_budget(amount=10))
-    b._watch_budgets()  # what its worker does every second
+    b.core.sync.watch_budgets()  # what its worker does every second
     assert b.check_budget_compliance("acme", "q").type == "allow"
     a.process_job_costs([_job(f"j{i}") for i in range(10)])
     action = b.check_budget_compliance("acme", "q")
@@ -105,7 +105,7 @@ def test_spend_recorded_by_one_process_counts_at_the_next_check_of_another(
 def test_reservations_are_shared_and_settled_exactly(pair: tuple[BudgetService, BudgetService]) -> None:
     a, b = pair
     a.create_budget(_budget(amount=3))
-    b._watch_budgets()
+    b.core.sync.watch_budgets()
     first = a.admit("acme", "q", estimated_cost=Decimal(1))
     second = b.admit("acme", "q", estimated_cost=Decimal(1))
     third = a.admit("acme", "q", estimated_cost=Decimal(1))
@@ -144,12 +144,12 @@ def test_a_budget_change_in_one_process_is_seen_by_another_within_a_second(
 def test_flushed_redis_is_rebuilt_from_the_ledger(pair: tuple[BudgetService, BudgetService], prefix: str) -> None:
     a, b = pair
     a.create_budget(_budget(amount=100))
-    b._watch_budgets()
+    b.core.sync.watch_budgets()
     a.process_job_costs([_job(f"j{i}") for i in range(40)])
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(*client.scan_iter(match=f"{prefix}:*"))
     client.close()
-    b._shared_tick()  # what the worker does every second
+    b.core.sync.tick()  # what the worker does every second
     assert b.check_budget_compliance("acme", "q").current_spend == Decimal(40)
     assert a.admit("acme", "q", estimated_cost=Decimal(60)).allowed
     assert not b.admit("acme", "q", estimated_cost=Decimal(1)).allowed
@@ -165,9 +165,9 @@ def test_drift_is_reported_and_corrected_when_it_persists(
     key = next(k for k in redis.Redis.from_url(REDIS_URL).scan_iter(match=f"{prefix}:*:spend:*"))
     redis.Redis.from_url(REDIS_URL).incrby(key, 7 * 10**9)  # a lost or phantom increment: $7
     assert a.check_budget_compliance("acme", "q").current_spend == Decimal(12)
-    a._reconcile()  # seen once: could be a batch in flight, so only reported
+    a.core.sync.reconcile()  # seen once: could be a batch in flight, so only reported
     assert a.check_budget_compliance("acme", "q").current_spend == Decimal(12)
-    a._reconcile()  # seen twice: corrected
+    a.core.sync.reconcile()  # seen twice: corrected
     assert a.check_budget_compliance("acme", "q").current_spend == Decimal(5)
 
 
@@ -197,8 +197,8 @@ def test_redis_down_is_decided_by_the_failure_mode_and_nothing_is_lost(
         # Redis comes back: the next tick rebuilds the counters from the ledger
         from jobbudget.counters.shared import RedisSharedState, connect
 
-        service._shared = RedisSharedState(connect(REDIS_URL), prefix=prefix)
-        service._shared_tick()
+        service.core.hot._state = RedisSharedState(connect(REDIS_URL), prefix=prefix)
+        service.core.sync.tick()
         assert any("is back" in r.getMessage() for r in caplog.records)
         assert service.check_budget_compliance("acme", "q").current_spend == Decimal(11)
     with BudgetService(_config(url, prefix)) as other:
@@ -333,7 +333,7 @@ def test_without_redis_a_check_sees_another_process_spend_at_once(tmp_path: Path
 
     with make() as a, make() as b:
         a.create_budget(_budget(amount=5))
-        b._watch_budgets()
+        b.core.sync.watch_budgets()
         a.process_job_costs([_job(f"j{i}") for i in range(5)])
         assert b.check_budget_compliance("acme", "q").type == "block"
         held = a.admit("acme", "other", estimated_cost=Decimal(0))
@@ -366,7 +366,7 @@ def test_a_new_budget_starts_from_the_jobs_already_stored_in_every_process(
     a, b = pair
     a.process_job_costs([_job(f"early-{i}") for i in range(4)])  # no budget yet
     budget = a.create_budget(_budget(amount=4))
-    b._watch_budgets()
+    b.core.sync.watch_budgets()
     action = b.check_budget_compliance("acme", "q")
     assert action.type == "block" and action.current_spend == Decimal(4)
     assert budget.id is not None
@@ -380,7 +380,7 @@ def test_every_process_rolls_into_the_next_period_at_the_boundary(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'roll.db'}"
     with BudgetService(_config(url, prefix), clock=clock) as a, BudgetService(_config(url, prefix), clock=clock) as b:
         a.create_budget(_budget(amount=3))
-        b._watch_budgets()
+        b.core.sync.watch_budgets()
         a.process_job_costs([_job(f"nov-{i}") for i in range(3)])
         assert b.check_budget_compliance("acme", "q").type == "block"
         clock.advance(minutes=1)  # December

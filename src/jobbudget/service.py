@@ -1,66 +1,58 @@
-"""BudgetService: the use cases.  Its public methods are the API every adapter uses."""
+"""BudgetService: the use cases, as one facade.  Its public methods are the API every
+adapter uses; each delegates to one collaborator of :mod:`jobbudget.core`, built by
+the composition root (:mod:`jobbudget.core.compose`).
+
+Constructing a service does no I/O.  :meth:`BudgetService.start` (or entering it as a
+context manager, or the first call that needs it) migrates the database, loads the
+spend state, connects the shared state and starts the background work;
+:meth:`BudgetService.close` ends it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .background import AuditBuffer, PeriodicWorker
 from .config import Config
-from .counters.memory import BudgetState, SpendIndex
-from .counters.reservations import LocalReservations
-from .counters.usage import UsageCache
-from .domain.cost import CostCalculationEngine, CostModel, JobCost, JobMetrics
-from .domain.errors import StorageUnavailableError, ValidationError
-from .domain.estimation import choose_profile, estimate_cost
-from .domain.money import ZERO
-from .domain.periods import window_at
-from .domain.records import CostModelVersion, JobRecord, SpendKey
-from .domain.validation import MAX_ID_LEN, MAX_TENANT_LEN, check_identifier
-from .ports import ChangeFeed, Clock, MetricsSink, NullMetrics, Store
-from .service_admission import AdmissionMixin
-from .service_alerts import AlertsMixin
-from .service_budgets import BudgetsMixin, BudgetStatus
-from .service_keys import KeysMixin
-from .service_live import LiveMixin
-from .service_queries import QueriesMixin
-from .service_shared import SharedMixin
+from .core import compose
+from .core.compose import Core
+from .core.metering import FUTURE_TOLERANCE, MAX_BATCH, MAX_JOB_COST
+from .counters.memory import BudgetState
+from .domain.alerts import Alert
+from .domain.apikeys import ApiKey
+from .domain.budget import Budget, NotificationChannel
+from .domain.budget_status import BudgetStatus
+from .domain.cost import CostModel, JobCost, JobMetrics
+from .domain.enforcement import Admission, EnforcementAction
+from .domain.errors import ValidationError
+from .domain.periods import BudgetPeriod
+from .domain.records import AuditEntry, CostModelVersion, DailyCost, ForecastSnapshot, PruneResult
+from .domain.validation import MAX_JOB_ID_LEN, MAX_TENANT_LEN, check_identifier
+from .ports import Clock, MetricsSink, NullMetrics, Store
 
 if TYPE_CHECKING:
-    from .ports import SharedState
+    from .analytics.accuracy import SnapshotRun
+    from .core.live import LiveMarks, LiveVersion
+    from .domain.dashboard import BudgetTrends, Dashboard
+    from .domain.forecast_backtest import BacktestResult
+    from .domain.forecasting import Forecast
+    from .domain.reporting import BudgetReport
+    from .notify.dispatcher import DispatchResult
 
-__all__ = ["BudgetService", "BudgetStatus"]
-
-log = logging.getLogger("jobbudget")
-FUTURE_TOLERANCE = timedelta(minutes=5)
-MAX_BATCH = 100_000
-#: No single job may cost more than this (a broken reporter, not a real job).
-MAX_JOB_COST = Decimal(1_000_000)
-_STATS_TTL = timedelta(seconds=60)
+__all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "MAX_JOB_COST", "BudgetService", "BudgetStatus"]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _duration(span: timedelta) -> str:
-    """``2 days``, ``36 hours``, ``90 minutes``: a window as people say it."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} seconds"
-
-
-class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, AlertsMixin, KeysMixin, LiveMixin):
+class BudgetService:
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
@@ -76,90 +68,64 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         self.config = config or Config()
         self._clock = clock or utc_now
         self._viewed = threading.local()  # as_of(): the moment one thread's reads see
-        self._metrics: MetricsSink = metrics or NullMetrics()
-        self._mean_cost: dict[tuple[str, str], tuple[Decimal, int]] = {}  # for cost-savings estimates
         if store is None:
             from .storage import open_store
 
             store = open_store(self.config.database_url, schema=self.config.database_schema)
-        self._store = store
-        # Two locks, always taken in this order: ``_write`` serialises everything that
-        # writes the ledger or reshapes the spend state (ingest, budget changes, period
-        # rolls, resyncs) and is held across database I/O; ``_state`` guards the
-        # in-memory numbers for microseconds, and is all an admission check needs.
-        self._write = threading.RLock()
-        self._state = threading.Lock()
-        self._index = SpendIndex()
-        self._reservations = LocalReservations()
-        self._shared: SharedState | None = None
-        # Without a shared state each process keeps its own spend; the store's change
-        # feed says when another writer committed, and the budgets a decision reads
-        # are then re-read from the ledger (generation: how many changes were seen).
-        self._changes: ChangeFeed | None = None
-        self._generation = 0
-        self._usage = UsageCache(store)
-        self._fired: set[tuple[str, str, date]] = set()  # alerts already written, per period
-        self._alerts_ready = threading.Event()  # wakes the dispatcher
-        self._audit = AuditBuffer(store)
-        self._commit_unknown = False  # a batch failed at a moment its commit may have gone through
         if logging.getLogger("jobbudget").level == logging.NOTSET:  # the application's own setting wins
             logging.getLogger("jobbudget").setLevel(self.config.log_level)
-        try:
-            self._store.migrate()
-            latest = self._store.latest_cost_model()
-            if latest is None:
-                latest = self._store.add_cost_model(
-                    self.config.build_cost_model(), created_at=self._now(), created_by="config"
-                )
-            self._engine = CostCalculationEngine(latest.model, version=latest.version)
-            self._reload()
-            self._watch_budgets()  # the fingerprint later changes are compared with
-            self._open_shared()
-            if self._shared is None:
-                self._changes = self._store.changes()
-                self._look_for_changes()  # the first look: what the ledger says now is known
-        except Exception:
-            self._store.close()
-            raise
-        every = self.config.flush_interval.total_seconds()
-        self._start_dispatcher()
-        self._worker = PeriodicWorker(
-            [
-                (1.0, self.flush),
-                (every, self._reload),
-                (every, self._housekeeping),
-                (self.config.budget_watch_interval, self._watch_budgets),
-                (1.0, self._shared_tick),
-                (1.0, self._recount_unknown_commit),
-                (every, self._reconcile),
-            ]
+        self._core = compose.build(
+            self.config,
+            store=store,
+            clock=self._now,
+            metrics=metrics or NullMetrics(),
+            forecast=lambda tenant, queue: self.get_forecast(tenant, queue),
+            housekeeping=self.record_forecast_snapshots,
+            viewing=lambda: self._viewed_at() is not None,
         )
-        self._worker.start()
+        self._starting = threading.Lock()
+        self._running = False
+        self._closed = False
 
     # -- life cycle ---------------------------------------------------------------
-    def __enter__(self) -> BudgetService:
+    def start(self) -> BudgetService:
+        """Migrate, load and connect, and start the background work (once; the first
+        call that needs it does it too)."""
+        with self._starting:
+            if self._closed:
+                raise RuntimeError("this BudgetService is closed")
+            if not self._running:
+                compose.start(self._core)
+                self._running = True
         return self
+
+    @property
+    def core(self) -> Core:
+        """The collaborators, started (for adapters that need one of them, and tests)."""
+        if not self._running:
+            self.start()
+        return self._core
+
+    def __enter__(self) -> BudgetService:
+        return self.start()
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.close()
 
     def close(self) -> None:
         """Write buffered audit entries and release the database."""
-        if self._worker.stopped:
-            return
-        self._worker.stop()
-        try:
-            self.flush()
-            self._stop_dispatcher()
-        finally:
-            self._store.close()
-            redis = self._redis()
-            if redis is not None:
-                redis.close()
+        with self._starting:
+            if self._closed:
+                return
+            self._closed = True
+            if self._running:
+                compose.stop(self._core)
+            else:
+                self._core.store.close()
 
     def flush(self) -> None:
         """Write buffered audit entries (bypasses) now, and their ``bypass`` alerts."""
-        self._bypass_alerts(self._audit.flush())
+        compose.flush(self.core)
 
     def _now(self) -> datetime:
         now = self._viewed_at() or self._clock()
@@ -167,73 +133,56 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
             raise ValidationError("clock", now, "must return an aware datetime")
         return now.astimezone(UTC)
 
-    def _reload(self) -> None:
-        """Rebuild the in-memory state from the ledger.  Holds the write lock throughout
-        so that no batch can commit between reading the ledger and swapping the state."""
-        with self._write:
-            now = self._now()
-            generation = self._generation  # read before the ledger: a later change stays a change
-            budgets = self._store.list_budgets()
-            windows = {b.id: window_at(b.period, now) for b in budgets}
-            keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
-            spend = self._store.load_spend(keys)
-            index = SpendIndex()
-            for b in budgets:
-                w = windows[b.id]
-                state = index.put(
-                    b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now
-                )
-                state.synced = generation
-            self._load_fired(windows.values())
-            with self._state:
-                self._index = index
-            log.debug("rebuilt spend state: %d active budgets", len(index))
+    def now(self) -> datetime:
+        """The current time from the service's clock (aware, UTC)."""
+        return self._now()
 
-    def _look_for_changes(self) -> None:
-        """Ask the store whether another writer committed since the last look."""
-        if self._changes is not None and self._changes.changed():
-            self._generation += 1
-
-    def _stale(self, states: Sequence[BudgetState]) -> bool:
-        return self._changes is not None and any(s.synced != self._generation for s in states)
-
-    def _resync(self, states: Sequence[BudgetState]) -> None:
-        """(Under the write and state locks.)  Re-read from the ledger the spend of the
-        states another writer may have changed since they were last read.  If the
-        database cannot be read, the spend this process knows stands."""
-        generation = self._generation
-        stale = [s for s in states if s.synced != generation]
-        keys = [s.key for s in stale if s.key is not None]
+    @contextlib.contextmanager
+    def as_of(self, at: datetime) -> Iterator[None]:
+        """Reads made in this thread inside the block see ``at`` as now, as they would
+        on a service whose clock said ``at`` (``jobbudget tui --at``: what is shown).
+        Nothing else moves: other threads, enforcement and the background work keep the
+        real clock.  For reads only: a write made inside the block would be stamped
+        ``at``."""
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValidationError("at", at, "must be an aware datetime")
+        outer = self._viewed_at()
+        self._viewed.at = at.astimezone(UTC)
         try:
-            spend = self._store.load_spend(keys) if keys else {}
-        except StorageUnavailableError as exc:
-            log.debug("other processes' spend not read, deciding on this process's: %s", exc)
-            return
-        for state in stale:
-            if state.key is not None:
-                state.spend = spend.get(state.key, ZERO)
-            state.synced = generation
+            yield
+        finally:
+            self._viewed.at = outer
+
+    def _viewed_at(self) -> datetime | None:
+        """The moment :meth:`as_of` set for this thread's reads, if any."""
+        at: datetime | None = getattr(self._viewed, "at", None)
+        return at
+
+    @property
+    def store(self) -> Store:
+        """The storage the service uses (for the analytics use cases)."""
+        return self.core.store
+
+    def ping(self) -> None:
+        self.core.store.ping()
 
     @property
     def shares_state(self) -> bool:
         """Whether checks read spend shared by every process (Redis or the database)
         rather than this process's own copy."""
-        return self._shared is not None
+        return self._core.hot.shared
 
     def resync(self) -> None:
         """Rebuild the in-memory spend state from the ledger now (the periodic worker
         does it every ``flush_interval``): picks up jobs that other processes wrote
         to the same database."""
-        self._reload()
-
-    def _housekeeping(self) -> None:
-        """Periodic work off the request path: mid-period forecast snapshots, and the
-        ``reset`` and ``forecast_overrun`` alerts."""
-        self.record_forecast_snapshots()
-        self._safe_lifecycle()
+        self.core.sync.reload()
 
     def enable_debug_logging(self, enabled: bool = True) -> None:
         logging.getLogger("jobbudget").setLevel(logging.DEBUG if enabled else self.config.log_level)
+
+    def active_budget_states(self) -> Iterable[BudgetState]:
+        return self.core.spend.all_states()
 
     # -- metering -----------------------------------------------------------------
     def process_job_cost(self, metrics: JobMetrics, *, reservation_id: str | None = None) -> JobCost:
@@ -255,163 +204,253 @@ class BudgetService(AdmissionMixin, BudgetsMixin, SharedMixin, QueriesMixin, Ale
         ``accept_late=False`` (the API for a tenant's key) a job that finished more than
         ``late_job_window`` ago is refused: it would count toward a past period and
         escape the current one's budget; historic imports leave it True."""
-        if len(batch) > MAX_BATCH:
-            raise ValidationError("batch", len(batch), f"must hold at most {MAX_BATCH} jobs")
-        if reservation_ids is not None:
-            if len(reservation_ids) != len(batch):
-                raise ValidationError("reservation_ids", len(reservation_ids), f"must hold one per job ({len(batch)})")
-            for i, rid in enumerate(reservation_ids):
-                if rid is not None:
-                    check_identifier(f"reservation_ids[{i}]", rid, max_len=MAX_ID_LEN)
-        now = self._now()
-        limit = now + FUTURE_TOLERANCE
-        oldest = None if accept_late else now - self.config.late_job_window
-        for i, m in enumerate(batch):
-            if not isinstance(m, JobMetrics):
-                raise ValidationError(f"batch[{i}]", type(m).__name__, "must be a JobMetrics")
-            if m.timestamp is not None and m.timestamp > limit:
-                raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
-            if oldest is not None and m.timestamp is not None and m.timestamp < oldest:
-                raise ValidationError(
-                    f"batch[{i}].timestamp",
-                    m.timestamp.isoformat(),
-                    f"is more than {_duration(self.config.late_job_window)} in the past (late_job_window): historic "
-                    "jobs are imported with an admin key or `jobbudget import`",
-                )
-        engine = self._engine
-        self._recount_unknown_commit()
-        with self._write:  # no roll or resync can change the index meanwhile
-            index = self._index
-            records: list[JobRecord] = []
-            ends: dict[tuple[str, date], date] = {}
-            priced_from = time.perf_counter()
-            for m in batch:
-                ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
-                cost = engine.calculate_job_cost(m, timestamp=ts)
-                if cost.total_cost > MAX_JOB_COST:
-                    raise ValidationError(
-                        f"batch[{len(records)}]",
-                        m.job_id,
-                        f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
-                    )
-                keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
-                records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
-            self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
-            # the alerts this spend fires are written in the same transaction
-            try:
-                result = self._store.record_jobs(records, plan=self._alert_plan(records, ends, now))
-            except StorageUnavailableError:
-                self._commit_unknown = True  # the connection may have dropped after the commit
-                raise
-            with self._state:  # only jobs really stored count, once committed
-                for record, new in zip(records, result.inserted, strict=True):
-                    if new:
-                        index.add(record.spend_keys, record.cost.total_cost)
-            self._fired.update(result.fired)
-            self._count_stored(records, result.inserted)
-            self._publish(records, result.inserted)
-        self._announce(result.alerts)
-        for metrics, rid in zip(batch, reservation_ids or (), strict=False):
-            # after the spend counts (never a moment with neither), and only the job's own
-            # tenant's: another tenant's reservation id settles nothing
-            self._settle(rid, tenant_id=metrics.tenant_id)
-        first_cost: dict[tuple[str, str], JobCost] = {}
-        out: list[JobCost] = []
-        for record, new in zip(records, result.inserted, strict=True):
-            key = (record.metrics.tenant_id, record.metrics.job_id)
-            if new:
-                first_cost[key] = record.cost
-                out.append(record.cost)
-            elif key in first_cost:
-                out.append(replace(first_cost[key], duplicate=True))
-            else:
-                out.append(result.existing[key])
-        return out
+        return self.core.metering.process(batch, reservation_ids=reservation_ids, accept_late=accept_late)
 
-    def _recount_unknown_commit(self) -> None:
-        """After a batch failed with the database unreachable, the ledger may hold it
-        although it was never counted here (its retry is then a duplicate, counted by
-        nobody): rebuild the spend from the ledger, and Redis from it, once it answers."""
-        if not self._commit_unknown:
-            return
-        with self._write:
-            try:
-                self._reload()
-            except StorageUnavailableError as exc:
-                log.debug("spend not rebuilt yet, the database is still unavailable: %s", exc)
-                return
-            self._commit_unknown = False
-            self._shared_dirty = True  # the next shared tick rebuilds Redis from the ledger
+    # -- admission ----------------------------------------------------------------
+    def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
+        """Decide admission of a job: the most restrictive action of every active
+        budget covering the tenant and queue (no budget: allow).  Open reservations
+        count as spent."""
+        return self.core.admissions.check(tenant_id, queue_name, priority)
 
-    def _count_stored(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
-        """After a commit (under the write lock): usage history for estimates, spend
-        per tenant for the metrics, and each queue's mean job cost."""
-        per_tenant: dict[str, Decimal] = {}
-        for record, new in zip(records, inserted, strict=True):
-            if new:
-                m, cost = record.metrics, record.cost.total_cost
-                self._usage.observe(m)
-                per_tenant[m.tenant_id] = per_tenant.get(m.tenant_id, ZERO) + cost
-                total, count = self._mean_cost.get((m.tenant_id, m.queue_name), (ZERO, 0))
-                self._mean_cost[(m.tenant_id, m.queue_name)] = (total + cost, count + 1)
-        for tenant_id, amount in per_tenant.items():
-            self._metrics.stored(tenant_id=tenant_id, amount=amount)
+    def admit(
+        self,
+        tenant_id: str,
+        queue_name: str = "",
+        *,
+        priority: int = 5,
+        estimated_cost: Any = None,
+        ttl_seconds: float = 3600.0,
+    ) -> Admission:
+        """Admit a job and reserve its estimated cost against every budget covering it,
+        or refuse it (``action.type == "block"``, no reservation) when spend plus open
+        reservations plus the estimate would pass a blocking budget's block threshold.
+        ``estimated_cost`` defaults to this queue's mean job cost, else
+        :meth:`estimate_job_cost` of a 60-CPU-second job.  Settle with
+        ``process_job_cost(metrics, reservation_id=...)`` or :meth:`release`; the
+        reservation expires by itself after ``ttl_seconds``."""
+        return self.core.admissions.admit(
+            tenant_id, queue_name, priority=priority, estimated_cost=estimated_cost, ttl_seconds=ttl_seconds
+        )
 
-    # -- enforcement: check_budget_compliance, admit and release (service_admission.py)
-    def _load_spend(self, key: SpendKey) -> Decimal:
-        return self._store.load_spend([key]).get(key, ZERO)
+    def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
+        """Cancel a reservation (the job will not run); False if it was not open, or
+        (with ``tenant_id``) belongs to another tenant."""
+        return self.core.admissions.release(reservation_id, tenant_id=tenant_id)
+
+    def open_reservations(self) -> int:
+        """How many reservations this process holds (all processes' with Redis)."""
+        return self.core.admissions.open_reservations()
+
+    # -- budgets --------------------------------------------------------------------
+    def validate_budget(self, budget: Budget, *, stored: Budget | None = None) -> None:
+        """Raise :class:`ValidationError` naming the first field that is wrong, including a
+        new channel whose target is an address the outbound policy refuses (channels the
+        ``stored`` budget already had are kept as they are: they are refused when sent)."""
+        self._core.budgets.validate(budget, stored=stored)
+
+    def create_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Validate and store a budget; returns it with its id and resolved period."""
+        return self.core.budgets.create(budget, actor=actor)
+
+    def update_budget(self, budget: Budget, *, actor: str = "system") -> Budget:
+        """Replace a stored budget (same id and tenant); the current period's spend is
+        recounted from the stored jobs for its (possibly new) scope and period."""
+        return self.core.budgets.update(budget, actor=actor)
+
+    def deactivate_budget(self, budget_id: str, *, actor: str = "system") -> Budget:
+        budget = self.get_budget(budget_id)
+        return self.update_budget(replace(budget, active=False), actor=actor)
+
+    def get_budget(self, budget_id: str) -> Budget:
+        return self.core.budgets.get(budget_id)
+
+    def list_budgets(self, tenant_id: str | None = None, *, include_inactive: bool = False) -> list[Budget]:
+        return self.core.store.list_budgets(tenant_id=tenant_id, include_inactive=include_inactive)
+
+    def get_budget_status(self, budget_id: str) -> BudgetStatus:
+        return self.core.budgets.status(budget_id)
+
+    # -- alerts ---------------------------------------------------------------------
+    def list_alerts(
+        self, tenant_id: str | None = None, *, active_only: bool = False, limit: int = 500, details: bool = True
+    ) -> list[Alert]:
+        """Alerts newest first, each with its deliveries per channel (targets
+        redacted); ``active_only``: not acknowledged and of a period not yet over.
+        ``details=False`` is what a tenant is shown: only the deliveries to its budgets'
+        own channels (not to the configuration's ``notification_channels``), and failures
+        without their reasons, which name hosts, ports and what the receiver answered."""
+        return self.core.desk.list_alerts(tenant_id, active_only=active_only, limit=limit, details=details)
+
+    def acknowledge_alert(self, alert_id: str, by: str) -> None:
+        self.core.desk.acknowledge(alert_id, by)
+
+    def resend_delivery(self, delivery_id: int) -> None:
+        """Send a delivery again now: failed (dead-lettered), sent, or still waiting
+        (a retry, a rate limit).  ConflictError while it is being sent."""
+        self.core.desk.resend(delivery_id)
+
+    def dispatch_notifications(self, timeout: float = 30.0) -> DispatchResult:
+        """Deliver what is due now, synchronously, for at most ``timeout`` seconds
+        (the background dispatcher does the same continuously)."""
+        return self.core.desk.dispatch(timeout)
+
+    def send_test_notification(self, channel: NotificationChannel) -> None:
+        """Send a clearly labelled test message through ``channel`` now (raises
+        :class:`jobbudget.notify.base.DeliveryError` when it cannot be delivered)."""
+        self._core.desk.send_test(channel)
+
+    def send_budget_test_notification(self, budget_id: str, index: int) -> None:
+        """Send a test message through the budget's channel number ``index`` (0-based),
+        with the stored secrets (which callers of the API never see)."""
+        self.core.desk.send_budget_test(budget_id, index)
+
+    # -- API keys -------------------------------------------------------------------
+    def remembered_key(self, token: str) -> ApiKey | None:
+        """The key ``token`` is, if this process knows it without a lookup (None: look
+        it up with :meth:`authenticate`); AuthenticationError for a malformed token or
+        one known to be unknown.  Never touches the database."""
+        return self._core.keys.remembered_key(token)
+
+    def create_api_key(
+        self, *, role: str, tenant_id: str | None = None, name: str = "", actor: str = "system"
+    ) -> tuple[ApiKey, str]:
+        """A new key and its plaintext.  The plaintext is returned this once and never
+        stored (only its SHA-256 digest is); the audit entry carries no key material."""
+        return self.core.keys.create_api_key(role=role, tenant_id=tenant_id, name=name, actor=actor)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key (revoked ones too), oldest first; never a secret or hash."""
+        return self.core.keys.list_api_keys()
+
+    def revoke_api_key(self, key_id: str, *, actor: str = "system") -> None:
+        """Revoke a key (NotFoundError if there is none); revoking twice keeps the
+        first time.  This process refuses the key from now on."""
+        self.core.keys.revoke_api_key(key_id, actor=actor)
+
+    def authenticate(self, token: str | None, *, max_age: float = 5.0) -> ApiKey:
+        """The key ``token`` is; AuthenticationError if it is missing, malformed,
+        unknown or revoked (the message never contains the token).  ``max_age``: how
+        old (seconds) a remembered lookup may be for this call."""
+        return self.core.keys.authenticate(token, max_age=max_age)
+
+    def authorize(self, key: ApiKey, *, action: str, tenant_id: str | None) -> None:
+        """PermissionDeniedError unless ``key`` may do ``action`` on ``tenant_id``'s
+        data (None: every tenant's)."""
+        self._core.keys.authorize(key, action=action, tenant_id=tenant_id)
+
+    # -- the live view --------------------------------------------------------------
+    def live_version(self) -> LiveVersion:
+        """O(1): changes whenever a budget, a period or a spend may have changed."""
+        return self.core.live.version()
+
+    def live_marks(self, budget_ids: Sequence[str]) -> LiveMarks:
+        """What each budget's status is computed from, now (see :mod:`jobbudget.core.live`)."""
+        return self.core.live.marks(budget_ids)
 
     # -- estimation and cost model ------------------------------------------------
     def estimate_job_cost(
         self, job_type: str, cpu_time: Any, payload_kb: Any, *, tenant_id: str | None = None
     ) -> Decimal:
         """Estimate a job's cost before it runs (see :mod:`jobbudget.domain.estimation`)."""
-        check_identifier("job_type", job_type, max_len=100, allow_empty=True)
-        if tenant_id is not None:
-            check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
-        now = self._now()
-        tenant = self._usage.get(job_type, tenant_id, now) if tenant_id is not None else None
-        overall = self._usage.get(job_type, None, now)
-        profile = choose_profile(job_type, tenant=tenant, overall=overall)
-        return estimate_cost(self._engine, profile=profile, cpu_time=cpu_time, payload_kb=payload_kb)
+        return self.core.pricing.estimate(job_type, cpu_time, payload_kb, tenant_id=tenant_id)
 
     def get_cost_model(self) -> CostModel:
-        return self._engine.model
+        return self.core.pricing.engine.model
 
     def get_cost_model_version(self) -> int:
-        return self._engine.version
+        return self.core.pricing.engine.version
 
     def list_cost_models(self) -> list[CostModelVersion]:
-        return self._store.list_cost_models()
+        return self.core.store.list_cost_models()
 
     def update_cost_model(self, model: CostModel, *, actor: str = "system") -> CostModelVersion:
         """Price new jobs with ``model`` from now on.  Stored jobs keep the price (and
         the model version) they were processed with."""
-        if not isinstance(model, CostModel):
-            raise ValidationError("model", type(model).__name__, "must be a CostModel")
-        version = self._store.add_cost_model(model, created_at=self._now(), created_by=actor)
-        self._engine = CostCalculationEngine(model, version=version.version)
-        return version
+        return self.core.pricing.update(model, actor=actor)
 
-    def now(self) -> datetime:
-        """The current time from the service's clock (aware, UTC)."""
-        return self._now()
+    # -- analytics (the models live in jobbudget.domain, the use cases in jobbudget.analytics)
+    def get_forecast(self, tenant_id: str, queue_name: str = "") -> Forecast:
+        """Forecast the current period of the active budget for exactly this scope
+        (tenant-wide when ``queue_name`` is empty)."""
+        from .analytics.forecasts import get_forecast
 
-    @property
-    def store(self) -> Store:
-        """The storage the service uses (for the analytics use cases)."""
-        return self._store
+        return get_forecast(self, tenant_id=tenant_id, queue_name=queue_name)
 
-    def ping(self) -> None:
-        self._store.ping()
+    def forecast_accuracy(self, tenant_id: str, queue_name: str = "") -> BacktestResult:
+        """Backtest the forecast on this scope's own daily spend of the last year."""
+        from .analytics.forecasts import forecast_accuracy
 
-    def active_budget_states(self) -> Iterable[BudgetState]:
-        self._look_for_changes()
-        with self._state:
-            states = self._index.states()
-            if not self._stale(states):
-                return [replace(state) for state in states]
-        with self._write, self._state:
-            states = self._index.states()
-            self._resync(states)
-            return [replace(state) for state in states]
+        return forecast_accuracy(self, tenant_id=tenant_id, queue_name=queue_name)
+
+    def record_forecast_snapshots(self) -> SnapshotRun:
+        """Keep each budget period's mid-period forecast and, once the period closes,
+        its real spend (runs in the background every ``flush_interval``)."""
+        from .analytics.accuracy import record_forecast_snapshots
+
+        return record_forecast_snapshots(self)
+
+    def list_forecast_snapshots(
+        self, *, budget_id: str | None = None, closed: bool | None = None, limit: int = 1000
+    ) -> list[ForecastSnapshot]:
+        """Recorded mid-period forecasts, newest period first (``error`` once closed)."""
+        return self.store.list_forecast_snapshots(budget_id=budget_id, closed=closed, limit=limit)
+
+    def generate_report(self, tenant_id: str, period: BudgetPeriod) -> BudgetReport:
+        """Spend, drivers, breakdowns, daily series, forecast and recommendations for a
+        tenant over ``period``."""
+        from .analytics.reports import generate_report
+
+        return generate_report(self, tenant_id=tenant_id, period=period)
+
+    def dashboard(self, tenant_id: str | None = None, *, top: int = 10) -> Dashboard:
+        """Every budget with its status now (inactive ones too) and the ``top`` cost
+        drivers of the current UTC month; one tenant's when ``tenant_id`` is given."""
+        from .analytics.views import dashboard
+
+        return dashboard(self, tenant_id=tenant_id, top=top)
+
+    def budget_trends(self, budget_id: str, *, days: int = 30) -> BudgetTrends:
+        """The budget's daily spend over the last ``days`` days with its daily pace,
+        the period's forecast and the cost by component."""
+        from .analytics.views import budget_trends
+
+        return budget_trends(self, budget_id=budget_id, days=days)
+
+    # -- reading ------------------------------------------------------------------
+    def get_job_cost(self, tenant_id: str, job_id: str) -> JobCost | None:
+        check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
+        check_identifier("job_id", job_id, max_len=MAX_JOB_ID_LEN)
+        return self.store.get_job(tenant_id, job_id)
+
+    def get_daily_costs(
+        self,
+        tenant_id: str | None = None,
+        *,
+        queue_name: str | None = None,
+        start: date,
+        end: date,
+        exact_stats: bool = True,
+    ) -> list[DailyCost]:
+        """Daily aggregates for ``start <= date <= end`` (UTC days); see
+        :meth:`jobbudget.ports.Ledger.daily_costs` for ``exact_stats``."""
+        return self.store.daily_costs(
+            tenant_id=tenant_id, queue_name=queue_name, start=start, end=end, exact_stats=exact_stats
+        )
+
+    def list_audit(
+        self, *, tenant_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        self.flush()
+        return self.store.list_audit(tenant_id=tenant_id, kind=kind, limit=limit)
+
+    def prune(self) -> PruneResult:
+        """Delete per-job rows older than ``raw_retention_days`` and daily rows older
+        than ``retention_days`` (exact daily statistics are kept)."""
+        from datetime import timedelta
+
+        today = self.now().date()
+        return self.store.prune(
+            raw_before=today - timedelta(days=self.config.raw_retention_days),
+            daily_before=today - timedelta(days=self.config.retention_days),
+        )

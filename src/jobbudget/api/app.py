@@ -116,7 +116,7 @@ def app_from_env() -> FastAPI:
     path = os.environ.get("JOBBUDGET_CONFIG")
     config = Config.from_yaml(path) if path else Config()
     exported = PrometheusMetrics(max_tenants=config.metrics_max_tenants)
-    service = BudgetService(config, metrics=exported)
+    service = BudgetService(config, metrics=exported).start()  # a database it cannot open: it does not serve
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

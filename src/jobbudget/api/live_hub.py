@@ -32,9 +32,9 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from ..core.live import BudgetMark, LiveVersion
 from ..domain.errors import AuthenticationError, JobBudgetError
 from ..service import BudgetService
-from ..service_live import BudgetMark, LiveVersion
 from .live_messages import StatusMessage
 
 __all__ = ["FORECAST_SECONDS", "POLL_SECONDS", "REAUTH_SECONDS", "REFRESH_SECONDS", "LiveHub", "Subscriber"]

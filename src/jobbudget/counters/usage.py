@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from ..domain.cost import JobMetrics
 from ..domain.estimation import UsageStats
-from ..ports import Store
+from ..ports import Ledger
 
 __all__ = ["UsageCache"]
 
@@ -15,7 +15,7 @@ class UsageCache:
     """Reads usage sums from the store at most once per ``ttl`` per key and adds the
     jobs this process stores in between."""
 
-    def __init__(self, store: Store, *, ttl: timedelta = timedelta(seconds=60)) -> None:
+    def __init__(self, store: Ledger, *, ttl: timedelta = timedelta(seconds=60)) -> None:
         self._store = store
         self._ttl = ttl
         self._cached: dict[tuple[str, str | None], tuple[UsageStats, datetime]] = {}

@@ -1,5 +1,5 @@
-"""API-key use cases of :class:`jobbudget.service.BudgetService`: create, list and
-revoke keys, authenticate a presented key and authorize what it asks to do.
+"""API keys: create, list and revoke keys, authenticate a presented key and
+authorize what it asks to do.
 
 Successful lookups are cached in this process for at most :data:`CACHE_SECONDS`, so
 authenticating a request rarely touches the database.  Revoking a key through this
@@ -10,8 +10,8 @@ again costs no lookup, and concurrent requests with one key not in the cache mak
 lookup between them.  A new key is 256 random bits, so no key created elsewhere was
 ever seen as unknown.
 
-:meth:`KeysMixin.remembered_key` answers from memory alone, without taking a lock,
-so that an event loop may call it; :meth:`KeysMixin.authenticate` may query the
+:meth:`ApiKeys.remembered_key` answers from memory alone, without taking a lock,
+so that an event loop may call it; :meth:`ApiKeys.authenticate` may query the
 database and wait for another thread's lookup of the same key (a worker thread's job).
 """
 
@@ -20,17 +20,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from .domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
-from .domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
-from .domain.records import AuditEntry
-from .domain.validation import check_identifier
-from .ports import Store
+from ..domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
+from ..domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
+from ..domain.records import AuditEntry
+from ..domain.validation import check_identifier
+from ..ports import AuditLog, KeyStore
 
-__all__ = ["CACHE_SECONDS", "KeysMixin"]
+__all__ = ["CACHE_SECONDS", "ApiKeys"]
 
 #: How long a successful authentication is remembered (revocations elsewhere show
 #: up within this time).
@@ -127,22 +127,15 @@ class _KeyCache:
                     self._lookups[key_hash] = (gate, users - 1)
 
 
-class KeysMixin:
-    """Mixed into BudgetService (which sets ``_store`` and provides ``now``)."""
-
-    _store: Store
-
-    def now(self) -> datetime:
-        raise NotImplementedError
+class ApiKeys:
+    def __init__(self, keys: KeyStore, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+        self._keys = keys
+        self._audit = audit
+        self.now = clock
+        self._cache = _KeyCache()
 
     def _key_cache(self) -> _KeyCache:
-        """This service's cache, made on first use: ``setdefault`` (atomic) so that
-        threads racing to make it all get the same one, and only called while there is
-        none (its default argument is built on every call)."""
-        cache: _KeyCache | None = self.__dict__.get("_api_key_cache")
-        if cache is None:
-            cache = self.__dict__.setdefault("_api_key_cache", _KeyCache())
-        return cache
+        return self._cache  # made once, with the service: no thread can race to make it
 
     def remembered_key(self, token: str) -> ApiKey | None:
         """The key ``token`` is, if this process knows it without a lookup (None: look
@@ -176,13 +169,13 @@ class KeysMixin:
                 created_at=self.now(),
             )
             try:
-                self._store.add_api_key(key, key_hash=digest)
+                self._keys.add_api_key(key, key_hash=digest)
             except ConflictError:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 continue
             break
-        self._store.add_audit(
+        self._audit.add_audit(
             [
                 AuditEntry(
                     at=key.created_at,
@@ -197,7 +190,7 @@ class KeysMixin:
 
     def list_api_keys(self) -> list[ApiKey]:
         """Every key (revoked ones too), oldest first; never a secret or hash."""
-        return self._store.list_api_keys()
+        return self._keys.list_api_keys()
 
     def revoke_api_key(self, key_id: str, *, actor: str = "system") -> None:
         """Revoke a key (NotFoundError if there is none); revoking twice keeps the
@@ -205,9 +198,9 @@ class KeysMixin:
         check_identifier("key_id", key_id, max_len=36)
         check_identifier("actor", actor, max_len=100)
         now = self.now()
-        self._store.revoke_api_key(key_id, at=now)
+        self._keys.revoke_api_key(key_id, at=now)
         self._key_cache().revoke(key_id)
-        self._store.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
+        self._audit.add_audit([AuditEntry(at=now, kind="api_key_revoked", actor=actor, details={"key_id": key_id})])
 
     def authenticate(self, token: str | None, *, max_age: float = CACHE_SECONDS) -> ApiKey:
         """The key ``token`` is; AuthenticationError if it is missing, malformed,
@@ -231,7 +224,7 @@ class KeysMixin:
             refused = cache.refusal(digest)
             if refused is not None:
                 raise AuthenticationError(refused)
-            key = self._store.find_api_key(digest)  # a StorageError is not remembered
+            key = self._keys.find_api_key(digest)  # a StorageError is not remembered
             if key is None:
                 cache.refuse(digest, "unknown API key")
                 raise AuthenticationError("unknown API key")

@@ -1,0 +1,180 @@
+"""Metering: price finished jobs and store them, once each, in one transaction per
+batch with the alerts their spend fires; then count them in the spend state and
+the shared counters, and settle their admissions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from ..config import Config
+from ..domain.cost import JobCost, JobMetrics
+from ..domain.errors import StorageUnavailableError, ValidationError
+from ..domain.money import ZERO
+from ..domain.records import JobRecord
+from ..domain.validation import MAX_ID_LEN, check_identifier
+from ..ports import Ledger, MetricsSink
+from .alert_planning import AlertPlanner
+from .hot_state import HotState
+from .pricing import Pricing
+from .spend_state import SpendState
+
+__all__ = ["FUTURE_TOLERANCE", "MAX_BATCH", "MAX_JOB_COST", "Metering"]
+
+log = logging.getLogger("jobbudget")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_BATCH = 100_000
+#: No single job may cost more than this (a broken reporter, not a real job).
+MAX_JOB_COST = Decimal(1_000_000)
+
+
+def _duration(span: timedelta) -> str:
+    """``2 days``, ``36 hours``, ``90 minutes``: a window as people say it."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+class Metering:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        spend: SpendState,
+        hot: HotState,
+        pricing: Pricing,
+        planner: AlertPlanner,
+        settle: Callable[[str, str], object],
+        metrics: MetricsSink,
+        config: Config,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._ledger = ledger
+        self._spend = spend
+        self._hot = hot
+        self._pricing = pricing
+        self._planner = planner
+        self._settle = settle  # (reservation id, tenant id): the admission's release
+        self._metrics = metrics
+        self._config = config
+        self._clock = clock
+        #: a batch failed at a moment its commit may have gone through
+        self.commit_unknown = False
+
+    def _validate(
+        self, batch: Sequence[JobMetrics], reservation_ids: Sequence[str | None] | None, now: datetime, late: bool
+    ) -> None:
+        if len(batch) > MAX_BATCH:
+            raise ValidationError("batch", len(batch), f"must hold at most {MAX_BATCH} jobs")
+        if reservation_ids is not None:
+            if len(reservation_ids) != len(batch):
+                raise ValidationError("reservation_ids", len(reservation_ids), f"must hold one per job ({len(batch)})")
+            for i, rid in enumerate(reservation_ids):
+                if rid is not None:
+                    check_identifier(f"reservation_ids[{i}]", rid, max_len=MAX_ID_LEN)
+        limit = now + FUTURE_TOLERANCE
+        oldest = None if late else now - self._config.late_job_window
+        for i, m in enumerate(batch):
+            if not isinstance(m, JobMetrics):
+                raise ValidationError(f"batch[{i}]", type(m).__name__, "must be a JobMetrics")
+            if m.timestamp is not None and m.timestamp > limit:
+                raise ValidationError(f"batch[{i}].timestamp", m.timestamp.isoformat(), "is in the future")
+            if oldest is not None and m.timestamp is not None and m.timestamp < oldest:
+                raise ValidationError(
+                    f"batch[{i}].timestamp",
+                    m.timestamp.isoformat(),
+                    f"is more than {_duration(self._config.late_job_window)} in the past (late_job_window): "
+                    "historic jobs are imported with an admin key or `jobbudget import`",
+                )
+
+    def process(
+        self, batch: Sequence[JobMetrics], *, reservation_ids: Sequence[str | None] | None, accept_late: bool
+    ) -> list[JobCost]:
+        """See :meth:`jobbudget.service.BudgetService.process_job_costs`."""
+        now = self._clock()
+        self._validate(batch, reservation_ids, now, accept_late)
+        engine = self._pricing.engine
+        self.recount_unknown_commit()
+        spend = self._spend
+        with spend.write:  # no roll or resync can change the index meanwhile
+            index = spend.index
+            records: list[JobRecord] = []
+            ends: dict[tuple[str, date], date] = {}
+            priced_from = time.perf_counter()
+            for m in batch:
+                ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
+                cost = engine.calculate_job_cost(m, timestamp=ts)
+                if cost.total_cost > MAX_JOB_COST:
+                    raise ValidationError(
+                        f"batch[{len(records)}]",
+                        m.job_id,
+                        f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
+                    )
+                keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
+                records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
+            self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
+            # the alerts this spend fires are written in the same transaction
+            try:
+                result = self._ledger.record_jobs(records, plan=self._planner.plan(records, ends, now))
+            except StorageUnavailableError:
+                self.commit_unknown = True  # the connection may have dropped after the commit
+                raise
+            with spend.lock:  # only jobs really stored count, once committed
+                for record, new in zip(records, result.inserted, strict=True):
+                    if new:
+                        index.add(record.spend_keys, record.cost.total_cost)
+            self._planner.fired.update(result.fired)
+            self._count_stored(records, result.inserted)
+            self._hot.publish(records, result.inserted)
+        self._planner.announce(result.alerts)
+        for metrics, rid in zip(batch, reservation_ids or (), strict=False):
+            # after the spend counts (never a moment with neither), and only the job's own
+            # tenant's: another tenant's reservation id settles nothing
+            if rid is not None:
+                self._settle(rid, metrics.tenant_id)
+        first_cost: dict[tuple[str, str], JobCost] = {}
+        out: list[JobCost] = []
+        for record, new in zip(records, result.inserted, strict=True):
+            key = (record.metrics.tenant_id, record.metrics.job_id)
+            if new:
+                first_cost[key] = record.cost
+                out.append(record.cost)
+            elif key in first_cost:
+                out.append(replace(first_cost[key], duplicate=True))
+            else:
+                out.append(result.existing[key])
+        return out
+
+    def recount_unknown_commit(self) -> None:
+        """After a batch failed with the database unreachable, the ledger may hold it
+        although it was never counted here (its retry is then a duplicate, counted by
+        nobody): rebuild the spend from the ledger, and Redis from it, once it answers."""
+        if not self.commit_unknown:
+            return
+        with self._spend.write:
+            try:
+                self._spend.reload(self._clock())
+            except StorageUnavailableError as exc:
+                log.debug("spend not rebuilt yet, the database is still unavailable: %s", exc)
+                return
+            self.commit_unknown = False
+            self._hot.mark_dirty()  # the next shared tick rebuilds Redis from the ledger
+
+    def _count_stored(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
+        """After a commit (under the write lock): usage history for estimates, spend
+        per tenant for the metrics, and each queue's mean job cost."""
+        per_tenant: dict[str, Decimal] = {}
+        for record, new in zip(records, inserted, strict=True):
+            if new:
+                m, cost = record.metrics, record.cost.total_cost
+                self._pricing.observe(m, cost)
+                per_tenant[m.tenant_id] = per_tenant.get(m.tenant_id, ZERO) + cost
+        for tenant_id, amount in per_tenant.items():
+            self._metrics.stored(tenant_id=tenant_id, amount=amount)
