@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) $(CLIENTGEN)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile  # both cores of the CI machine; a file stays on one worker (its module fixtures)
 
 test: lint typecheck unit
 
