@@ -32,6 +32,13 @@ os.environ.setdefault("JOBBUDGET_NOTIFICATIONS_IN_BACKGROUND", "false")
 # tests' configuration allows that one address on purpose (servers started by the tests
 # inherit it; tests/e2e/test_outbound.py plays the attacker without it).
 os.environ.setdefault("JOBBUDGET_NOTIFICATION_ALLOWED_NETWORKS", "127.0.0.1/32")
+# pytest-xdist's workers (make test runs two) set COLUMNS=80 and LINES=24, which the CLI
+# and the TUI in a real terminal would obey: the tests see the terminal a single
+# pytest process sees (tests of a width give it themselves).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("COLUMNS", "LINES"):
+        if os.environ.get(name) == {"COLUMNS": "80", "LINES": "24"}[name]:
+            del os.environ[name]
 
 POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

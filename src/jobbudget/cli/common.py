@@ -158,10 +158,10 @@ def require_database(config: Config, *, creates: bool = False) -> None:
     if path is None or path.exists():
         return
     if not creates:
-        raise ValidationError(
+        raise ValidationError(  # the whole path in the reason: a value is shortened, a path must not be
             "--database-url",
-            str(path),
-            "there is no database file here: create it with `jobbudget init` (or check the path)",
+            None,
+            f"there is no database file at {path}: create it with `jobbudget init` (or check the path)",
         )
     err_console().print(f"Creating a new database: {path.resolve()}", markup=False)
 
