@@ -32,7 +32,7 @@ from ..domain.records import AuditEntry, Reservation
 from ..domain.validation import MAX_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from ..ports import MetricsSink
 from .hot_state import HotState, Undecided
-from .pricing import Pricing
+from .pricing import NINE_PLACES, Pricing
 from .spend_state import SpendState
 
 __all__ = ["DEFAULT_ESTIMATE_CPU_SECONDS", "MAX_RESERVATION_TTL", "Admissions"]
@@ -163,7 +163,7 @@ class Admissions:
         if given is None:
             mean = self._pricing.mean_cost(tenant_id, queue_name)
             if mean is not None:
-                return mean
+                return mean.quantize(NINE_PLACES)
             return self._pricing.estimate(queue_name, DEFAULT_ESTIMATE_CPU_SECONDS, Decimal(0), tenant_id=tenant_id)
         try:
             value = to_decimal(given)
@@ -203,7 +203,7 @@ class Admissions:
                         )
                     )
         if action.type in ("block", "throttle"):
-            mean = self._pricing.mean_cost_exact(tenant_id, queue_name)
+            mean = self._pricing.mean_cost(tenant_id, queue_name)
             if mean is not None:  # the work refused (or deferred by throttling), at this queue's mean job cost
                 share = Decimal(1) if action.type == "block" else Decimal(1) - Decimal(repr(action.factor))
                 self._metrics.deferred(amount=mean * share)

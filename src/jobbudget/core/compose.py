@@ -141,9 +141,6 @@ def build(
     live = LiveView(store, spend=spend, hot=hot, clock=clock)
     sync = SharedSync(store, spend=spend, hot=hot, clock=clock)
 
-    def flush() -> None:
-        planner.bypasses(audit.flush())
-
     def housework() -> None:
         if housekeeping is not None:
             housekeeping()
@@ -152,7 +149,7 @@ def build(
     every = config.flush_interval.total_seconds()
     worker = PeriodicWorker(
         [
-            (1.0, flush),
+            (1.0, lambda: planner.bypasses(audit.flush())),  # what flush(core) does
             (every, sync.reload),
             (every, housework),
             (config.budget_watch_interval, sync.watch_budgets),

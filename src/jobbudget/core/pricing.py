@@ -18,9 +18,9 @@ from ..domain.records import CostModelVersion
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
 from ..ports import Ledger
 
-__all__ = ["Pricing"]
+__all__ = ["NINE_PLACES", "Pricing"]
 
-_NINE_PLACES = Decimal("0.000000001")
+NINE_PLACES = Decimal("0.000000001")
 
 
 class Pricing:
@@ -74,10 +74,7 @@ class Pricing:
         self._mean_cost[key] = (total + cost, count + 1)
 
     def mean_cost(self, tenant_id: str, queue_name: str) -> Decimal | None:
-        """The mean cost of the jobs this process stored for the queue (None: none yet)."""
-        total, count = self._mean_cost.get((tenant_id, queue_name), (ZERO, 0))
-        return (total / count).quantize(_NINE_PLACES) if count else None
-
-    def mean_cost_exact(self, tenant_id: str, queue_name: str) -> Decimal | None:
+        """The exact mean cost of the jobs this process stored for the queue (None:
+        none yet); an estimate rounds it to 1e-9 (:data:`NINE_PLACES`)."""
         total, count = self._mean_cost.get((tenant_id, queue_name), (ZERO, 0))
         return total / count if count else None
