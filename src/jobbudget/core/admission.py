@@ -96,11 +96,12 @@ class Admissions:
         expires = now + timedelta(seconds=float(ttl_seconds))
         reservation_id = uuid.uuid4().hex
 
+        undo: list[str] = []  # a hold taken for a job that is then blocked anyway (rare)
+
         def attempt(states: list[BudgetState]) -> tuple[list[EnforcementAction], Reservation | None]:
             in_force = [s for s in states if s.key is not None]
-            actions = _decide(in_force, priority, now)
-            if not in_force or most_restrictive(actions).type == "block":
-                return actions, None
+            if not in_force:
+                return [], None
             reservation = Reservation(
                 id=reservation_id,
                 tenant_id=tenant_id,
@@ -109,22 +110,27 @@ class Admissions:
                 expires_at=expires,
             )
             limits = [
-                (
-                    s.key,
-                    s.spend,
-                    reservation_limit(budget=s.budget, thresholds=s.thresholds, priority=priority, now=now),
-                )
+                (s.key, reservation_limit(budget=s.budget, thresholds=s.thresholds, priority=priority, now=now))
                 for s in in_force
                 if s.key is not None
             ]
-            if self._hot.hold(reservation, limits, now):
+            # one step: the spend decided on, and the hold if no limit is passed
+            fresh, granted = self._hot.reserve(in_force, reservation, limits, now)
+            actions = _decide(fresh, priority, now)
+            if most_restrictive(actions).type == "block":
+                if granted:
+                    undo.append(reservation.id)
+                return actions, None
+            if granted:
                 return actions, reservation
-            return [*actions, _refusal(in_force, estimate, priority, now)], None
+            return [*actions, _refusal(fresh, estimate, priority, now)], None
 
         try:
-            actions, reservation = self._with_states(tenant_id, queue_name, now, attempt)
+            actions, reservation = self._with_states(tenant_id, queue_name, now, attempt, fresh=False)
         except Undecided as undecided:
             actions, reservation = [undecided.action()], None
+        for held in undo:  # outside the state lock (a release takes it)
+            self._hot.release(held, tenant_id=tenant_id)
         action = most_restrictive(actions)
         self._after_decision(action, actions, tenant_id=tenant_id, queue_name=queue_name, priority=priority, now=now)
         self._metrics.checked(action=action.type, bypass=action.bypass, seconds=time.perf_counter() - started)
@@ -136,28 +142,34 @@ class Admissions:
         check_identifier("reservation_id", reservation_id, max_len=MAX_ID_LEN)
         return self._hot.release(reservation_id, tenant_id=tenant_id)
 
-    def settle(self, reservation_id: str, tenant_id: str) -> None:
-        """The job is metered: drop its reservation (its real cost is now spend), if it
-        is ``tenant_id``'s (a job never settles another tenant's admission)."""
-        self.release(reservation_id, tenant_id=tenant_id)
-
     def open_reservations(self) -> int:
         return self._hot.open_reservations(self._clock())
 
     # -- internals ------------------------------------------------------------------
-    def _with_states(self, tenant_id: str, queue_name: str, now: datetime, fn: Callable[[list[BudgetState]], T]) -> T:
-        """Run ``fn`` on the budgets covering the scope with the hot state's spend.  If
+    def _with_states(
+        self,
+        tenant_id: str,
+        queue_name: str,
+        now: datetime,
+        fn: Callable[[list[BudgetState]], T],
+        *,
+        fresh: bool = True,
+    ) -> T:
+        """Run ``fn`` on the budgets covering the scope with the hot state's spend
+        (``fresh=False``: as this process knows it; ``fn`` asks the hot state).  If
         the shared state fails meanwhile, its failure mode decides (see
         :meth:`HotState.failed`) and the decision is made again."""
         self._hot.precheck()
         up = self._hot.up()
         try:
+            if not fresh:
+                return self._spend.covering(tenant_id, queue_name, now, fn)
             return self._spend.covering(tenant_id, queue_name, now, lambda states: fn(self._hot.fresh(states, now)))
         except StorageUnavailableError as exc:
             if not (self._hot.shared and up):
                 raise
             self._hot.failed(exc)
-            return self._with_states(tenant_id, queue_name, now, fn)
+            return self._with_states(tenant_id, queue_name, now, fn, fresh=fresh)
 
     def _estimate(self, tenant_id: str, queue_name: str, given: Any) -> Decimal:
         if given is None:

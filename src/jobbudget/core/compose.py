@@ -131,7 +131,6 @@ def build(
         hot=hot,
         pricing=pricing,
         planner=planner,
-        settle=admissions.settle,
         metrics=metrics,
         config=config,
         clock=clock,

@@ -20,12 +20,13 @@ from typing import Protocol
 from ..counters.memory import BudgetState
 from ..counters.reservations import LocalReservations
 from ..domain.enforcement import EnforcementAction
+from ..domain.money import ZERO
 from ..domain.records import JobRecord, Reservation, SpendKey
 
 __all__ = ["HotState", "LocalHotState", "Limits", "Undecided", "with_spend"]
 
-#: (period, its spend as decided on, the most a reservation may take it to)
-Limits = list[tuple[SpendKey, Decimal, Decimal | None]]
+#: (period, the most a reservation may take its spend to; None: no limit)
+Limits = Sequence[tuple[SpendKey, Decimal | None]]
 
 
 class Undecided(Exception):
@@ -67,15 +68,23 @@ class HotState(Protocol):
         """(Under the state lock.)  The states with spend including open reservations."""
         ...
 
-    def hold(self, reservation: Reservation, limits: Limits, now: datetime) -> bool:
-        """Hold ``reservation`` if no period passes its limit (atomically)."""
+    def reserve(
+        self, states: list[BudgetState], reservation: Reservation, limits: Limits, now: datetime
+    ) -> tuple[list[BudgetState], bool]:
+        """(Under the state lock.)  ``fresh`` and, if no period passes its limit, hold
+        ``reservation`` on all of them, atomically: the states as they were before
+        the hold, and whether it was taken."""
         ...
 
     def release(self, reservation_id: str, *, tenant_id: str | None) -> bool: ...
     def open_reservations(self, now: datetime) -> int: ...
 
-    def publish(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
-        """Add a committed batch's spend (never raises: the ledger has it)."""
+    def publish(
+        self, records: Sequence[JobRecord], inserted: Sequence[bool], holds: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Add a committed batch's spend and drop the reservations it settles
+        (reservation id, tenant), never raising: the ledger has the spend, and a hold
+        left behind expires."""
         ...
 
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
@@ -134,10 +143,14 @@ class LocalHotState:
             out.append(state if not held else with_spend(state, state.spend + held))
         return out
 
-    def hold(self, reservation: Reservation, limits: Limits, now: datetime) -> bool:
-        # ``limits`` carry spend + held already counted by fresh: check against spend alone
-        raw = [(key, spend - self.reservations.held(key), limit) for key, spend, limit in limits]
-        return self.reservations.try_add(reservation, limits=raw)
+    def reserve(
+        self, states: list[BudgetState], reservation: Reservation, limits: Limits, now: datetime
+    ) -> tuple[list[BudgetState], bool]:
+        self.reservations.expire(now)
+        spend = {s.key: s.spend for s in states}
+        fresh = self.fresh(states, now)
+        raw = [(key, spend.get(key, ZERO), limit) for key, limit in limits]
+        return fresh, self.reservations.try_add(reservation, limits=raw)
 
     def release(self, reservation_id: str, *, tenant_id: str | None) -> bool:
         with self._lock:
@@ -152,8 +165,11 @@ class LocalHotState:
             self.reservations.expire(now)
             return len(self.reservations)
 
-    def publish(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
-        return None
+    def publish(
+        self, records: Sequence[JobRecord], inserted: Sequence[bool], holds: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        for reservation_id, tenant_id in holds:
+            self.release(reservation_id, tenant_id=tenant_id)
 
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         return None

@@ -51,7 +51,6 @@ class Metering:
         hot: HotState,
         pricing: Pricing,
         planner: AlertPlanner,
-        settle: Callable[[str, str], object],
         metrics: MetricsSink,
         config: Config,
         clock: Callable[[], datetime],
@@ -61,7 +60,6 @@ class Metering:
         self._hot = hot
         self._pricing = pricing
         self._planner = planner
-        self._settle = settle  # (reservation id, tenant id): the admission's release
         self._metrics = metrics
         self._config = config
         self._clock = clock
@@ -132,13 +130,13 @@ class Metering:
                         index.add(record.spend_keys, record.cost.total_cost)
             self._planner.fired.update(result.fired)
             self._count_stored(records, result.inserted)
-            self._hot.publish(records, result.inserted)
+            # the spend and the settled holds together, after the commit (never a moment
+            # with neither); a hold is settled only by its own tenant's job
+            holds = [
+                (rid, m.tenant_id) for m, rid in zip(batch, reservation_ids or (), strict=False) if rid is not None
+            ]
+            self._hot.publish(records, result.inserted, holds)
         self._planner.announce(result.alerts)
-        for metrics, rid in zip(batch, reservation_ids or (), strict=False):
-            # after the spend counts (never a moment with neither), and only the job's own
-            # tenant's: another tenant's reservation id settles nothing
-            if rid is not None:
-                self._settle(rid, metrics.tenant_id)
         first_cost: dict[tuple[str, str], JobCost] = {}
         out: list[JobCost] = []
         for record, new in zip(records, result.inserted, strict=True):

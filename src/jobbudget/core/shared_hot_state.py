@@ -124,11 +124,17 @@ class SharedHotState:
             for s, key in zip(in_force, periods, strict=True)
         ]
 
-    def hold(self, reservation: Reservation, limits: Limits, now: datetime) -> bool:
-        if not self.down:  # atomically against the shared numbers
-            return self.state.reserve(reservation, limits=[(key, limit) for key, _, limit in limits], now=now)
-        raw = [(key, spend - self.reservations.held(key), limit) for key, spend, limit in limits]
-        return self.reservations.try_add(reservation, limits=raw)
+    def reserve(
+        self, states: list[BudgetState], reservation: Reservation, limits: Limits, now: datetime
+    ) -> tuple[list[BudgetState], bool]:
+        in_force = [s for s in states if s.key is not None]
+        if not self.down:  # atomically against the shared numbers, one round trip
+            granted, totals = self.state.admit(reservation, limits=limits, now=now)
+            return [with_spend(s, total) for s, total in zip(in_force, totals, strict=True)], granted
+        fresh = self.fresh(in_force, now)
+        spend = {s.key: s.spend for s in fresh}
+        raw = [(key, spend[key] - self.reservations.held(key), limit) for key, limit in limits]
+        return fresh, self.reservations.try_add(reservation, limits=raw)
 
     def release(self, reservation_id: str, *, tenant_id: str | None) -> bool:
         with self._spend.lock:
@@ -151,7 +157,10 @@ class SharedHotState:
         return local if self.down else local + self.state.open_reservations(now)
 
     # -- the counters -----------------------------------------------------------------
-    def publish(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> None:
+    def publish(
+        self, records: Sequence[JobRecord], inserted: Sequence[bool], holds: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        local = self._release_local(holds)
         if self.down:
             self.dirty = True
             return
@@ -161,11 +170,24 @@ class SharedHotState:
                 for key in record.spend_keys:
                     pair = (record.metrics.tenant_id, key)
                     totals[pair] = totals.get(pair, ZERO) + record.cost.total_cost
+        shared = [hold for hold in holds if hold[0] not in local]
         try:
-            self.state.add_spend([(tenant, key, amount) for (tenant, key), amount in totals.items()])
+            self.state.settle([(tenant, key, amount) for (tenant, key), amount in totals.items()], shared)
         except JobBudgetError as exc:
-            self.dirty = True
+            if totals:
+                self.dirty = True
             self.failed(exc)
+
+    def _release_local(self, holds: Sequence[tuple[str, str]]) -> set[str]:
+        """Drop the holds taken while the shared state was down (mode local)."""
+        released = set()
+        with self._spend.lock:
+            for reservation_id, tenant_id in holds:
+                held = self.reservations.get(reservation_id)
+                if held is not None and held.tenant_id == tenant_id:
+                    self.reservations.pop(reservation_id)
+                    released.add(reservation_id)
+        return released
 
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         if self.down or not entries:

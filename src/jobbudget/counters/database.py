@@ -31,6 +31,16 @@ class DatabaseSharedState:
     ) -> bool:
         return self._store.reserve(reservation, limits=limits, now=now)
 
+    def admit(
+        self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
+    ) -> tuple[bool, list[Decimal]]:
+        totals = self.totals([(reservation.tenant_id, key) for key, _ in limits], now=now)
+        return self.reserve(reservation, limits=limits, now=now), totals
+
+    def settle(self, spend: Sequence[tuple[str, SpendKey, Decimal]], holds: Sequence[tuple[str, str]]) -> None:
+        for reservation_id, tenant_id in holds:  # the ledger itself has the spend
+            self.release(reservation_id, tenant_id=tenant_id)
+
     def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         return self._store.release_reservation(reservation_id, tenant_id=tenant_id)
 

@@ -3,25 +3,20 @@ Redis: spend and open reservations per budget period, kept by
 :class:`~jobbudget.counters.redis_ledger.RedisLedger`.
 
 A reservation covering several budgets (a tenant-wide and a queue budget) is taken
-one budget at a time and rolled back if any refuses, so a refusal never leaves a hold
-behind and a grant never passes any limit.  Which budgets a reservation holds is kept
-under its id (``<prefix>:rsv:<id>``, expiring with it), so ``release`` needs only the
-id.  A marker key (``<prefix>:epoch``) written when the counters are loaded tells a
+on all of them at once or on none, in one script (:mod:`.redis_holds`): a refusal
+never leaves a hold behind and a grant never passes any limit.  A marker key (``<prefix>:epoch``) written when the counters are loaded tells a
 Redis that lost its data (restart, flush, eviction) from one that has it."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import redis
 
-from ..domain.errors import StorageUnavailableError
 from ..domain.records import Reservation, SpendKey
+from .redis_holds import RedisHolds
 from .redis_ledger import RedisLedger, _call
 
 __all__ = ["RedisSharedState", "connect"]
@@ -46,6 +41,7 @@ class RedisSharedState:
         self._client = client
         self._prefix = prefix
         self.ledger = RedisLedger(client, prefix=prefix)
+        self.holds = RedisHolds(client, prefix=prefix)
 
     def close(self) -> None:
         self._client.close()
@@ -80,93 +76,29 @@ class RedisSharedState:
         """False when Redis has lost the counters (or never had them)."""
         return bool(_call(lambda: self._client.exists(f"{self._prefix}:epoch")))
 
+    def settle(self, spend: Sequence[tuple[str, SpendKey, Decimal]], holds: Sequence[tuple[str, str]]) -> None:
+        """A committed batch: its spend added and its reservations dropped, one round trip."""
+        self.holds.settle(spend, holds)
+
     # -- reservations -------------------------------------------------------------
+    def admit(
+        self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
+    ) -> tuple[bool, list[Decimal]]:
+        """Hold ``reservation`` on every period if none passes its limit (atomically),
+        with each period's spend plus reserved before it: one round trip."""
+        ttl = max(1.0, (reservation.expires_at - now).total_seconds())
+        admitted = self.holds.admit(reservation, limits, now=now, ttl=ttl)
+        return admitted.granted, admitted.totals
+
     def reserve(
         self, reservation: Reservation, *, limits: Sequence[tuple[SpendKey, Decimal | None]], now: datetime
     ) -> bool:
-        ttl = max(1.0, (reservation.expires_at - now).total_seconds())
-        self._remember(reservation, ttl)
-        taken: list[SpendKey] = []
-        try:
-            for key, limit in limits:
-                result = self.ledger.reserve(
-                    tenant_id=reservation.tenant_id,
-                    budget_id=key.budget_id,
-                    period_start=key.period_start,
-                    reservation_id=reservation.id,
-                    estimate=reservation.amount,
-                    limit=limit,
-                    now=now,
-                    ttl_seconds=ttl,
-                )
-                if not result.granted:
-                    self._undo(reservation, taken)
-                    return False
-                taken.append(key)
-        except StorageUnavailableError:
-            self._undo_quietly(reservation, taken)
-            raise
-        return True
+        return self.admit(reservation, limits=limits, now=now)[0]
 
     def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
-        raw = _call(lambda: self._client.get(self._index_key(reservation_id)))
-        if raw is None:
-            return False
-        data: dict[str, Any] = json.loads(raw)
-        if tenant_id is not None and data["tenant_id"] != tenant_id:
-            return False  # another tenant's: as if it did not exist
-        keys = [SpendKey(b, date.fromisoformat(p)) for b, p in data["keys"]]
-        released = False
-        for key in keys:
-            released |= self.ledger.release(
-                tenant_id=data["tenant_id"],
-                budget_id=key.budget_id,
-                period_start=key.period_start,
-                reservation_id=reservation_id,
-            )
-        _call(lambda: self._client.delete(self._index_key(reservation_id)))
-        return released
+        return self.holds.release(reservation_id, tenant_id=tenant_id)
 
     def open_reservations(self, now: datetime) -> int:
-        """Open reservations of every process (counts the reservation index keys,
-        dropping expired ones as it goes)."""
-        count = 0
-        for raw_key in _call(lambda: list(self._client.scan_iter(match=f"{self._prefix}:rsv:*", count=1000))):
-            raw = self._get(raw_key)
-            if raw is None:
-                continue
-            data = json.loads(raw)
-            keys = [SpendKey(b, date.fromisoformat(p)) for b, p in data["keys"]]
-            entries = [(data["tenant_id"], k.budget_id, k.period_start) for k in keys]
-            self.ledger.expire_many(entries, now=now)
-            if any(reserved > 0 for _, reserved in self.ledger.totals(entries)):
-                count += 1
-        return count
-
-    def _get(self, key: Any) -> Any:
-        return _call(lambda: self._client.get(key))
-
-    def _index_key(self, reservation_id: str) -> str:
-        return f"{self._prefix}:rsv:{reservation_id}"
-
-    def _remember(self, reservation: Reservation, ttl: float) -> None:
-        data = {
-            "tenant_id": reservation.tenant_id,
-            "keys": [[k.budget_id, k.period_start.isoformat()] for k in reservation.keys],
-        }
-        expiry = int(ttl) + _INDEX_SLACK_SECONDS
-        _call(lambda: self._client.set(self._index_key(reservation.id), json.dumps(data), ex=expiry))
-
-    def _undo(self, reservation: Reservation, taken: Sequence[SpendKey]) -> None:
-        for key in taken:
-            self.ledger.release(
-                tenant_id=reservation.tenant_id,
-                budget_id=key.budget_id,
-                period_start=key.period_start,
-                reservation_id=reservation.id,
-            )
-        _call(lambda: self._client.delete(self._index_key(reservation.id)))
-
-    def _undo_quietly(self, reservation: Reservation, taken: Sequence[SpendKey]) -> None:
-        with contextlib.suppress(StorageUnavailableError):  # the holds expire with their TTL
-            self._undo(reservation, taken)
+        """Open reservations of every process (a scan of the hold indexes, dropping
+        expired ones as it goes)."""
+        return self.holds.open_count(now)
