@@ -45,7 +45,6 @@ from bench_shared import (
     delete_keys,
     job,
     make_budgets,
-    make_config,
     pg_schema,
     stored_jobs,
     verify,
