@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -186,6 +188,7 @@ def cycle_worker(config: Config, proc: int, seconds: float, go: Any, out: Any) -
                 op(-1 - i)
             out.put(("ready", proc))
             go.wait()
+            busy0, cpu0 = _busy_seconds(), _cpu_seconds()
             t0 = time.perf_counter()
             end = t0 + seconds
             n = 0
@@ -193,10 +196,26 @@ def cycle_worker(config: Config, proc: int, seconds: float, go: Any, out: Any) -
                 op(n)
                 n += 1
             elapsed = time.perf_counter() - t0
-        out.put(("done", {"proc": proc, "ops": n, "elapsed": elapsed, "sum": str(total), "cycles": cycles}))
+            cpu, busy = _cpu_seconds() - cpu0, _busy_seconds() - busy0
+        result = {"proc": proc, "ops": n, "elapsed": elapsed, "sum": str(total), "cycles": cycles, "cpu": cpu}
+        out.put(("done", {**result, "busy": busy}))
     except BaseException as exc:
         out.put(("error", f"{proc}: {exc!r}"))
         raise
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _busy_seconds() -> float:
+    """The machine's busy CPU time so far (every core), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def cycles(config: Config, procs: int, seconds: float) -> dict[str, Any]:
@@ -214,8 +233,14 @@ def cycles(config: Config, procs: int, seconds: float) -> dict[str, Any]:
     expected = sum((Decimal(r["sum"]) for r in results), Decimal(0))
     checks = verify(config, budget_ids, expected) if config.redis_url else _verify_local(config, budget_ids, expected)
     stored = stored_jobs(config.database_url, config.database_schema)
+    done = sum(r["ops"] for r in results)
+    clients = sum(r["cpu"] for r in results)
+    machine = statistics.median(r["busy"] for r in results)
     return {
         "rate": sum(r["ops"] / r["elapsed"] for r in results),
+        # CPU per cycle: the workers' own, and everything else (databases, kernel)
+        "client_cpu_us": round(clients / done * 1e6),
+        "other_cpu_us": round(max(0.0, machine - clients) / done * 1e6),
         "stored_exact": stored == sum(r["cycles"] for r in results),
         **checks,
     }

@@ -55,6 +55,10 @@ class ChangeFeed(Protocol):
 class StoreLifecycle(Protocol):
     """Opening, upgrading and closing the database."""
 
+    #: announce each commit of spend on the change feed (for processes without a
+    #: shared state); off where every process reads spend from a shared state
+    announce_changes: bool
+
     def migrate(self) -> None: ...
     def close(self) -> None: ...
     def ping(self) -> None: ...

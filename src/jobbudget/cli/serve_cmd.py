@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,20 +54,19 @@ def serve(
     export_settings(built, os.environ)
     raise_open_files_limit(built)
     if workers > 1:
-        # every worker writes its metrics here; /metrics merges them
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobbudget-metrics-"))
         if config is not None:
             os.environ["JOBBUDGET_CONFIG"] = str(config)
         os.environ["JOBBUDGET_DATABASE_URL"] = built.database_url
-        uvicorn.run(
-            FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            **options,
-        )
+        with metrics_folder():
+            uvicorn.run(
+                FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                **options,
+            )
         return
     from ..api.app import create_app
     from ..metrics import PrometheusMetrics
@@ -78,3 +81,44 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             **options,
         )
+
+
+METRICS_PREFIX = "jobbudget-metrics-"
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[None]:
+    """Where the workers write their metrics for /metrics to merge
+    (``PROMETHEUS_MULTIPROC_DIR``).  One set by the operator is used as it is; else a
+    temporary folder named after this process, removed when the server stops (and,
+    if this process was killed, by the next ``serve`` to start)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    remove_abandoned_metrics_folders()
+    folder = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_abandoned_metrics_folders() -> None:
+    """Remove the metrics folders of servers that no longer run (killed)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*"):
+        pid = folder.name[len(METRICS_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

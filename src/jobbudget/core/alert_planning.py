@@ -123,6 +123,40 @@ class AlertPlanner:
                 planned.append(self._event("bypass", state, window, now, spend=state.spend))
         self._store(planned, now)
 
+    def sweep(self) -> None:
+        """Threshold alerts the ledger's spend calls for that nobody wrote.  A batch
+        writes the alerts its spend fires itself; on PostgreSQL a single job's alerts
+        follow its commit in a transaction of their own, and two jobs on different
+        spend shards may cross a threshold together with neither seeing the other's
+        spend: both are found here, within a second (each alert still exists once)."""
+        now = self._clock()
+        with self._spend.lock:
+            states = [s for s in self._spend.index.states() if s.key is not None and s.window is not None]
+            watched = [
+                (s.budget, s.key, s.window)
+                for s in states
+                if s.key is not None
+                and s.window is not None
+                and not all((s.key.budget_id, t, s.key.period_start) in self.fired for t in THRESHOLD_EVENTS)
+            ]
+        if not watched:
+            return
+        spend = self._spend.ledger_spend([key for _, key, _ in watched])
+        plan = AlertPlan(
+            rules={key.budget_id: AlertRule.of(budget) for budget, key, _ in watched},
+            period_ends={(key.budget_id, key.period_start): window.end_date for _, key, window in watched},
+            fired=self.fired,
+            channels={key.budget_id: self.channels_of(budget) for budget, key, _ in watched},
+            now=now,
+        )
+        self._store(plan.events_for({(k.budget_id, k.period_start): v for k, v in spend.items()}), now)
+
+    def safe_sweep(self) -> None:
+        try:
+            self.sweep()
+        except JobBudgetError as exc:
+            log.warning("threshold sweep failed (will retry): %s", exc)
+
     def lifecycle(self) -> None:
         """``reset`` when a recurring budget has entered a new period, and
         ``forecast_overrun`` when the forecast ends the period over budget."""

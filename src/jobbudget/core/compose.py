@@ -153,6 +153,7 @@ def build(
             (every, housework),
             (config.budget_watch_interval, sync.watch_budgets),
             (1.0, sync.tick),
+            (SWEEP_SECONDS, planner.safe_sweep),
             (1.0, metering.recount_unknown_commit),
             (every, sync.reconcile),
         ]
@@ -161,6 +162,10 @@ def build(
         config, store, clock, spend, hot, pricing, planner, desk, audit, metering, admissions, budgets, keys, live,
         sync, worker,
     )  # fmt: skip
+
+
+#: How often threshold alerts are checked against the ledger (see AlertPlanner.sweep).
+SWEEP_SECONDS = 1.0
 
 
 def flush(core: Core) -> None:
@@ -177,6 +182,8 @@ def start(core: Core) -> None:
         core.spend.reload(core.clock())
         core.sync.watch_budgets()  # the fingerprint later changes are compared with
         core.hot.start()
+        # with a shared state every process reads spend from it: no commit is announced
+        core.store.announce_changes = not core.hot.shared
         if not core.hot.shared:
             core.spend.follow(core.store.changes())
     except Exception:

@@ -102,6 +102,10 @@ class SpendState:
                 state.spend = spend.get(state.key, ZERO)
             state.synced = generation
 
+    def ledger_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
+        """The spend of these periods in the ledger now (every process's)."""
+        return self._ledger.load_spend(keys)
+
     def load_spend(self, key: SpendKey) -> Decimal:
         return self._ledger.load_spend([key]).get(key, ZERO)
 

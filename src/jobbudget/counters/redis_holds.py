@@ -3,9 +3,9 @@
 ``admit`` is one script over every budget period covering the job: it drops expired
 holds, reads spend and reserved totals, and holds the estimate on all of them if
 every one stays within its limit (all or nothing, atomically), remembering which
-periods it holds under ``<prefix>:{tenant}:hold:<id>``.  A pointer
-``<prefix>:rsv:<id>`` names the tenant, for a release that knows only the id; it is
-written in the same pipeline (one round trip).
+periods it holds under ``<prefix>:{tenant}:hold:<id>``.  A release that knows only the
+id (an operator's) finds the tenant with a ``SCAN``; every other release and every
+settlement knows the tenant.
 
 ``settle`` is one script per tenant: it adds the jobs' costs to their periods' spend
 and drops the reservations they settle.  A tenant's keys share a Redis Cluster hash
@@ -142,6 +142,11 @@ def _unescape(text: str) -> str:
     return text.replace("%3A", ":").replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
 
 
+def _glob(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def _sha1(source: str) -> str:
     import hashlib
 
@@ -164,9 +169,6 @@ class RedisHolds:
 
     def _index(self, tag: str, reservation_id: str) -> str:
         return f"{self._prefix}:{{{tag}}}:hold:{_escape(reservation_id)}"
-
-    def _pointer(self, reservation_id: str) -> str:
-        return f"{self._prefix}:rsv:{_escape(reservation_id)}"
 
     # -- round trips ----------------------------------------------------------------
     def _run(self, commands: Sequence[tuple[Any, ...]], scripts: Sequence[_Script]) -> list[Any]:
@@ -203,10 +205,7 @@ class RedisHolds:
         index_ttl = int(ttl) + _HOLD_SLACK_SECONDS
         args: list[Any] = [now_ms, reservation.id, str(to_nanos(reservation.amount)), expiry_ms, index_ttl]
         args += ["" if limit is None else str(to_nanos(limit)) for _, limit in limits]
-        pointer = ("SET", self._pointer(reservation.id), reservation.tenant_id, "EX", index_ttl)
-        reply = self._run([self._admit.command(keys, args), pointer], [self._admit])[0]
-        if isinstance(reply, Exception):
-            raise reply
+        reply = self._run([self._admit.command(keys, args)], [self._admit])[0]
         raw = [int(v) for v in reply[1:]]
         return Admitted(bool(int(reply[0])), [from_nanos(raw[i] + raw[i + 1]) for i in range(0, len(raw), 2)])
 
@@ -235,11 +234,13 @@ class RedisHolds:
         return sum(int(r) for r in replies)
 
     def release(self, reservation_id: str, *, tenant_id: str | None) -> bool:
-        if tenant_id is None:  # an operator's release: the pointer names the tenant
-            owner = _call(lambda: self._client.get(self._pointer(reservation_id)))
-            if owner is None:
+        if tenant_id is None:  # an operator's release: find the tenant (a scan, rare)
+            pattern = f"{self._prefix}:{{*}}:hold:{_glob(_escape(reservation_id))}"
+            found = _call(lambda: next(iter(self._client.scan_iter(match=pattern, count=1000)), None))
+            if found is None:
                 return False
-            tenant_id = owner.decode() if isinstance(owner, bytes) else str(owner)
+            name = found.decode() if isinstance(found, bytes) else str(found)
+            tenant_id = _unescape(name[len(self._prefix) + 2 : name.rindex("}:hold:")])
         return self.settle([], [(reservation_id, tenant_id)]) > 0
 
     def open_count(self, now: datetime) -> int:

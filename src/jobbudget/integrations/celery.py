@@ -175,14 +175,14 @@ class CeleryBudget:
         estimated = self.estimate(request) if self.estimate else None
         ticket = admit_job(self.service, tenant, queue, priority=priority, estimated_cost=estimated)
         if not ticket.allowed:
-            release(self.service, ticket.reservation_id)
+            release(self.service, ticket.reservation_id, tenant)
             log.info("task %s[%s] refused: %s", task.name, task_id, ticket.action.message)
             raise BudgetBlocked(ticket.action, tenant, queue)
         factor = ticket.action.factor if ticket.action.type == "throttle" else 1.0
         if factor < 1 and not _lookup(request, DEFERRED_HEADER, None):
             delay = self.pacer.defer((tenant, queue), factor)
             if delay > 0:
-                release(self.service, ticket.reservation_id)
+                release(self.service, ticket.reservation_id, tenant)
                 headers = {
                     **(getattr(request, "headers", None) or {}),
                     DEFERRED_HEADER: "1",
@@ -226,7 +226,7 @@ class CeleryBudget:
             )
             settle(self.service, metrics, running.reservation_id)
         except Exception:
-            release(self.service, running.reservation_id)
+            release(self.service, running.reservation_id, running.tenant_id)
             log.exception("could not meter task %s", task_id)
 
 

@@ -85,12 +85,12 @@ def settle(service: BudgetService, metrics: JobMetrics, reservation_id: str | No
     return service.process_job_cost(metrics, reservation_id=reservation_id)
 
 
-def release(service: BudgetService, reservation_id: str | None) -> None:
+def release(service: BudgetService, reservation_id: str | None, tenant_id: str | None = None) -> None:
     """Cancel a reservation (a refused, deferred or lost job).  Never raises."""
     if reservation_id is None:
         return
     try:
-        service.release(reservation_id)
+        service.release(reservation_id, tenant_id=tenant_id)
     except Exception:  # a reservation left behind expires with its ttl
         log.warning("could not release reservation %s", reservation_id, exc_info=True)
 
@@ -198,7 +198,7 @@ class meter(ContextDecorator):
             )
             self.action, self.reservation_id = ticket.action, ticket.reservation_id
             if not ticket.allowed:
-                release(self.service, ticket.reservation_id)
+                release(self.service, ticket.reservation_id, self.tenant_id)
                 raise BudgetBlocked(ticket.action, self.tenant_id, self.queue_name)
         self._meter = ResourceMeter(interval=self.interval).start()
         return self
@@ -222,7 +222,7 @@ class meter(ContextDecorator):
             )
             self.cost = settle(self.service, metrics, self.reservation_id)
         except Exception:
-            release(self.service, self.reservation_id)
+            release(self.service, self.reservation_id, self.tenant_id)
             if exc is None:
                 raise
             log.exception("could not meter job %s (the block itself failed too)", self.job_id)

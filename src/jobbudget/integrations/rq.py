@@ -174,7 +174,7 @@ class _Budget:
             run(job, rq_queue)
             return
         if not ticket.allowed:
-            release(self.service, ticket.reservation_id)
+            release(self.service, ticket.reservation_id, tenant)
             log.info("job %s refused: %s", job.id, ticket.action.message)
             job._jobbudget_refusal = BudgetBlocked(ticket.action, tenant, queue)
             run(job, rq_queue)  # fails in the horse, through RQ's own failure handling
@@ -183,7 +183,7 @@ class _Budget:
         if factor < 1 and not job.meta.get(META_DEFERRED):
             delay = self.pacer.defer((tenant, queue), factor)
             if delay > 0:
-                release(self.service, ticket.reservation_id)
+                release(self.service, ticket.reservation_id, tenant)
                 job.meta[META_DEFERRED] = 1
                 job.save_meta()
                 with worker.connection.pipeline() as pipe:
@@ -235,7 +235,7 @@ class _Budget:
             )
             settle(self.service, metrics, reservation_id)
         except Exception:
-            release(self.service, reservation_id)
+            release(self.service, reservation_id, tenant)
             log.exception("could not meter job %s", job.id)
 
 

@@ -46,6 +46,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
         self._pruned_before: date | None = None
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
         self._commits = 0  # batches of jobs recorded: what a change feed watches
+        self.announce_changes = True  # one process: its feed always sees every batch
         self._outbox_init()
         self._keys_init()
         self._reservations_init()

@@ -17,15 +17,16 @@ from datetime import UTC, date, datetime
 from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, TextualSelect, select, text
+from sqlalchemy import Connection, TextualSelect, func, select, text
 from sqlalchemy import exc as sa_exc
 
 from ...domain.aggregation import daily_deltas, spend_deltas
 from ...domain.cost import JobCost
 from ...domain.money import to_nanos
-from ...domain.records import JobRecord
+from ...domain.records import JobRecord, SpendKey
 from . import rows
-from .tables import budget_spend, job_costs
+from .tables import SHARDS, budget_spend, job_costs
+from .types import Money
 
 JOB_COLUMNS = (
     "tenant_id", "job_id", "queue_name", "job_type", "priority", "ts", "day",
@@ -38,6 +39,8 @@ _SUMS = ("total_jobs", "total_cost", "cpu_cost", "memory_cost", "payload_cost", 
 DAILY_COLUMNS = ("tenant_id", "queue_name", "date", *_SUMS, "min_job_cost", "max_job_cost",
                  "avg_job_cost", "p95_job_cost", "stats_stale", "updated_at")  # fmt: skip
 _KEYS_PER_QUERY = 400
+#: The shard of the writing connection (PostgreSQL): see :data:`.tables.SHARDS`.
+SHARD_SQL = f"(pg_backend_pid() %% {SHARDS})::int2"  # %% : a driver-level statement
 
 
 def _sqlite_ts(value: datetime) -> str:
@@ -149,14 +152,24 @@ def add_daily(conn: Connection, new: Sequence[JobRecord], now: datetime) -> None
             rows.append((tenant, queue, day.isoformat(), d.total_jobs, *(to_nanos(x) for x in money), 0, 0, 1, stamp))
         else:
             rows.append((tenant, queue, day, d.total_jobs, *money, Decimal(0), Decimal(0), True, stamp))
+    _upsert(conn, "daily_costs", DAILY_COLUMNS, _DAILY_TYPES, rows, daily_conflict(least, greatest))
+
+
+def daily_conflict(least: str = "LEAST", greatest: str = "GREATEST") -> str:
+    """How a day's new jobs fold into its row of this shard."""
     updates = ", ".join(f"{c} = daily_costs.{c} + excluded.{c}" for c in _SUMS)
-    conflict = (
-        f"ON CONFLICT (tenant_id, queue_name, date) DO UPDATE SET {updates}, "
+    return (
+        f"ON CONFLICT (tenant_id, queue_name, date, shard) DO UPDATE SET {updates}, "
         f"min_job_cost = {least}(daily_costs.min_job_cost, excluded.min_job_cost), "
         f"max_job_cost = {greatest}(daily_costs.max_job_cost, excluded.max_job_cost), "
         "stats_stale = excluded.stats_stale, updated_at = excluded.updated_at"
     )
-    _upsert(conn, "daily_costs", DAILY_COLUMNS, _DAILY_TYPES, rows, conflict)
+
+
+SPEND_CONFLICT = (
+    "ON CONFLICT (budget_id, period_start, shard) DO UPDATE SET "
+    "spend = budget_spend.spend + excluded.spend, jobs = budget_spend.jobs + excluded.jobs"
+)
 
 
 _DAILY_TYPES = ("text", "text", "date", "integer", *("numeric",) * 11, "boolean", "timestamptz")
@@ -165,16 +178,17 @@ _DAILY_TYPES = ("text", "text", "date", "integer", *("numeric",) * 11, "boolean"
 def _upsert(
     conn: Connection, table: str, columns: Sequence[str], pg_types: Sequence[str], rows: list[Any], conflict: str
 ) -> None:
-    """``INSERT ... ON CONFLICT``: executemany on SQLite; on PostgreSQL one statement
-    over ``unnest`` of one array per column (one round trip, one plan)."""
+    """``INSERT ... ON CONFLICT`` into this connection's shard: executemany on SQLite
+    (shard 0); on PostgreSQL one statement over ``unnest`` of one array per column
+    (one round trip, one plan)."""
     names = ",".join(columns)
     if conn.dialect.name == "sqlite":
         marks = ",".join("?" for _ in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}, shard) VALUES ({marks}, 0) {conflict}", rows)
         return
     arrays = ", ".join(f"%s::{t}[]" for t in pg_types)
     conn.exec_driver_sql(
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",
+        f"INSERT INTO {table} ({names}, shard) SELECT u.*, {SHARD_SQL} FROM unnest({arrays}) AS u {conflict}",
         tuple(
             _numeric_array(col) if t == "numeric" else list(col)
             for t, col in zip(pg_types, zip(*rows, strict=True), strict=True)
@@ -201,22 +215,30 @@ def add_spend(
         (k.budget_id, k.period_start.isoformat() if sqlite else k.period_start, to_nanos(s) if sqlite else s, n)
         for k, (s, n) in sorted(deltas.items(), key=lambda kv: (kv[0].budget_id, kv[0].period_start))
     ]
-    conflict = (
-        "ON CONFLICT (budget_id, period_start) DO UPDATE SET "
-        "spend = budget_spend.spend + excluded.spend, jobs = budget_spend.jobs + excluded.jobs"
-    )
     _upsert(conn, "budget_spend", ("budget_id", "period_start", "spend", "jobs"),
-            ("text", "date", "numeric", "integer"), rows, conflict)  # fmt: skip
+            ("text", "date", "numeric", "integer"), rows, SPEND_CONFLICT)  # fmt: skip
     changed = {(k.budget_id, k.period_start) for k in deltas if k.budget_id in watch}
     if not changed:
         return {}
-    ids = sorted({budget_id for budget_id, _ in changed})
-    found = conn.execute(
-        select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
-            budget_spend.c.budget_id.in_(ids)
+    found = spend_sums(conn, sorted({budget_id for budget_id, _ in changed}))
+    return {
+        (k.budget_id, k.period_start): spend for k, spend in found.items() if (k.budget_id, k.period_start) in changed
+    }
+
+
+def spend_sums(conn: Connection, budget_ids: Sequence[str]) -> dict[SpendKey, Decimal]:
+    """The spend of every period of ``budget_ids``: the sum of its shards."""
+    c = budget_spend.c
+    out: dict[SpendKey, Decimal] = {}
+    for i in range(0, len(budget_ids), _KEYS_PER_QUERY):
+        query = (
+            select(c.budget_id, c.period_start, func.sum(c.spend, type_=Money))
+            .where(c.budget_id.in_(budget_ids[i : i + _KEYS_PER_QUERY]))
+            .group_by(c.budget_id, c.period_start)
         )
-    )
-    return {(b, p): spend for b, p, spend in found if (b, p) in changed}
+        for budget_id, start, spend in conn.execute(query):
+            out[SpendKey(budget_id, start)] = spend
+    return out
 
 
 @functools.cache

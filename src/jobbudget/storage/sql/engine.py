@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,7 +46,36 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    engine = create_engine(parsed, pool_size=5, max_overflow=10, connect_args=connect_args)
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_idle)
+    return engine
+
+
+#: A pooled connection idle longer than this is pinged before use (a round trip);
+#: one used more recently is trusted, like one in the middle of a transaction.
+IDLE_PING_SECONDS = 1.0
+
+
+def _note_idle(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per
+    transaction.  Ping only connections idle for a while (a server restart while the
+    pool slept); a dead one is replaced by a new connection."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if not dbapi_conn.autocommit:
+            dbapi_conn.rollback()
+    except Exception as exc:
+        raise sa_exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,12 +1,13 @@
 """Reservations on SQL: admissions that several processes share through the database
 alone (``shared_state: database``).
 
-A reservation is taken in one transaction that first locks the ``budget_spend`` row
-of every budget period it holds (``SELECT ... FOR UPDATE`` on PostgreSQL, in key
-order so two admissions cannot deadlock; SQLite's ``BEGIN IMMEDIATE`` serialises all
-writers), drops the expired holds of those periods, and inserts its rows only if
-spend + open holds + the estimate stays within every limit.  Ingest updates the same
-rows (``spend = spend + ...``), so an admission and a batch never interleave."""
+A reservation is taken in one transaction that first locks the first shard's
+``budget_spend`` row of every budget period it holds (``SELECT ... FOR UPDATE`` on
+PostgreSQL, in key order so two admissions cannot deadlock; SQLite's ``BEGIN
+IMMEDIATE`` serialises all writers), drops the expired holds of those periods, and
+inserts its rows only if spend (every shard's) + open holds + the estimate stays
+within every limit.  A job being metered concurrently is not in that spend yet, but
+its own reservation is: it is settled only after the job's commit."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, se
 
 from ...domain.money import ZERO
 from ...domain.records import Reservation, SpendKey
+from .bulk import spend_sums
 from .engine import transaction
 from .tables import budget_spend, reservations
 from .types import Money
@@ -78,13 +80,7 @@ class ReservationsMixin:
         if not keys:
             return []
         with transaction(self.engine) as conn:
-            spend: dict[SpendKey, Decimal] = {}
-            for budget_id, start, value in conn.execute(
-                select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
-                    budget_spend.c.budget_id.in_(sorted({k.budget_id for k in keys}))
-                )
-            ):
-                spend[SpendKey(budget_id, start)] = value
+            spend = spend_sums(conn, sorted({k.budget_id for k in keys}))
             held: dict[SpendKey, Decimal] = {}
             query = (
                 select(
@@ -121,17 +117,28 @@ class ReservationsMixin:
         return conn.execute(query).scalar_one() or ZERO
 
     def _lock_spend(self, conn: Connection, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
-        """Make sure each period has its spend row, then lock and read them in order."""
-        insert = self._insert(budget_spend).on_conflict_do_nothing(index_elements=["budget_id", "period_start"])
-        conn.execute(
-            insert, [{"budget_id": k.budget_id, "period_start": k.period_start, "spend": ZERO, "jobs": 0} for k in keys]
+        """Make sure each period has its first shard's row, lock those rows in order
+        (every admission of a period takes that lock), and read the spend of every shard."""
+        insert = self._insert(budget_spend).on_conflict_do_nothing(
+            index_elements=["budget_id", "period_start", "shard"]
         )
-        out: dict[SpendKey, Decimal] = {}
-        for key in keys:
-            query = select(budget_spend.c.spend).where(
-                budget_spend.c.budget_id == key.budget_id, budget_spend.c.period_start == key.period_start
-            )
-            if self.dialect == "postgresql":
-                query = query.with_for_update()
-            out[key] = conn.execute(query).scalar_one()
-        return out
+        conn.execute(
+            insert,
+            [
+                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": ZERO, "jobs": 0, "shard": 0}
+                for k in keys
+            ],
+        )
+        if self.dialect == "postgresql":
+            for key in keys:
+                conn.execute(
+                    select(budget_spend.c.shard)
+                    .where(
+                        budget_spend.c.budget_id == key.budget_id,
+                        budget_spend.c.period_start == key.period_start,
+                        budget_spend.c.shard == 0,
+                    )
+                    .with_for_update()
+                )
+        found = spend_sums(conn, sorted({k.budget_id for k in keys}))
+        return {key: found.get(key, ZERO) for key in keys}

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ...domain.alerts import AlertEvent, AlertPlan
 from ...domain.budget import Budget
-from ...domain.cost import CostModel, JobCost
+from ...domain.cost import COMPONENTS, CostModel, JobCost
 from ...domain.errors import NotFoundError
 from ...domain.estimation import UsageStats
 from ...domain.money import ZERO
@@ -39,11 +39,12 @@ from ...domain.records import (
     p95_rank,
 )
 from . import bulk, rows
-from .changes import PostgresChanges, SqliteChanges, mark_spend_changed
+from .changes import PostgresChanges, SqliteChanges, mark_spend_changed, notify_channel
 from .engine import make_engine, transaction, translate_errors
 from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
 from .reservations import ReservationsMixin
+from .single import SMALL_BATCH, record_small
 from .tables import (
     audit_log,
     budget_spend,
@@ -54,6 +55,7 @@ from .tables import (
     job_costs,
     store_meta,
 )
+from .types import Money
 
 __all__ = ["SqlStore"]
 
@@ -71,6 +73,9 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
         self._changes: SqliteChanges | PostgresChanges | None = None
         self.dialect = self.engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        #: tell other processes' change feeds about each commit of spend; a process
+        #: with a shared state (whose peers read spend from it) turns this off
+        self.announce_changes = True
 
     # -- life cycle -------------------------------------------------------------
     def migrate(self) -> None:
@@ -175,35 +180,27 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             return [(i, updated, bool(active)) for i, updated, active in conn.execute(query)]
 
     def _set_spend(self, conn: Connection, seed: dict[SpendKey, Decimal]) -> None:
+        """Overwrite the spend of periods (recounted): one shard holds it all."""
         if not seed:
             return
-        ins = self._insert(budget_spend)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["budget_id", "period_start"], set_={"spend": ins.excluded.spend}
-        )
+        c = budget_spend.c
+        for key in seed:
+            conn.execute(delete(budget_spend).where(c.budget_id == key.budget_id, c.period_start == key.period_start))
         conn.execute(
-            stmt,
+            budget_spend.insert(),
             [
-                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": v, "jobs": 0}
+                {"budget_id": k.budget_id, "period_start": k.period_start, "spend": v, "jobs": 0, "shard": 0}
                 for k, v in seed.items()
             ],
         )
 
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
-        out: dict[SpendKey, Decimal] = {}
+        wanted = set(keys)
         with transaction(self.engine) as conn:
-            wanted = set(keys)
-            ids = sorted({k.budget_id for k in keys})
-            for i in range(0, len(ids), _CHUNK):
-                # budget_id IN (...) searches the primary key (a row-value IN list would
-                # make SQLite scan); the few other periods of those budgets are dropped.
-                query = select(budget_spend.c.budget_id, budget_spend.c.period_start, budget_spend.c.spend).where(
-                    budget_spend.c.budget_id.in_(ids[i : i + _CHUNK])
-                )
-                for budget_id, start, spend in conn.execute(query):
-                    if (key := SpendKey(budget_id, start)) in wanted:
-                        out[key] = spend
-        return out
+            # budget_id IN (...) searches the primary key (a row-value IN list would make
+            # SQLite scan); the few other periods of those budgets are dropped.
+            found = bulk.spend_sums(conn, sorted({k.budget_id for k in keys}))
+        return {key: spend for key, spend in found.items() if key in wanted}
 
     def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
         """Spend of a scope in ``[start, end)`` from the jobs; for days whose jobs were
@@ -245,28 +242,57 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
                 unique.append(r)
         if not unique:
             return RecordResult(inserted=[])
+        events: list[AlertEvent] = []
+        fired: set[tuple[str, str, date]] = set()
+        watch = plan.rules if plan else ()
+        if self.dialect == "postgresql" and len(unique) <= SMALL_BATCH:  # committed in one round trip
+            notify = (notify_channel(self.schema), self.token) if self.announce_changes else None
+            with translate_errors():
+                new_keys, spend = record_small(self.engine, unique, now=datetime.now(UTC), watch=watch, notify=notify)
+            planned = plan.events_for(spend) if plan is not None and spend else []
+            missing = [k for k in first if k not in new_keys]
+            if planned or missing:
+                with transaction(self.engine, write=True) as conn:
+                    events = insert_alerts(conn, planned, plan.now) if plan is not None and planned else []
+                    existing = bulk.fetch_jobs(conn, missing) if missing else {}
+            else:
+                existing = {}
+            fired = {(p.event.budget_id, p.event.type, p.event.period_start) for p in planned}
+            return RecordResult(
+                inserted=self._inserted(records, first, new_keys),
+                existing=existing,
+                alerts=tuple(events),
+                fired=frozenset(fired),
+            )
         seq: int | None = None
         with transaction(self.engine, write=True) as conn:
             new_keys = bulk.insert_jobs(conn, unique)
             new = [r for r in unique if (r.metrics.tenant_id, r.metrics.job_id) in new_keys]
-            events: list[AlertEvent] = []
-            fired: set[tuple[str, str, date]] = set()
             if new:
                 bulk.add_daily(conn, new, datetime.now(UTC))
-                spend = bulk.add_spend(conn, new, watch=plan.rules if plan else ())
-                seq = mark_spend_changed(conn, schema=self.schema, token=self.token)
+                spend = bulk.add_spend(conn, new, watch=watch)
+                if self.announce_changes:
+                    seq = mark_spend_changed(conn, schema=self.schema, token=self.token)
                 if plan is not None and spend:
                     planned = plan.events_for(spend)
                     events = insert_alerts(conn, planned, plan.now)
                     fired = {(p.event.budget_id, p.event.type, p.event.period_start) for p in planned}
-            inserted = [
-                first[key] == i and key in new_keys
-                for i, key in enumerate((r.metrics.tenant_id, r.metrics.job_id) for r in records)
-            ]
             missing = [k for k in first if k not in new_keys]
             existing = bulk.fetch_jobs(conn, missing) if missing else {}
         self._own_commit(seq)
-        return RecordResult(inserted=inserted, existing=existing, alerts=tuple(events), fired=frozenset(fired))
+        return RecordResult(
+            inserted=self._inserted(records, first, new_keys),
+            existing=existing,
+            alerts=tuple(events),
+            fired=frozenset(fired),
+        )
+
+    @staticmethod
+    def _inserted(
+        records: Sequence[JobRecord], first: dict[tuple[str, str], int], new_keys: set[tuple[str, str]]
+    ) -> list[bool]:
+        keys = ((r.metrics.tenant_id, r.metrics.job_id) for r in records)
+        return [first[key] == i and key in new_keys for i, key in enumerate(keys)]
 
     def get_job(self, tenant_id: str, job_id: str) -> JobCost | None:
         with transaction(self.engine) as conn:
@@ -298,22 +324,40 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             conds.append(daily_costs.c.tenant_id == tenant_id)
         if queue_name is not None:
             conds.append(daily_costs.c.queue_name == queue_name)
+        d = daily_costs.c
+        sums = [func.sum(d.total_jobs).label("total_jobs")] + [
+            func.sum(d[name], type_=Money).label(name) for name in ("total_cost", *COMPONENTS)
+        ]
+        query = (
+            select(
+                d.tenant_id,
+                d.queue_name,
+                d.date,
+                *sums,
+                func.min(d.min_job_cost, type_=Money).label("min_job_cost"),
+                func.max(d.max_job_cost, type_=Money).label("max_job_cost"),
+                func.max(d.p95_job_cost, type_=Money).label("p95_job_cost"),
+            )
+            .where(*conds)
+            .group_by(d.tenant_id, d.queue_name, d.date)
+            .order_by(d.date, d.tenant_id, d.queue_name)
+        )
         with transaction(self.engine, write=exact_stats) as conn:
             if exact_stats:
                 self._refresh_stats(conn, and_(*conds))
-            query = (
-                select(daily_costs)
-                .where(*conds)
-                .order_by(daily_costs.c.date, daily_costs.c.tenant_id, daily_costs.c.queue_name)
-            )
             return [rows.daily_from_row(r) for r in conn.execute(query).mappings()]
 
     def _refresh_stats(self, conn: Connection, where: Any) -> None:
+        """Recompute avg and p95 of the days with new jobs, on every shard of the day."""
         d, j = daily_costs.c, job_costs.c
         stale = conn.execute(
-            select(d.tenant_id, d.queue_name, d.date, d.total_jobs, d.total_cost).where(where, d.stats_stale.is_(True))
+            select(d.tenant_id, d.queue_name, d.date).where(where, d.stats_stale.is_(True)).distinct()
         ).all()
-        for tenant_id, queue_name, day, jobs, total in stale:
+        for tenant_id, queue_name, day in stale:
+            same_day = (d.tenant_id == tenant_id, d.queue_name == queue_name, d.date == day)
+            jobs, total = conn.execute(
+                select(func.sum(d.total_jobs), func.sum(d.total_cost, type_=Money)).where(*same_day)
+            ).one()
             scope = (j.tenant_id == tenant_id, j.queue_name == queue_name, j.day == day)
             kept = conn.execute(select(func.count()).where(*scope)).scalar() or 0
             p95 = ZERO
@@ -323,8 +367,8 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
                 ).scalar_one()
             conn.execute(
                 update(daily_costs)
-                .where(d.tenant_id == tenant_id, d.queue_name == queue_name, d.date == day)
-                .values(avg_job_cost=average(total, jobs), p95_job_cost=p95, stats_stale=False)
+                .where(*same_day)
+                .values(avg_job_cost=average(total or ZERO, jobs or 0), p95_job_cost=p95, stats_stale=False)
             )
 
     # -- retention --------------------------------------------------------------

@@ -25,6 +25,9 @@ from ...domain.cost import COMPONENTS
 from .types import Exact, Money, UTCDateTime
 
 metadata = MetaData()
+#: Concurrent PostgreSQL writers add to ``budget_spend`` and ``daily_costs`` rows of
+#: their connection's shard, so they do not queue behind each other's commits.
+SHARDS = 16
 
 
 def _money_columns(*names: str) -> list[Column[Decimal]]:
@@ -68,7 +71,8 @@ daily_costs = Table(
     *_money_columns("avg_job_cost", "max_job_cost", "min_job_cost", "p95_job_cost"),
     Column("stats_stale", Boolean, nullable=False, server_default="1"),
     Column("updated_at", UTCDateTime, nullable=False),
-    PrimaryKeyConstraint("tenant_id", "queue_name", "date", name="pk_daily_costs"),
+    Column("shard", SmallInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("tenant_id", "queue_name", "date", "shard", name="pk_daily_costs"),
     Index("ix_daily_costs_date", "date"),
 )
 
@@ -99,7 +103,8 @@ budgets = Table(
 )
 
 #: Spend of each budget in each of its periods, kept in the same transaction as the
-#: jobs that caused it: enforcement state is rebuilt from here at start.
+#: jobs that caused it: enforcement state is rebuilt from here at start.  A period's
+#: spend is the sum of its shards (see :data:`SHARDS`).
 budget_spend = Table(
     "budget_spend",
     metadata,
@@ -107,7 +112,8 @@ budget_spend = Table(
     Column("period_start", Date, nullable=False),
     Column("spend", Money, nullable=False),
     Column("jobs", Integer, nullable=False, server_default="0"),
-    PrimaryKeyConstraint("budget_id", "period_start", name="pk_budget_spend"),
+    Column("shard", SmallInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("budget_id", "period_start", "shard", name="pk_budget_spend"),
 )
 
 cost_models = Table(
