@@ -145,6 +145,10 @@ class Config(BaseSettings):
     redis_failure_mode: Literal["fail_open", "fail_closed", "local"] = "local"
     redis_timeout: float = pydantic.Field(default=0.5, gt=0, le=30)
     budget_watch_interval: float = pydantic.Field(default=1.0, gt=0, le=3600)
+    # a folder on local disk: process_job_cost returns once the job is journaled there
+    # (fdatasync) and counted in Redis; a background drain stores jobs in the ledger in
+    # batches (docs/operations.md, "Metering at fleet scale").  Needs Redis.
+    metering_journal: Path | None = None
 
     def __init__(self, **values: Any) -> None:
         _drop_retired(values, "(given to Config)", environment=True)

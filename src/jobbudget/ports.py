@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol
 
 from .domain.alerts import Alert, AlertEvent, AlertPlan, PendingDelivery, PlannedAlert
@@ -200,6 +201,32 @@ class SharedState(Protocol):
 
     def load(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None: ...
     def open_reservations(self, now: datetime) -> int: ...
+
+
+class AbandonedJournal(Protocol):
+    """A dead process's journal, held by this process while it is replayed."""
+
+    @property
+    def records(self) -> list[JobRecord]: ...
+    @property
+    def path(self) -> Path: ...
+    def done(self) -> None: ...
+
+
+class Journal(Protocol):
+    """A durable write-ahead log of priced jobs (``metering_journal``)."""
+
+    def open(self) -> None: ...
+    def append(self, records: Sequence[JobRecord]) -> tuple[int, int]:
+        """Durable on return; the position after the records."""
+        ...
+
+    def applied(self, position: tuple[int, int]) -> None:
+        """Everything up to ``position`` is in the ledger."""
+        ...
+
+    def abandoned(self) -> Iterator[AbandonedJournal]: ...
+    def close(self) -> None: ...
 
 
 class MetricsSink(Protocol):

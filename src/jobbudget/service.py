@@ -188,8 +188,15 @@ class BudgetService:
     def process_job_cost(self, metrics: JobMetrics, *, reservation_id: str | None = None) -> JobCost:
         """Price and store one job; a job id seen before is counted once.  With the
         ``reservation_id`` of its admission, the reservation is settled: the real
-        cost replaces the estimate (a redelivered job settles nothing twice)."""
-        return self.process_job_costs([metrics], reservation_ids=[reservation_id])[0]
+        cost replaces the estimate (a redelivered job settles nothing twice).
+
+        With ``metering_journal`` set, the job is durable once in this process's
+        journal and reaches the ledger within milliseconds, in a batch; admissions
+        count it at once.  A redelivery is then recognised by the ledger, after this
+        returns: its ``duplicate`` is False here, and its spend is taken back."""
+        return self.core.metering.process([metrics], reservation_ids=[reservation_id], accept_late=True, journal=True)[
+            0
+        ]
 
     def process_job_costs(
         self,

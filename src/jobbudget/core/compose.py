@@ -20,6 +20,7 @@ from .alert_desk import AlertDesk
 from .alert_planning import AlertPlanner, ForecastOf
 from .budget_admin import BudgetAdmin
 from .hot_state import HotState, LocalHotState
+from .journal_drain import JournalDrain
 from .keys import ApiKeys
 from .live import LiveView
 from .metering import Metering
@@ -52,6 +53,7 @@ class Core:
     live: LiveView
     sync: SharedSync
     worker: PeriodicWorker
+    drain: JournalDrain | None = None
 
 
 def _hot_state(
@@ -135,6 +137,8 @@ def build(
         config=config,
         clock=clock,
     )
+    drain = _journal_drain(config, store, spend, hot, pricing, planner, metrics, clock)
+    metering.drain = drain
     budgets = BudgetAdmin(store, spend=spend, hot=hot, planner=planner, config=config, clock=clock, viewing=viewing)
     keys = ApiKeys(store, audit=store, clock=clock)
     live = LiveView(store, spend=spend, hot=hot, clock=clock)
@@ -160,8 +164,43 @@ def build(
     )
     return Core(
         config, store, clock, spend, hot, pricing, planner, desk, audit, metering, admissions, budgets, keys, live,
-        sync, worker,
+        sync, worker, drain,
     )  # fmt: skip
+
+
+def _journal_drain(
+    config: Config,
+    store: Store,
+    spend: SpendState,
+    hot: HotState,
+    pricing: Pricing,
+    planner: AlertPlanner,
+    metrics: MetricsSink,
+    clock: Callable[[], datetime],
+) -> JournalDrain | None:
+    if config.metering_journal is None:
+        return None
+    if not isinstance(hot, SharedHotState) or hot.failure_mode is None:
+        from ..domain.errors import ValidationError
+
+        raise ValidationError(
+            "metering_journal",
+            str(config.metering_journal),
+            "needs Redis as the shared state (redis_url): admissions read journaled spend from it "
+            "while the ledger catches up",
+        )
+    from ..storage.journal import FileJournal
+
+    return JournalDrain(
+        FileJournal(config.metering_journal),
+        store,
+        spend=spend,
+        hot=hot,
+        pricing=pricing,
+        planner=planner,
+        metrics=metrics,
+        clock=clock,
+    )
 
 
 #: How often threshold alerts are checked against the ledger (see AlertPlanner.sweep).
@@ -186,6 +225,8 @@ def start(core: Core) -> None:
         core.store.announce_changes = not core.hot.shared
         if not core.hot.shared:
             core.spend.follow(core.store.changes())
+        if core.drain is not None:
+            core.drain.start()  # replays dead processes' journals first
     except Exception:
         core.store.close()
         raise
@@ -197,6 +238,8 @@ def stop(core: Core) -> None:
     """Stop the background work, write what is buffered, release the database."""
     core.worker.stop()
     try:
+        if core.drain is not None:
+            core.drain.close()  # every journaled job into the ledger
         flush(core)
         core.desk.stop()
     finally:

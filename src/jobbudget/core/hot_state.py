@@ -87,6 +87,11 @@ class HotState(Protocol):
         left behind expires."""
         ...
 
+    def retract(self, records: Sequence[JobRecord]) -> None:
+        """Take back the spend of journaled jobs the ledger turned out to have already
+        (never raises: a failure marks the counters for a rebuild)."""
+        ...
+
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         """Set periods' spend (a budget stored with its spend recounted)."""
         ...
@@ -170,6 +175,9 @@ class LocalHotState:
     ) -> None:
         for reservation_id, tenant_id in holds:
             self.release(reservation_id, tenant_id=tenant_id)
+
+    def retract(self, records: Sequence[JobRecord]) -> None:
+        return None
 
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         return None

@@ -20,6 +20,7 @@ from ..domain.validation import MAX_ID_LEN, check_identifier
 from ..ports import Ledger, MetricsSink
 from .alert_planning import AlertPlanner
 from .hot_state import HotState
+from .journal_drain import JournalDrain
 from .pricing import Pricing
 from .spend_state import SpendState
 
@@ -65,6 +66,8 @@ class Metering:
         self._clock = clock
         #: a batch failed at a moment its commit may have gone through
         self.commit_unknown = False
+        #: the metering journal's drain (``metering_journal``), set by the composition root
+        self.drain: JournalDrain | None = None
 
     def _validate(
         self, batch: Sequence[JobMetrics], reservation_ids: Sequence[str | None] | None, now: datetime, late: bool
@@ -93,9 +96,16 @@ class Metering:
                 )
 
     def process(
-        self, batch: Sequence[JobMetrics], *, reservation_ids: Sequence[str | None] | None, accept_late: bool
+        self,
+        batch: Sequence[JobMetrics],
+        *,
+        reservation_ids: Sequence[str | None] | None,
+        accept_late: bool,
+        journal: bool = False,
     ) -> list[JobCost]:
-        """See :meth:`jobbudget.service.BudgetService.process_job_costs`."""
+        """See :meth:`jobbudget.service.BudgetService.process_job_costs`.  With
+        ``journal`` and a metering journal configured, the batch is durable once
+        journaled and reaches the ledger in the background (:mod:`.journal_drain`)."""
         now = self._clock()
         self._validate(batch, reservation_ids, now, accept_late)
         engine = self._pricing.engine
@@ -118,6 +128,8 @@ class Metering:
                 keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
                 records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
             self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
+            if journal and self.drain is not None:
+                return self._journaled(batch, records, ends, reservation_ids, self.drain)
             # the alerts this spend fires are written in the same transaction
             try:
                 result = self._ledger.record_jobs(records, plan=self._planner.plan(records, ends, now))
@@ -149,6 +161,34 @@ class Metering:
             else:
                 out.append(result.existing[key])
         return out
+
+    def _journaled(
+        self,
+        batch: Sequence[JobMetrics],
+        records: list[JobRecord],
+        ends: dict[tuple[str, date], date],
+        reservation_ids: Sequence[str | None] | None,
+        drain: JournalDrain,
+    ) -> list[JobCost]:
+        """(Under the write lock.)  Journal the batch (durable), count its spend and
+        settle its holds in the shared state at once; the drain stores it.  A job
+        repeated within the batch counts once; one the ledger already has (a
+        redelivery) is found by the drain, which takes its spend back."""
+        first: dict[tuple[str, str], JobCost] = {}
+        new: list[bool] = []
+        for record in records:
+            key = (record.metrics.tenant_id, record.metrics.job_id)
+            new.append(key not in first)
+            first.setdefault(key, record.cost)
+        unique = [r for r, n in zip(records, new, strict=True) if n]
+        position = drain.journal.append(unique)
+        drain.submit(unique, ends, position)
+        holds = [(rid, m.tenant_id) for m, rid in zip(batch, reservation_ids or (), strict=False) if rid is not None]
+        self._hot.publish(records, new, holds)
+        return [
+            r.cost if n else replace(first[(r.metrics.tenant_id, r.metrics.job_id)], duplicate=True)
+            for r, n in zip(records, new, strict=True)
+        ]
 
     def recount_unknown_commit(self) -> None:
         """After a batch failed with the database unreachable, the ledger may hold it

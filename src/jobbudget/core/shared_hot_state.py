@@ -189,6 +189,21 @@ class SharedHotState:
                     released.add(reservation_id)
         return released
 
+    def retract(self, records: Sequence[JobRecord]) -> None:
+        if self.down:
+            self.dirty = True
+            return
+        totals: dict[tuple[str, SpendKey], Decimal] = {}
+        for record in records:
+            for key in record.spend_keys:
+                pair = (record.metrics.tenant_id, key)
+                totals[pair] = totals.get(pair, ZERO) - record.cost.total_cost
+        try:
+            self.state.add_spend([(tenant, key, amount) for (tenant, key), amount in totals.items()])
+        except JobBudgetError as exc:
+            self.dirty = True
+            self.failed(exc)
+
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         if self.down or not entries:
             return
@@ -271,7 +286,8 @@ class SharedHotState:
 
     def reconcile(self) -> None:
         """A difference seen twice in a row (not a batch in flight between its commit
-        and its counter update) is corrected; every difference is logged and exported."""
+        and its counter update, nor journaled jobs on their way to the ledger) is
+        corrected and logged; the largest difference is exported every time."""
         if self.counters is None or self.down:
             return
         try:
@@ -288,10 +304,13 @@ class SharedHotState:
             if not drift:
                 continue
             worst = max(worst, abs(drift))
-            log.warning(
-                "Redis spend of budget %s period %s is off the ledger by %s", key.budget_id, key.period_start, drift
-            )
             if self._drift_seen.get(key) == drift:
+                log.warning(
+                    "Redis spend of budget %s period %s was off the ledger by %s twice in a row: corrected",
+                    key.budget_id,
+                    key.period_start,
+                    drift,
+                )
                 try:
                     self.state.add_spend([(tenant, key, -drift)])
                 except JobBudgetError as exc:

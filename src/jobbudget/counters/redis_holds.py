@@ -138,6 +138,16 @@ class _Script:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+def _pack(command: Sequence[Any]) -> bytes:
+    """A command in RESP, the way Redis reads it (redis-py's general packer costs more
+    than the round trip for a script with twenty arguments)."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
 def _unescape(text: str) -> str:
     return text.replace("%3A", ":").replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
 
@@ -176,12 +186,25 @@ class RedisHolds:
         a flush) are loaded and the commands sent again."""
 
         def once() -> list[Any]:
-            if len(commands) == 1:
-                return [self._client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
-            pipe = self._client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            return list(pipe.execute())
+            pool = self._client.connection_pool
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([b"".join(_pack(c) for c in commands)])  # type: ignore[no-untyped-call]
+                replies: list[Any] = []
+                for _ in commands:  # every reply is read, errors included, before one is raised
+                    try:
+                        replies.append(conn.read_response())
+                    except redis.exceptions.ResponseError as exc:
+                        replies.append(exc)
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]  # a half-read reply must not reach the next user
+                raise
+            finally:
+                pool.release(conn)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies
 
         def run() -> list[Any]:
             try:
