@@ -1,8 +1,9 @@
 """A child process for ``test_fault_kill.py``: stores a fixed plan of job batches
 and acknowledges each batch only after ``process_job_costs`` has returned.
 
-Usage: ``python fault_ingester.py DATABASE_URL SCHEMA ACK_FILE START_BATCH``
-(SCHEMA ``-`` for none).  It prints ``ready`` once the service is open, stores the
+Usage: ``python fault_ingester.py DATABASE_URL SCHEMA ACK_FILE START_BATCH [JOURNAL]``
+(SCHEMA ``-`` for none; JOURNAL: a metering journal folder, with Redis, jobs metered
+one at a time).  It prints ``ready`` once the service is open, stores the
 batches from START_BATCH to the end, appending one JSON line per returned batch to
 ACK_FILE (written with one ``write`` and fsynced), and prints ``done``.  The parent
 kills it with SIGKILL at random moments; a half-written last line means "not
@@ -64,13 +65,33 @@ def planned_jobs() -> set[int]:
     return set(range(BATCHES * BATCH_SIZE))
 
 
-def main(url: str, schema: str, ack_path: str, start: int) -> None:
-    config = Config(database_url=url, database_schema=None if schema == "-" else schema)
+def config_of(url: str, schema: str | None, journal: str | None) -> Config:
+    """With ``journal`` (a folder): Redis (prefix: the folder's name) and the metering
+    journal; jobs are then metered one at a time, as a fleet's workers do."""
+    if journal is None:
+        return Config(database_url=url, database_schema=schema)
+    return Config(
+        database_url=url,
+        database_schema=schema,
+        redis_url=REDIS_URL,
+        redis_prefix=os.path.basename(journal),
+        metering_journal=journal,
+    )
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def main(url: str, schema: str, ack_path: str, start: int, journal: str | None = None) -> None:
+    config = config_of(url, None if schema == "-" else schema, journal)
     fd = os.open(ack_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     with BudgetService(config, clock=lambda: NOW) as service:
         print("ready", flush=True)
         for b in range(start, BATCHES):
-            costs = service.process_job_costs(batch(b))
+            if journal is None:
+                costs = service.process_job_costs(batch(b))
+            else:
+                costs = [service.process_job_cost(m) for m in batch(b)]
             line = {"b": b, "jobs": [[c.tenant_id, c.job_id, str(c.total_cost), c.duplicate] for c in costs]}
             os.write(fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
             os.fsync(fd)
@@ -79,4 +100,4 @@ def main(url: str, schema: str, ack_path: str, start: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else None)

@@ -32,7 +32,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
 from conftest import POSTGRES_URL
-from fault_ingester import BATCHES, NOW, planned_jobs
+from fault_ingester import BATCHES, NOW, config_of, planned_jobs
 from jobbudget import BudgetService, Config
 from jobbudget.domain.budget import Budget
 from jobbudget.domain.periods import BudgetPeriod
@@ -62,14 +62,14 @@ def _seed() -> int:
     return seed
 
 
-def _config(url: str, schema: str | None) -> Config:
-    return Config(database_url=url, database_schema=schema)
+def _config(url: str, schema: str | None, journal: Path | None = None) -> Config:
+    return config_of(url, schema, None if journal is None else str(journal))
 
 
-def _create_budgets(url: str, schema: str | None) -> list[str]:
+def _create_budgets(url: str, schema: str | None, journal: Path | None = None) -> list[str]:
     """A tenant-wide and a queue budget; small enough that alerts fire (in the same
     transactions as the jobs) while the child is being killed."""
-    with BudgetService(_config(url, schema), clock=lambda: NOW) as service:
+    with BudgetService(_config(url, schema, journal), clock=lambda: NOW) as service:
         made = [
             service.create_budget(Budget(tenant_id="t0", amount=Decimal("50"), period=BudgetPeriod("monthly"))),
             service.create_budget(
@@ -95,9 +95,10 @@ def _read_acks(path: Path) -> tuple[dict[tuple[str, str], Decimal], int]:
     return acked, last
 
 
-def _spawn(url: str, schema: str | None, ack: Path, start: int) -> subprocess.Popen[str]:
+def _spawn(url: str, schema: str | None, ack: Path, start: int, journal: Path | None = None) -> subprocess.Popen[str]:
+    extra = [] if journal is None else [str(journal)]
     return subprocess.Popen(
-        [sys.executable, str(CHILD), url, schema or "-", str(ack), str(start)],
+        [sys.executable, str(CHILD), url, schema or "-", str(ack), str(start), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,7 +129,7 @@ def _finish(proc: subprocess.Popen[str]) -> int:
     return proc.returncode
 
 
-def _campaign(url: str, schema: str | None, ack: Path, rng: random.Random) -> Figures:
+def _campaign(url: str, schema: str | None, ack: Path, rng: random.Random, journal: Path | None = None) -> Figures:
     """Start, kill, restart the child until KILLS kills landed while it was running."""
     figures = Figures()
     while figures.kills < KILLS:
@@ -136,7 +137,7 @@ def _campaign(url: str, schema: str | None, ack: Path, rng: random.Random) -> Fi
         start = rng.randint(max(0, last - 4), last + 1) if last + 1 < BATCHES else rng.randrange(BATCHES)
         before_ready = rng.random() < 0.15  # now and then, kill it while it starts up
         delay = rng.uniform(0.0, 0.6) if before_ready else rng.uniform(0.0, 0.35)
-        proc = _spawn(url, schema, ack, start)
+        proc = _spawn(url, schema, ack, start, journal)
         if not before_ready:
             _wait_ready(proc)
         time.sleep(delay)  # the fault's random moment (the seed picks it)
@@ -198,7 +199,10 @@ def _check(service: BudgetService, store: SqlStore, budget_ids: list[str], figur
 
     # budget spend: each budget's January spend and job count == its jobs' sums
     scopes = {b.id: b for b in service.list_budgets()}
-    spend = {(r["budget_id"], r["period_start"]): (r["spend"], r["jobs"]) for r in spend_rows}
+    spend: dict[tuple[str, date], tuple[Decimal, int]] = {}
+    for r in spend_rows:  # a period's spend is the sum of its shards
+        total, count = spend.get((r["budget_id"], r["period_start"]), (Decimal(0), 0))
+        spend[(r["budget_id"], r["period_start"])] = (total + r["spend"], count + r["jobs"])
     for budget_id in budget_ids:
         b = scopes[budget_id]
         mine = [r for r in jobs if r["tenant_id"] == b.tenant_id and b.queue_name in ("", r["queue_name"])]
@@ -215,12 +219,12 @@ def _integrity_ok(path: Path) -> None:
         conn.close()
 
 
-def _kill_and_verify(url: str, schema: str | None, tmp_path: Path, backend: str) -> None:
+def _kill_and_verify(url: str, schema: str | None, tmp_path: Path, backend: str, journal: Path | None = None) -> None:
     rng = random.Random(_seed())
     began = time.monotonic()
-    budget_ids = _create_budgets(url, schema)
+    budget_ids = _create_budgets(url, schema, journal)
     ack = tmp_path / "acks.jsonl"
-    figures = _campaign(url, schema, ack, rng)
+    figures = _campaign(url, schema, ack, rng, journal)
     figures.acked, _ = _read_acks(ack)
     acked_under_fire = len(figures.acked)
     assert acked_under_fire > 0, "no batch was acknowledged between the kills: nothing was tested"
@@ -228,14 +232,19 @@ def _kill_and_verify(url: str, schema: str | None, tmp_path: Path, backend: str)
         _integrity_ok(Path(url.removeprefix("sqlite:///")))
     store = SqlStore(url, schema=schema)
     try:
-        with BudgetService(_config(url, schema), clock=lambda: NOW, store=store) as service:
+        # (with a journal: opening the service replays the last killed child's journal)
+        with BudgetService(_config(url, schema, journal), clock=lambda: NOW, store=store) as service:
+            if journal is not None:
+                _check_redis(service)  # (Redis, over until rebuilt after a replay: never under)
             _check(service, store, budget_ids, figures)  # the state the kills left
-        proc = _spawn(url, schema, ack, 0)  # a final clean run redelivers everything
+        proc = _spawn(url, schema, ack, 0, journal)  # a final clean run redelivers everything
         assert _finish(proc) == 0
         figures.acked, _ = _read_acks(ack)
         assert {int(j.removeprefix("job-")) for _t, j in figures.acked} == planned_jobs()
         store = SqlStore(url, schema=schema)
-        with BudgetService(_config(url, schema), clock=lambda: NOW, store=store) as service:
+        with BudgetService(_config(url, schema, journal), clock=lambda: NOW, store=store) as service:
+            if journal is not None:
+                _check_redis(service)
             _check(service, store, budget_ids, figures)
     finally:
         store.close()
@@ -255,6 +264,34 @@ def test_sigkill_while_ingesting_sqlite(tmp_path: Path) -> None:
 
 def test_sigkill_while_ingesting_postgres(tmp_path: Path, pg_schema: str) -> None:
     _kill_and_verify(POSTGRES_URL, pg_schema, tmp_path, "postgres")
+
+
+def _check_redis(service: BudgetService) -> None:
+    """The Redis counters, once the service's tick has rebuilt them after a replay,
+    equal the ledger."""
+    service.core.hot.tick()
+    states = [s for s in service.core.spend.index.states() if s.key is not None]
+    keys = [(s.budget.tenant_id, s.key) for s in states if s.key is not None]
+    hot = service.core.hot.spends(keys)
+    ledger = service.core.store.load_spend([k for _, k in keys])
+    assert {k: v for k, v in hot.items() if v} == {k: v for k, v in ledger.items() if v}
+
+
+def test_sigkill_while_metering_through_the_journal(tmp_path: Path, pg_schema: str) -> None:
+    """kill -9 of a worker metering one job at a time through the metering journal
+    (PostgreSQL + Redis): every acknowledged job is stored once, aggregates are exact,
+    the dead workers' journals are replayed once, and Redis ends equal to the ledger."""
+    import redis as redis_client
+
+    journal = tmp_path / f"jbk{os.getpid()}"
+    try:
+        _kill_and_verify(POSTGRES_URL, pg_schema, tmp_path, "postgres+journal", journal)
+        assert not any(p.stat().st_size for p in journal.glob("journal-*.log"))  # all replayed, none left
+    finally:
+        client = redis_client.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(match=f"{journal.name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 def test_acks_ignore_a_half_written_line(tmp_path: Path) -> None:
