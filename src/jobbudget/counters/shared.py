@@ -44,6 +44,7 @@ class RedisSharedState:
         self.holds = RedisHolds(client, prefix=prefix)
 
     def close(self) -> None:
+        self.holds.close()
         self._client.close()
 
     # -- numbers ------------------------------------------------------------------
