@@ -36,7 +36,7 @@ __all__ = ["JournalDrain"]
 
 log = logging.getLogger("jobbudget")
 #: A batch waits at most this long for more jobs.
-BATCH_SECONDS = 0.02
+BATCH_SECONDS = 0.1
 MAX_BATCH = 2000
 #: How often other (dead) processes' journals are looked for.
 RECOVER_SECONDS = 5.0
