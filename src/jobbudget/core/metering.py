@@ -108,28 +108,16 @@ class Metering:
         journaled and reaches the ledger in the background (:mod:`.journal_drain`)."""
         now = self._clock()
         self._validate(batch, reservation_ids, now, accept_late)
-        engine = self._pricing.engine
         self.recount_unknown_commit()
         spend = self._spend
+        if journal and self.drain is not None:
+            # no write lock: the drain holds it while it writes the ledger, and a job
+            # priced a moment before a period rolls counts in the period it finished in
+            records, ends = self._price(batch, now)
+            return self._journaled(batch, records, ends, reservation_ids, self.drain)
         with spend.write:  # no roll or resync can change the index meanwhile
             index = spend.index
-            records: list[JobRecord] = []
-            ends: dict[tuple[str, date], date] = {}
-            priced_from = time.perf_counter()
-            for m in batch:
-                ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
-                cost = engine.calculate_job_cost(m, timestamp=ts)
-                if cost.total_cost > MAX_JOB_COST:
-                    raise ValidationError(
-                        f"batch[{len(records)}]",
-                        m.job_id,
-                        f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
-                    )
-                keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
-                records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
-            self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
-            if journal and self.drain is not None:
-                return self._journaled(batch, records, ends, reservation_ids, self.drain)
+            records, ends = self._price(batch, now)
             # the alerts this spend fires are written in the same transaction
             try:
                 result = self._ledger.record_jobs(records, plan=self._planner.plan(records, ends, now))
@@ -162,6 +150,27 @@ class Metering:
                 out.append(result.existing[key])
         return out
 
+    def _price(self, batch: Sequence[JobMetrics], now: datetime) -> tuple[list[JobRecord], dict[tuple[str, date], date]]:
+        """Each job priced, with the budget periods it counts toward (and their ends)."""
+        engine = self._pricing.engine
+        index = self._spend.index
+        records: list[JobRecord] = []
+        ends: dict[tuple[str, date], date] = {}
+        priced_from = time.perf_counter()
+        for m in batch:
+            ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
+            cost = engine.calculate_job_cost(m, timestamp=ts)
+            if cost.total_cost > MAX_JOB_COST:
+                raise ValidationError(
+                    f"batch[{len(records)}]",
+                    m.job_id,
+                    f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
+                )
+            keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
+            records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
+        self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
+        return records, ends
+
     def _journaled(
         self,
         batch: Sequence[JobMetrics],
@@ -170,8 +179,8 @@ class Metering:
         reservation_ids: Sequence[str | None] | None,
         drain: JournalDrain,
     ) -> list[JobCost]:
-        """(Under the write lock.)  Journal the batch (durable), count its spend and
-        settle its holds in the shared state at once; the drain stores it.  A job
+        """Journal the batch (durable), count its spend and settle its holds in the
+        shared state at once; the drain stores it.  A job
         repeated within the batch counts once; one the ledger already has (a
         redelivery) is found by the drain, which takes its spend back."""
         first: dict[tuple[str, str], JobCost] = {}
