@@ -142,8 +142,7 @@ def test_the_sweep_writes_an_alert_the_ledger_calls_for(pg_schema: str) -> None:
             "ON CONFLICT (budget_id, period_start, shard) DO UPDATE SET spend = excluded.spend",
             {"b": budget.id, "p": start, "s": unit * 9},
         )
-        assert service.list_alerts("acme") == []
-        service.core.planner.sweep()
+        service.core.planner.sweep()  # (the background's own sweep may have been first)
         service.core.planner.sweep()
         assert sorted(a.event.type for a in service.list_alerts("acme")) == ["throttle", "warning"]  # 90 %, once each
 

@@ -172,6 +172,7 @@ class RedisHolds:
     def __init__(self, client: redis.Redis, *, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
+        self._names: dict[tuple[str, SpendKey], tuple[str, str, str, str]] = {}
         self._local = threading.local()  # each thread's own connection (no pool per call)
         self._made: list[Any] = []
         self._made_lock = threading.Lock()
@@ -203,6 +204,18 @@ class RedisHolds:
                 conn.disconnect()
 
     # -- key names ----------------------------------------------------------------
+    def _periods(self, tenant_id: str, key: SpendKey) -> tuple[str, str, str, str]:
+        """spend, reserved, res and resexp of a period (built once: every admission
+        and settlement of the period names them)."""
+        names = self._names.get((tenant_id, key))
+        if names is None:
+            if len(self._names) > 100_000:
+                self._names.clear()
+            tag = _escape(tenant_id)
+            spend, reserved, res, resexp = (self._period(tag, k, key) for k in ("spend", "reserved", "res", "resexp"))
+            names = self._names[(tenant_id, key)] = (spend, reserved, res, resexp)
+        return names
+
     def _period(self, tag: str, kind: str, key: SpendKey) -> str:
         return f"{self._prefix}:{{{tag}}}:{kind}:{_escape(key.budget_id)}:{key.period_start.isoformat()}"
 
@@ -248,7 +261,7 @@ class RedisHolds:
         tag = _escape(reservation.tenant_id)
         keys = [self._index(tag, reservation.id)]
         for key, _ in limits:
-            keys += [self._period(tag, kind, key) for kind in ("spend", "reserved", "res", "resexp")]
+            keys += self._periods(reservation.tenant_id, key)
         now_ms = _millis(now)
         expiry_ms = now_ms + max(1, round(ttl * 1000))
         index_ttl = int(ttl) + _HOLD_SLACK_SECONDS
@@ -264,7 +277,7 @@ class RedisHolds:
         tenants: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
         for tenant, key, amount in spend:
             spend_keys, amounts, _, _ = tenants.setdefault(tenant, ([], [], [], []))
-            spend_keys.append(self._period(_escape(tenant), "spend", key))
+            spend_keys.append(self._periods(tenant, key)[0])
             amounts.append(str(to_nanos(amount)))
         for reservation_id, tenant in holds:
             _, _, indexes, ids = tenants.setdefault(tenant, ([], [], [], []))
