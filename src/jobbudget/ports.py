@@ -59,6 +59,9 @@ class StoreLifecycle(Protocol):
     #: announce each commit of spend on the change feed (for processes without a
     #: shared state); off where every process reads spend from a shared state
     announce_changes: bool
+    #: a batch's alerts may follow its commit, and concurrent writers may cross a
+    #: threshold together unseen (PostgreSQL's spend shards): the service then sweeps
+    alerts_after_commit: bool
 
     def migrate(self) -> None: ...
     def close(self) -> None: ...

@@ -128,7 +128,7 @@ class AlertPlanner:
         writes the alerts its spend fires itself; on PostgreSQL a single job's alerts
         follow its commit in a transaction of their own, and two jobs on different
         spend shards may cross a threshold together with neither seeing the other's
-        spend: both are found here, within a second (each alert still exists once)."""
+        spend: both are found here, within two seconds (each alert still exists once)."""
         now = self._clock()
         with self._spend.lock:
             states = [s for s in self._spend.index.states() if s.key is not None and s.window is not None]

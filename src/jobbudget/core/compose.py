@@ -157,7 +157,7 @@ def build(
             (every, housework),
             (config.budget_watch_interval, sync.watch_budgets),
             (1.0, sync.tick),
-            (SWEEP_SECONDS, planner.safe_sweep),
+            *([(SWEEP_SECONDS, planner.safe_sweep)] if store.alerts_after_commit else []),
             (1.0, metering.recount_unknown_commit),
             (every, sync.reconcile),
         ]
@@ -203,8 +203,9 @@ def _journal_drain(
     )
 
 
-#: How often threshold alerts are checked against the ledger (see AlertPlanner.sweep).
-SWEEP_SECONDS = 1.0
+#: How often threshold alerts are checked against the ledger where a store writes a
+#: batch's alerts after its commit (see AlertPlanner.sweep).
+SWEEP_SECONDS = 2.0
 
 
 def flush(core: Core) -> None:

@@ -150,7 +150,9 @@ class Metering:
                 out.append(result.existing[key])
         return out
 
-    def _price(self, batch: Sequence[JobMetrics], now: datetime) -> tuple[list[JobRecord], dict[tuple[str, date], date]]:
+    def _price(
+        self, batch: Sequence[JobMetrics], now: datetime
+    ) -> tuple[list[JobRecord], dict[tuple[str, date], date]]:
         """Each job priced, with the budget periods it counts toward (and their ends)."""
         engine = self._pricing.engine
         index = self._spend.index

@@ -47,6 +47,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
         self._commits = 0  # batches of jobs recorded: what a change feed watches
         self.announce_changes = True  # one process: its feed always sees every batch
+        self.alerts_after_commit = False
         self._outbox_init()
         self._keys_init()
         self._reservations_init()

@@ -76,6 +76,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
         #: tell other processes' change feeds about each commit of spend; a process
         #: with a shared state (whose peers read spend from it) turns this off
         self.announce_changes = True
+        self.alerts_after_commit = self.dialect == "postgresql"  # SQLite: one writer, alerts in its transaction
 
     # -- life cycle -------------------------------------------------------------
     def migrate(self) -> None:
