@@ -23,6 +23,7 @@ FULL = {
     "backtest_forecast.py": [],
     "bench_alerts.py": [],
     "bench_shared.py": [],
+    "bench_fleet.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
@@ -33,6 +34,7 @@ QUICK = {
     "backtest_forecast.py": ["--quick"],
     "bench_alerts.py": ["--quick"],
     "bench_shared.py": ["--quick"],
+    "bench_fleet.py": ["--quick"],
 }
 
 
@@ -81,6 +83,21 @@ def main() -> None:
             f"receiver down {down['down_seconds']:g} s           {down['arrived_distinct']:>6}/{down['events']} "
             f"events, {once}, drained {down['drain_seconds_after_recovery']} s after recovery"
         )
+    if "fleet" in results:
+        fleet = results["fleet"]
+        pg = fleet["postgres_redis"]
+        print(
+            f"admit -> meter, {fleet['processes']} processes     {pg['cycles_per_s']:>10,} cycles/s "
+            f"({pg['ratio_to_floor']} x insert+commit floor {pg['floor_insert_commit_per_s']:,}/s); "
+            f"with metering_journal {pg['cycles_journal_per_s']:,}/s ({pg['ratio_journal_to_floor']} x)"
+        )
+    for backend in ("sqlite", "postgres"):
+        if backend in ingest and "floor_over_ingest" in ingest[backend]:
+            r = ingest[backend]
+            print(
+                f"ingest vs raw inserts {backend:<8} {r['floor_over_ingest']:>9} x below "
+                f"({r['floor_raw_inserts_per_s']:,} rows/s raw)"
+            )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
     require_postgres()
     env = {**os.environ, "JOBBUDGET_BENCH_RESULTS": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, str(BENCH / "run_all.py"), "--quick"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(BENCH / "run_all.py"), "--quick"], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
     cost = json.loads((tmp_path / "cost.json").read_text())
@@ -37,3 +37,9 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
         assert result["jobs_stored"] + result["duplicates"] == result["jobs_submitted"]
     assert "calculate_job_cost" in done.stdout and "generate_report" in done.stdout
     assert "forecast on 90 days" in done.stdout
+    fleet = json.loads((tmp_path / "fleet.json").read_text())  # admit -> meter cycles, both modes, exact
+    assert fleet["exact"] is True
+    assert fleet["postgres_redis"]["cycles_per_s"] > 0 and fleet["postgres_redis"]["cycles_journal_per_s"] > 0
+    assert fleet["sqlite"]["cycles_local_per_s"] > 0 and "admit -> meter" in done.stdout
+    for backend in ("sqlite", "postgres"):  # raw inserts of the same rows, beside the ingest rate
+        assert ingest[backend]["floor_raw_inserts_per_s"] > ingest[backend]["jobs_per_s"] > 0

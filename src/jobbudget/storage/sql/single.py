@@ -118,9 +118,12 @@ def record_small(
     """Store ``records`` (no key repeated) and commit, in one round trip: the keys
     that were new, and the spend (every shard's) of the changed periods of the
     ``watch`` budgets.  ``notify``: (channel, token) to announce the commit."""
-    pooled = engine.raw_connection()
-    raw: Any = pooled.driver_connection
     driver_error: Any = engine.dialect.loaded_dbapi.Error
+    try:  # a checkout's own error comes unwrapped from the pool: wrap it as SQLAlchemy would
+        pooled = engine.raw_connection()
+    except driver_error as exc:
+        raise sa_exc.DBAPIError.instance(None, None, exc, driver_error, connection_invalidated=True) from exc
+    raw: Any = pooled.driver_connection
     try:
         raw.autocommit = True  # the statement is its own transaction: one round trip
         try:
