@@ -104,6 +104,23 @@ def test_applied_empties_only_what_was_drained(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_a_rotated_file_stays_locked_until_drained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobbudget.storage import journal as module
+
+    monkeypatch.setattr(module, "ROTATE_BYTES", 10)
+    mine, other = FileJournal(tmp_path), FileJournal(tmp_path)
+    mine.open()
+    other.open()
+    mine.append([_record("a")])
+    last = mine.append([_record("b")])  # past 10 bytes: "b" starts a new file
+    assert len(list(tmp_path.glob("journal-*.log"))) == 3
+    assert list(other.abandoned()) == []  # the rotated file is still this live process's
+    mine.applied(last)
+    assert len(list(tmp_path.glob("journal-*.log"))) == 2  # drained: removed
+    mine.close()
+    other.close()
+
+
 def test_the_journal_needs_redis(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         BudgetService(Config(database_url=f"sqlite:///{tmp_path / 'j.db'}", metering_journal=tmp_path / "j"))

@@ -118,7 +118,8 @@ class FileJournal:
         self._path: Path | None = None
         self._size = 0
         self._generation = 0  # counts the files this process started
-        self._old: list[tuple[int, Path]] = []  # rotated files, removed when the drain is past them
+        #: rotated files (generation, path, fd), still locked: removed when the drain is past them
+        self._old: list[tuple[int, Path, int]] = []
 
     def open(self) -> None:
         try:
@@ -147,8 +148,8 @@ class FileJournal:
             if self._fd is None:
                 raise RuntimeError("the journal is not open")
             if self._size > ROTATE_BYTES and self._path is not None:
-                self._old.append((self._generation, self._path))
-                os.close(self._fd)  # its lock goes; the drain empties it (this process is alive)
+                # kept open, so still locked: no other process replays what this one drains
+                self._old.append((self._generation, self._path, self._fd))
                 self._start_file()
             assert self._fd is not None
             os.write(self._fd, data)
@@ -166,19 +167,20 @@ class FileJournal:
                 os.fdatasync(self._fd)
                 self._size = 0
             keep = []
-            for older, path in self._old:
+            for older, path, fd in self._old:
                 if older < generation:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
+                    os.close(fd)
                 else:
-                    keep.append((older, path))
+                    keep.append((older, path, fd))
             self._old = keep
 
     def abandoned(self) -> Iterator[Abandoned]:
         """The journals of processes that died, each locked by this process while it
         is replayed (a live process's journal is locked and left alone)."""
         for path in sorted(self.folder.glob("journal-*.log")):
-            if path == self._path or any(path == old for _, old in self._old):
+            if path == self._path or any(path == old for _, old, _ in self._old):
                 continue
             try:
                 fd = os.open(path, os.O_RDWR)
@@ -196,9 +198,12 @@ class FileJournal:
         with self._lock:
             if self._fd is None:
                 return
-            empty = self._size == 0
+            empty = self._size == 0 and not self._old
             os.close(self._fd)
             self._fd = None
+            for _, _, fd in self._old:  # still holding jobs: the next process replays them
+                os.close(fd)
+            self._old = []
             if empty and self._path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     self._path.unlink()
