@@ -108,6 +108,10 @@ class HotState(Protocol):
         """The counters may miss a commit: rebuild them at the next tick."""
         ...
 
+    def rebuild(self) -> None:
+        """Rebuild the counters from the ledger now (at the next tick if that fails)."""
+        ...
+
     def tick(self) -> None:
         """Every second: notice an outage ending or lost counters, rebuild then."""
         ...
@@ -189,6 +193,9 @@ class LocalHotState:
         raise exc
 
     def mark_dirty(self) -> None:
+        return None
+
+    def rebuild(self) -> None:
         return None
 
     def tick(self) -> None:

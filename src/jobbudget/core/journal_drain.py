@@ -12,7 +12,7 @@ failure that may have committed a batch, its retry cannot tell a redelivery from
 its own first attempt, so nothing is taken back and the counters are rebuilt from
 the ledger instead.  A dead process's journal is replayed by the next process that
 opens the folder (at start, and every few seconds): into the ledger only, then the
-counters are rebuilt."""
+counters are rebuilt from the ledger before the journal is deleted."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ class JournalDrain:
             repeated = [r for r, new in zip(records, result.inserted, strict=True) if not new]
             if self._maybe_committed:
                 self._maybe_committed = False
-                self._hot.mark_dirty()  # cannot tell our first attempt from a redelivery
+                self._hot.rebuild()  # cannot tell our first attempt from a redelivery
             elif repeated and retract:
                 self._hot.retract(repeated)  # redeliveries: their provisional spend goes
         self._planner.announce(result.alerts)
@@ -199,7 +199,10 @@ class JournalDrain:
                     chunk = abandoned.records[i : i + MAX_BATCH]
                     with self._apply_lock:
                         self._apply(chunk, self._ends_of(chunk), retract=False)
-                self._hot.mark_dirty()  # its spend may or may not have reached Redis
+                # its jobs' spend may or may not have reached Redis, and redeliveries may
+                # not have been taken back: rebuild now, before the journal goes (a
+                # process killed meanwhile leaves it to be replayed again)
+                self._hot.rebuild()
                 replayed += len(abandoned.records)
             abandoned.done()
         return replayed

@@ -238,6 +238,15 @@ class SharedHotState:
     def mark_dirty(self) -> None:
         self.dirty = True
 
+    def rebuild(self) -> None:
+        if self.counters is None:
+            return
+        try:
+            self.load()
+        except JobBudgetError as exc:
+            self.dirty = True
+            self.failed(exc)
+
     # -- kept in step with the ledger (Redis) -----------------------------------------
     def ledger_entries(self) -> list[tuple[str, SpendKey, Decimal]]:
         """Every budget period in force, with its spend in the ledger now."""
