@@ -69,7 +69,9 @@ def reference(model: CostModel, usage: dict[str, Decimal]) -> dict[str, Decimal]
 
 
 def as_dict(breakdown: CostBreakdown) -> dict[str, Decimal]:
-    return {name: getattr(breakdown, name) for name in COMPONENTS}
+    """The six built-in components (named resources are tested in test_resources.py)."""
+    assert breakdown.resource_cost == 0
+    return {name: getattr(breakdown, name) for name in COMPONENTS if name != "resource_cost"}
 
 
 # --- models ---

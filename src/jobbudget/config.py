@@ -73,6 +73,14 @@ class CostModelSettings(BaseModel):
     network_weight: Decimal | None = None
     base_job_weight: Decimal | None = None
     environment_multiplier: Decimal | None = None
+    #: $ per unit of named resources: ``{"gpu": 0.0007, "gpu:h100": 0.0011}``
+    resources: dict[str, Decimal] | None = None
+    #: per queue: ``{"gpu": {"multiplier": 1.5, "weights": {"gpu:a100": 0.0009}}, "scavenger": 0}``
+    queues: dict[str, Any] | None = None
+    #: per QoS multipliers: ``{"low": 0.5, "standby": 0}``
+    qos: dict[str, Decimal] | None = None
+    #: Slurm's MAX_TRES: ``["cpu_time", "memory", "gpu"]``
+    max_tres: list[str] | None = None
 
     @field_validator("preset")
     @classmethod
@@ -84,6 +92,8 @@ class CostModelSettings(BaseModel):
     def build(self) -> CostModel:
         base = named_model(self.preset).to_mapping()
         given = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
+        if "max_tres" in given:
+            given["max_tres"] = tuple(given["max_tres"])
         return CostModel(**{**base, **given})
 
 

@@ -54,6 +54,10 @@ def _metrics(job: JobIn) -> JobMetrics:
         job_type=job.job_type,
         priority=job.priority,
         timestamp=job.timestamp,
+        resources=job.resources,
+        qos=job.qos,
+        labels=job.labels,
+        exit_state=job.exit_state,
     )
 
 
@@ -71,6 +75,7 @@ def _cost_json(cost: JobCost) -> dict[str, Any]:
         "cost_breakdown": {name: _exact(getattr(b, name)) for name in COMPONENTS},
         "cost_model_version": cost.cost_model_version,
         "duplicate": cost.duplicate,
+        "resources": [{"name": c.name, "quantity": _exact(c.quantity), "cost": _exact(c.cost)} for c in cost.resources],
     }
 
 

@@ -132,6 +132,22 @@ class JobIn(_In):
     priority: StrictInt = 5
     timestamp: Annotated[AwareDatetime | None, AfterValidator(_recent)] = None
     reservation_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")] | None = None
+    resources: Annotated[
+        dict[str, Number],
+        Field(
+            max_length=64,
+            description="Named resources priced by the cost model's `resources`, e.g. "
+            '`{"gpu:a100": 14400}` (GPU-seconds). A name the model does not price is an error.',
+        ),
+    ] = Field(default_factory=dict)
+    qos: Annotated[Text, Field(max_length=MAX_QUEUE_LEN, description="The job's QoS (priced by `qos`).")] = ""
+    labels: Annotated[
+        dict[str, Annotated[Text, Field(min_length=1, max_length=200)]],
+        Field(max_length=16, description="Labels that label budgets select on (project, cost centre...)."),
+    ] = Field(default_factory=dict)
+    exit_state: Annotated[
+        Text, Field(max_length=MAX_QUEUE_LEN, description="How the job ended (`COMPLETED`, `NODE_FAIL`...).")
+    ] = ""
 
 
 class JobBatchIn(_In):
@@ -154,6 +170,13 @@ class CostBreakdownOut(BaseModel):
     redis_cost: Money
     network_cost: Money
     base_cost: Money
+    resource_cost: Money = Field(description="The named resources' together (itemised in `resources`).")
+
+
+class ResourceChargeOut(BaseModel):
+    name: str
+    quantity: Money
+    cost: Money
 
 
 class JobCostOut(BaseModel):
@@ -166,6 +189,7 @@ class JobCostOut(BaseModel):
     cost_breakdown: CostBreakdownOut
     cost_model_version: int
     duplicate: bool
+    resources: list[ResourceChargeOut] = Field(default_factory=list)
 
 
 class JobsOut(BaseModel):
@@ -348,6 +372,11 @@ class StatusOut(BaseModel):
     period_end: date | None
 
 
+class QueueRatesIn(_In):
+    multiplier: Money = Decimal(1)
+    weights: dict[str, Money] = Field(default_factory=dict)
+
+
 class CostModelIn(_In):
     cpu_time_weight: Money
     memory_weight: Money
@@ -356,11 +385,21 @@ class CostModelIn(_In):
     network_weight: Money
     base_job_weight: Money
     environment_multiplier: Money
+    resources: dict[str, Money] = Field(
+        default_factory=dict, description='$ per unit of each named resource, e.g. `{"gpu": "0.0007"}`.'
+    )
+    queues: dict[str, QueueRatesIn] = Field(
+        default_factory=dict, description="Per-queue multiplier (0: free) and weights replacing the model's."
+    )
+    qos: dict[str, Money] = Field(default_factory=dict, description="Per-QoS multipliers (0: free).")
+    max_tres: list[str] = Field(
+        default_factory=list, description="Charge only the largest of these components (Slurm's MAX_TRES)."
+    )
 
 
 class CostModelOut(BaseModel):
     version: int
-    model: dict[str, str]
+    model: dict[str, Any]
 
 
 class AckIn(_In):

@@ -25,6 +25,7 @@ class DailyDelta:
     redis_cost: Decimal
     network_cost: Decimal
     base_cost: Decimal
+    resource_cost: Decimal
     min_job_cost: Decimal
     max_job_cost: Decimal
 
@@ -46,6 +47,7 @@ def daily_deltas(records: Iterable[JobRecord]) -> dict[tuple[str, str, date], Da
                 b.redis_cost,
                 b.network_cost,
                 b.base_cost,
+                b.resource_cost,
                 c.total_cost,
                 c.total_cost,
             )
@@ -58,6 +60,7 @@ def daily_deltas(records: Iterable[JobRecord]) -> dict[tuple[str, str, date], Da
         d.redis_cost += b.redis_cost
         d.network_cost += b.network_cost
         d.base_cost += b.base_cost
+        d.resource_cost += b.resource_cost
         if c.total_cost < d.min_job_cost:
             d.min_job_cost = c.total_cost
         if c.total_cost > d.max_job_cost:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from types import UnionType
@@ -100,12 +100,48 @@ def _numbers_from_text(kind: str, values: dict[str, Any], names: tuple[str, ...]
 
 def cost_model_from_mapping(data: Any) -> CostModel:
     values = _known("cost_model", data, CostModel)
-    _numbers_from_text("cost_model.", values, tuple(values))
+    _numbers_from_text("cost_model.", values, tuple(k for k in values if k not in _NESTED))
+    for name in ("resources", "qos"):
+        if isinstance(values.get(name), dict):
+            values[name] = dict(values[name])
+            _numbers_from_text(f"cost_model.{name}.", values[name], tuple(values[name]))
+    if isinstance(values.get("queues"), dict):
+        queues: dict[str, Any] = {}
+        for queue, rates in values["queues"].items():
+            if isinstance(rates, dict):
+                rates = dict(rates)
+                _numbers_from_text(f"cost_model.queues.{queue}.", rates, ("multiplier",))
+                if isinstance(rates.get("weights"), dict):
+                    rates["weights"] = dict(rates["weights"])
+                    where = f"cost_model.queues.{queue}.weights."
+                    _numbers_from_text(where, rates["weights"], tuple(rates["weights"]))
+            elif isinstance(rates, str):
+                holder = {"multiplier": rates}
+                _numbers_from_text(f"cost_model.queues.{queue}.", holder, ("multiplier",))
+                rates = holder["multiplier"]
+            queues[queue] = rates
+        values["queues"] = queues
+    if isinstance(values.get("max_tres"), list):
+        values["max_tres"] = tuple(values["max_tres"])
     return CostModel.from_mapping(values)
 
 
-def cost_model_to_mapping(model: CostModel) -> dict[str, str]:
-    return {k: plain(v) for k, v in asdict(model).items()}
+_NESTED = ("resources", "queues", "qos", "max_tres")
+
+
+def cost_model_to_mapping(model: CostModel) -> dict[str, Any]:
+    """Plain decimal text for every number; nested maps for resources, queues, QoS."""
+
+    def text(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return plain(value)
+        if isinstance(value, dict):
+            return {k: text(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [text(v) for v in value]
+        return value
+
+    return {k: text(v) for k, v in model.to_mapping().items()}
 
 
 def from_jsonable(cls: Any, data: Any) -> Any:

@@ -9,13 +9,23 @@ their sum, so a breakdown always adds up to the total exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from .errors import ValidationError
-from .money import EXACT, NANO, ZERO, round_money
+from .money import ZERO
+from .resources import (
+    BUILTIN_RATES,
+    QueueRates,
+    check_labels,
+    check_multipliers,
+    check_resource_name,
+    check_resources,
+    family,
+)
 from .validation import (
     MAX_JOB_ID_LEN,
     MAX_JOB_TYPE_LEN,
@@ -35,6 +45,7 @@ __all__ = [
     "CostModel",
     "JobCost",
     "JobMetrics",
+    "ResourceCharge",
     "default_cost_model",
     "production_cost_model",
     "seed_cost_model",
@@ -49,6 +60,9 @@ _UNIT_PRICE_CONTEXT = Context(prec=15, rounding=ROUND_HALF_EVEN)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 12, 31, tzinfo=UTC)
 _USAGE_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes")
+_SCALARS = (*BUILTIN_RATES, "environment_multiplier")
+#: built-in components that may join a ``max_tres`` group
+_GROUPABLE = ("cpu_time", "memory", "payload", "redis_ops", "network")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +78,48 @@ class CostModel:
     network_weight: Decimal = Decimal("0.0001")  # $/MB transferred: 0.1024 $/GiB
     base_job_weight: Decimal = Decimal("0.00001")  # fixed $ per job: 10 $ per million jobs
     environment_multiplier: Decimal = Decimal(1)  # production vs staging
+    #: $ per unit of each named resource (see :mod:`.resources`): ``{"gpu": ...}``
+    #: prices every GPU type, ``{"gpu:h100": ...}`` one type
+    resources: Mapping[str, Decimal] = field(default_factory=dict)
+    #: per-queue (partition) multipliers and weights, like Slurm's TRESBillingWeights
+    queues: Mapping[str, QueueRates] = field(default_factory=dict)
+    #: per-QoS multipliers (0: free), applied on top of the queue's
+    qos: Mapping[str, Decimal] = field(default_factory=dict)
+    #: Slurm's ``MAX_TRES``: of these components (``cpu_time``, ``memory`` or resource
+    #: names and families), only the largest is charged.  Empty: all are added up.
+    max_tres: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = check_non_negative(f"cost_model.{f.name}", getattr(self, f.name), maximum=_MAX_WEIGHT)
-            object.__setattr__(self, f.name, value)
+        for name in _SCALARS:
+            value = check_non_negative(f"cost_model.{name}", getattr(self, name), maximum=_MAX_WEIGHT)
+            object.__setattr__(self, name, value)
         if self.environment_multiplier == 0:
             raise ValidationError(
                 "cost_model.environment_multiplier", self.environment_multiplier, "must be greater than 0"
             )
+        prices = check_resources("cost_model.resources", self.resources)
+        for name, weight in prices.items():
+            if weight > _MAX_WEIGHT:
+                raise ValidationError(f"cost_model.resources.{name}", weight, f"must be at most {_MAX_WEIGHT}")
+        object.__setattr__(self, "resources", prices)
+        if not isinstance(self.queues, Mapping):
+            raise ValidationError("cost_model.queues", type(self.queues).__name__, "must map queue names to rates")
+        queues = {str(q): QueueRates.from_value(str(q), self.queues[q]) for q in sorted(self.queues)}
+        check_multipliers("cost_model.queues", {q: r.multiplier for q, r in queues.items()}, key="queue")
+        object.__setattr__(self, "queues", queues)
+        object.__setattr__(self, "qos", check_multipliers("cost_model.qos", self.qos, key="QoS"))
+        if isinstance(self.max_tres, str) or not all(isinstance(n, str) for n in self.max_tres):
+            raise ValidationError("cost_model.max_tres", self.max_tres, "must be a list of component names")
+        group = tuple(self.max_tres)
+        for name in group:
+            if name not in _GROUPABLE:
+                check_resource_name("cost_model.max_tres", name)
+        if len(group) == 1:
+            raise ValidationError("cost_model.max_tres", group[0], "must name at least two components, or none")
+        object.__setattr__(self, "max_tres", group)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> CostModel:
+    def from_mapping(cls, data: Mapping[str, Any]) -> CostModel:
         """Build a model from a mapping of field names (unknown keys are an error)."""
         known = {f.name for f in fields(cls)}
         for key in data:
@@ -83,8 +127,32 @@ class CostModel:
                 raise ValidationError(f"cost_model.{key}", data[key], "unknown cost model key")
         return cls(**data)
 
-    def to_mapping(self) -> dict[str, Decimal]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def to_mapping(self) -> dict[str, Any]:
+        """Field names to values; the named resources, queues, QoS and ``max_tres``
+        only when set (a model without them maps as it always has)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _SCALARS}
+        if self.resources:
+            out["resources"] = dict(self.resources)
+        if self.queues:
+            out["queues"] = {q: r.to_mapping() for q, r in self.queues.items()}
+        if self.qos:
+            out["qos"] = dict(self.qos)
+        if self.max_tres:
+            out["max_tres"] = list(self.max_tres)
+        return out
+
+    def price_of(self, resource: str, queue: str = "") -> Decimal | None:
+        """The weight of a named resource in ``queue``: the queue's own for the name or
+        its family, else the model's for the name or its family; None: not priced."""
+        rates = self.queues.get(queue)
+        base = family(resource)
+        for table in (rates.weights if rates else None, self.resources):
+            if table:
+                if resource in table:
+                    return table[resource]
+                if base in table:
+                    return table[base]
+        return None
 
     @classmethod
     def from_unit_prices(
@@ -177,6 +245,15 @@ class JobMetrics:
     job_type: str = ""
     priority: int = 5
     timestamp: datetime | None = None
+    #: named resources beyond the six (see :mod:`.resources`): ``{"gpu:a100": 14400}``
+    resources: Mapping[str, Decimal] = field(default_factory=dict)
+    #: the job's QoS (priced by the model's ``qos`` multipliers), "" for none
+    qos: str = ""
+    #: labels budgets may select on: a project, a cost centre, a model name
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: how the job ended (``COMPLETED``, ``FAILED``, ``NODE_FAIL``, ``PREEMPTED``...),
+    #: "" when not reported: the refund policy reads it
+    exit_state: str = ""
 
     def __post_init__(self) -> None:
         # Every job of every entry point is built here, so the common case is fast:
@@ -212,9 +289,21 @@ class JobMetrics:
             check_aware("timestamp", self.timestamp)
             if not _EPOCH <= self.timestamp <= _LATEST:
                 raise ValidationError("timestamp", self.timestamp.isoformat(), "must be between 1970 and 9000")
+        if self.resources or self.labels or self.qos or self.exit_state:
+            _check_extras(self)
 
     def with_timestamp(self, timestamp: datetime) -> JobMetrics:
         return replace(self, timestamp=timestamp)
+
+
+def _check_extras(m: JobMetrics) -> None:
+    setter = object.__setattr__
+    setter(m, "resources", check_resources("resources", m.resources))
+    setter(m, "labels", check_labels("labels", m.labels))
+    for name in ("qos", "exit_state"):
+        value = getattr(m, name)
+        if value:
+            check_identifier(name, value, max_len=MAX_QUEUE_LEN)
 
 
 def check_priority(value: Any) -> int:
@@ -234,18 +323,35 @@ class CostBreakdown:
     redis_cost: Decimal = ZERO
     network_cost: Decimal = ZERO
     base_cost: Decimal = ZERO
+    #: the named resources' (GPUs, licences...) together; :attr:`JobCost.resources` itemises them
+    resource_cost: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
         return (
-            self.cpu_cost + self.memory_cost + self.payload_cost + self.redis_cost + self.network_cost + self.base_cost
+            self.cpu_cost
+            + self.memory_cost
+            + self.payload_cost
+            + self.redis_cost
+            + self.network_cost
+            + self.base_cost
+            + self.resource_cost
         )
 
     def __add__(self, other: CostBreakdown) -> CostBreakdown:
         return CostBreakdown(*(getattr(self, f) + getattr(other, f) for f in COMPONENTS))
 
 
-COMPONENTS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+COMPONENTS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost", "resource_cost")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceCharge:
+    """One named resource of a job: the quantity used and its cost (rounded once)."""
+
+    name: str
+    quantity: Decimal
+    cost: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,87 +368,8 @@ class JobCost:
     cost_breakdown: CostBreakdown
     cost_model_version: int = 0
     duplicate: bool = False
+    #: the named resources itemised; their costs add up to ``cost_breakdown.resource_cost``
+    resources: tuple[ResourceCharge, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Rates:
-    cpu: Decimal
-    memory: Decimal
-    payload: Decimal
-    redis: Decimal
-    network: Decimal
-    base: Decimal
-
-
-_ZERO_COST = Decimal(0).quantize(NANO)  # what a zero usage or a zero rate prices to
-
-
-def _priced(usage: Decimal, rate: Decimal) -> Decimal:
-    """usage × rate rounded once, half-even, to a nano-dollar (exact: wide context)."""
-    if not usage or not rate:
-        return _ZERO_COST
-    return EXACT.multiply(usage, rate).quantize(NANO, context=EXACT)
-
-
-class CostCalculationEngine:
-    """Prices jobs under one :class:`CostModel`."""
-
-    __slots__ = ("_rates", "model", "version")
-
-    def __init__(self, model: CostModel | None = None, *, version: int = 0) -> None:
-        self.model = model or default_cost_model()
-        self.version = version
-        m = self.model
-        mul = EXACT.multiply
-        k = m.environment_multiplier
-        # Folding the multiplier and unit conversions into one rate per component is
-        # exact (the context is wide enough), so usage × rate equals the formula.
-        self._rates = _Rates(
-            cpu=mul(m.cpu_time_weight, k),
-            memory=mul(m.memory_weight, k),
-            payload=EXACT.divide(mul(m.payload_weight, k), _KB),
-            redis=mul(m.redis_ops_weight, k),
-            network=EXACT.divide(mul(m.network_weight, k), _MB),
-            base=round_money(mul(m.base_job_weight, k)),
-        )
-
-    def calculate_breakdown(
-        self,
-        *,
-        cpu_time: Decimal,
-        memory_mb_seconds: Decimal,
-        payload_bytes: Decimal,
-        redis_ops: Decimal,
-        network_bytes: Decimal,
-    ) -> CostBreakdown:
-        """Price validated usage figures (see :class:`JobMetrics`)."""
-        r = self._rates
-        return CostBreakdown(
-            cpu_cost=_priced(cpu_time, r.cpu),
-            memory_cost=_priced(memory_mb_seconds, r.memory),
-            payload_cost=_priced(payload_bytes, r.payload),
-            redis_cost=_priced(redis_ops, r.redis),
-            network_cost=_priced(network_bytes, r.network),
-            base_cost=r.base,
-        )
-
-    def calculate_job_cost(self, metrics: JobMetrics, *, timestamp: datetime | None = None) -> JobCost:
-        """Price one job.  ``metrics`` was validated when it was built; ``timestamp``
-        (default: the metrics' own) is recorded on the result."""
-        breakdown = self.calculate_breakdown(
-            cpu_time=metrics.cpu_time,
-            memory_mb_seconds=metrics.memory_mb_seconds,
-            payload_bytes=metrics.payload_bytes,
-            redis_ops=metrics.redis_ops,
-            network_bytes=metrics.network_bytes,
-        )
-        return JobCost(
-            job_id=metrics.job_id,
-            tenant_id=metrics.tenant_id,
-            queue_name=metrics.queue_name,
-            job_type=metrics.job_type,
-            timestamp=timestamp or metrics.timestamp,
-            total_cost=breakdown.total,
-            cost_breakdown=breakdown,
-            cost_model_version=self.version,
-        )
+from .engine import CostCalculationEngine  # noqa: E402  (the engine prices with the classes above)

@@ -42,6 +42,7 @@ COMPONENTS = (
     ("redis_cost", "Redis"),
     ("network_cost", "Network"),
     ("base_cost", "Base"),
+    ("resource_cost", "Resources"),
 )
 _LABELS = dict(COMPONENTS)
 _SUM = Context(prec=200)  # sums of nano-dollar amounts stay exact

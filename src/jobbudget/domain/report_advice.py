@@ -56,6 +56,7 @@ COMPONENT_LABELS = {
     "redis_cost": "Redis",
     "network_cost": "network",
     "base_cost": "the per-job base cost",
+    "resource_cost": "named resources (GPUs, licences...)",
 }
 _ADVICE = {
     "cpu_cost": "profile the heaviest job types, or move them to cheaper compute",
@@ -64,6 +65,7 @@ _ADVICE = {
     "redis_cost": "batch or pipeline Redis operations",
     "network_cost": "cut data transfer (compress, cache, or keep data next to the workers)",
     "base_cost": "it runs many tiny jobs; batch them into fewer, larger ones",
+    "resource_cost": "check GPU and licence use per job type (idle GPUs are billed while held)",
 }
 
 

@@ -187,9 +187,14 @@ def share(part: Decimal, whole: Decimal) -> Decimal:
 
 
 def component_shares(breakdown: CostBreakdown) -> tuple[tuple[str, Decimal, Decimal], ...]:
-    """(component, cost, percentage of the total) for each cost component."""
+    """(component, cost, percentage of the total) for each cost component (named
+    resources only when some were used)."""
     total = breakdown.total
-    return tuple((name, getattr(breakdown, name), share(getattr(breakdown, name), total)) for name in COMPONENTS)
+    return tuple(
+        (name, getattr(breakdown, name), share(getattr(breakdown, name), total))
+        for name in COMPONENTS
+        if name != "resource_cost" or breakdown.resource_cost
+    )
 
 
 def lookback_start(period: BudgetPeriod, today: date) -> date:

@@ -30,6 +30,7 @@ COMPONENT_NAMES = {
     "redis_cost": "Redis",
     "network_cost": "Network",
     "base_cost": "Base (per job)",
+    "resource_cost": "Named resources",
 }
 
 

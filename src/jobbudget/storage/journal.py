@@ -33,15 +33,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..domain.cost import CostBreakdown, JobCost, JobMetrics
+from ..domain.cost import COMPONENTS, CostBreakdown, JobCost, JobMetrics
 from ..domain.errors import ValidationError
+from ..domain.extras import decode_extras, encode_extras
 from ..domain.records import JobRecord, SpendKey
 
 __all__ = ["Abandoned", "FileJournal", "ROTATE_BYTES"]
 
 log = logging.getLogger("jobbudget")
 ROTATE_BYTES = 64 * 1024 * 1024
-_COSTS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+_COSTS = COMPONENTS
 
 
 def _entry(r: JobRecord) -> dict[str, Any]:
@@ -52,21 +53,24 @@ def _entry(r: JobRecord) -> dict[str, Any]:
               str(m.network_bytes)],
         "ts": r.timestamp.isoformat(), "c": [str(getattr(c.cost_breakdown, n)) for n in _COSTS],
         "v": c.cost_model_version, "k": [[k.budget_id, k.period_start.isoformat()] for k in r.spend_keys],
+        "e": encode_extras(m, c),
     }  # fmt: skip
 
 
 def _record(e: dict[str, Any]) -> JobRecord:
     ts = datetime.fromisoformat(e["ts"])
     cpu, mem, payload, redis_ops, net = (Decimal(x) for x in e["u"])
+    extras = decode_extras(e.get("e"))
     metrics = JobMetrics(
         job_id=e["j"], tenant_id=e["t"], queue_name=e["q"], cpu_time=cpu, memory_mb_seconds=mem,
         payload_bytes=payload, redis_ops=redis_ops, network_bytes=net, job_type=e["y"], priority=e["p"],
-        timestamp=ts,
+        timestamp=ts, resources={c.name: c.quantity for c in extras.resources}, qos=extras.qos,
+        labels=extras.labels, exit_state=extras.exit_state,
     )  # fmt: skip
     breakdown = CostBreakdown(*(Decimal(x) for x in e["c"]))
     cost = JobCost(
         job_id=e["j"], tenant_id=e["t"], queue_name=e["q"], job_type=e["y"], timestamp=ts,
-        total_cost=breakdown.total, cost_breakdown=breakdown, cost_model_version=e["v"],
+        total_cost=breakdown.total, cost_breakdown=breakdown, cost_model_version=e["v"], resources=extras.resources,
     )  # fmt: skip
     keys = tuple(SpendKey(b, date.fromisoformat(p)) for b, p in e["k"])
     return JobRecord(metrics=metrics, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys)

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from ...domain.aggregation import daily_deltas, spend_deltas
 from ...domain.cost import JobCost
+from ...domain.extras import encode_extras
 from ...domain.money import to_nanos
 from ...domain.records import JobRecord, SpendKey
 from . import rows
@@ -32,10 +33,10 @@ JOB_COLUMNS = (
     "tenant_id", "job_id", "queue_name", "job_type", "priority", "ts", "day",
     "cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes",
     "total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost",
-    "cost_model_version",
+    "resource_cost", "cost_model_version", "extras",
 )  # fmt: skip
 _SUMS = ("total_jobs", "total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost",
-         "base_cost")  # fmt: skip
+         "base_cost", "resource_cost")  # fmt: skip
 DAILY_COLUMNS = ("tenant_id", "queue_name", "date", *_SUMS, "min_job_cost", "max_job_cost",
                  "avg_job_cost", "p95_job_cost", "stats_stale", "updated_at")  # fmt: skip
 _KEYS_PER_QUERY = 400
@@ -70,12 +71,13 @@ def _job_tuple(r: JobRecord, sqlite: bool) -> tuple[Any, ...]:
             str(m.cpu_time), str(m.memory_mb_seconds), str(m.payload_bytes), str(m.redis_ops), str(m.network_bytes),
             n(c.total_cost), n(b.cpu_cost) if b.cpu_cost else 0, n(b.memory_cost) if b.memory_cost else 0,
             n(b.payload_cost) if b.payload_cost else 0, n(b.redis_cost) if b.redis_cost else 0,
-            n(b.network_cost) if b.network_cost else 0, n(b.base_cost) if b.base_cost else 0, c.cost_model_version,
+            n(b.network_cost) if b.network_cost else 0, n(b.base_cost) if b.base_cost else 0,
+            n(b.resource_cost) if b.resource_cost else 0, c.cost_model_version, encode_extras(m, c),
         )  # fmt: skip
     return (m.tenant_id, m.job_id, m.queue_name, m.job_type, m.priority, r.timestamp, r.day,
             m.cpu_time, m.memory_mb_seconds, m.payload_bytes, m.redis_ops, m.network_bytes,
             c.total_cost, b.cpu_cost, b.memory_cost, b.payload_cost, b.redis_cost, b.network_cost, b.base_cost,
-            c.cost_model_version)  # fmt: skip
+            b.resource_cost, c.cost_model_version, encode_extras(m, c))  # fmt: skip
 
 
 def insert_jobs(conn: Connection, records: Sequence[JobRecord]) -> set[tuple[str, str]]:
@@ -147,7 +149,7 @@ def add_daily(conn: Connection, new: Sequence[JobRecord], now: datetime) -> None
     stamp: Any = _sqlite_ts(now) if sqlite else now
     for (tenant, queue, day), d in sorted(daily_deltas(new).items()):
         money = (d.total_cost, d.cpu_cost, d.memory_cost, d.payload_cost, d.redis_cost, d.network_cost,
-                 d.base_cost, d.min_job_cost, d.max_job_cost)  # fmt: skip
+                 d.base_cost, d.resource_cost, d.min_job_cost, d.max_job_cost)  # fmt: skip
         if sqlite:
             rows.append((tenant, queue, day.isoformat(), d.total_jobs, *(to_nanos(x) for x in money), 0, 0, 1, stamp))
         else:
@@ -172,7 +174,7 @@ SPEND_CONFLICT = (
 )
 
 
-_DAILY_TYPES = ("text", "text", "date", "integer", *("numeric",) * 11, "boolean", "timestamptz")
+_DAILY_TYPES = ("text", "text", "date", "integer", *("numeric",) * 12, "boolean", "timestamptz")
 
 
 def _upsert(

@@ -15,11 +15,12 @@ from ...domain.codec import (
     policy_from_mapping,
     to_jsonable,
 )
-from ...domain.cost import CostBreakdown, JobCost
+from ...domain.cost import COMPONENTS, CostBreakdown, JobCost
+from ...domain.extras import decode_extras
 from ...domain.periods import BudgetPeriod
 from ...domain.records import CostModelVersion, DailyCost, ForecastSnapshot, average
 
-COST_COLUMNS = ("cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+COST_COLUMNS = COMPONENTS
 
 
 def job_cost_from_row(row: Mapping[Any, Any], *, duplicate: bool = False) -> JobCost:
@@ -33,6 +34,7 @@ def job_cost_from_row(row: Mapping[Any, Any], *, duplicate: bool = False) -> Job
         cost_breakdown=CostBreakdown(*(row[name] for name in COST_COLUMNS)),
         cost_model_version=row["cost_model_version"],
         duplicate=duplicate,
+        resources=decode_extras(row["extras"]).resources,
     )
 
 

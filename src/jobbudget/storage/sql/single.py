@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from ...domain.extras import encode_extras
 from ...domain.records import JobRecord
 from .bulk import JOB_COLUMNS, SHARD_SQL, SPEND_CONFLICT, daily_conflict
 
@@ -34,7 +35,8 @@ __all__ = ["SMALL_BATCH", "record_small"]
 #: Batches up to this size take this path; larger ones ``COPY``.
 SMALL_BATCH = 64
 
-_COSTS = ("total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost")
+_COSTS = ("total_cost", "cpu_cost", "memory_cost", "payload_cost", "redis_cost", "network_cost", "base_cost",
+          "resource_cost")  # fmt: skip
 
 
 def _statement(notify: bool) -> str:
@@ -91,7 +93,8 @@ def _params(
                 "network_bytes": str(m.network_bytes), "total_cost": str(c.total_cost), "cpu_cost": str(b.cpu_cost),
                 "memory_cost": str(b.memory_cost), "payload_cost": str(b.payload_cost),
                 "redis_cost": str(b.redis_cost), "network_cost": str(b.network_cost), "base_cost": str(b.base_cost),
-                "cost_model_version": c.cost_model_version,
+                "resource_cost": str(b.resource_cost), "cost_model_version": c.cost_model_version,
+                "extras": encode_extras(m, c),
             }
         )  # fmt: skip
         for key in r.spend_keys:

@@ -54,6 +54,8 @@ job_costs = Table(
     Column("network_bytes", Exact, nullable=False),
     *_money_columns("total_cost", *COMPONENTS),
     Column("cost_model_version", Integer, nullable=False),
+    #: named resources itemised, QoS, labels, exit state (see :mod:`jobbudget.domain.extras`)
+    Column("extras", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("tenant_id", "job_id", name="pk_job_costs"),
     Index("ix_job_costs_scope_day", "tenant_id", "queue_name", "day"),
 )
