@@ -18,7 +18,7 @@ from jobbudget.storage.sql.tables import metadata
 
 TABLES_0001 = {"job_costs", "daily_costs", "budgets", "budget_spend", "cost_models", "audit_log", "store_meta"}
 TABLES = TABLES_0001 | {"forecast_snapshots", "alerts", "deliveries", "api_keys", "reservations"}
-HEAD = "0008"
+HEAD = "0009"
 
 #: The columns revision 0001 creates (its DDL is frozen in the revision; this
 #: snapshot guards against editing a migration that has already shipped).

@@ -115,6 +115,9 @@ class Config(BaseSettings):
     retention_days: int = pydantic.Field(default=365, ge=1, le=36500)
     raw_retention_days: int = pydantic.Field(default=35, ge=1, le=36500)
     cost_model: CostModelSettings = CostModelSettings()
+    #: jobs that end in these states (Slurm's names) are refunded when metered: the
+    #: platform's fault, not the tenant's.  [] turns automatic refunds off.
+    refund_exit_states: list[str] = ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"]
     notification_channels: list[dict[str, Any]] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # e-mail alerts (SMTP)

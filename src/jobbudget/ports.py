@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
+from .domain.adjustments import Adjustment, BudgetRaise
 from .domain.alerts import Alert, AlertEvent, AlertPlan, PendingDelivery, PlannedAlert
 from .domain.apikeys import ApiKey
 from .domain.budget import Budget
 from .domain.cost import CostModel, JobCost
 from .domain.estimation import UsageStats
+from .domain.hierarchy import TreeNode
 from .domain.records import (
     AuditEntry,
     CostModelVersion,
@@ -92,7 +94,15 @@ class Ledger(Protocol):
         ...
 
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]: ...
-    def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal: ...
+    def compute_spend(
+        self,
+        *,
+        tenant_id: str,
+        queue_name: str,
+        start: datetime,
+        end: datetime,
+        labels: Mapping[str, str] | None = None,
+    ) -> Decimal: ...
 
     # jobs and aggregates
     def record_jobs(self, records: Sequence[JobRecord], *, plan: AlertPlan | None = None) -> RecordResult: ...
@@ -163,6 +173,23 @@ class ReservationStore(Protocol):
     def expire_reservations(self, *, now: datetime) -> int: ...
 
 
+class PlatformStore(Protocol):
+    """The organisation tree, adjustments (refunds, credits, debits) and raises."""
+
+    def load_tree(self) -> list[TreeNode]: ...
+    def set_parent(self, node: str, parent: str, *, at: datetime, audit: AuditEntry) -> None: ...
+    def add_adjustments(self, items: Sequence[Adjustment], *, audit: Sequence[AuditEntry]) -> list[bool]:
+        """Store the new ones (by id) and add each to the spend of its ``keys``, in one
+        transaction; which were new."""
+        ...
+
+    def list_adjustments(
+        self, *, tenant_ids: Collection[str] | None = None, start: date, end: date
+    ) -> list[Adjustment]: ...
+    def add_raise(self, item: BudgetRaise, *, audit: AuditEntry) -> None: ...
+    def list_raises(self, *, budget_id: str | None = None) -> list[BudgetRaise]: ...
+
+
 class AuditLog(Protocol):
     """The audit trail."""
 
@@ -172,7 +199,9 @@ class AuditLog(Protocol):
     ) -> list[AuditEntry]: ...
 
 
-class Store(StoreLifecycle, Ledger, SnapshotStore, Outbox, KeyStore, ReservationStore, AuditLog, Protocol):
+class Store(
+    StoreLifecycle, Ledger, SnapshotStore, Outbox, KeyStore, ReservationStore, PlatformStore, AuditLog, Protocol
+):
     """Durable storage: every role in one database.  Every method that writes is one
     transaction.  Collaborators depend on the roles they use, not on all of it."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -35,6 +35,7 @@ from .domain.periods import BudgetPeriod
 from .domain.records import AuditEntry, CostModelVersion, DailyCost, ForecastSnapshot, PruneResult
 from .domain.validation import MAX_JOB_ID_LEN, MAX_TENANT_LEN, check_identifier
 from .ports import Clock, MetricsSink, NullMetrics, Store
+from .service_platform import PlatformFacade
 
 if TYPE_CHECKING:
     from .analytics.accuracy import SnapshotRun
@@ -52,7 +53,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class BudgetService:
+class BudgetService(PlatformFacade):
     """Prices jobs, keeps spend per tenant, queue, day and budget period, and decides
     admission.  Use as a context manager (or call :meth:`close`) so buffered audit
     entries are written."""
@@ -214,11 +215,14 @@ class BudgetService:
         return self.core.metering.process(batch, reservation_ids=reservation_ids, accept_late=accept_late)
 
     # -- admission ----------------------------------------------------------------
-    def check_budget_compliance(self, tenant_id: str, queue_name: str = "", priority: int = 5) -> EnforcementAction:
+    def check_budget_compliance(
+        self, tenant_id: str, queue_name: str = "", priority: int = 5, *, labels: Mapping[str, str] | None = None
+    ) -> EnforcementAction:
         """Decide admission of a job: the most restrictive action of every active
-        budget covering the tenant and queue (no budget: allow).  Open reservations
-        count as spent."""
-        return self.core.admissions.check(tenant_id, queue_name, priority)
+        budget covering the tenant and queue (its own, its teams' and organisation's,
+        and those selecting ``labels``; no budget: allow).  Open reservations count as
+        spent."""
+        return self.core.admissions.check(tenant_id, queue_name, priority, labels=labels)
 
     def admit(
         self,
@@ -228,6 +232,7 @@ class BudgetService:
         priority: int = 5,
         estimated_cost: Any = None,
         ttl_seconds: float = 3600.0,
+        labels: Mapping[str, str] | None = None,
     ) -> Admission:
         """Admit a job and reserve its estimated cost against every budget covering it,
         or refuse it (``action.type == "block"``, no reservation) when spend plus open
@@ -237,8 +242,9 @@ class BudgetService:
         ``process_job_cost(metrics, reservation_id=...)`` or :meth:`release`; the
         reservation expires by itself after ``ttl_seconds``."""
         return self.core.admissions.admit(
-            tenant_id, queue_name, priority=priority, estimated_cost=estimated_cost, ttl_seconds=ttl_seconds
-        )
+            tenant_id, queue_name, priority=priority, estimated_cost=estimated_cost, ttl_seconds=ttl_seconds,
+            labels=labels,
+        )  # fmt: skip
 
     def release(self, reservation_id: str, *, tenant_id: str | None = None) -> bool:
         """Cancel a reservation (the job will not run); False if it was not open, or

@@ -265,6 +265,14 @@ class PolicyIn(_In):
         description="Emergency jobs may spend at most this fraction of the amount past the block threshold "
         "per period (0 to 1).",
     )
+    carry_over: Literal["none", "unused", "overage", "both"] = Field(
+        "none",
+        description="A recurring budget carries its previous period's unused amount, its overage, or both "
+        "into the next period.",
+    )
+    carry_over_cap: Money = Field(
+        Decimal(1), description="At most this fraction of the amount is carried either way (0 to 10)."
+    )
 
 
 class ChannelIn(_In):
@@ -284,6 +292,10 @@ class _BudgetFields(_In):
     enforcement_policy: PolicyIn = PolicyIn()
     notifications: Annotated[list[ChannelIn], Field(max_length=50)] = []
     tags: dict[Text, Text] = {}
+    labels: Annotated[
+        dict[Text, Text],
+        Field(max_length=16, description="The budget counts only jobs carrying every one of these labels."),
+    ] = {}
     active: StrictBool = True
 
 
@@ -307,6 +319,7 @@ class BudgetPatch(_In):
     enforcement_policy: PolicyIn | None = None
     notifications: Annotated[list[ChannelIn], Field(max_length=50)] | None = None
     tags: dict[Text, Text] | None = None
+    labels: dict[Text, Text] | None = None
     active: StrictBool | None = None
 
 
@@ -326,6 +339,8 @@ class PolicyOut(BaseModel):
     emergency_priority: int
     grace_period_hours: int
     max_bypass_fraction: Money
+    carry_over: str = "none"
+    carry_over_cap: Money = Decimal(1)
 
 
 class ChannelOut(BaseModel):
@@ -353,6 +368,7 @@ class BudgetOut(BaseModel):
     enforcement_policy: PolicyOut
     notifications: list[ChannelOut]
     tags: dict[str, str]
+    labels: dict[str, str] = Field(default_factory=dict)
     active: bool
     created_at: datetime | None
     updated_at: datetime | None

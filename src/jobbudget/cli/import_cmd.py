@@ -33,7 +33,7 @@ from .common import (
     emit_json,
     err_console,
 )
-from .importing import ImportFormat, ImportResult, import_file, parse_items, resolve_cost_model
+from .importing import ImportFormat, ImportResult, import_file, parse_items, parse_prices, resolve_cost_model
 from .render import money
 
 if TYPE_CHECKING:
@@ -85,6 +85,23 @@ def import_jobs(
             "stores a new cost model version.",
         ),
     ] = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--price",
+            metavar="NAME=DOLLARS",
+            help="Add a named resource's price to the cost model, e.g. gpu=0.0008 (per GPU-second, "
+            "every GPU type) or gpu:a100=0.001; repeatable. Stores a new cost model version.",
+        ),
+    ] = None,
+    sacct_billing: Annotated[
+        bool,
+        typer.Option(
+            "--sacct-billing",
+            help="sacct: bill Slurm's billing TRES as the resource billing (units x seconds); "
+            "price it with --price billing=DOLLARS.",
+        ),
+    ] = False,
     swf_memory_unit: Annotated[
         MemoryUnit,
         typer.Option("--swf-memory-unit", help="SWF field 10: auto, kb (per processor) or bytes (whole job)."),
@@ -147,6 +164,8 @@ def import_jobs(
                 columns=None if columns is None else sacct_columns(columns),
                 id_prefix=id_prefix,
                 cost_model=cost_model,
+                prices=parse_prices(price or ()),
+                sacct_billing=sacct_billing,
                 strict=strict,
                 batch_size=batch_size,
                 report=report,
@@ -191,10 +210,14 @@ def print_result(result: ImportResult, json: bool, notifications: DispatchResult
         emit_json({**result.as_json(), "notifications": notifications})
         return
     s = result.summary
-    if result.cost_model is not None:
-        typer.echo(f"Cost model switched to {result.cost_model!r} (version {result.cost_model_version}).")
+    if result.cost_model_version is not None:
+        prices = ", ".join(f"{name} = {price} $" for name, price in result.prices.items())
+        switched = f"switched to {result.cost_model!r}" if result.cost_model is not None else "changed"
+        with_prices = f" with {prices}" if prices else ""
+        typer.echo(f"Cost model {switched}{with_prices} (version {result.cost_model_version}).")
     not_applied = " Nothing was stored (--strict)." if s.strict and s.rejected else ""
     reasons = ", ".join(f"{n} {kind}" for kind, n in result.skipped_reasons.most_common())
+    why = ", ".join(f"{n} {kind}" for kind, n in s.rejected_reasons.most_common())
     skipped = ""
     if s.format in (ImportFormat.swf, ImportFormat.sacct):  # JSON Lines and CSV skip nothing
         skipped = f"; {result.skipped} skipped{f' ({reasons})' if reasons else ''}"
@@ -202,6 +225,14 @@ def print_result(result: ImportResult, json: bool, notifications: DispatchResult
         f"{_count(s.read, 'job')} read: {s.stored} stored, {_count(s.duplicates, 'duplicate')}, "
         f"{s.rejected} rejected{skipped}. Total cost of stored jobs: {money(s.total_cost, 'USD')}.{not_applied}"
     )
+    if why:
+        typer.echo(f"Rejected: {why}.")
+    unpriced = sorted(kind[len("no price for ") :] for kind in s.rejected_reasons if kind.startswith("no price for "))
+    if unpriced:
+        typer.echo(
+            f"The cost model has no price for {', '.join(unpriced)}: add one with --price NAME=DOLLARS "
+            "(docs/importing.md, GPUs and other resources) and import again; stored jobs count as duplicates."
+        )
     if notifications is not None and notifications.worked:
         typer.echo(dispatch_text(notifications))
 

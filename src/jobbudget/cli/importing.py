@@ -10,8 +10,8 @@ import gc
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,6 +21,7 @@ from typing import Any
 from ..domain.cost import CostModel
 from ..domain.errors import ValidationError
 from ..domain.money import ZERO
+from ..domain.resources import check_resources, family
 from ..importers import (
     ImportItem,
     LineError,
@@ -45,6 +46,7 @@ __all__ = [
     "format_of",
     "import_file",
     "parse_items",
+    "parse_prices",
     "resolve_cost_model",
 ]
 
@@ -96,6 +98,8 @@ class Summary:
     rejected: int = 0
     total_cost: Decimal = ZERO
     errors: list[LineError] = field(default_factory=list)
+    #: why lines were rejected: ``no price for gpu:a100``, ``bad End``... and how many
+    rejected_reasons: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +112,7 @@ class Summary:
             "rejected": self.rejected,
             "total_cost": self.total_cost,
             "errors": [{"line": e.line, "field": e.field, "message": e.message} for e in self.errors],
+            "rejected_reasons": dict(self.rejected_reasons),
         }
 
 
@@ -121,6 +126,8 @@ class ImportResult:
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     cost_model: str | None = None
     cost_model_version: int | None = None
+    #: the resource prices ``--price`` added to the cost model
+    prices: dict[str, Decimal] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -134,6 +141,7 @@ class ImportResult:
             "skipped_reasons": dict(self.skipped_reasons),
             "cost_model": self.cost_model,
             "cost_model_version": self.cost_model_version,
+            "prices": self.prices,
             "seconds": round(self.seconds, 3),
         }
 
@@ -160,6 +168,7 @@ def parse_items(
     timezone: str = "UTC",
     delimiter: str = "|",
     columns: tuple[str, ...] | None = None,
+    sacct_billing: bool = False,
 ) -> Iterator[ImportItem]:
     """The parser of ``fmt`` over ``lines``."""
     if fmt in (ImportFormat.jsonl, ImportFormat.csv):
@@ -168,7 +177,7 @@ def parse_items(
         return parse_jsonl(lines) if fmt is ImportFormat.jsonl else parse_csv(lines)
     if fmt is ImportFormat.swf:
         return parse_swf_trace(lines, SwfOptions(prefix, tenant_from, queue_from or "queue", swf_memory_unit))
-    sacct = SacctOptions(prefix, tenant_from, queue_from or "partition", timezone, delimiter, columns)
+    sacct = SacctOptions(prefix, tenant_from, queue_from or "partition", timezone, delimiter, columns, sacct_billing)
     return parse_sacct(lines, sacct)
 
 
@@ -176,6 +185,39 @@ def resolve_cost_model(name: str) -> CostModel:
     """A named cost model: ``default``, ``production``, ``staging``, ``seed`` or a
     cloud table (``gcp``, ``aws``, ...); see :func:`jobbudget.pricing.named_model`."""
     return named_model(name, field="cost_model")
+
+
+def parse_prices(texts: Iterable[str]) -> dict[str, Decimal]:
+    """``--price gpu:a100=0.001`` (dollars per unit: per GPU-second for GPUs) as
+    ``{"gpu:a100": Decimal("0.001")}``."""
+    prices: dict[str, Decimal] = {}
+    for text in texts:
+        name, eq, value = text.partition("=")
+        try:
+            price = Decimal(value.strip())
+        except ArithmeticError:
+            price = Decimal("NaN")
+        if not eq or not name.strip() or not price.is_finite():
+            raise ValidationError("--price", text, "must be NAME=DOLLARS such as gpu=0.0008 or gpu:a100=0.001")
+        prices[name.strip()] = price
+    return check_resources("--price", prices)
+
+
+def _unit(name: str) -> str:
+    return {"gpu": "GPU-seconds", "license": "licence-seconds", "billing": "billing-unit-seconds"}.get(
+        family(name), "units"
+    )
+
+
+def unpriced(line: int, name: str, quantity: Decimal) -> LineError:
+    """A job refused because the cost model does not price one of its resources."""
+    return LineError(
+        line,
+        f"resources.{name}: the cost model has no price for {name} (the job used {quantity} {_unit(name)}); "
+        f"add a price for {name} or for every {family(name)} (--price {name}=DOLLARS, or the cost model's "
+        "resources), then import again: the jobs already stored count as duplicates",
+        f"resources.{name}",
+    )
 
 
 class _Ingester:
@@ -186,11 +228,28 @@ class _Ingester:
         self.summary = summary
         self.report = report
         self.limit = datetime.now(UTC) + FUTURE_TOLERANCE
+        self.model = service.get_cost_model()
+        self.priced: dict[tuple[str, str], bool] = {}
 
     def reject(self, error: LineError) -> None:
         self.summary.rejected += 1
         self.summary.errors.append(error)
+        field_name = error.field or ""
+        kind = f"no price for {field_name[10:]}" if field_name.startswith("resources.") else f"bad {field_name}"
+        self.summary.rejected_reasons[kind if field_name else "unreadable"] += 1
         self.report(error)
+
+    def missing_price(self, item: ParsedJob) -> LineError | None:
+        """The refusal of a job with a resource the cost model does not price, else None."""
+        queue = item.metrics.queue_name
+        for name, quantity in item.metrics.resources.items():
+            key = (name, queue)
+            ok = self.priced.get(key)
+            if ok is None:
+                ok = self.priced[key] = self.model.price_of(name, queue) is not None
+            if not ok:
+                return unpriced(item.line, name, quantity)
+        return None
 
     def check(self, item: ParsedJob | LineError) -> ParsedJob | None:
         """Count a parsed line; reject it (returning None) if it cannot be stored."""
@@ -202,6 +261,9 @@ class _Ingester:
         if ts is not None and ts > self.limit:
             self.reject(LineError(item.line, f"timestamp: is in the future (got {ts.isoformat()!r})", "timestamp"))
             return None
+        if item.metrics.resources and (refused := self.missing_price(item)) is not None:
+            self.reject(refused)
+            return None
         return item
 
     def store(self, batch: list[ParsedJob]) -> None:
@@ -210,6 +272,8 @@ class _Ingester:
                 costs = self.service.process_job_costs([p.metrics for p in batch])
             except ValidationError as exc:
                 match = _BATCH_INDEX.match(exc.field)
+                if match is None and exc.field.startswith("resources.") and self._refuse_unpriced(batch):
+                    continue  # the cost model changed meanwhile: that job is refused, the rest go on
                 if match is None or int(match.group(1)) >= len(batch):
                     raise
                 bad = batch.pop(int(match.group(1)))
@@ -222,6 +286,16 @@ class _Ingester:
                     self.summary.stored += 1
                     self.summary.total_cost += cost.total_cost
             return
+
+    def _refuse_unpriced(self, batch: list[ParsedJob]) -> bool:
+        """Reject the first job of ``batch`` the service's model does not price."""
+        self.model, self.priced = self.service.get_cost_model(), {}
+        for i, item in enumerate(batch):
+            if item.metrics.resources and (refused := self.missing_price(item)) is not None:
+                batch.pop(i)
+                self.reject(refused)
+                return True
+        return False
 
 
 @contextlib.contextmanager
@@ -254,6 +328,8 @@ def import_file(
     columns: tuple[str, ...] | None = None,
     id_prefix: str | None = None,
     cost_model: str | None = None,
+    prices: Mapping[str, Decimal] | None = None,
+    sacct_billing: bool = False,
     strict: bool = False,
     batch_size: int = 10000,
     report: Callable[[LineError], None] | None = None,
@@ -261,13 +337,17 @@ def import_file(
 ) -> ImportResult:
     """Parse ``file`` (a path, or ``-`` for standard input; gzip, bzip2 and xz are
     read transparently) and store its jobs through ``service`` in batches of
-    ``batch_size``.  ``cost_model`` switches the service's model first (a new cost
-    model version).  ``progress(bytes_read, jobs)`` is called after every batch."""
+    ``batch_size``.  ``cost_model`` switches the service's model first and ``prices``
+    (``{"gpu:a100": Decimal("0.001")}``) adds named resources' prices to it (either
+    is a new cost model version).  ``sacct_billing`` bills sacct's ``billing`` TRES as
+    the resource ``billing``.  A job with a resource the model does not price is
+    rejected, naming it.  ``progress(bytes_read, jobs)`` is called after every batch."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValidationError("batch_size", batch_size, f"must be between 1 and {MAX_BATCH}")
     result = ImportResult(Summary(file=file, format=fmt.value, strict=strict))
     prefix = id_prefix if id_prefix is not None else default_prefix(fmt, file)
     model = resolve_cost_model(cost_model) if cost_model is not None else None
+    priced = check_resources("price", prices) if prices else {}
     started = time.perf_counter()
     with open_input(file) as source, _collector_paused():
         items = parse_items(
@@ -280,13 +360,16 @@ def import_file(
             timezone=timezone,
             delimiter=delimiter,
             columns=columns,
+            sacct_billing=sacct_billing,
         )
-        if model is not None:
-            assert cost_model is not None
-            result.cost_model = cost_model
-            result.cost_model_version = service.update_cost_model(
-                model, actor=f"import --cost-model {cost_model}"
-            ).version
+        if model is not None or priced:
+            base = model if model is not None else service.get_cost_model()
+            if priced:
+                base = replace(base, resources={**base.resources, **priced})
+            result.cost_model, result.prices = cost_model, priced
+            flags = [f"--cost-model {cost_model}"] if cost_model else []
+            flags += [f"--price {n}={p}" for n, p in priced.items()]
+            result.cost_model_version = service.update_cost_model(base, actor="import " + " ".join(flags)).version
         ingester = _Ingester(service, result.summary, report or (lambda _e: None))
         tick: Callable[[], None] = (
             (lambda: progress(source.bytes_read, result.summary.read)) if progress else (lambda: None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from ..domain.enforcement import (
 from ..domain.errors import StorageUnavailableError, ValidationError
 from ..domain.money import plain, to_decimal
 from ..domain.records import AuditEntry, Reservation
+from ..domain.resources import check_labels
 from ..domain.validation import MAX_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from ..ports import MetricsSink
 from .hot_state import HotState, Undecided
@@ -69,12 +70,18 @@ class Admissions:
         self._metrics = metrics
         self._clock = clock
 
-    def check(self, tenant_id: str, queue_name: str, priority: int) -> EnforcementAction:
+    def check(
+        self, tenant_id: str, queue_name: str, priority: int, *, labels: Mapping[str, str] | None = None
+    ) -> EnforcementAction:
         started = time.perf_counter()
         _check_scope(tenant_id, queue_name, priority)
+        if labels:
+            labels = check_labels("labels", labels)
         now = self._clock()
         try:
-            actions = self._with_states(tenant_id, queue_name, now, lambda states: _decide(states, priority, now))
+            actions = self._with_states(
+                tenant_id, queue_name, now, lambda states: _decide(states, priority, now), labels=labels
+            )
         except Undecided as undecided:
             actions = [undecided.action()]
         action = most_restrictive(actions)
@@ -83,10 +90,19 @@ class Admissions:
         return action
 
     def admit(
-        self, tenant_id: str, queue_name: str, *, priority: int, estimated_cost: Any, ttl_seconds: float
+        self,
+        tenant_id: str,
+        queue_name: str,
+        *,
+        priority: int,
+        estimated_cost: Any,
+        ttl_seconds: float,
+        labels: Mapping[str, str] | None = None,
     ) -> Admission:
         started = time.perf_counter()
         _check_scope(tenant_id, queue_name, priority)
+        if labels:
+            labels = check_labels("labels", labels)
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float):
             raise ValidationError("ttl_seconds", ttl_seconds, "must be a number of seconds")
         if not 1 <= ttl_seconds <= MAX_RESERVATION_TTL:
@@ -108,6 +124,7 @@ class Admissions:
                 keys=tuple(s.key for s in in_force if s.key is not None),
                 amount=estimate,
                 expires_at=expires,
+                nodes=tuple(s.budget.tenant_id for s in in_force if s.key is not None),
             )
             limits = [
                 (s.key, reservation_limit(budget=s.budget, thresholds=s.thresholds, priority=priority, now=now))
@@ -126,7 +143,7 @@ class Admissions:
             return [*actions, _refusal(fresh, estimate, priority, now)], None
 
         try:
-            actions, reservation = self._with_states(tenant_id, queue_name, now, attempt, fresh=False)
+            actions, reservation = self._with_states(tenant_id, queue_name, now, attempt, fresh=False, labels=labels)
         except Undecided as undecided:
             actions, reservation = [undecided.action()], None
         for held in undo:  # outside the state lock (a release takes it)
@@ -154,6 +171,7 @@ class Admissions:
         fn: Callable[[list[BudgetState]], T],
         *,
         fresh: bool = True,
+        labels: Mapping[str, str] | None = None,
     ) -> T:
         """Run ``fn`` on the budgets covering the scope with the hot state's spend
         (``fresh=False``: as this process knows it; ``fn`` asks the hot state).  If
@@ -163,13 +181,15 @@ class Admissions:
         up = self._hot.up()
         try:
             if not fresh:
-                return self._spend.covering(tenant_id, queue_name, now, fn)
-            return self._spend.covering(tenant_id, queue_name, now, lambda states: fn(self._hot.fresh(states, now)))
+                return self._spend.covering(tenant_id, queue_name, now, fn, labels)
+            return self._spend.covering(
+                tenant_id, queue_name, now, lambda states: fn(self._hot.fresh(states, now)), labels
+            )
         except StorageUnavailableError as exc:
             if not (self._hot.shared and up):
                 raise
             self._hot.failed(exc)
-            return self._with_states(tenant_id, queue_name, now, fn, fresh=fresh)
+            return self._with_states(tenant_id, queue_name, now, fn, fresh=fresh, labels=labels)
 
     def _estimate(self, tenant_id: str, queue_name: str, given: Any) -> Decimal:
         if given is None:

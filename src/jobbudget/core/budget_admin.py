@@ -23,7 +23,7 @@ from ..domain.outbound import check_channel_target
 from ..domain.periods import PeriodWindow, resolve_period, window_at
 from ..domain.records import AuditEntry, SpendKey
 from ..domain.validation import MAX_ID_LEN, check_identifier
-from ..ports import Ledger
+from ..ports import Ledger, PlatformStore
 from .alert_planning import AlertPlanner
 from .hot_state import HotState
 from .spend_state import SpendState
@@ -42,7 +42,9 @@ class BudgetAdmin:
         config: Config,
         clock: Callable[[], datetime],
         viewing: Callable[[], bool] = lambda: False,
+        platform: PlatformStore | None = None,
     ) -> None:
+        self._platform = platform
         self._viewing = viewing  # reads as of another moment: from the ledger, the live state untouched
         self._ledger = ledger
         self._spend = spend
@@ -95,7 +97,12 @@ class BudgetAdmin:
         )
         return self._persist("update_budget", stored, now=now, actor=actor)
 
-    def _persist(self, operation: str, budget: Budget, *, now: datetime, actor: str) -> Budget:
+    def recount(self, budget: Budget, *, actor: str) -> Budget:
+        """Store ``budget`` again with its current period's spend recounted (the tree
+        under its node changed)."""
+        return self._persist("update_budget", budget, now=self._clock(), actor=actor, kind="budget_recounted")
+
+    def _persist(self, operation: str, budget: Budget, *, now: datetime, actor: str, kind: str = "") -> Budget:
         """Store ``budget`` with its current-period spend recounted from the stored
         jobs, and make enforcement use it (or drop it when inactive)."""
         spend = self._spend
@@ -106,7 +113,7 @@ class BudgetAdmin:
             if window is not None and budget.active:
                 seed[SpendKey(str(budget.id), window.start_date)] = self._spend_of(budget, window)
             write = self._ledger.add_budget if operation == "create_budget" else self._ledger.save_budget
-            kind = "budget_created" if operation == "create_budget" else "budget_updated"
+            kind = kind or ("budget_created" if operation == "create_budget" else "budget_updated")
             try:
                 write(budget, seed=seed, audit=_budget_audit(kind, budget, now, actor))
             except JobBudgetError as exc:
@@ -115,7 +122,9 @@ class BudgetAdmin:
                 raise BudgetError(operation, budget.tenant_id, exc) from exc
             with spend.lock:
                 if budget.active:
-                    state = spend.index.put(budget, window=window, spend=next(iter(seed.values()), ZERO), now=now)
+                    state = spend.track(
+                        spend.index, budget, window=window, spend=next(iter(seed.values()), ZERO), now=now
+                    )
                     state.synced = generation
                 else:
                     spend.index.remove(str(budget.id))
@@ -179,9 +188,32 @@ class BudgetAdmin:
         )
 
     def _spend_of(self, budget: Budget, window: PeriodWindow) -> Decimal:
-        return self._ledger.compute_spend(
-            tenant_id=budget.tenant_id, queue_name=budget.queue_name, start=window.start, end=window.end
+        """The window's spend of every tenant below the budget's node (its jobs with
+        the budget's labels), and the adjustments counted in it."""
+        tenants = self._spend.index.tree.subtree(budget.tenant_id)
+        total = sum(
+            (
+                self._ledger.compute_spend(
+                    tenant_id=tenant,
+                    queue_name=budget.queue_name,
+                    start=window.start,
+                    end=window.end,
+                    labels=budget.labels or None,
+                )
+                for tenant in sorted(tenants)
+            ),
+            ZERO,
         )
+        if self._platform is not None:
+            key = SpendKey(str(budget.id), window.start_date)
+            for a in self._platform.list_adjustments(
+                tenant_ids=tenants, start=window.start.date(), end=window.end.date()
+            ):
+                if (budget.id is not None and key in a.keys) or (not budget.labels and window.start <= a.occurred_at < window.end and (
+                    not budget.queue_name or a.queue_name == budget.queue_name
+                ) and not any(k.budget_id == budget.id for k in a.keys)):  # counted toward it before
+                    total += a.amount
+        return total
 
 
 def _budget_audit(kind: str, budget: Budget, now: datetime, actor: str) -> AuditEntry:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..background import AuditBuffer, PeriodicWorker
 from ..config import Config
+from ..domain.adjustments import RefundPolicy
 from ..domain.budget import NotificationChannel
 from ..ports import MetricsSink, SharedState, Store
 from .admission import Admissions
@@ -24,6 +25,7 @@ from .journal_drain import JournalDrain
 from .keys import ApiKeys
 from .live import LiveView
 from .metering import Metering
+from .platform_admin import PlatformAdmin
 from .pricing import Pricing
 from .shared_hot_state import SharedHotState
 from .spend_state import SpendState
@@ -53,6 +55,7 @@ class Core:
     live: LiveView
     sync: SharedSync
     worker: PeriodicWorker
+    platform: PlatformAdmin
     drain: JournalDrain | None = None
 
 
@@ -104,7 +107,7 @@ def build(
     every ``flush_interval`` (the analytics' forecast snapshots), before the
     ``reset`` and ``forecast_overrun`` alerts; ``viewing`` says whether this thread
     reads as of another moment (a budget's status then comes from the ledger)."""
-    spend = SpendState(store)
+    spend = SpendState(store, platform=store)
     hot = _hot_state(config, store, spend, metrics, clock)
     ready = threading.Event()  # new alerts: wakes the dispatcher
     pricing = Pricing(store, config=config, clock=clock)
@@ -139,7 +142,21 @@ def build(
     )
     drain = _journal_drain(config, store, spend, hot, pricing, planner, metrics, clock)
     metering.drain = drain
-    budgets = BudgetAdmin(store, spend=spend, hot=hot, planner=planner, config=config, clock=clock, viewing=viewing)
+    budgets = BudgetAdmin(
+        store, spend=spend, hot=hot, planner=planner, config=config, clock=clock, viewing=viewing, platform=store
+    )
+    platform = PlatformAdmin(
+        store,
+        store,
+        spend=spend,
+        hot=hot,
+        budgets=budgets,
+        refunds=RefundPolicy(tuple(s.upper() for s in config.refund_exit_states)),
+        clock=clock,
+    )
+    metering.after_commit = platform.refund_failed
+    if drain is not None:
+        drain.after_commit = platform.refund_failed
     keys = ApiKeys(store, audit=store, clock=clock)
     live = LiveView(store, spend=spend, hot=hot, clock=clock)
     sync = SharedSync(store, spend=spend, hot=hot, clock=clock)
@@ -164,7 +181,7 @@ def build(
     )
     return Core(
         config, store, clock, spend, hot, pricing, planner, desk, audit, metering, admissions, budgets, keys, live,
-        sync, worker, drain,
+        sync, worker, platform, drain,
     )  # fmt: skip
 
 

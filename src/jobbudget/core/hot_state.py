@@ -96,6 +96,11 @@ class HotState(Protocol):
         """Set periods' spend (a budget stored with its spend recounted)."""
         ...
 
+    def adjust(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
+        """Add committed adjustments (node, period, signed amount) to the shared spend
+        (never raises: a failure marks the counters for a rebuild)."""
+        ...
+
     def spends(self, keys: Sequence[tuple[str, SpendKey]]) -> dict[SpendKey, Decimal]:
         """Every process's spend of these periods ({} when only this process's is known)."""
         ...
@@ -181,6 +186,9 @@ class LocalHotState:
             self.release(reservation_id, tenant_id=tenant_id)
 
     def retract(self, records: Sequence[JobRecord]) -> None:
+        return None
+
+    def adjust(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
         return None
 
     def seed(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:

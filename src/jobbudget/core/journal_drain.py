@@ -71,7 +71,11 @@ class JournalDrain:
         self._position: tuple[int, int] | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._maybe_committed = False  # the batch being retried may be in the ledger
+        self._maybe_committed = False
+        #: called with each committed batch (and which jobs were new): the refund policy
+        self.after_commit: Callable[[Sequence[JobRecord], Sequence[bool]], object] = lambda records, new: (
+            None
+        )  # the batch being retried may be in the ledger
         self._apply_lock = threading.Lock()  # one batch at a time (drain thread or flush)
 
     # -- life cycle ----------------------------------------------------------------
@@ -186,6 +190,7 @@ class JournalDrain:
             elif repeated and retract:
                 self._hot.retract(repeated)  # redeliveries: their provisional spend goes
         self._planner.announce(result.alerts)
+        self.after_commit(records, result.inserted)
 
     def recover(self) -> int:
         """Replay the journals of processes that died; how many jobs they held."""

@@ -68,6 +68,8 @@ class Metering:
         self.commit_unknown = False
         #: the metering journal's drain (``metering_journal``), set by the composition root
         self.drain: JournalDrain | None = None
+        #: called with each committed batch (and which jobs were new): the refund policy
+        self.after_commit: Callable[[Sequence[JobRecord], Sequence[bool]], object] = lambda records, new: None
 
     def _validate(
         self, batch: Sequence[JobMetrics], reservation_ids: Sequence[str | None] | None, now: datetime, late: bool
@@ -137,6 +139,7 @@ class Metering:
             ]
             self._hot.publish(records, result.inserted, holds)
         self._planner.announce(result.alerts)
+        self.after_commit(records, result.inserted)
         first_cost: dict[tuple[str, str], JobCost] = {}
         out: list[JobCost] = []
         for record, new in zip(records, result.inserted, strict=True):
@@ -161,14 +164,17 @@ class Metering:
         priced_from = time.perf_counter()
         for m in batch:
             ts = now if m.timestamp is None else m.timestamp.astimezone(UTC)
-            cost = engine.calculate_job_cost(m, timestamp=ts)
+            try:
+                cost = engine.calculate_job_cost(m, timestamp=ts)
+            except ValidationError as exc:  # an unpriced resource: name the job
+                raise ValidationError(f"batch[{len(records)}].{exc.field}", exc.value, exc.reason) from None
             if cost.total_cost > MAX_JOB_COST:
                 raise ValidationError(
                     f"batch[{len(records)}]",
                     m.job_id,
                     f"costs {cost.total_cost}, over {MAX_JOB_COST}: check its metrics",
                 )
-            keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends)
+            keys = index.spend_keys(m.tenant_id, m.queue_name, ts, ends, m.labels)
             records.append(JobRecord(metrics=m, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys))
         self._metrics.priced(jobs=len(records), seconds=time.perf_counter() - priced_from)
         return records, ends

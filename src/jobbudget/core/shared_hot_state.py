@@ -168,7 +168,7 @@ class SharedHotState:
         for record, new in zip(records, inserted, strict=True):
             if new:
                 for key in record.spend_keys:
-                    pair = (record.metrics.tenant_id, key)
+                    pair = (self._node(key, record.metrics.tenant_id), key)
                     totals[pair] = totals.get(pair, ZERO) + record.cost.total_cost
         shared = [hold for hold in holds if hold[0] not in local]
         try:
@@ -177,6 +177,12 @@ class SharedHotState:
             if totals:
                 self.dirty = True
             self.failed(exc)
+
+    def _node(self, key: SpendKey, tenant_id: str) -> str:
+        """Where the shared state keeps ``key``'s counters: its budget's node (a team's
+        or an organisation's budget is one counter for all its tenants)."""
+        state = self._spend.index.get(key.budget_id)
+        return state.budget.tenant_id if state is not None else tenant_id
 
     def _release_local(self, holds: Sequence[tuple[str, str]]) -> set[str]:
         """Drop the holds taken while the shared state was down (mode local)."""
@@ -196,10 +202,20 @@ class SharedHotState:
         totals: dict[tuple[str, SpendKey], Decimal] = {}
         for record in records:
             for key in record.spend_keys:
-                pair = (record.metrics.tenant_id, key)
+                pair = (self._node(key, record.metrics.tenant_id), key)
                 totals[pair] = totals.get(pair, ZERO) - record.cost.total_cost
         try:
             self.state.add_spend([(tenant, key, amount) for (tenant, key), amount in totals.items()])
+        except JobBudgetError as exc:
+            self.dirty = True
+            self.failed(exc)
+
+    def adjust(self, entries: Sequence[tuple[str, SpendKey, Decimal]]) -> None:
+        if self.down:
+            self.dirty = True
+            return
+        try:
+            self.state.add_spend(list(entries))
         except JobBudgetError as exc:
             self.dirty = True
             self.failed(exc)

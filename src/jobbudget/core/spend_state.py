@@ -14,31 +14,48 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
 
 from ..counters.memory import BudgetState, SpendIndex
+from ..domain.adjustments import BudgetRaise, carried, raised
+from ..domain.budget import Budget
+from ..domain.enforcement import Thresholds
 from ..domain.errors import StorageUnavailableError
-from ..domain.money import ZERO
-from ..domain.periods import PeriodWindow, window_at
+from ..domain.hierarchy import TenantTree
+from ..domain.money import NANO, ZERO
+from ..domain.periods import PeriodWindow, previous_window, window_at
 from ..domain.records import SpendKey
-from ..ports import ChangeFeed, Ledger
+from ..ports import ChangeFeed, Ledger, PlatformStore
 
 __all__ = ["SpendState"]
 
 log = logging.getLogger("jobbudget")
 T = TypeVar("T")
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def previous_key(budget: Budget, window: PeriodWindow | None) -> SpendKey | None:
+    """The period before ``window`` of a budget that carries over (None: it does not,
+    or there is none)."""
+    if window is None or budget.enforcement_policy.carry_over == "none":
+        return None
+    before = previous_window(budget.period, window)
+    return SpendKey(str(budget.id), before.start_date) if before is not None else None
 
 
 class SpendState:
     """The spend index of the budgets in force, rebuilt from the ledger, rolled into
     new periods and (after other processes' commits) re-read when a decision needs it."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, platform: PlatformStore | None = None) -> None:
         self._ledger = ledger
+        self._platform = platform
+        #: raises of each budget (they change its amount while in force)
+        self.raises: dict[str, list[BudgetRaise]] = {}
         self.write = threading.RLock()
         self.lock = threading.Lock()
         self.index = SpendIndex()
@@ -62,20 +79,83 @@ class SpendState:
         with self.write:
             generation = self.generation  # read before the ledger: a later change stays a change
             budgets = self._ledger.list_budgets()
+            tree = TenantTree()
+            raises: dict[str, list[BudgetRaise]] = {}
+            if self._platform is not None:
+                tree = TenantTree.of(self._platform.load_tree())
+                for r in self._platform.list_raises():
+                    raises.setdefault(r.budget_id, []).append(r)
+            self.raises = raises
             windows = {b.id: window_at(b.period, now) for b in budgets}
             keys = [SpendKey(str(b.id), w.start_date) for b in budgets if (w := windows[b.id]) is not None]
-            spend = self._ledger.load_spend(keys)
-            index = SpendIndex()
+            before = {b.id: p for b in budgets if (p := previous_key(b, windows[b.id])) is not None}
+            spend = self._ledger.load_spend([*keys, *before.values()])
+            index = SpendIndex(tree)
             for b in budgets:
                 w = windows[b.id]
-                state = index.put(
-                    b, window=w, spend=spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO, now=now
+                prev = before.get(b.id)
+                current = spend.get(SpendKey(str(b.id), w.start_date), ZERO) if w else ZERO
+                state = self.track(
+                    index, b, window=w, spend=current, now=now, previous=spend.get(prev, ZERO) if prev else None
                 )
                 state.synced = generation
             self.on_reload(list(windows.values()))
             with self.lock:
                 self.index = index
             log.debug("rebuilt spend state: %d active budgets", len(index))
+
+    def track(
+        self,
+        index: SpendIndex,
+        budget: Budget,
+        *,
+        window: PeriodWindow | None,
+        spend: Decimal,
+        now: datetime,
+        previous: Decimal | None = None,
+    ) -> BudgetState:
+        """Put ``budget`` (as stored) in ``index`` with the amount in force at ``now``:
+        plus what its previous period carries over (``previous``: that period's
+        spend; None reads it when the budget carries over) and its raises in force."""
+        state = index.put(budget, window=window, spend=spend, now=now)
+        if budget.enforcement_policy.carry_over != "none" or str(budget.id) in self.raises:
+            self.reprice(state, now, previous)
+        return state
+
+    def reprice(self, state: BudgetState, now: datetime, previous: Decimal | None = None) -> None:
+        """Set the amount in force of ``state`` (in place: callers hold it) from its
+        stored budget, its carry-over and its raises at ``now``."""
+        base = state.stored
+        carry, raised_now, until = self._terms(base, state.window, now, previous)
+        amount = base.amount + carry + raised_now
+        state.base = base
+        state.budget = replace(base, amount=max(amount, NANO)) if amount != base.amount else base
+        state.thresholds = Thresholds.of(state.budget)
+        state.carried, state.raised = carry, raised_now
+        if until < state.valid_until:  # a raise starts or ends first: re-price then
+            state.valid_until = until
+        self.index.changes += 1
+
+    def _terms(
+        self, budget: Budget, window: PeriodWindow | None, now: datetime, previous: Decimal | None
+    ) -> tuple[Decimal, Decimal, datetime]:
+        carry = ZERO
+        policy = budget.enforcement_policy
+        if window is not None and policy.carry_over != "none":
+            if previous is None:
+                key = previous_key(budget, window)
+                previous = self.load_spend(key) if key is not None else None
+            if previous is not None:
+                carry = carried(
+                    mode=policy.carry_over,
+                    cap=policy.carry_over_cap,
+                    amount=budget.amount,
+                    previous_amount=budget.amount,
+                    previous_spend=previous,
+                )
+        own = self.raises.get(str(budget.id), ())
+        changes = [t for r in own for t in (r.starts_at, r.expires_at) if t > now]
+        return carry, raised(own, now), min(changes, default=_FOREVER)
 
     def look_for_changes(self) -> None:
         """Ask the store whether another writer committed since the last look."""
@@ -117,19 +197,31 @@ class SpendState:
         """(Under both locks.)  Roll the states whose period ended, re-read those other
         processes changed (rare: that reads the ledger)."""
         for state in states:
+            if state.current_at(now):
+                continue
             self.index.roll(state, now, self.load_spend)
+            stored = state.stored
+            if stored.enforcement_policy.carry_over != "none" or str(stored.id) in self.raises:
+                self.reprice(state, now)  # a new period carries over; a raise began or ended
         self.resync(states)
 
-    def covering(self, tenant_id: str, queue_name: str, now: datetime, fn: Callable[[list[BudgetState]], T]) -> T:
+    def covering(
+        self,
+        tenant_id: str,
+        queue_name: str,
+        now: datetime,
+        fn: Callable[[list[BudgetState]], T],
+        labels: Mapping[str, str] | None = None,
+    ) -> T:
         """Run ``fn`` under the state lock on the budgets covering the scope, current
         (rolled and re-read first when needed, under the write lock)."""
         self.look_for_changes()
         with self.lock:
-            states = self.index.covering(tenant_id, queue_name)
+            states = self.index.covering(tenant_id, queue_name, labels)
             if self.current(states, now):
                 return fn(states)
         with self.write, self.lock:
-            states = self.index.covering(tenant_id, queue_name)
+            states = self.index.covering(tenant_id, queue_name, labels)
             self.bring_up_to_date(states, now)
             return fn(states)
 

@@ -8,13 +8,14 @@ period has ended rolls into the next one on the first check after the boundary.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from ..domain.budget import Budget
 from ..domain.enforcement import Thresholds
+from ..domain.hierarchy import TenantTree
 from ..domain.money import ZERO
 from ..domain.periods import PeriodWindow, first_window, window_at
 from ..domain.records import SpendKey
@@ -45,6 +46,17 @@ class BudgetState:
     #: the change generation at which ``spend`` was last read from the ledger (-1: never;
     #: the service re-reads it when another writer committed since)
     synced: int = -1
+    #: what the period's amount has beyond the stored one: carried over from the
+    #: previous period (negative: an overage) and raised for now; ``budget.amount``
+    #: here is the amount in force (stored + carried + raised)
+    carried: Decimal = ZERO
+    raised: Decimal = ZERO
+    #: the budget as stored (``budget`` holds the amount in force); None: the same
+    base: Budget | None = None
+
+    @property
+    def stored(self) -> Budget:
+        return self.base or self.budget
 
     @property
     def key(self) -> SpendKey | None:
@@ -76,12 +88,15 @@ class SpendIndex:
     period rolled), so ``(serial, changes)`` is unchanged exactly while no budget,
     period or spend here changed (the live WebSocket compares it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: TenantTree | None = None) -> None:
         self._by_id: dict[str, BudgetState] = {}
         self._tenant_wide: dict[str, list[BudgetState]] = {}
         self._by_queue: dict[tuple[str, str], list[BudgetState]] = {}
         self.serial = next(_SERIALS)
         self.changes = 0
+        #: the organisation tree: a budget of a node covers the tenants below it
+        self.tree = tree or TenantTree()
+        self._labelled = 0  # budgets that select job labels
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -100,6 +115,8 @@ class SpendIndex:
         state = BudgetState(budget, Thresholds.of(budget), window, spend)
         state.bound(now)
         self._by_id[budget.id] = state
+        if budget.labels:
+            self._labelled += 1
         if budget.queue_name:
             self._by_queue.setdefault((budget.tenant_id, budget.queue_name), []).append(state)
         else:
@@ -112,25 +129,46 @@ class SpendIndex:
             return
         self.changes += 1
         b = state.budget
+        if b.labels:
+            self._labelled -= 1
         bucket = self._by_queue.get((b.tenant_id, b.queue_name)) if b.queue_name else self._tenant_wide.get(b.tenant_id)
         if bucket is not None:
             bucket.remove(state)
 
-    def covering(self, tenant_id: str, queue_name: str) -> list[BudgetState]:
-        """Budgets a job of this tenant and queue counts toward."""
-        wide = self._tenant_wide.get(tenant_id)
-        queue = self._by_queue.get((tenant_id, queue_name))
-        if wide and queue:
-            return wide + queue
-        return wide or queue or []
+    def covering(self, tenant_id: str, queue_name: str, labels: Mapping[str, str] | None = None) -> list[BudgetState]:
+        """Budgets a job of this tenant and queue (with these labels) counts toward:
+        the tenant's and every ancestor's, tenant-wide and for the queue; a budget
+        that selects labels only when the job carries them all."""
+        if self.tree:
+            found: list[BudgetState] = []
+            for node in self.tree.lineage(tenant_id):
+                wide = self._tenant_wide.get(node)
+                if wide:
+                    found += wide
+                queue = self._by_queue.get((node, queue_name))
+                if queue:
+                    found += queue
+        else:
+            wide = self._tenant_wide.get(tenant_id)
+            queue = self._by_queue.get((tenant_id, queue_name))
+            found = wide + queue if wide and queue else wide or queue or []
+        if self._labelled:
+            given = labels or {}
+            found = [s for s in found if not s.budget.labels or s.budget.matches(given)]
+        return found
 
     def spend_keys(
-        self, tenant_id: str, queue_name: str, instant: datetime, ends: dict[tuple[str, date], date] | None = None
+        self,
+        tenant_id: str,
+        queue_name: str,
+        instant: datetime,
+        ends: dict[tuple[str, date], date] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> tuple[SpendKey, ...]:
         """The budget periods a job finished at ``instant`` counts toward (their last
         days are added to ``ends`` when given)."""
         keys = []
-        for state in self.covering(tenant_id, queue_name):
+        for state in self.covering(tenant_id, queue_name, labels):
             window = state.window
             if window is None or not window.start <= instant < window.end:
                 window = window_at(state.budget.period, instant)

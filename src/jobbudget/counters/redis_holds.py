@@ -260,8 +260,9 @@ class RedisHolds:
     ) -> Admitted:
         tag = _escape(reservation.tenant_id)
         keys = [self._index(tag, reservation.id)]
-        for key, _ in limits:
-            keys += self._periods(reservation.tenant_id, key)
+        nodes = reservation.nodes or (reservation.tenant_id,) * len(limits)
+        for (key, _), node in zip(limits, nodes, strict=True):
+            keys += self._periods(node, key)
         now_ms = _millis(now)
         expiry_ms = now_ms + max(1, round(ttl * 1000))
         index_ttl = int(ttl) + _HOLD_SLACK_SECONDS

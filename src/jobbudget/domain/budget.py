@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from .currencies import CURRENCIES
 from .errors import ValidationError
 from .money import canonical, to_decimal
 from .periods import BudgetPeriod
+from .resources import check_labels
 from .signing import signing_key
 from .validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier, check_non_negative
 
@@ -42,6 +44,8 @@ _ADDRESS = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])$"
 )
+#: Rollover modes of :attr:`EnforcementPolicy.carry_over`.
+CARRY_MODES = ("none", "unused", "overage", "both")
 #: Who may set a budget: the operator's are caps a tenant key cannot loosen.
 OWNERS = ("operator", "tenant")
 
@@ -71,6 +75,11 @@ class EnforcementPolicy:
     #: Emergency jobs may spend at most this fraction of the amount past the block
     #: threshold in a period; beyond it they are throttled or blocked like any job.
     max_bypass_fraction: Decimal = Decimal("0.1")
+    #: rollover of a recurring budget: the previous period's ``unused`` amount, its
+    #: ``overage``, ``both`` or ``none`` carried into the next period, at most
+    #: ``carry_over_cap`` × the amount either way
+    carry_over: str = "none"
+    carry_over_cap: Decimal = Decimal(1)
 
     def __post_init__(self) -> None:
         for name in ("warn_only", "block_new_jobs", "allow_emergency"):
@@ -84,6 +93,12 @@ class EnforcementPolicy:
             "enforcement_policy.max_bypass_fraction", self.max_bypass_fraction, maximum=Decimal(1)
         )
         object.__setattr__(self, "max_bypass_fraction", fraction)
+        if self.carry_over not in CARRY_MODES:
+            raise ValidationError(
+                "enforcement_policy.carry_over", self.carry_over, f"must be one of {', '.join(CARRY_MODES)}"
+            )
+        cap = check_non_negative("enforcement_policy.carry_over_cap", self.carry_over_cap, maximum=Decimal(10))
+        object.__setattr__(self, "carry_over_cap", cap)
         for name, high in (("emergency_priority", 10), ("grace_period_hours", 24 * 366)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
@@ -183,6 +198,9 @@ class Budget:
     enforcement_policy: EnforcementPolicy = field(default_factory=EnforcementPolicy)
     notifications: tuple[NotificationChannel, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    #: the budget counts only jobs that carry every one of these labels (a project, a
+    #: cost centre, a model name); empty: every job of its scope
+    labels: dict[str, str] = field(default_factory=dict)
     active: bool = True
     id: str | None = None
     created_at: datetime | None = None
@@ -202,7 +220,14 @@ class Budget:
 
     @property
     def scope(self) -> str:
-        return f"{self.tenant_id}/{self.queue_name}" if self.queue_name else f"{self.tenant_id} (all queues)"
+        where = f"{self.tenant_id}/{self.queue_name}" if self.queue_name else f"{self.tenant_id} (all queues)"
+        if self.labels:
+            where += " with " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        return where
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether a job with ``labels`` counts toward this budget."""
+        return all(labels.get(k) == v for k, v in self.labels.items())
 
     def redacted(self) -> Budget:
         from dataclasses import replace
@@ -245,6 +270,7 @@ def validate_budget(budget: Budget) -> None:
         raise ValidationError("tags", budget.tags, "must map short strings to strings")
     if any(_has_control(text) for pair in budget.tags.items() for text in pair):
         raise ValidationError("tags", budget.tags, "must not contain control characters")
+    check_labels("labels", budget.labels)
     if not isinstance(budget.active, bool):
         raise ValidationError("active", budget.active, "must be true or false")
     if budget.owner not in OWNERS:

@@ -45,7 +45,7 @@ def _known(kind: str, data: Any, cls: type) -> dict[str, Any]:
 
 def policy_from_mapping(data: Any) -> EnforcementPolicy:
     values = _known("enforcement_policy", data, EnforcementPolicy)
-    _numbers_from_text("enforcement_policy.", values, ("max_bypass_fraction",))
+    _numbers_from_text("enforcement_policy.", values, ("max_bypass_fraction", "carry_over_cap"))
     return EnforcementPolicy(**values)
 
 

@@ -370,6 +370,8 @@ class JobCost:
     duplicate: bool = False
     #: the named resources itemised; their costs add up to ``cost_breakdown.resource_cost``
     resources: tuple[ResourceCharge, ...] = ()
+    #: the job's labels (the budgets it counted toward select on them)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 from .engine import CostCalculationEngine  # noqa: E402  (the engine prices with the classes above)

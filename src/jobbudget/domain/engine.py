@@ -176,6 +176,7 @@ class CostCalculationEngine:
             cost_breakdown=breakdown,
             cost_model_version=self.version,
             resources=charges,
+            labels=m.labels,
         )
 
     def _max_tres(

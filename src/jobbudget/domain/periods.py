@@ -25,6 +25,7 @@ __all__ = [
     "PeriodWindow",
     "current_window",
     "first_window",
+    "previous_window",
     "parse_period",
     "resolve_period",
     "window_at",
@@ -202,6 +203,13 @@ def window_at(period: BudgetPeriod, instant: datetime) -> PeriodWindow | None:
         if window.contains(instant):
             return window
     return None  # unreachable for valid periods; kept defensive
+
+
+def previous_window(period: BudgetPeriod, window: PeriodWindow) -> PeriodWindow | None:
+    """The window of a recurring ``period`` just before ``window`` (None: the first)."""
+    if not period.recurring:
+        return None
+    return window_at(period, window.start - timedelta(microseconds=1))
 
 
 def current_window(period: BudgetPeriod, now: datetime) -> PeriodWindow | None:

@@ -44,6 +44,9 @@ class Reservation:
     keys: tuple[SpendKey, ...]
     amount: Decimal
     expires_at: datetime
+    #: the node (tenant, team, organisation) of each key's budget, where the shared
+    #: state keeps that budget's counters; empty: ``tenant_id`` for every key
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,10 @@ seconds = the larger of elapsed × allocated CPUs (``CPUTimeRAW``, ``CPUTime``,
 of its steps'); memory = the larger of the allocation (AllocTRES ``mem=``, else
 ``ReqMem``) and the largest ``MaxRSS``, × elapsed.  Jobs that never started (no
 Start, no node assigned, or cancelled with zero elapsed time) and jobs without an End
-(running, pending) are skipped.  See ``docs/importing.md``.
+(running, pending) are skipped.  GPUs (and licences) are named resources: AllocTRES
+``gres/gpu:a100=4`` is ``{"gpu:a100": 4 × elapsed}`` GPU-seconds (see
+:mod:`.slurm_resources`); ``QOS`` is the job's QoS and the first word of ``State``
+its exit state.  See ``docs/importing.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from ..domain.cost import JobMetrics
 from ..domain.errors import ValidationError
 from ..domain.money import EXACT, ZERO
 from .common import ImportItem, LineError, ParsedJob, Skipped, check_choice, guard
+from .slurm_resources import TresColumns, job_resources
 from .slurm_values import (
+    blank,
     parse_slurm_duration,
     parse_slurm_size,
     parse_slurm_time,
@@ -79,8 +84,9 @@ def sacct_columns(text: str) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class SacctOptions:
     """How to read sacct output: id prefix, tenant and queue sources, the cluster's
-    time zone, the delimiter (``sacct --delimiter``) and, for an export without a
-    header line, its columns."""
+    time zone, the delimiter (``sacct --delimiter``), for an export without a
+    header line its columns, and whether to bill Slurm's ``billing`` TRES as the
+    resource ``billing`` (billing units × seconds; the cost model must price it)."""
 
     prefix: str = "slurm"
     tenant_from: str = "user"
@@ -88,6 +94,7 @@ class SacctOptions:
     timezone: str = "UTC"
     delimiter: str = "|"
     columns: tuple[str, ...] | None = None
+    billing: bool = False
     zone: tzinfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -284,6 +291,12 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
     queue = cells[cols.queue].strip()
     if not queue:
         raise ValidationError(cols.queue_name, queue, "is empty on the job's line (--queue-from)")
+    resources = job_resources(
+        TresColumns(tres, get(cells, "reqtres"), get(cells, "allocgres"), get(cells, "reqgres")),
+        elapsed,
+        billing=opts.billing,
+    )
+    qos = get(cells, "qos").strip()
     metrics = JobMetrics(
         f"{opts.prefix}-{group.key}",
         tenant,
@@ -294,6 +307,9 @@ def _job(group: _Group, cols: _Columns, opts: SacctOptions) -> ParsedJob | Skipp
         _ZERO,
         _ZERO,
         timestamp=end,
+        resources=resources,
+        qos="" if blank(qos) else qos,
+        exit_state=state.split(" ", 1)[0].upper(),
     )
     return ParsedJob(group.line, metrics)
 

@@ -71,6 +71,7 @@ def _record(e: dict[str, Any]) -> JobRecord:
     cost = JobCost(
         job_id=e["j"], tenant_id=e["t"], queue_name=e["q"], job_type=e["y"], timestamp=ts,
         total_cost=breakdown.total, cost_breakdown=breakdown, cost_model_version=e["v"], resources=extras.resources,
+        labels=extras.labels,
     )  # fmt: skip
     keys = tuple(SpendKey(b, date.fromisoformat(p)) for b, p in e["k"])
     return JobRecord(metrics=metrics, cost=cost, timestamp=ts, day=ts.date(), spend_keys=keys)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,12 +29,13 @@ from ..domain.records import (
 )
 from .memory_keys import MemoryKeys
 from .memory_outbox import MemoryOutbox
+from .memory_platform import MemoryPlatform
 from .memory_reservations import MemoryReservations
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
+class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._jobs: dict[tuple[str, str], JobRecord] = {}
@@ -51,6 +52,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
         self._outbox_init()
         self._keys_init()
         self._reservations_init()
+        self._platform_init()
 
     def migrate(self) -> None:
         return None
@@ -112,12 +114,22 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
 
     def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
         with self._lock:
-            return sorted((str(b.id), b.updated_at, b.active) for b in self._budgets.values())
+            found = sorted((str(b.id), b.updated_at, b.active) for b in self._budgets.values())
+        return found + self.platform_versions()
 
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
         return {k: self._spend[k] for k in keys if k in self._spend}
 
-    def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
+    def compute_spend(
+        self,
+        *,
+        tenant_id: str,
+        queue_name: str,
+        start: datetime,
+        end: datetime,
+        labels: Mapping[str, str] | None = None,
+    ) -> Decimal:
+        wanted = (labels or {}).items()
         with self._lock:
             total = sum(
                 (
@@ -126,12 +138,13 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations):
                     if r.metrics.tenant_id == tenant_id
                     and (not queue_name or r.metrics.queue_name == queue_name)
                     and start <= r.timestamp < end
+                    and wanted <= r.metrics.labels.items()
                     # days before the prune cutoff are counted from the daily rows below
                     and (self._pruned_before is None or r.day >= self._pruned_before)
                 ),
                 ZERO,
             )
-            if self._pruned_before and start.date() < self._pruned_before:
+            if self._pruned_before and start.date() < self._pruned_before and not labels:
                 total += sum(
                     (
                         d.total_cost

@@ -217,8 +217,7 @@ def add_spend(
         (k.budget_id, k.period_start.isoformat() if sqlite else k.period_start, to_nanos(s) if sqlite else s, n)
         for k, (s, n) in sorted(deltas.items(), key=lambda kv: (kv[0].budget_id, kv[0].period_start))
     ]
-    _upsert(conn, "budget_spend", ("budget_id", "period_start", "spend", "jobs"),
-            ("text", "date", "numeric", "integer"), rows, SPEND_CONFLICT)  # fmt: skip
+    upsert_spend(conn, rows)
     changed = {(k.budget_id, k.period_start) for k in deltas if k.budget_id in watch}
     if not changed:
         return {}
@@ -226,6 +225,12 @@ def add_spend(
     return {
         (k.budget_id, k.period_start): spend for k, spend in found.items() if (k.budget_id, k.period_start) in changed
     }
+
+
+def upsert_spend(conn: Connection, rows: list[Any]) -> None:
+    """Add (budget_id, period_start, spend, jobs) rows to this connection's shard."""
+    _upsert(conn, "budget_spend", ("budget_id", "period_start", "spend", "jobs"),
+            ("text", "date", "numeric", "integer"), rows, SPEND_CONFLICT)  # fmt: skip
 
 
 def spend_sums(conn: Connection, budget_ids: Sequence[str]) -> dict[SpendKey, Decimal]:

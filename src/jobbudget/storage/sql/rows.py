@@ -34,7 +34,8 @@ def job_cost_from_row(row: Mapping[Any, Any], *, duplicate: bool = False) -> Job
         cost_breakdown=CostBreakdown(*(row[name] for name in COST_COLUMNS)),
         cost_model_version=row["cost_model_version"],
         duplicate=duplicate,
-        resources=decode_extras(row["extras"]).resources,
+        resources=(extras := decode_extras(row["extras"])).resources,
+        labels=extras.labels,
     )
 
 
@@ -57,6 +58,7 @@ def budget_row(budget: Budget) -> dict[str, Any]:
         "enforcement_policy": to_jsonable(budget.enforcement_policy),
         "notifications": to_jsonable(list(budget.notifications)),
         "tags": dict(budget.tags),
+        "labels": dict(budget.labels) or None,
         "active": budget.active,
         "created_at": budget.created_at or datetime.now(UTC),
         "updated_at": budget.updated_at or budget.created_at or datetime.now(UTC),
@@ -85,6 +87,7 @@ def budget_from_row(row: Mapping[Any, Any]) -> Budget:
         enforcement_policy=policy_from_mapping(row["enforcement_policy"]),
         notifications=tuple(channel_from_mapping(c) for c in row["notifications"]),
         tags=dict(row["tags"]),
+        labels=dict(row["labels"] or {}),
         active=bool(row["active"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,7 @@ from ...domain.budget import Budget
 from ...domain.cost import COMPONENTS, CostModel, JobCost
 from ...domain.errors import NotFoundError
 from ...domain.estimation import UsageStats
+from ...domain.extras import decode_extras
 from ...domain.money import ZERO
 from ...domain.records import (
     AuditEntry,
@@ -43,6 +44,7 @@ from .changes import PostgresChanges, SqliteChanges, mark_spend_changed, notify_
 from .engine import make_engine, transaction, translate_errors
 from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
+from .platform import PlatformMixin
 from .reservations import ReservationsMixin
 from .single import SMALL_BATCH, record_small
 from .tables import (
@@ -62,7 +64,7 @@ __all__ = ["SqlStore"]
 _CHUNK = 500  # keys per IN (...) list
 
 
-class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
+class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin, PlatformMixin):
     """Storage on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -178,7 +180,8 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
     def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
         query = select(budgets.c.id, budgets.c.updated_at, budgets.c.active).order_by(budgets.c.id)
         with transaction(self.engine) as conn:
-            return [(i, updated, bool(active)) for i, updated, active in conn.execute(query)]
+            found = [(i, updated, bool(active)) for i, updated, active in conn.execute(query)]
+        return found + self.platform_versions()
 
     def _set_spend(self, conn: Connection, seed: dict[SpendKey, Decimal]) -> None:
         """Overwrite the spend of periods (recounted): one shard holds it all."""
@@ -203,9 +206,20 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
             found = bulk.spend_sums(conn, sorted({k.budget_id for k in keys}))
         return {key: spend for key, spend in found.items() if key in wanted}
 
-    def compute_spend(self, *, tenant_id: str, queue_name: str, start: datetime, end: datetime) -> Decimal:
+    def compute_spend(
+        self,
+        *,
+        tenant_id: str,
+        queue_name: str,
+        start: datetime,
+        end: datetime,
+        labels: Mapping[str, str] | None = None,
+    ) -> Decimal:
         """Spend of a scope in ``[start, end)`` from the jobs; for days whose jobs were
-        pruned, from the daily aggregates (whole UTC days)."""
+        pruned, from the daily aggregates (whole UTC days).  With ``labels``: the jobs
+        that carry them all (pruned days hold no labels and count nothing)."""
+        if labels:
+            return self._labelled_spend(tenant_id, queue_name, start, end, labels)
         with transaction(self.engine) as conn:
             pruned = self._pruned_before(conn)
             raw_from = max(start, datetime.combine(pruned, time(0), tzinfo=UTC)) if pruned else start
@@ -229,6 +243,21 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin):
                     older = older.where(daily_costs.c.queue_name == queue_name)
                 total += conn.execute(older).scalar() or ZERO
         return total
+
+    def _labelled_spend(
+        self, tenant_id: str, queue_name: str, start: datetime, end: datetime, labels: Mapping[str, str]
+    ) -> Decimal:
+        c = job_costs.c
+        query = select(c.total_cost, c.extras).where(
+            c.tenant_id == tenant_id, c.day >= start.date(), c.day <= end.date(), c.ts >= start, c.ts < end,
+            c.extras != "",
+        )  # fmt: skip
+        if queue_name:
+            query = query.where(c.queue_name == queue_name)
+        with transaction(self.engine) as conn:
+            found = conn.execute(query).all()
+        wanted = labels.items()
+        return sum((cost for cost, extras in found if wanted <= decode_extras(extras).labels.items()), ZERO)
 
     # -- jobs -------------------------------------------------------------------
     def record_jobs(self, records: Sequence[JobRecord], *, plan: AlertPlan | None = None) -> RecordResult:

@@ -97,6 +97,7 @@ budgets = Table(
     Column("enforcement_policy", JsonDoc, nullable=False),
     Column("notifications", JsonDoc, nullable=False),
     Column("tags", JsonDoc, nullable=False),
+    Column("labels", JsonDoc, nullable=True),  # the jobs' labels it selects (NULL: none)
     Column("active", Boolean, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -238,4 +239,49 @@ reservations = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("id", "budget_id", "period_start", name="pk_reservations"),
     Index("ix_reservations_period", "budget_id", "period_start", "expires_at"),
+)
+
+#: The organisation tree: each node (a tenant, team or organisation) and its parent.
+tenant_tree = Table(
+    "tenant_tree",
+    metadata,
+    Column("node", String(50), primary_key=True),
+    Column("parent", String(50), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: Credits and debits after the fact (refunds, corrections), counted toward the
+#: budget periods in ``keys`` like jobs; one row per adjustment id (a job's refund
+#: has an id derived from the job, so it happens once).
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("tenant_id", String(50), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("job_id", String(200), nullable=False, server_default=""),
+    Column("day", Date, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("keys", JsonDoc, nullable=False),
+    Index("ix_adjustments_tenant_day", "tenant_id", "day"),
+)
+
+#: Temporary raises of a budget's amount, with who approved them and why.
+budget_raises = Table(
+    "budget_raises",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("budget_id", String(36), nullable=False, index=True),
+    Column("amount", Money, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("approver", String(500), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
 )
