@@ -110,7 +110,7 @@ class PlatformAdmin:
                 "refund-policy",
                 job_id=r.metrics.job_id,
                 keys=r.spend_keys,
-            )  # fmt: skip
+            )
             for r, new in zip(records, inserted, strict=True)
             if new and self._refunds.refunds(r.metrics.exit_state) and r.cost.total_cost
         ]
@@ -187,7 +187,7 @@ class PlatformAdmin:
                     "occurred_at": a.occurred_at.isoformat(),
                     "budgets": sorted({k.budget_id for k in a.keys}),
                 },
-            )  # fmt: skip
+            )
             for a in items
         ]
         spend = self._spend
