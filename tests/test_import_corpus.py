@@ -17,7 +17,7 @@ import pytest
 from conftest import DATA_DIR
 from jobbudget.cli.importing import ImportFormat, ImportResult, import_file
 from jobbudget.config import Config
-from jobbudget.importers import sacct_columns
+from jobbudget.importers import ParsedJob, SacctOptions, open_input, parse_sacct, sacct_columns
 from jobbudget.service import BudgetService
 
 SACCT = DATA_DIR / "sacct"
@@ -37,11 +37,36 @@ def run_import(tmp_path: Path, file: Path, fmt: ImportFormat, **options: object)
 
 def test_xdmod_reference_export_without_a_header(tmp_path: Path) -> None:
     """4,285 jobs of XDMoD's reference cluster (gzip, no header, XDMoD's 26 columns
-    with NCPUS): 239 never started (``None assigned``), 4,046 billed."""
-    result = run_import(tmp_path, SACCT / "xdmod_phillips.log.gz", ImportFormat.sacct, columns=sacct_columns("xdmod"))
-    assert (result.summary.stored, result.skipped, result.summary.rejected) == (4046, 239, 0)
+    with NCPUS): 239 never started (``None assigned``), 4,046 billed, of which 2 held
+    GPUs (AllocTRES ``gres/gpu=2``), which the default model does not price: they are
+    refused, naming the resource, until a price for ``gpu`` is given."""
+    columns = sacct_columns("xdmod")
+    result = run_import(tmp_path, SACCT / "xdmod_phillips.log.gz", ImportFormat.sacct, columns=columns)
+    assert (result.summary.stored, result.skipped, result.summary.rejected) == (4044, 239, 2)
     assert result.skipped_reasons == {"never started": 239}
+    assert result.summary.rejected_reasons == {"no price for gpu": 2}
+    assert {(e.line, e.field) for e in result.summary.errors} == {(1, "resources.gpu"), (4269, "resources.gpu")}
+    assert all("add a price for gpu" in e.message for e in result.summary.errors)
     assert result.summary.total_cost > 0
+    again = run_import(
+        tmp_path, SACCT / "xdmod_phillips.log.gz", ImportFormat.sacct, columns=columns, prices={"gpu": Decimal("0.001")}
+    )
+    assert (again.summary.stored, again.summary.duplicates, again.summary.rejected) == (2, 4044, 0)
+    # 1,824,886 GPU-seconds (awk, PROVENANCE.md) at 0.001 $, on top of their CPU and memory
+    assert again.summary.total_cost > Decimal("1824.886")
+
+
+def test_xdmod_reference_gpu_seconds_match_awk() -> None:
+    """The GPU-seconds the parser reads equal those computed with awk (PROVENANCE.md):
+    jobs 163485 (10-13:27:06 × 2 GPUs) and 196835 (17 s × 2), 1,824,886 in all."""
+    options = SacctOptions(columns=sacct_columns("xdmod"))
+    with open_input(str(SACCT / "xdmod_phillips.log.gz")) as lines:
+        jobs = [item.metrics for item in parse_sacct(lines, options) if isinstance(item, ParsedJob)]
+    gpu = {m.job_id: m.resources["gpu"] for m in jobs if m.resources}
+    assert gpu == {"slurm-163485": Decimal(1824852), "slurm-196835": Decimal(34)}
+    assert sum(gpu.values()) == Decimal(1824886)
+    assert {m.exit_state for m in jobs} >= {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
+    assert all(m.qos for m in jobs)  # XDMoD's 5th column
 
 
 def test_xdmod_unit_exports(tmp_path: Path) -> None:
@@ -96,9 +121,10 @@ def test_the_installed_command_reads_a_compressed_export(tmp_path: Path) -> None
     subprocess.run([str(exe), "init", "--database-url", db], check=True, capture_output=True)
     done = subprocess.run(
         [str(exe), "import", "--format", "sacct", "--columns", "xdmod", "--json", "--database-url", db,
-         str(SACCT / "xdmod_phillips.log.gz")],
+         "--price", "gpu=0.0008", str(SACCT / "xdmod_phillips.log.gz")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert (data["stored"], data["skipped"], data["rejected"]) == (4046, 239, 0)
+    assert data["prices"] == {"gpu": "0.0008"} and data["cost_model_version"] == 2

@@ -13,6 +13,8 @@ Detection (per file, from the header and the first job line), each overridable:
 * requested memory (field 10) is **bytes for the whole job** when the first job line
   has the extended fields (20 or more), else **KB per processor** (the SWF standard);
   ``memory_unit="kb"`` or ``"bytes"`` forces either reading.
+
+SWF has no GPU, licence or QoS fields: its jobs carry no named resources.
 """
 
 from __future__ import annotations
