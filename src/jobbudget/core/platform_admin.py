@@ -17,7 +17,7 @@ from typing import Any
 from ..domain.adjustments import Adjustment, BudgetRaise, RefundPolicy, refund_id
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.hierarchy import TenantTree
-from ..domain.money import plain, to_decimal
+from ..domain.money import parse_decimal, plain, to_decimal
 from ..domain.records import AuditEntry, JobRecord, SpendKey
 from ..domain.validation import MAX_ID_LEN, MAX_JOB_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
 from ..ports import Ledger, PlatformStore
@@ -29,10 +29,14 @@ __all__ = ["PlatformAdmin"]
 
 
 def _money(field: str, value: Any) -> Decimal:
+    """An amount given as a number or as decimal text ("12.50")."""
     try:
-        return to_decimal(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(field, value, f"must be an amount ({exc})") from None
+        number = parse_decimal(value.strip()) if isinstance(value, str) else to_decimal(value)
+    except (TypeError, ValueError):
+        raise ValidationError(field, value, "must be an amount such as 12.50") from None
+    if not number.is_finite():
+        raise ValidationError(field, value, "must be a finite amount")
+    return number
 
 
 class PlatformAdmin:

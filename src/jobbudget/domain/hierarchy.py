@@ -69,6 +69,14 @@ class TenantTree:
             down = self._down[node] = frozenset({node} | {n for n in self.parents if node in self.lineage(n)[1:]})
         return down
 
+    def _depth(self, node: str) -> int:
+        """Ancestors of ``node``, counted up to one past the limit."""
+        depth, parent = 0, self.parents.get(node, "")
+        while parent and depth <= MAX_DEPTH:
+            depth += 1
+            parent = self.parents.get(parent, "")
+        return depth
+
     def children(self, node: str) -> list[str]:
         return sorted(n for n, p in self.parents.items() if p == node)
 
@@ -89,7 +97,7 @@ class TenantTree:
         else:
             parents.pop(node, None)
         tree = TenantTree(parents)
-        deepest = max((len(tree.lineage(n)) for n in tree.subtree(node)), default=1)
-        if deepest > MAX_DEPTH + 1:
+        deepest = max((tree._depth(n) for n in tree.subtree(node)), default=0)
+        if deepest > MAX_DEPTH:
             raise ValidationError("parent", parent, f"would put a tenant more than {MAX_DEPTH} levels deep")
         return tree
