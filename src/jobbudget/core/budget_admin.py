@@ -209,9 +209,12 @@ class BudgetAdmin:
             for a in self._platform.list_adjustments(
                 tenant_ids=tenants, start=window.start.date(), end=window.end.date()
             ):
-                if (budget.id is not None and key in a.keys) or (not budget.labels and window.start <= a.occurred_at < window.end and (
-                    not budget.queue_name or a.queue_name == budget.queue_name
-                ) and not any(k.budget_id == budget.id for k in a.keys)):  # counted toward it before
+                if (budget.id is not None and key in a.keys) or (
+                    not budget.labels
+                    and window.start <= a.occurred_at < window.end
+                    and (not budget.queue_name or a.queue_name == budget.queue_name)
+                    and not any(k.budget_id == budget.id for k in a.keys)
+                ):  # counted toward it before
                     total += a.amount
         return total
 
