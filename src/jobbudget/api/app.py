@@ -26,6 +26,7 @@ from .ratelimit import WindowLimiter
 from .responses import errors
 from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
+from .routes_platform import router as platform_router
 from .routes_reports import router as reports_router
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "app_from_env", "create_app"]
@@ -104,7 +105,12 @@ def create_app(
     app.add_middleware(AuthFirstMiddleware, service=service)  # outermost: no key, no body read
     app.include_router(health)
     auth = [Depends(current_key)]
-    for router in (jobs_router, budgets_router, reports_router):  # every /v1 route: a key, and the database
+    for router in (
+        jobs_router,
+        budgets_router,
+        reports_router,
+        platform_router,
+    ):  # every /v1 route: a key, the database
         app.include_router(router, dependencies=auth, responses=errors(401, 503))
     app.include_router(live_router)  # authenticates itself (a WebSocket has no dependencies' 401)
     return app

@@ -105,8 +105,11 @@ def require_read(key: ApiKey, tenant_id: str, *, kind: str, ident: str) -> None:
 
 
 def tenant_scope(key: ApiKey, tenant: str | None) -> str | None:
-    """The tenant a listing is limited to (None: all), for a key and a requested tenant."""
+    """The tenant a listing is limited to (None: all), for a key and a requested tenant
+    (a team's key may ask for any tenant below it)."""
     if can(key, action="read", tenant_id=None):
+        return tenant
+    if tenant is not None and tenant in key.below:
         return tenant
     return key.tenant_id
 

@@ -138,7 +138,9 @@ async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionO
     # may read Redis or the database (a shared state, another writer's commits) or wait
     # for the write lock (a period roll, an ingest), and none of that may stall the loop
     require_read(key, body.tenant_id, kind="tenant", ident=body.tenant_id)
-    action = await in_admission_thread(service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority)
+    action = await in_admission_thread(
+        service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority, labels=body.labels
+    )
     return action_out(action)
 
 
@@ -156,6 +158,7 @@ async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> Admissi
         priority=body.priority,
         estimated_cost=body.estimated_cost,
         ttl_seconds=body.ttl_seconds,
+        labels=body.labels,
     )
     return AdmissionOut(
         action=action_out(admission.action),

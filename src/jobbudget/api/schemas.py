@@ -199,10 +199,17 @@ class JobsOut(BaseModel):
     total_cost: Money = Field(description="Sum of the costs of the jobs stored by this request.")
 
 
+Labels = Annotated[
+    dict[str, Annotated[Text, Field(min_length=1, max_length=200)]],
+    Field(max_length=16, description="The job's labels: budgets that select labels count it when it carries them."),
+]
+
+
 class CheckIn(_In):
     tenant_id: TenantId
     queue_name: QueueId = ""
     priority: StrictInt = 5
+    labels: Labels = {}
 
 
 class AdmitIn(_In):
@@ -214,6 +221,7 @@ class AdmitIn(_In):
     priority: StrictInt = 5
     estimated_cost: Money | None = None
     ttl_seconds: Annotated[StrictInt, Field(ge=1, le=604_800)] = 3600
+    labels: Labels = {}
 
 
 class ActionOut(BaseModel):
@@ -432,3 +440,68 @@ class ErrorOut(BaseModel):
     """Every error: ``{"error": {"code", "message", "field"}}``."""
 
     error: ErrorDetail
+
+
+class TreeNodeOut(BaseModel):
+    node: str
+    parent: str
+
+
+class TreeOut(BaseModel):
+    """The organisation tree: each node that has a parent (roots are not listed)."""
+
+    nodes: list[TreeNodeOut]
+
+
+class ParentIn(_In):
+    parent: Annotated[Text, Field(max_length=MAX_TENANT_LEN, description='The new parent; "" makes the node a root.')]
+
+
+class RefundIn(_In):
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]
+
+
+class AdjustmentIn(_In):
+    """A correction: a credit (negative amount) or a debit (positive)."""
+
+    tenant_id: TenantId
+    amount: Money
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]
+    queue_name: QueueId = ""
+    at: AwareDatetime | None = Field(None, description="The instant it counts at (default: now).")
+    labels: Labels = {}
+
+
+class AdjustmentOut(BaseModel):
+    id: str
+    kind: str
+    tenant_id: str
+    queue_name: str
+    job_id: str
+    occurred_at: datetime
+    day: date
+    amount: Money
+    reason: str
+    actor: str
+    at: datetime
+    budget_ids: list[str]
+
+
+class RaiseIn(_In):
+    amount: Money
+    expires_at: AwareDatetime
+    approver: Annotated[Text, Field(min_length=1, max_length=500)]
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]
+    starts_at: AwareDatetime | None = None
+
+
+class RaiseOut(BaseModel):
+    id: str
+    budget_id: str
+    amount: Money
+    starts_at: datetime
+    expires_at: datetime
+    approver: str
+    reason: str
+    created_at: datetime
+    created_by: str

@@ -157,7 +157,7 @@ def build(
     metering.after_commit = platform.refund_failed
     if drain is not None:
         drain.after_commit = platform.refund_failed
-    keys = ApiKeys(store, audit=store, clock=clock)
+    keys = ApiKeys(store, audit=store, clock=clock, tree=lambda: spend.index.tree)
     live = LiveView(store, spend=spend, hot=hot, clock=clock)
     sync = SharedSync(store, spend=spend, hot=hot, clock=clock)
 

@@ -22,10 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from ..domain.apikeys import ApiKey, can, generate_key, hash_key, is_well_formed, key_prefix
 from ..domain.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
+from ..domain.hierarchy import TenantTree
 from ..domain.records import AuditEntry
 from ..domain.validation import check_identifier
 from ..ports import AuditLog, KeyStore
@@ -128,7 +130,15 @@ class _KeyCache:
 
 
 class ApiKeys:
-    def __init__(self, keys: KeyStore, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+        tree: Callable[[], TenantTree] = TenantTree,
+    ) -> None:
+        self._tree = tree
         self._keys = keys
         self._audit = audit
         self.now = clock
@@ -225,6 +235,10 @@ class ApiKeys:
             if refused is not None:
                 raise AuthenticationError(refused)
             key = self._keys.find_api_key(digest)  # a StorageError is not remembered
+            if key is not None and key.tenant_id is not None:
+                tree = self._tree()
+                if tree:
+                    key = replace(key, below=tree.subtree(key.tenant_id) - {key.tenant_id})
             if key is None:
                 cache.refuse(digest, "unknown API key")
                 raise AuthenticationError("unknown API key")

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
 
@@ -65,6 +65,9 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    #: the tenants below the key's node in the organisation tree (filled in when the
+    #: key is authenticated): a team's key reads its tenants' data too
+    below: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
         check_identifier("id", self.id, max_len=MAX_ID_LEN)
@@ -133,6 +136,6 @@ def can(key: ApiKey, *, action: str, tenant_id: str | None) -> bool:
     if action == "admin":
         return False
     if key.role == "tenant":
-        return tenant_id is not None and tenant_id == key.tenant_id
+        return tenant_id is not None and (tenant_id == key.tenant_id or tenant_id in key.below)
     # reporter
-    return action == "read" and (key.tenant_id is None or tenant_id == key.tenant_id)
+    return action == "read" and (key.tenant_id is None or tenant_id == key.tenant_id or tenant_id in key.below)
