@@ -21,8 +21,12 @@ After the body ran (``task_postrun``, whatever the outcome), the task is metered
 once, job id = task id: CPU seconds (``time.process_time`` delta), memory MB·s (RSS
 integrated over time by a sampler thread), payload bytes (the args and kwargs
 re-encoded with the task's serializer), and settled with
-``service.process_job_cost(metrics, reservation_id=...)``.  A redelivered task has
-the same id, so it is counted once.  Measurements are of the worker process: use
+``service.process_job_cost(metrics, reservation_id=...)``.  Named resources the task
+used (GPU-seconds per GPU type, licences) come from
+:func:`~jobbudget.integrations.resources.report_resources` called in the task's body
+(with labels and a QoS) and from ``resources_from(request)`` after it; the cost model
+must price them (an unpriced one fails the metering, logged, never billed as free).
+A redelivered task has the same id, so it is counted once.  Measurements are of the worker process: use
 ``--pool=solo``, or prefork (one task at a time per child); not threads/gevent.
 """
 
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -59,6 +63,7 @@ class _Running:
     reservation_id: str | None
     payload_bytes: int
     factor: float
+    request: Any = None
 
 
 def _lookup(request: Any, source: Source, kwargs: dict[str, Any] | None) -> Any:
@@ -101,6 +106,7 @@ class CeleryBudget:
         estimate: Callable[[Any], Decimal | None] | None = None,
         pacer: Pacer | None = None,
         interval: float = 0.02,
+        resources_from: Callable[[Any], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.app = app
         self._service_or_factory = service
@@ -111,6 +117,7 @@ class CeleryBudget:
         self.estimate = estimate
         self.pacer = pacer or Pacer()
         self.interval = interval
+        self.resources_from = resources_from
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
 
@@ -201,6 +208,7 @@ class CeleryBudget:
             reservation_id=ticket.reservation_id,
             payload_bytes=_payload_bytes(task, args, kwargs),
             factor=factor,
+            request=request,
         )
         with self._lock:
             self._running[task_id] = running
@@ -215,6 +223,7 @@ class CeleryBudget:
         usage = running.meter.stop()
         self.pacer.finished((running.tenant_id, running.queue_name), running.factor, usage.wall_seconds)
         try:
+            given = self.resources_from(running.request) if self.resources_from else None
             metrics = metrics_of(
                 usage,
                 job_id=str(task_id),
@@ -223,6 +232,7 @@ class CeleryBudget:
                 payload_bytes=running.payload_bytes,
                 job_type=str(getattr(sender, "name", "") or "")[:100],
                 priority=running.priority,
+                resources=given,
             )
             settle(self.service, metrics, running.reservation_id)
         except Exception:
@@ -240,6 +250,7 @@ def install(
     estimate: Callable[[Any], Decimal | None] | None = None,
     pacer: Pacer | None = None,
     interval: float = 0.02,
+    resources_from: Callable[[Any], Mapping[str, Any] | None] | None = None,
 ) -> CeleryBudget:
     """Enforce budgets on and meter every task of ``app``.
 
@@ -249,6 +260,8 @@ def install(
     {...})``), else a keyword argument of that name, or a callable taking the task
     request.  The queue defaults to the delivery routing key; the priority (0-10) to 5.
     ``estimate``: the cost to reserve for a request (None: the service's estimate).
+    ``resources_from``: named resources of a finished task's request
+    (``{"gpu:a100": 3600}``), added to those it reported with ``report_resources``.
     """
     budget = CeleryBudget(
         app,
@@ -259,6 +272,7 @@ def install(
         estimate=estimate,
         pacer=pacer,
         interval=interval,
+        resources_from=resources_from,
     )
     budget.connect()
     return budget

@@ -3,7 +3,10 @@ context manager and a decorator that measures the CPU seconds and memory MB·s o
 block (see :mod:`jobbudget.integrations.resources`) and prices them with
 ``service.process_job_cost``.  With ``admit=True`` the job is admitted first
 (``service.admit``, which reserves its estimated cost) and :class:`BudgetBlocked` is
-raised, before the block runs, when a budget blocks it.
+raised, before the block runs, when a budget blocks it.  Named resources (GPU-seconds
+per GPU type, licences...) come from ``resources=`` (a mapping, or a callable asked
+after the block) and from :func:`~jobbudget.integrations.resources.report_resources`
+called inside the block; ``labels=`` and ``qos=`` likewise.
 
 Also the admission helpers the queue integrations share: :func:`admit_job`,
 :func:`settle` and :func:`release`.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping
 from contextlib import ContextDecorator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,14 +26,17 @@ from typing import TYPE_CHECKING, Any
 from ..domain.cost import JobCost, JobMetrics
 from ..domain.enforcement import EnforcementAction
 from ..domain.errors import EnforcementError
-from .resources import ResourceMeter, Usage
+from .resources import ResourceMeter, Usage, exact
 
 if TYPE_CHECKING:
     from ..service import BudgetService
 
-__all__ = ["BudgetBlocked", "Ticket", "admit_job", "meter", "metrics_of", "release", "settle"]
+__all__ = ["BudgetBlocked", "Resources", "Ticket", "admit_job", "meter", "metrics_of", "release", "settle"]
 
 log = logging.getLogger("jobbudget.integrations")
+#: Named resources of a job: ``{"gpu:a100": 3600}``, or a callable returning them
+#: once the job has run (e.g. reading the GPU driver's accounting).
+Resources = Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None
 
 
 class BudgetBlocked(EnforcementError):
@@ -106,9 +113,17 @@ def metrics_of(
     network_bytes: int = 0,
     job_type: str = "",
     priority: int = 5,
+    resources: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    qos: str = "",
 ) -> JobMetrics:
     """JobMetrics from measured usage.  Floats go through ``repr`` (their shortest
-    decimal form) rounded to microseconds / micro-MB·s."""
+    decimal form) rounded to microseconds / micro-MB·s.  Named resources are those
+    the job reported (``usage.resources``) plus ``resources`` (quantities of one name
+    add up); labels are merged, the reported QoS wins over ``qos``."""
+    named = dict(usage.resources)
+    for name, quantity in (resources or {}).items():
+        named[name] = named.get(name, Decimal(0)) + exact(name, quantity)
     return JobMetrics(
         job_id=job_id,
         tenant_id=tenant_id,
@@ -120,6 +135,9 @@ def metrics_of(
         network_bytes=Decimal(network_bytes),
         job_type=job_type,
         priority=priority,
+        resources=named,
+        labels={**(labels or {}), **usage.labels},
+        qos=usage.qos or qos,
     )
 
 
@@ -131,6 +149,8 @@ class meter(ContextDecorator):
     ``admit=True``).  As a decorator every call is a separate job; without a
     ``job_id`` each gets a fresh uuid4 (with one, every call after the first is a
     duplicate and counted once).  A block that raises is metered all the same.
+    ``resources``: named resources the block used (``{"gpu:a100": 3600}``), or a
+    callable returning them after the block; the cost model must price them.
     """
 
     def __init__(
@@ -148,6 +168,9 @@ class meter(ContextDecorator):
         network_bytes: int = 0,
         estimated_cost: Decimal | None = None,
         interval: float = 0.02,
+        resources: Resources = None,
+        labels: Mapping[str, str] | None = None,
+        qos: str = "",
     ) -> None:
         self.tenant_id = tenant_id
         self.queue_name = queue_name
@@ -162,6 +185,9 @@ class meter(ContextDecorator):
         self.network_bytes = network_bytes
         self.estimated_cost = estimated_cost
         self.interval = interval
+        self.resources = resources
+        self.labels = labels
+        self.qos = qos
         self.action: EnforcementAction | None = None
         self.reservation_id: str | None = None
         self.usage: Usage | None = None
@@ -183,6 +209,9 @@ class meter(ContextDecorator):
             network_bytes=self.network_bytes,
             estimated_cost=self.estimated_cost,
             interval=self.interval,
+            resources=self.resources,
+            labels=self.labels,
+            qos=self.qos,
         )
 
     def __enter__(self) -> meter:
@@ -209,6 +238,7 @@ class meter(ContextDecorator):
         assert self._meter is not None
         self.usage = self._meter.stop()
         try:
+            given = self.resources() if callable(self.resources) else self.resources
             metrics = metrics_of(
                 self.usage,
                 job_id=self.job_id,
@@ -219,6 +249,9 @@ class meter(ContextDecorator):
                 network_bytes=self.network_bytes,
                 job_type=self.job_type,
                 priority=self.priority,
+                resources=given,
+                labels=self.labels,
+                qos=self.qos,
             )
             self.cost = settle(self.service, metrics, self.reservation_id)
         except Exception:

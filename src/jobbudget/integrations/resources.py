@@ -13,6 +13,11 @@ stretch of code running in this process.
 Both are whole-process figures: with a worker running one job at a time (Celery
 ``--pool=solo`` or prefork with concurrency 1 per child, RQ's work horse) they are
 the job's; with several jobs in threads of one process they include the others'.
+
+What the process cannot see, the job reports itself: :func:`report_resources`
+(``report_resources({"gpu:a100": gpu_seconds}, labels={"project": "llm"},
+qos="high")``), called in the job's thread while it is metered, adds named
+resources (summed per name), labels and a QoS to the job the meter records.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
-__all__ = ["ResourceMeter", "Usage", "rss_bytes"]
+from ..domain.errors import ValidationError
+from ..domain.resources import check_labels, check_resource_name
+
+__all__ = ["ResourceMeter", "Usage", "exact", "report_resources", "rss_bytes"]
 
 _MB = 1048576.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _STATM = "/proc/self/statm"
+_FIGURES = ("cpu_seconds", "memory_mb_seconds", "wall_seconds", "peak_rss_mb")
+_current = threading.local()  # the ResourceMeter measuring this thread's job, if any
 
 
 def rss_bytes() -> int:
@@ -41,26 +54,71 @@ def rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes, Linux: KiB
 
 
+def exact(name: str, value: Any) -> Decimal:
+    """A reported quantity as an exact Decimal (a float by its shortest form)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise ValidationError(f"resources.{name}", value, "must be a number")
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except ArithmeticError:
+        raise ValidationError(f"resources.{name}", value, "must be a number") from None
+    if not number.is_finite() or number < 0:
+        raise ValidationError(f"resources.{name}", value, "must be a finite number, 0 or more")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What a measured stretch of code used."""
+    """What a measured stretch of code used, plus what the job reported itself
+    (:func:`report_resources`): named resources, labels and QoS."""
 
     cpu_seconds: float
     memory_mb_seconds: float
     wall_seconds: float
     peak_rss_mb: float
+    resources: Mapping[str, Decimal] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    qos: str = ""
 
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "cpu_seconds": self.cpu_seconds,
-            "memory_mb_seconds": self.memory_mb_seconds,
-            "wall_seconds": self.wall_seconds,
-            "peak_rss_mb": self.peak_rss_mb,
-        }
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe (RQ keeps it in ``job.meta``): quantities as exact strings."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _FIGURES}
+        if self.resources:
+            out["resources"] = {name: str(q) for name, q in self.resources.items()}
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.qos:
+            out["qos"] = self.qos
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, float]) -> Usage:
-        return cls(**{k: float(data[k]) for k in ("cpu_seconds", "memory_mb_seconds", "wall_seconds", "peak_rss_mb")})
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(
+            cpu_seconds=float(data["cpu_seconds"]),
+            memory_mb_seconds=float(data["memory_mb_seconds"]),
+            wall_seconds=float(data["wall_seconds"]),
+            peak_rss_mb=float(data["peak_rss_mb"]),
+            resources={n: exact(n, q) for n, q in (data.get("resources") or {}).items()},
+            labels=dict(data.get("labels") or {}),
+            qos=str(data.get("qos") or ""),
+        )
+
+
+def report_resources(
+    resources: Mapping[str, Any] | None = None, *, labels: Mapping[str, str] | None = None, qos: str | None = None
+) -> bool:
+    """Add what the running job used beyond CPU and memory to the job this thread's
+    meter records: ``{"gpu:a100": 3600}`` (GPU-seconds; quantities of one name add
+    up over calls), labels (merged) and the QoS.  Names and numbers are checked
+    here, so a mistake fails in the job that made it.  False (nothing recorded) when
+    no meter measures this thread (the job runs without the integration)."""
+    checked = {check_resource_name("resources.name", n): exact(n, q) for n, q in (resources or {}).items()}
+    checked_labels = check_labels("labels", labels)
+    running: ResourceMeter | None = getattr(_current, "meter", None)
+    if running is None:
+        return False
+    running.add(checked, checked_labels, qos)
+    return True
 
 
 class ResourceMeter:
@@ -80,6 +138,19 @@ class ResourceMeter:
         self._last_mb = 0.0
         self._area = 0.0
         self._peak = 0.0
+        self._resources: dict[str, Decimal] = {}
+        self._labels: dict[str, str] = {}
+        self._qos = ""
+        self._outer: ResourceMeter | None = None
+
+    def add(self, resources: Mapping[str, Decimal], labels: Mapping[str, str], qos: str | None) -> None:
+        """What the job reported (see :func:`report_resources`)."""
+        with self._lock:
+            for name, quantity in resources.items():
+                self._resources[name] = self._resources.get(name, Decimal(0)) + quantity
+            self._labels.update(labels)
+            if qos is not None:
+                self._qos = qos
 
     def start(self) -> ResourceMeter:
         if self._thread is not None:
@@ -89,6 +160,7 @@ class ResourceMeter:
         self._last_mb = self._peak = rss_bytes() / _MB
         self._thread = threading.Thread(target=self._run, name="jobbudget-rss-sampler", daemon=True)
         self._thread.start()
+        self._outer, _current.meter = getattr(_current, "meter", None), self
         return self
 
     def _sample(self) -> None:
@@ -108,6 +180,8 @@ class ResourceMeter:
         if self._thread is None:
             raise RuntimeError("stop() before start()")
         cpu = time.process_time() - self._cpu0
+        if getattr(_current, "meter", None) is self:
+            _current.meter = self._outer
         self._stop.set()
         self._thread.join()
         self._sample()  # the tail since the last sample
@@ -117,4 +191,7 @@ class ResourceMeter:
                 memory_mb_seconds=self._area,
                 wall_seconds=self._last_t - self._t0,
                 peak_rss_mb=self._peak,
+                resources=dict(self._resources),
+                labels=dict(self._labels),
+                qos=self._qos,
             )

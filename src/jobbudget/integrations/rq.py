@@ -24,7 +24,10 @@
   the usage to ``job.meta["jobbudget_usage"]`` and the worker prices it once (job
   id = RQ job id, payload = the size of the serialized call), settling the
   reservation.  Without the meta (the job was deleted) the CPU falls back to the
-  ``RUSAGE_CHILDREN`` delta and memory to 0.
+  ``RUSAGE_CHILDREN`` delta and memory to 0.  Named resources (GPU-seconds per GPU
+  type...), labels and a QoS the job reported in the horse with
+  :func:`~jobbudget.integrations.resources.report_resources` travel in the same meta;
+  ``resources_from(job)`` adds more after the job.  The cost model must price them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import math
 import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -129,6 +132,7 @@ class _Budget:
         priority_from: Source | None,
         estimate: Callable[[Any], Decimal | None] | None,
         pacer: Pacer | None,
+        resources_from: Callable[[Any], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self._given = service
         self._service: BudgetService | None = None
@@ -138,6 +142,7 @@ class _Budget:
         self.priority_from = priority_from
         self.estimate = estimate
         self.pacer = pacer or Pacer()
+        self.resources_from = resources_from
 
     @property
     def service(self) -> BudgetService:
@@ -232,6 +237,7 @@ class _Budget:
                 payload_bytes=payload,
                 job_type=str(job.func_name or "")[:100],
                 priority=priority,
+                resources=self.resources_from(job) if self.resources_from else None,
             )
             settle(self.service, metrics, reservation_id)
         except Exception:
@@ -249,13 +255,16 @@ def budget_worker_class(
     estimate: Callable[[Any], Decimal | None] | None = None,
     pacer: Pacer | None = None,
     name: str = "BudgetWorker",
+    resources_from: Callable[[Any], Mapping[str, Any] | None] | None = None,
 ) -> Any:
     """A subclass of ``base`` (``rq.Worker``, or ``rq.SimpleWorker``; not
     ``SpawnWorker``) enforcing budgets and metering each job.  ``service``: a
     BudgetService or a callable making one (called on the first job, in the worker).
     ``tenant_from``/``queue_from``/``priority_from``: a ``job.meta`` key (as
     :func:`enqueue` writes), else a keyword argument of that name, or a callable
-    taking the job.  The queue defaults to the RQ queue's name, priority to 5."""
+    taking the job.  The queue defaults to the RQ queue's name, priority to 5.
+    ``resources_from(job)``: named resources of a finished job, added to those it
+    reported with ``report_resources``."""
     if base is None:
         from rq import Worker
 
@@ -267,6 +276,7 @@ def budget_worker_class(
         priority_from=priority_from,
         estimate=estimate,
         pacer=pacer,
+        resources_from=resources_from,
     )
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
