@@ -46,7 +46,7 @@ def test_xdmod_reference_export_without_a_header(tmp_path: Path) -> None:
     assert result.skipped_reasons == {"never started": 239}
     assert result.summary.rejected_reasons == {"no price for gpu": 2}
     assert {(e.line, e.field) for e in result.summary.errors} == {(1, "resources.gpu"), (4269, "resources.gpu")}
-    assert all("add a price for gpu" in e.message for e in result.summary.errors)
+    assert all("no price for gpu" in e.message and "--price gpu=DOLLARS" in e.message for e in result.summary.errors)
     assert result.summary.total_cost > 0
     again = run_import(
         tmp_path, SACCT / "xdmod_phillips.log.gz", ImportFormat.sacct, columns=columns, prices={"gpu": Decimal("0.001")}

@@ -146,7 +146,8 @@ def test_gpu_jobs_without_a_price_are_refused_by_name(run: Run, tmp_path: Path) 
     assert "no price for gpu:a100, gpu:v100: add one with --price NAME=DOLLARS" in first.stdout
     assert (
         "rejected line 2: resources.gpu:a100: the cost model has no price for gpu:a100 (the job used 14400 "
-        "GPU-seconds); add a price for gpu:a100 or for every gpu (--price gpu:a100=DOLLARS"
+        "GPU-seconds); add one (--price gpu:a100=DOLLARS, or --price gpu=DOLLARS for every type, or the cost "
+        "model's resources), then import again"
     ) in " ".join(first.stderr.split())
     second = run(str(path), "--price", "gpu=0.0008", "--price", "gpu:a100=0.001", "--json")
     assert second.exit_code == 0, second.stderr

@@ -21,7 +21,7 @@ from typing import Any
 from ..domain.cost import CostModel
 from ..domain.errors import ValidationError
 from ..domain.money import ZERO
-from ..domain.resources import check_resources, family
+from ..domain.resources import check_resources
 from ..importers import (
     ImportItem,
     LineError,
@@ -37,6 +37,7 @@ from ..importers import (
 )
 from ..pricing import named_model
 from ..service import FUTURE_TOLERANCE, MAX_BATCH, BudgetService
+from .import_prices import parse_prices, unpriced
 
 __all__ = [
     "ImportFormat",
@@ -187,39 +188,6 @@ def resolve_cost_model(name: str) -> CostModel:
     return named_model(name, field="cost_model")
 
 
-def parse_prices(texts: Iterable[str]) -> dict[str, Decimal]:
-    """``--price gpu:a100=0.001`` (dollars per unit: per GPU-second for GPUs) as
-    ``{"gpu:a100": Decimal("0.001")}``."""
-    prices: dict[str, Decimal] = {}
-    for text in texts:
-        name, eq, value = text.partition("=")
-        try:
-            price = Decimal(value.strip())
-        except ArithmeticError:
-            price = Decimal("NaN")
-        if not eq or not name.strip() or not price.is_finite():
-            raise ValidationError("--price", text, "must be NAME=DOLLARS such as gpu=0.0008 or gpu:a100=0.001")
-        prices[name.strip()] = price
-    return check_resources("--price", prices)
-
-
-def _unit(name: str) -> str:
-    return {"gpu": "GPU-seconds", "license": "licence-seconds", "billing": "billing-unit-seconds"}.get(
-        family(name), "units"
-    )
-
-
-def unpriced(line: int, name: str, quantity: Decimal) -> LineError:
-    """A job refused because the cost model does not price one of its resources."""
-    return LineError(
-        line,
-        f"resources.{name}: the cost model has no price for {name} (the job used {quantity} {_unit(name)}); "
-        f"add a price for {name} or for every {family(name)} (--price {name}=DOLLARS, or the cost model's "
-        "resources), then import again: the jobs already stored count as duplicates",
-        f"resources.{name}",
-    )
-
-
 class _Ingester:
     """Stores parsed jobs in batches and keeps the counts."""
 
@@ -234,7 +202,7 @@ class _Ingester:
     def reject(self, error: LineError) -> None:
         self.summary.rejected += 1
         self.summary.errors.append(error)
-        field_name = error.field or ""
+        field_name = _BATCH_INDEX.sub("", error.field or "").lstrip(".")
         kind = f"no price for {field_name[10:]}" if field_name.startswith("resources.") else f"bad {field_name}"
         self.summary.rejected_reasons[kind if field_name else "unreadable"] += 1
         self.report(error)
@@ -272,8 +240,9 @@ class _Ingester:
                 costs = self.service.process_job_costs([p.metrics for p in batch])
             except ValidationError as exc:
                 match = _BATCH_INDEX.match(exc.field)
-                if match is None and exc.field.startswith("resources.") and self._refuse_unpriced(batch):
-                    continue  # the cost model changed meanwhile: that job is refused, the rest go on
+                rest = exc.field[match.end() + 1 :] if match else exc.field
+                if rest.startswith("resources.") and self._refuse_unpriced(batch):
+                    continue  # the cost model lost a price meanwhile: that job is refused, the rest go on
                 if match is None or int(match.group(1)) >= len(batch):
                     raise
                 bad = batch.pop(int(match.group(1)))
