@@ -230,6 +230,8 @@ def test_budget_create_reads_amounts_exactly_and_shows_them(run: Run) -> None:
         "emergency_priority": 8,
         "grace_period_hours": 24,
         "max_bypass_fraction": "0.05",
+        "carry_over": "none",
+        "carry_over_cap": "1",
     }
     shown = json_of(run("budget", "show", budget["id"], "--json"))
     assert Decimal(shown["budget"]["amount"]) == Decimal("1234.567890123")

@@ -17,7 +17,10 @@ from jobbudget.storage.sql.migrate import alembic_config, current_revision, upgr
 from jobbudget.storage.sql.tables import metadata
 
 TABLES_0001 = {"job_costs", "daily_costs", "budgets", "budget_spend", "cost_models", "audit_log", "store_meta"}
-TABLES = TABLES_0001 | {"forecast_snapshots", "alerts", "deliveries", "api_keys", "reservations"}
+TABLES = TABLES_0001 | {
+    "forecast_snapshots", "alerts", "deliveries", "api_keys", "reservations", "tenant_tree", "adjustments",
+    "budget_raises",
+}  # fmt: skip
 HEAD = "0009"
 
 #: The columns revision 0001 creates (its DDL is frozen in the revision; this
