@@ -36,6 +36,7 @@ from .forecast_cmd import forecast, forecast_accuracy
 from .help_style import install as _help_style
 from .import_cmd import import_jobs
 from .ingest_cmd import ingest
+from .platform_cmd import LabelOption, adjust, adjustments, parse_labels, raise_budget, refund, tree_app
 from .render import action_text, money, status_json, status_table
 from .report_cmd import report
 from .serve_cmd import serve
@@ -129,6 +130,7 @@ def check(
     priority: Annotated[
         int, typer.Option(min=0, max=10, help="Job priority; at or above a budget's emergency priority it bypasses.")
     ] = 5,
+    label: LabelOption = None,
     at: AtOption = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
@@ -137,12 +139,12 @@ def check(
     """Decide admission of a job: allow, warn, throttle or block.
 
     The answer is the most restrictive action of every active budget covering the
-    tenant (tenant-wide budgets) and the queue.  Exit status 0 for allow, warn and
-    throttle, 3 for block.
+    tenant (tenant-wide budgets, and its teams' and organisation's), the queue and the
+    job's --label's.  Exit status 0 for allow, warn and throttle, 3 for block.
     """
     settings = Settings(config, database_url, json)
-    with cli_errors(), _open_service(settings, clock=fixed_clock(at)) as service:
-        action = service.check_budget_compliance(tenant, queue, priority)
+    with cli_errors({"labels": "--label"}), _open_service(settings, clock=fixed_clock(at)) as service:
+        action = service.check_budget_compliance(tenant, queue, priority, labels=parse_labels(label))
     if json:
         emit_json(action)
     else:
@@ -283,11 +285,16 @@ _START, _BUDGETS, _JOBS, _REPORTS, _ALERTS, _ADMIN = "Start", "Budgets", "Jobs",
 app.command("demo", rich_help_panel=_START)(demo)
 app.command("init", rich_help_panel=_START)(init)
 app.command("tui", rich_help_panel=_START)(tui)
+budget_app.command("raise")(raise_budget)
 app.add_typer(budget_app, name="budget", rich_help_panel=_BUDGETS)
+app.add_typer(tree_app, name="tree", rich_help_panel=_BUDGETS)
 app.command("status", rich_help_panel=_BUDGETS)(status)
 app.command("check", rich_help_panel=_BUDGETS)(check)
 app.command("ingest", rich_help_panel=_JOBS)(ingest)
 app.command("import", rich_help_panel=_JOBS)(import_jobs)
+app.command("refund", rich_help_panel=_JOBS)(refund)
+app.command("adjust", rich_help_panel=_JOBS)(adjust)
+app.command("adjustments", rich_help_panel=_REPORTS)(adjustments)
 app.command("report", rich_help_panel=_REPORTS)(report)
 app.command("forecast", rich_help_panel=_REPORTS)(forecast)
 app.command("forecast-accuracy", rich_help_panel=_REPORTS)(forecast_accuracy)

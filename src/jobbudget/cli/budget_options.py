@@ -57,6 +57,9 @@ BUDGET_OPTIONS = {
     "enforcement_policy.emergency_priority": "--emergency-priority",
     "enforcement_policy.max_bypass_fraction": "--max-bypass-fraction",
     "enforcement_policy.grace_period_hours": "--grace-hours",
+    "enforcement_policy.carry_over": "--carry-over",
+    "enforcement_policy.carry_over_cap": "--carry-over-cap",
+    "labels": "--label",
     "notifications": "--notify",
     "notify": "--notify",
 }
@@ -158,3 +161,31 @@ Notify = Annotated[
     ),
 ]
 BudgetId = Annotated[str, typer.Argument(help="The budget's id (see `jobbudget budget list`).", show_default=False)]
+
+CarryOver = Annotated[
+    str | None,
+    typer.Option(
+        "--carry-over",
+        metavar="MODE",
+        help="Rollover into the next period: unused (what was left), overage (what was overspent), both, "
+        "or none (default).",
+        rich_help_panel=_E,
+    ),
+]
+CarryCap = Annotated[
+    str | None,
+    typer.Option(
+        "--carry-over-cap",
+        metavar="FRACTION",
+        help="At most this fraction of the amount is carried either way (default 1).",
+        rich_help_panel=_E,
+    ),
+]
+BudgetLabels = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        metavar="KEY=VALUE",
+        help="Count only jobs carrying this label (repeat for more), e.g. --label project=llm.",
+    ),
+]

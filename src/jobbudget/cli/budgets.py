@@ -21,7 +21,10 @@ from .budget_options import (
     Block,
     BlockJobs,
     BudgetId,
+    BudgetLabels,
     BypassFraction,
+    CarryCap,
+    CarryOver,
     Currency,
     Emergency,
     EmergencyPriority,
@@ -52,6 +55,7 @@ from .common import (
     parse_date,
     parse_number,
 )
+from .platform_cmd import parse_labels
 from .render import action_text, budget_table, money, percent, policy_text, status_label, thresholds_text
 
 __all__ = ["budget_app"]
@@ -128,6 +132,8 @@ def _policy(
     emergency_priority: int | None,
     grace_hours: int | None,
     max_bypass: str | None,
+    carry_over: str | None = None,
+    carry_cap: str | None = None,
 ) -> EnforcementPolicy:
     """``old`` with the options given (None: unchanged)."""
     factor = old.throttle_factor
@@ -144,6 +150,10 @@ def _policy(
         emergency_priority=old.emergency_priority if emergency_priority is None else emergency_priority,
         grace_period_hours=old.grace_period_hours if grace_hours is None else grace_hours,
         max_bypass_fraction=fraction,
+        carry_over=old.carry_over if carry_over is None else carry_over,
+        carry_over_cap=(
+            old.carry_over_cap if carry_cap is None else parse_number("enforcement_policy.carry_over_cap", carry_cap)
+        ),
     )
 
 
@@ -175,7 +185,14 @@ def _print_budget(budget: Budget, verb: str, settings: Settings) -> None:
 
 @budget_app.command("create")
 def create(
-    tenant: Annotated[str, typer.Option(help="Tenant the budget belongs to.", show_default=False)],
+    tenant: Annotated[
+        str,
+        typer.Option(
+            help="Tenant the budget belongs to, or a team or organisation of the tree (it then covers every "
+            "tenant below).",
+            show_default=False,
+        ),
+    ],
     amount: Annotated[
         str, typer.Option(metavar="NUMBER", help="Amount per period, read exactly, e.g. 5000 or 1234.56.")
     ],
@@ -194,6 +211,9 @@ def create(
     emergency_priority: EmergencyPriority = None,
     grace_hours: GraceHours = None,
     max_bypass: BypassFraction = None,
+    carry_over: CarryOver = None,
+    carry_cap: CarryCap = None,
+    label: BudgetLabels = None,
     currency: Currency = None,
     notify: Notify = None,
     config: ConfigOption = None,
@@ -218,8 +238,11 @@ def create(
                 emergency_priority=emergency_priority,
                 grace_hours=grace_hours,
                 max_bypass=max_bypass,
+                carry_over=carry_over,
+                carry_cap=carry_cap,
             ),
             notifications=tuple(_channel(n) for n in notify or ()),
+            labels=parse_labels(label),
         )
         budget = _thresholds(budget, warn, throttle, block)
         with open_service(settings, creates=True) as service:
@@ -246,6 +269,8 @@ def update(
     emergency_priority: EmergencyPriority = None,
     grace_hours: GraceHours = None,
     max_bypass: BypassFraction = None,
+    carry_over: CarryOver = None,
+    carry_cap: CarryCap = None,
     currency: Currency = None,
     notify: Notify = None,
     clear_notify: Annotated[bool, typer.Option("--clear-notify", help="Remove every alert channel.")] = False,
@@ -282,6 +307,8 @@ def update(
                 emergency_priority=emergency_priority,
                 grace_hours=grace_hours,
                 max_bypass=max_bypass,
+                carry_over=carry_over,
+                carry_cap=carry_cap,
             ),
             notifications=channels,
             active=True if activate else old.active,

@@ -34,7 +34,9 @@ __all__ = [
 
 NUMBER_FIELDS = ("cpu_time", "memory_mb_seconds", "payload_bytes", "redis_ops", "network_bytes")
 REQUIRED_FIELDS = ("job_id", "tenant_id", "queue_name", *NUMBER_FIELDS)
-OPTIONAL_FIELDS = ("job_type", "priority", "timestamp")
+OPTIONAL_FIELDS = ("job_type", "priority", "timestamp", "resources", "qos", "labels", "exit_state")
+#: fields holding a JSON object (a CSV cell holds it as JSON text)
+OBJECT_FIELDS = ("resources", "labels")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
@@ -76,6 +78,14 @@ def metrics_from_mapping(data: Any) -> JobMetrics:
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         raise ValidationError("priority", priority, "must be a whole number from 0 to 10")
     job_type = data.get("job_type")
+    resources = data.get("resources") or {}
+    if not isinstance(resources, dict) or any(
+        isinstance(v, bool) or not isinstance(v, (int, Decimal)) for v in resources.values()
+    ):
+        raise ValidationError("resources", resources, 'must be an object of numbers such as {"gpu:a100": 3600}')
+    labels = data.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ValidationError("labels", labels, 'must be an object of strings such as {"project": "llm"}')
     return JobMetrics(
         job_id=data["job_id"],
         tenant_id=data["tenant_id"],
@@ -88,6 +98,10 @@ def metrics_from_mapping(data: Any) -> JobMetrics:
         job_type="" if job_type is None else job_type,
         priority=5 if priority is None else priority,
         timestamp=_timestamp(data.get("timestamp")),
+        resources=resources,
+        qos=data.get("qos") or "",
+        labels=labels,
+        exit_state=data.get("exit_state") or "",
     )
 
 
@@ -129,6 +143,12 @@ def _csv_record(header: list[str], row: list[str]) -> JobMetrics:
                 data[key] = int(text)
         elif key == "timestamp":
             data[key] = text.strip() or None
+        elif key in OBJECT_FIELDS:
+            if text.strip():
+                try:
+                    data[key] = loads_exact(text)
+                except (json.JSONDecodeError, ValidationError):
+                    raise ValidationError(key, text, "must be a JSON object in the cell") from None
         else:
             data[key] = text
     return metrics_from_mapping(data)
