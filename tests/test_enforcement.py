@@ -307,3 +307,37 @@ def test_most_restrictive_over_real_decisions() -> None:
     assert (winner.type, winner.factor, winner.budget_id) == ("throttle", 0.2, "b2")
     bypassed = [run(tenant, "80", priority=9), run(queue, "9.5", priority=9)]
     assert most_restrictive(bypassed).bypass is True
+
+
+@settings(max_examples=300)
+@given(
+    cases=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=200),  # spend
+            st.sampled_from([False, True]),  # warn only
+            st.sampled_from([Decimal("0.9"), Decimal("1.0")]),  # block threshold
+            st.sampled_from([0.25, 0.5]),  # throttle factor
+        ),
+        min_size=0,
+        max_size=6,
+    ),
+    priority=st.sampled_from([5, 9]),
+)
+def test_decide_each_picks_what_most_restrictive_picks_and_keeps_every_bypass(
+    cases: list[tuple[int, bool, Decimal, float]], priority: int
+) -> None:
+    from jobbudget.domain.enforcement import decide_each
+
+    entries = []
+    for i, (spend, warn_only, block, factor) in enumerate(cases):
+        b = budget(
+            id=f"b{i}",
+            throttle_threshold=Decimal("0.8"),
+            block_threshold=block,
+            policy=EnforcementPolicy(warn_only=warn_only, throttle_factor=factor),
+        )
+        entries.append((b, Thresholds.of(b), first_window(b.period), Decimal(spend)))
+    full = [decide(budget=b, thresholds=t, window=w, spend=s, priority=priority, now=NOW) for b, t, w, s in entries]
+    chosen = decide_each(entries, priority=priority, now=NOW)
+    assert most_restrictive(chosen) == most_restrictive(full)
+    assert [a for a in chosen if a.bypass] == [a for a in full if a.bypass]

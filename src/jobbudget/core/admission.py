@@ -21,7 +21,7 @@ from ..counters.memory import BudgetState
 from ..domain.enforcement import (
     Admission,
     EnforcementAction,
-    decide,
+    decide_each,
     most_restrictive,
     reservation_limit,
     utilization,
@@ -30,7 +30,14 @@ from ..domain.errors import StorageUnavailableError, ValidationError
 from ..domain.money import plain, to_decimal
 from ..domain.records import AuditEntry, Reservation
 from ..domain.resources import check_labels
-from ..domain.validation import MAX_ID_LEN, MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier
+from ..domain.validation import (
+    MAX_ID_LEN,
+    MAX_QUEUE_LEN,
+    MAX_TENANT_LEN,
+    check_identifier,
+    known_identifier,
+    remember_identifier,
+)
 from ..ports import MetricsSink
 from .hot_state import HotState, Undecided
 from .pricing import NINE_PLACES, Pricing
@@ -46,8 +53,11 @@ T = TypeVar("T")
 
 
 def _check_scope(tenant_id: str, queue_name: str, priority: int) -> None:
-    check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN)
-    check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True)
+    # names seen before pass with a set lookup (see domain.validation.known_identifier)
+    if not known_identifier(tenant_id, MAX_TENANT_LEN):
+        remember_identifier(check_identifier("tenant_id", tenant_id, max_len=MAX_TENANT_LEN))
+    if queue_name != "" and not known_identifier(queue_name, MAX_QUEUE_LEN):
+        remember_identifier(check_identifier("queue_name", queue_name, max_len=MAX_QUEUE_LEN, allow_empty=True))
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
         raise ValidationError("priority", priority, "must be a whole number between 0 and 10")
 
@@ -242,18 +252,12 @@ class Admissions:
 
 
 def _decide(states: list[BudgetState], priority: int, now: datetime) -> list[EnforcementAction]:
-    return [
-        decide(
-            budget=state.budget,
-            thresholds=state.thresholds,
-            window=state.window,
-            spend=state.spend,
-            priority=priority,
-            now=now,
-        )
-        for state in states
-        if state.window is not None
-    ]
+    """The winning action and the bypasses (see :func:`decide_each`)."""
+    return decide_each(
+        [(s.budget, s.thresholds, s.window, s.spend) for s in states if s.window is not None],
+        priority=priority,
+        now=now,
+    )
 
 
 def _refusal(states: list[BudgetState], estimate: Decimal, priority: int, now: datetime) -> EnforcementAction:

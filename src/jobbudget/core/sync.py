@@ -35,7 +35,7 @@ class SharedSync:
         """Pick up budgets created, changed or deactivated by other processes (the
         periodic worker runs this every ``budget_watch_interval``, 1 s by default)."""
         try:
-            fingerprint = tuple(self._ledger.budget_versions())
+            fingerprint = self._ledger.budget_token()
         except JobBudgetError as exc:
             log.debug("budget watch failed: %s", exc)
             return

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from ..domain.budget import Budget
 from ..domain.enforcement import Thresholds
@@ -96,7 +97,9 @@ class SpendIndex:
         self.changes = 0
         #: the organisation tree: a budget of a node covers the tenants below it
         self.tree = tree or TenantTree()
-        self._labelled = 0  # budgets that select job labels
+        #: budgets that select job labels, by node and by (node, queue): only a job
+        #: that carries labels looks at them
+        self._labelled: dict[str | tuple[str, str], list[BudgetState]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -115,23 +118,25 @@ class SpendIndex:
         state = BudgetState(budget, Thresholds.of(budget), window, spend)
         state.bound(now)
         self._by_id[budget.id] = state
-        if budget.labels:
-            self._labelled += 1
-        if budget.queue_name:
-            self._by_queue.setdefault((budget.tenant_id, budget.queue_name), []).append(state)
-        else:
-            self._tenant_wide.setdefault(budget.tenant_id, []).append(state)
+        self._bucket(budget, create=True).append(state)  # type: ignore[union-attr]
         return state
+
+    def _bucket(self, b: Budget, *, create: bool = False) -> list[BudgetState] | None:
+        key: str | tuple[str, str] = (b.tenant_id, b.queue_name) if b.queue_name else b.tenant_id
+        if b.labels:
+            table: dict[Any, list[BudgetState]] = self._labelled
+        elif b.queue_name:
+            table = self._by_queue
+        else:
+            table = self._tenant_wide
+        return table.setdefault(key, []) if create else table.get(key)
 
     def remove(self, budget_id: str) -> None:
         state = self._by_id.pop(budget_id, None)
         if state is None:
             return
         self.changes += 1
-        b = state.budget
-        if b.labels:
-            self._labelled -= 1
-        bucket = self._by_queue.get((b.tenant_id, b.queue_name)) if b.queue_name else self._tenant_wide.get(b.tenant_id)
+        bucket = self._bucket(state.budget)
         if bucket is not None:
             bucket.remove(state)
 
@@ -140,8 +145,9 @@ class SpendIndex:
         the tenant's and every ancestor's, tenant-wide and for the queue; a budget
         that selects labels only when the job carries them all."""
         if self.tree:
+            nodes = self.tree.lineage(tenant_id)
             found: list[BudgetState] = []
-            for node in self.tree.lineage(tenant_id):
+            for node in nodes:
                 wide = self._tenant_wide.get(node)
                 if wide:
                     found += wide
@@ -149,12 +155,17 @@ class SpendIndex:
                 if queue:
                     found += queue
         else:
+            nodes = (tenant_id,)
             wide = self._tenant_wide.get(tenant_id)
             queue = self._by_queue.get((tenant_id, queue_name))
             found = wide + queue if wide and queue else wide or queue or []
-        if self._labelled:
-            given = labels or {}
-            found = [s for s in found if not s.budget.labels or s.budget.matches(given)]
+        if labels and self._labelled:
+            found = list(found)
+            for node in nodes:
+                for key in (node, (node, queue_name)):
+                    for state in self._labelled.get(key, ()):
+                        if state.budget.matches(labels):
+                            found.append(state)
         return found
 
     def spend_keys(

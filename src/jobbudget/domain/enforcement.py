@@ -9,6 +9,7 @@ while spend is below the block threshold plus ``max_bypass_fraction`` of the amo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -114,6 +115,51 @@ def decide(
     now: datetime,
 ) -> EnforcementAction:
     """Apply the ladder for one budget."""
+    kind, note, bypass, factor = _classify(budget, thresholds, spend, priority, now)
+    util = utilization(spend, budget.amount)
+    message = _message(budget, window, kind, spend, util, factor) + note
+    return EnforcementAction(
+        type=kind,
+        factor=factor,
+        message=message,
+        budget_id=budget.id,
+        utilization=util,
+        current_spend=spend,
+        budget_amount=budget.amount,
+        bypass=bypass,
+    )
+
+
+def decide_each(
+    entries: Sequence[tuple[Budget, Thresholds, PeriodWindow, Decimal]], *, priority: int, now: datetime
+) -> list[EnforcementAction]:
+    """The actions that matter of several budgets covering one job: the most
+    restrictive one (as :func:`most_restrictive` would pick it) and every emergency
+    bypass (they are audited), without formatting the others' messages (the cost
+    of a check with budgets up a tree)."""
+    if len(entries) < 2:
+        return [decide(budget=b, thresholds=t, window=w, spend=s, priority=priority, now=now) for b, t, w, s in entries]
+    best, best_rank, best_util = -1, (-1, 0.0), ZERO
+    bypassed = []
+    for i, (budget, thresholds, _, spend) in enumerate(entries):
+        kind, _, bypass, factor = _classify(budget, thresholds, spend, priority, now)
+        rank = (_RANK["bypass" if bypass else kind], -factor)
+        # utilization breaks ties only (computing it for every budget costs more)
+        if rank > best_rank or (rank == best_rank and utilization(spend, budget.amount) > best_util):
+            best, best_rank, best_util = i, rank, utilization(spend, budget.amount)
+        if bypass:
+            bypassed.append(i)
+    chosen = [best, *(i for i in bypassed if i != best)]
+    return [
+        decide(budget=b, thresholds=t, window=w, spend=s, priority=priority, now=now)
+        for b, t, w, s in (entries[i] for i in chosen)
+    ]
+
+
+def _classify(
+    budget: Budget, thresholds: Thresholds, spend: Decimal, priority: int, now: datetime
+) -> tuple[str, str, bool, float]:
+    """The ladder: (action type, a note for the message, bypass, throttle factor)."""
     policy = budget.enforcement_policy
     if spend >= thresholds.block_at:
         kind = "block" if policy.block_new_jobs else "throttle"
@@ -140,18 +186,7 @@ def decide(
                 f"{policy.max_bypass_fraction * 100:.0f}% of the amount past the block threshold is used up)"
             )
     factor = policy.throttle_factor if kind == "throttle" else 1.0
-    util = utilization(spend, budget.amount)
-    message = _message(budget, window, kind, spend, util, factor) + note
-    return EnforcementAction(
-        type=kind,
-        factor=factor,
-        message=message,
-        budget_id=budget.id,
-        utilization=util,
-        current_spend=spend,
-        budget_amount=budget.amount,
-        bypass=bypass,
-    )
+    return kind, note, bypass, factor
 
 
 def reservation_limit(*, budget: Budget, thresholds: Thresholds, priority: int, now: datetime) -> Decimal | None:

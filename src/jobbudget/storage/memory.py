@@ -47,6 +47,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
         self._pruned_before: date | None = None
         self._snapshots: dict[tuple[str, date], ForecastSnapshot] = {}
         self._commits = 0  # batches of jobs recorded: what a change feed watches
+        self._budget_seq = 0  # changes to budgets, the tree and raises
         self.announce_changes = True  # one process: its feed always sees every batch
         self.alerts_after_commit = False
         self._outbox_init()
@@ -87,6 +88,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
             if budget.id in self._budgets:
                 raise ConflictError(f"budget {budget.id} exists")
             self._budgets[budget.id] = budget
+            self._budget_seq += 1
             self._spend.update(seed)
             self._audit.append(audit)
 
@@ -95,6 +97,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
             if budget.id not in self._budgets:
                 raise NotFoundError("budget", str(budget.id))
             self._budgets[budget.id] = replace(budget, created_at=self._budgets[budget.id].created_at)
+            self._budget_seq += 1
             self._spend.update(seed)
             self._audit.append(audit)
 
@@ -111,6 +114,10 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
             if (tenant_id is None or b.tenant_id == tenant_id) and (include_inactive or b.active)
         ]
         return sorted(found, key=lambda b: (b.tenant_id, b.queue_name, b.created_at or datetime.min))
+
+    def budget_token(self) -> str:
+        with self._lock:
+            return str(self._budget_seq)
 
     def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
         with self._lock:

@@ -20,6 +20,7 @@ class MemoryPlatform:
     _audit: list[AuditEntry]
     _spend: dict[SpendKey, Decimal]
     _commits: int
+    _budget_seq: int
 
     def _platform_init(self) -> None:
         self._tree: dict[str, tuple[str, datetime]] = {}
@@ -37,6 +38,7 @@ class MemoryPlatform:
             else:
                 self._tree.pop(node, None)
             self._audit.append(audit)
+            self._budget_seq += 1
 
     def add_adjustments(self, items: Sequence[Adjustment], *, audit: Sequence[AuditEntry]) -> list[bool]:
         with self._lock:
@@ -68,6 +70,7 @@ class MemoryPlatform:
         with self._lock:
             self._raises[item.id] = item
             self._audit.append(audit)
+            self._budget_seq += 1
 
     def list_raises(self, *, budget_id: str | None = None) -> list[BudgetRaise]:
         with self._lock:

@@ -32,13 +32,23 @@ from sqlalchemy.engine import make_url
 
 from .engine import normalize_url
 
-__all__ = ["SPEND_SEQ", "PostgresChanges", "SqliteChanges", "mark_spend_changed", "notify_channel"]
+__all__ = [
+    "BUDGET_SEQ",
+    "SPEND_SEQ",
+    "bump_budget_seq",
+    "PostgresChanges",
+    "SqliteChanges",
+    "mark_spend_changed",
+    "notify_channel",
+]
 
 log = logging.getLogger("jobbudget")
 _RETRY_SECONDS = 1.0
 _POLL_SECONDS = 0.5  # how often the listener thread looks up from waiting, to stop
 #: The ``store_meta`` key counting SQLite transactions that changed spend.
 SPEND_SEQ = "spend_seq"
+#: counts every change to budgets, the tree and raises (what budget watchers poll)
+BUDGET_SEQ = "budget_seq"
 
 
 def notify_channel(schema: str | None) -> str:
@@ -220,3 +230,16 @@ def mark_spend_changed(conn: Any, *, schema: str | None, token: str) -> int | No
     )
     bumped = "UPDATE store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = :key RETURNING value"
     return int(conn.execute(text(bumped), {"key": SPEND_SEQ}).scalar_one())
+
+
+def bump_budget_seq(conn: Any) -> None:
+    """In a transaction that changes budgets, the tree or raises: count ``budget_seq`` up."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text("INSERT INTO store_meta (key, value) VALUES (:key, '0') ON CONFLICT (key) DO NOTHING"), {"key": BUDGET_SEQ}
+    )
+    conn.execute(
+        text("UPDATE store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = :key"),
+        {"key": BUDGET_SEQ},
+    )

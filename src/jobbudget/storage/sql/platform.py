@@ -15,7 +15,7 @@ from ...domain.hierarchy import TreeNode
 from ...domain.money import to_nanos
 from ...domain.records import AuditEntry, SpendKey
 from . import bulk
-from .changes import mark_spend_changed
+from .changes import bump_budget_seq, mark_spend_changed
 from .engine import transaction
 from .tables import adjustments, budget_raises, tenant_tree
 
@@ -56,6 +56,7 @@ class PlatformMixin:
             if parent:
                 conn.execute(tenant_tree.insert().values(node=node, parent=parent, updated_at=at))
             self._audit(conn, [audit])
+            bump_budget_seq(conn)
 
     # -- adjustments ------------------------------------------------------------------
     def add_adjustments(self, items: Sequence[Adjustment], *, audit: Sequence[AuditEntry]) -> list[bool]:
@@ -111,6 +112,7 @@ class PlatformMixin:
         with transaction(self.engine, write=True) as conn:
             conn.execute(budget_raises.insert().values({c.name: getattr(item, c.name) for c in budget_raises.c}))
             self._audit(conn, [audit])
+            bump_budget_seq(conn)
 
     def list_raises(self, *, budget_id: str | None = None) -> list[BudgetRaise]:
         r = budget_raises.c

@@ -40,7 +40,7 @@ from ...domain.records import (
     p95_rank,
 )
 from . import bulk, rows
-from .changes import PostgresChanges, SqliteChanges, mark_spend_changed, notify_channel
+from .changes import BUDGET_SEQ, PostgresChanges, SqliteChanges, bump_budget_seq, mark_spend_changed, notify_channel
 from .engine import make_engine, transaction, translate_errors
 from .keys import KeysMixin
 from .outbox import OutboxMixin, insert_alerts
@@ -150,6 +150,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin, PlatformMixin):
             conn.execute(budgets.insert().values(rows.budget_row(budget)))
             self._set_spend(conn, seed)
             self._audit(conn, [audit])
+            bump_budget_seq(conn)
 
     def save_budget(self, budget: Budget, *, seed: dict[SpendKey, Decimal], audit: AuditEntry) -> None:
         values = rows.budget_row(budget)
@@ -160,6 +161,7 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin, PlatformMixin):
                 raise NotFoundError("budget", str(budget.id))
             self._set_spend(conn, seed)
             self._audit(conn, [audit])
+            bump_budget_seq(conn)
 
     def get_budget(self, budget_id: str) -> Budget:
         with transaction(self.engine) as conn:
@@ -176,6 +178,12 @@ class SqlStore(OutboxMixin, KeysMixin, ReservationsMixin, PlatformMixin):
             query = query.where(budgets.c.active.is_(True))
         with transaction(self.engine) as conn:
             return [rows.budget_from_row(r) for r in conn.execute(query).mappings()]
+
+    def budget_token(self) -> str:
+        """Changes whenever a budget, the tree or a raise is stored (one row read)."""
+        query = select(store_meta.c.value).where(store_meta.c.key == BUDGET_SEQ)
+        with transaction(self.engine) as conn:
+            return str(conn.execute(query).scalar() or "0")
 
     def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
         query = select(budgets.c.id, budgets.c.updated_at, budgets.c.active).order_by(budgets.c.id)
