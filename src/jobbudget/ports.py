@@ -178,6 +178,15 @@ class ReservationStore(Protocol):
     def expire_reservations(self, *, now: datetime) -> int: ...
 
 
+class ResourceTotals(Protocol):
+    def resource_totals(
+        self, *, tenant_ids: Collection[str], start: date, end: date
+    ) -> list[tuple[str, Decimal, Decimal]]:
+        """(resource, quantity, cost) of the jobs of ``tenant_ids`` on the UTC days
+        ``start..end``, each summed exactly."""
+        ...
+
+
 class PlatformStore(Protocol):
     """The organisation tree, adjustments (refunds, credits, debits) and raises."""
 
@@ -205,7 +214,16 @@ class AuditLog(Protocol):
 
 
 class Store(
-    StoreLifecycle, Ledger, SnapshotStore, Outbox, KeyStore, ReservationStore, PlatformStore, AuditLog, Protocol
+    StoreLifecycle,
+    Ledger,
+    SnapshotStore,
+    Outbox,
+    KeyStore,
+    ReservationStore,
+    PlatformStore,
+    ResourceTotals,
+    AuditLog,
+    Protocol,
 ):
     """Durable storage: every role in one database.  Every method that writes is one
     transaction.  Collaborators depend on the roles they use, not on all of it."""

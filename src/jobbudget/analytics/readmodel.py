@@ -13,20 +13,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from ..ports import AuditLog, Ledger, SnapshotStore
+from ..ports import AuditLog, Ledger, ResourceTotals, SnapshotStore
 
 if TYPE_CHECKING:
+    from ..domain.adjustments import Adjustment
     from ..domain.alerts import Alert
     from ..domain.budget import Budget
     from ..domain.budget_status import BudgetStatus
     from ..domain.cost import CostModel
     from ..domain.forecasting import Forecast
+    from ..domain.hierarchy import TenantTree
     from ..domain.records import CostModelVersion, DailyCost
 
 __all__ = ["AnalyticsStore", "CostModelOwner", "ReadModel"]
 
 
-class AnalyticsStore(Ledger, SnapshotStore, AuditLog, Protocol):
+class AnalyticsStore(Ledger, SnapshotStore, AuditLog, ResourceTotals, Protocol):
     """The store roles the analytics use: the ledger (budgets, period spend), the
     forecast snapshots they record and close, and the audit log calibration runs are
     kept in."""
@@ -59,6 +61,8 @@ class ReadModel(Protocol):
     ) -> list[Alert]: ...
     def get_cost_model(self) -> CostModel: ...
     def get_cost_model_version(self) -> int: ...
+    def tenant_tree(self) -> TenantTree: ...
+    def list_adjustments(self, tenant_id: str | None = None, *, start: date, end: date) -> list[Adjustment]: ...
 
 
 class CostModelOwner(ReadModel, Protocol):

@@ -8,6 +8,7 @@ and the forecast only when the report is about the current period.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -15,6 +16,8 @@ from ..domain.budget_status import BudgetStatus
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.money import ZERO
 from ..domain.periods import BudgetPeriod, first_window, resolve_period
+from ..domain.records import DailyCost
+from ..domain.report_extras import MemberLine, adjustment_lines, resource_lines
 from ..domain.report_integrity import IntegritySignals, cost_per_cpu_hour
 from ..domain.reporting import BudgetLine, BudgetReport, ForecastLike, build_report, lookback_start
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
@@ -53,11 +56,18 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
     resolved = resolve_period(period, now)
     assert resolved.start_date is not None and resolved.end_date is not None
     today = now.date()  # UTC, like the daily aggregates
-    rows = source.get_daily_costs(
-        tenant_id, start=lookback_start(resolved, today), end=resolved.end_date, exact_stats=False
-    )
+    members = source.tenant_tree().subtree(tenant_id)
+    first = lookback_start(resolved, today)
+    if len(members) > 1:  # a team or an organisation: its tenants' days, by tenant/queue
+        rows = [
+            replace(r, tenant_id=tenant_id, queue_name=f"{r.tenant_id}/{r.queue_name}")
+            for r in source.get_daily_costs(None, start=first, end=resolved.end_date, exact_stats=False)
+            if r.tenant_id in members
+        ]
+    else:
+        rows = source.get_daily_costs(tenant_id, start=first, end=resolved.end_date, exact_stats=False)
     budgets = source.list_budgets(tenant_id)
-    if not rows and not budgets and not _ever_seen(source, tenant_id):
+    if not rows and not budgets and len(members) == 1 and not _ever_seen(source, tenant_id):
         raise NotFoundError("tenant", tenant_id)
     lines = [budget_line(source.get_budget_status(str(b.id))) for b in budgets]
     forecast: ForecastLike | None = None
@@ -66,7 +76,7 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
             forecast = source.get_forecast(tenant_id)
         except NotFoundError:
             forecast = None
-    return build_report(
+    report = build_report(
         tenant_id=tenant_id,
         period=resolved,
         daily_costs=rows,
@@ -76,6 +86,28 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
         generated_at=now,
         signals=integrity_signals(source, tenant_id=tenant_id, start=resolved.start_date, end=resolved.end_date),
     )
+    start, end = resolved.start_date, resolved.end_date
+    resources = source.store.resource_totals(tenant_ids=members, start=start, end=end)
+    return replace(
+        report,
+        resources=resource_lines(resources, report.total_spend),
+        adjustments=adjustment_lines(source.list_adjustments(tenant_id, start=start, end=end)),
+        members=_members(rows, tenant_id, members, start, end) if len(members) > 1 else (),
+    )
+
+
+def _members(
+    rows: list[DailyCost], node: str, members: frozenset[str], start: date, end: date
+) -> tuple[MemberLine, ...]:
+    """Each tenant's spend in the period (rows are labelled ``tenant/queue``)."""
+    totals: dict[str, tuple[Decimal, int]] = {m: (ZERO, 0) for m in members if m != node}
+    for r in rows:
+        if start <= r.date <= end:
+            tenant = r.queue_name.split("/", 1)[0]
+            cost, jobs = totals.get(tenant, (ZERO, 0))
+            totals[tenant] = (cost + r.total_cost, jobs + r.total_jobs)
+    lines = [MemberLine(tenant_id=t, total_cost=c, jobs=j) for t, (c, j) in totals.items()]
+    return tuple(sorted(lines, key=lambda m: (-m.total_cost, m.tenant_id)))
 
 
 def integrity_signals(source: ReadModel, *, tenant_id: str, start: date, end: date) -> IntegritySignals:

@@ -5,13 +5,15 @@ costs nothing.  Quantities and costs travel as decimal text (exact)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from .cost import JobCost, JobMetrics, ResourceCharge
+from .money import EXACT
 
-__all__ = ["JobExtras", "decode_extras", "encode_extras"]
+__all__ = ["JobExtras", "decode_extras", "encode_extras", "sum_resources"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +47,13 @@ def decode_extras(text: str | None) -> JobExtras:
     return JobExtras(
         resources=charges, labels=dict(doc.get("l", {})), qos=doc.get("q", ""), exit_state=doc.get("x", "")
     )
+
+
+def sum_resources(charges: Iterable[Iterable[ResourceCharge]]) -> list[tuple[str, Decimal, Decimal]]:
+    """(name, quantity, cost) added up exactly over the jobs' charges, by name."""
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for job in charges:
+        for c in job:
+            quantity, cost = totals.get(c.name, (Decimal(0), Decimal(0)))
+            totals[c.name] = (EXACT.add(quantity, c.quantity), EXACT.add(cost, c.cost))
+    return [(name, q, c) for name, (q, c) in sorted(totals.items())]

@@ -35,6 +35,7 @@ from .money import ZERO
 from .periods import BudgetPeriod
 from .records import DailyCost, average
 from .report_advice import QueueTotals, recommendations
+from .report_extras import AdjustmentLine, MemberLine, ResourceLine
 from .report_integrity import IntegritySignals, integrity_advice
 
 __all__ = [
@@ -169,6 +170,21 @@ class BudgetReport:
     forecast: ForecastLike | None
     recommendations: tuple[str, ...]
     budgets: tuple[BudgetLine, ...]
+    #: cost by named resource (GPUs, licences...), most expensive first
+    resources: tuple[ResourceLine, ...] = ()
+    #: refunds, credits and debits counted in the period, apart from the jobs
+    adjustments: tuple[AdjustmentLine, ...] = ()
+    #: a team's or organisation's report: each tenant below it
+    members: tuple[MemberLine, ...] = ()
+
+    @property
+    def adjustments_total(self) -> Decimal:
+        return sum((a.amount for a in self.adjustments), ZERO)
+
+    @property
+    def net_spend(self) -> Decimal:
+        """The jobs' spend plus the adjustments: what the budgets count."""
+        return self.total_spend + self.adjustments_total
 
     @property
     def currency(self) -> str:

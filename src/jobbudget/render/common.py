@@ -140,3 +140,63 @@ def chart_series(report: BudgetReport) -> ChartSeries:
         pace=budget / len(days) if budget is not None else None,
         budget=budget,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A table of a report beyond jobs by queue: plain text cells (renderers escape
+    them), which columns are numeric, and a closing line."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: frozenset[int]
+    note: str = ""
+
+
+def extra_sections(report: BudgetReport) -> list[Section]:
+    """Members (a team's or organisation's report), named resources, and adjustments
+    with the net spend, each only when there is something to show."""
+    cur = report.currency
+    out = []
+    if report.members:
+        out.append(
+            Section(
+                "Tenants",
+                ("Tenant", f"Cost ({cur})", "Share", "Jobs"),
+                tuple(
+                    (m.tenant_id, money(m.total_cost), percent(_share(m.total_cost, report.total_spend)), f"{m.jobs:,}")
+                    for m in report.members
+                ),
+                frozenset({1, 2, 3}),
+            )
+        )
+    if report.resources:
+        out.append(
+            Section(
+                "Named resources",
+                ("Resource", "Quantity", f"Cost ({cur})", "Share"),
+                tuple((r.name, f"{r.quantity:,f}", money(r.cost), percent(r.percentage)) for r in report.resources),
+                frozenset({1, 2, 3}),
+                "Quantities in the unit each is priced in (GPU-seconds for gpu, gpu:TYPE).",
+            )
+        )
+    if report.adjustments:
+        out.append(
+            Section(
+                "Adjustments (refunds and corrections)",
+                ("Day", "Kind", "Tenant", "Queue", "Job", f"Amount ({cur})", "Reason"),
+                tuple(
+                    (str(a.day), a.kind, a.tenant_id, a.queue_name or "-", a.job_id or "-", money(a.amount), a.reason)
+                    for a in report.adjustments
+                ),
+                frozenset({5}),
+                f"Jobs {money(report.total_spend)} + adjustments {money(report.adjustments_total)} = "
+                f"net spend {money(report.net_spend)} {cur}.",
+            )
+        )
+    return out
+
+
+def _share(part: Decimal, whole: Decimal) -> Decimal:
+    return (part * 100 / whole).quantize(Decimal("0.01")) if whole else Decimal(0)

@@ -13,6 +13,7 @@ from .common import (
     COMPONENT_NAMES,
     budget_label,
     chart_series,
+    extra_sections,
     money,
     overrun_label,
     percent,
@@ -135,6 +136,15 @@ def _daily(report: BudgetReport) -> str:
     return f"<details><summary>Daily figures ({len(rows)} days)</summary>{table}</details>"
 
 
+def _extras(report: BudgetReport) -> str:
+    parts = []
+    for s in extra_sections(report):
+        rows = [tuple(escape(cell) for cell in row) for row in s.rows]
+        note = f'<p class="muted">{escape(s.note)}</p>' if s.note else ""
+        parts.append(f"<h2>{escape(s.title)}</h2>\n{_table(s.header, rows, set(s.numeric))}{note}")
+    return "\n".join(parts)
+
+
 def render_html(report: BudgetReport) -> str:
     cur = escape(report.currency)
     tenant = escape(report.tenant_id)
@@ -189,6 +199,7 @@ period.</figcaption></figure>
 <section><h2>Queues</h2>{_table(("Queue", f"Cost ({cur})", "Share"), queues, {1, 2})}</section>
 <section><h2>Cost components</h2>{_table(("Component", f"Cost ({cur})", "Share"), components, {1, 2})}</section>
 </div>
+{_extras(report)}
 <h2>Forecast</h2>
 {_forecast(report)}
 <h2>Budgets (current status)</h2>

@@ -12,7 +12,16 @@ from ..domain.codec import to_jsonable
 from ..domain.cost import COMPONENTS
 from ..domain.money import ZERO, plain
 from ..domain.reporting import BudgetReport, component_shares, share
-from .common import COMPONENT_NAMES, budget_label, money, overrun_label, percent, period_label, ratio_percent
+from .common import (
+    COMPONENT_NAMES,
+    budget_label,
+    extra_sections,
+    money,
+    overrun_label,
+    percent,
+    period_label,
+    ratio_percent,
+)
 
 __all__ = ["CSV_HEADER", "render_csv", "render_json", "render_markdown", "report_to_json"]
 
@@ -136,6 +145,12 @@ def render_markdown(report: BudgetReport) -> str:
         "lrr",
         [(COMPONENT_NAMES[n], money(c), percent(p)) for n, c, p in component_shares(report.component_breakdown)],
     )
+    for s in extra_sections(report):
+        lines += [f"## {s.title}", ""]
+        lines += _table(s.header, "".join("r" if i in s.numeric else "l" for i in range(len(s.header))),
+                        [tuple(md(cell) for cell in row) for row in s.rows])  # fmt: skip
+        if s.note:
+            lines += [md(s.note), ""]
     lines += ["## Daily spend", ""]
     running = ZERO
     rows = []

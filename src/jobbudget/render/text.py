@@ -17,6 +17,7 @@ from .common import (
     COMPONENT_NAMES,
     budget_label,
     chart_series,
+    extra_sections,
     money,
     overrun_label,
     percent,
@@ -195,8 +196,21 @@ def report_renderable(report: BudgetReport, *, width: int = 100) -> RenderableTy
         parts += [_drivers(report), _breakdowns(report, width)]
     else:
         parts.append(Text("No jobs in this period.", style="dim"))
+    parts += _extras(report)
     parts += [_chart(report, width), _forecast(report), _budgets(report), _recommendations(report)]
     return Group(*parts)
+
+
+def _extras(report: BudgetReport) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for s in extra_sections(report):
+        table = Table(title=s.title, title_justify="left", caption=s.note or None, caption_justify="left")
+        for i, name in enumerate(s.header):
+            table.add_column(name, justify="right" if i in s.numeric else "left", overflow="fold")
+        for row in s.rows:
+            table.add_row(*(Text(cell) for cell in row))
+        parts.append(table)
+    return parts
 
 
 def render_text(report: BudgetReport, *, width: int = 100, color: bool = False) -> str:

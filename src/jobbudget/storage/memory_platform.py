@@ -8,9 +8,10 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ..domain.adjustments import Adjustment, BudgetRaise
+from ..domain.extras import sum_resources
 from ..domain.hierarchy import TreeNode
 from ..domain.money import ZERO
-from ..domain.records import AuditEntry, SpendKey
+from ..domain.records import AuditEntry, JobRecord, SpendKey
 
 __all__ = ["MemoryPlatform"]
 
@@ -21,6 +22,7 @@ class MemoryPlatform:
     _spend: dict[SpendKey, Decimal]
     _commits: int
     _budget_seq: int
+    _jobs: dict[tuple[str, str], JobRecord]
 
     def _platform_init(self) -> None:
         self._tree: dict[str, tuple[str, datetime]] = {}
@@ -65,6 +67,17 @@ class MemoryPlatform:
                 if start <= a.day <= end and (tenant_ids is None or a.tenant_id in tenant_ids)
             ]
         return sorted(found, key=lambda a: (a.day, a.at, a.id))
+
+    def resource_totals(
+        self, *, tenant_ids: Collection[str], start: date, end: date
+    ) -> list[tuple[str, Decimal, Decimal]]:
+        with self._lock:
+            found = [
+                r.cost.resources
+                for r in self._jobs.values()
+                if r.metrics.tenant_id in tenant_ids and start <= r.day <= end and r.cost.resources
+            ]
+        return sum_resources(found)
 
     def add_raise(self, item: BudgetRaise, *, audit: AuditEntry) -> None:
         with self._lock:

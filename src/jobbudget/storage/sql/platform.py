@@ -11,13 +11,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select
 
 from ...domain.adjustments import Adjustment, BudgetRaise
+from ...domain.extras import decode_extras, sum_resources
 from ...domain.hierarchy import TreeNode
 from ...domain.money import to_nanos
 from ...domain.records import AuditEntry, SpendKey
 from . import bulk
 from .changes import bump_budget_seq, mark_spend_changed
 from .engine import transaction
-from .tables import adjustments, budget_raises, tenant_tree
+from .tables import adjustments, budget_raises, job_costs, tenant_tree
 
 __all__ = ["PlatformMixin"]
 
@@ -106,6 +107,18 @@ class PlatformMixin:
             query = query.where(a.tenant_id.in_(sorted(tenant_ids)))
         with transaction(self.engine) as conn:
             return [_adjustment(r) for r in conn.execute(query).mappings()]
+
+    # -- resources --------------------------------------------------------------------
+    def resource_totals(
+        self, *, tenant_ids: Collection[str], start: date, end: date
+    ) -> list[tuple[str, Decimal, Decimal]]:
+        c = job_costs.c
+        query = select(c.extras).where(
+            c.tenant_id.in_(sorted(tenant_ids)), c.day >= start, c.day <= end, c.extras != ""
+        )
+        with transaction(self.engine) as conn:
+            found = conn.execute(query).scalars().all()
+        return sum_resources(decode_extras(text).resources for text in found)
 
     # -- raises -----------------------------------------------------------------------
     def add_raise(self, item: BudgetRaise, *, audit: AuditEntry) -> None:
