@@ -136,6 +136,10 @@ async def test_create_a_budget_through_the_form(service: BudgetService) -> None:
         ({"notifications": "email:ops@example.com\nwebhook:ftp://x"}, "notifications", "line 2: must be an http(s)"),
         ({"currency": "XXQ"}, "currency", "ISO 4217"),
         ({"tenant_id": ""}, "tenant_id", ""),
+        ({"labels": "project"}, "labels", "key=value"),
+        ({"labels": "bad key!=x"}, "labels", "label name"),
+        ({"carry_over": "sometimes"}, "carry_over", "must be one of none, unused, overage, both"),
+        ({"carry_over_cap": "-1"}, "carry_over_cap", "must not be negative"),
     ],
 )
 async def test_an_invalid_budget_is_refused_next_to_its_field(
@@ -160,7 +164,8 @@ async def test_an_invalid_budget_is_refused_next_to_its_field(
         await pilot.pause(0.1)
         assert service.list_budgets(include_inactive=True) == []
         fill(pane, **{"tenant_id": "acme", "amount": "10", "warning_threshold": "0.75", "throttle_factor": "0.5",
-                      "period_type": "monthly", "start_date": "", "notifications": "", "currency": "USD"})  # fmt: skip
+                      "period_type": "monthly", "start_date": "", "notifications": "", "currency": "USD",
+                      "labels": "", "carry_over": "none", "carry_over_cap": "1"})  # fmt: skip
         pane.action_save()
         await wait_until(pilot, lambda: bool(service.list_budgets()), what="the corrected budget")
         assert not error_of(pane, field)
@@ -359,3 +364,29 @@ def test_unchanged_channels_keep_the_stored_ones() -> None:
     draft = parse_draft(values, switches, original=budget.redacted(), original_channels="webhook:x")
     assert draft.notifications == () and draft.amount == Decimal("0.1")
     assert draft.enforcement_policy.throttle_factor == 0.3
+
+
+@pytest.mark.asyncio
+async def test_labels_and_rollover_through_the_form_and_kept_on_edit(service: BudgetService) -> None:
+    app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
+    async with app.run_test(size=(100, 40)) as pilot:
+        pane = await open_controls(pilot, 0)
+        await pilot.press("n")
+        await pilot.press(*"acme")
+        fill(pane, amount="500", labels="project=llm, team=vision", carry_over="unused", carry_over_cap="0.25")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: bool(service.list_budgets()), what="the budget to be stored")
+        [budget] = service.list_budgets()
+        assert budget.labels == {"project": "llm", "team": "vision"}
+        policy = budget.enforcement_policy
+        assert (policy.carry_over, policy.carry_over_cap) == ("unused", Decimal("0.25"))
+        await wait_until(pilot, lambda: pane._editing is not None, what="the form to edit the new budget")
+        fill(pane, amount="600")  # the form edits it now: other fields stay as stored
+        pane.action_save()
+        await wait_until(
+            pilot,
+            lambda: service.list_budgets()[0].amount == 600,
+            what=lambda: f"the edit (errors: { {k: error_of(pane, k) for k in ('general', 'labels', 'amount')} })",
+        )
+        [edited] = service.list_budgets()
+        assert edited.labels == budget.labels and edited.enforcement_policy == policy

@@ -25,6 +25,7 @@ __all__ = [
     "check_form",
     "channels_text",
     "form_field",
+    "labels_text",
     "new_values",
     "parse_channels",
     "parse_draft",
@@ -55,6 +56,9 @@ FIELDS = (
     Field("emergency_priority", "Emergency priority", "0-10; jobs at or above it bypass"),
     Field("max_bypass_fraction", "Bypass allowance", "of the amount past block, 0-1, e.g. 0.1"),
     Field("grace_period_hours", "Grace period (hours)", "only warn for this long, e.g. 0"),
+    Field("labels", "Job labels", "key=value, ... (empty = every job)"),
+    Field("carry_over", "Carry over", "none, unused, overage or both"),
+    Field("carry_over_cap", "Carry-over cap", "fraction of the amount, e.g. 1"),
 )
 SWITCHES = (
     ("warn_only", "Warn only (never throttle or block)"),
@@ -73,6 +77,8 @@ _NEW_VALUES = {
     "emergency_priority": "9",
     "max_bypass_fraction": "0.1",
     "grace_period_hours": "0",
+    "carry_over": "none",
+    "carry_over_cap": "1",
     "period_type": "monthly",
 }
 
@@ -91,6 +97,23 @@ def form_field(name: str) -> str | None:
     if head == "notify":
         head = "notifications"
     return head if head in FORM_FIELDS else None
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def parse_labels_text(text: str) -> dict[str, str]:
+    """``project=llm, team=vision`` as a mapping (errors name ``labels``)."""
+    labels: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError("labels", part.strip(), "must be key=value pairs separated by commas")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 def channels_text(channels: Iterable[NotificationChannel]) -> str:
@@ -148,6 +171,9 @@ def budget_values(budget: Budget) -> tuple[dict[str, str], dict[str, bool]]:
         "emergency_priority": str(policy.emergency_priority),
         "max_bypass_fraction": str(policy.max_bypass_fraction),
         "grace_period_hours": str(policy.grace_period_hours),
+        "labels": labels_text(budget.labels),
+        "carry_over": policy.carry_over,
+        "carry_over_cap": str(policy.carry_over_cap),
         "notifications": channels_text(budget.notifications),
     }
     switches = {
@@ -222,6 +248,8 @@ def parse_draft(
         emergency_priority=_whole(values, "emergency_priority", 9),
         max_bypass_fraction=_number(values, "max_bypass_fraction", "0.1"),
         grace_period_hours=_whole(values, "grace_period_hours", 0),
+        carry_over=values.get("carry_over", "").strip() or "none",
+        carry_over_cap=_number(values, "carry_over_cap", "1"),
     )
     text = values.get("notifications", "")
     keep = original is not None and original_channels is not None and text.strip() == original_channels.strip()
@@ -236,6 +264,7 @@ def parse_draft(
         block_threshold=thresholds[2],
         enforcement_policy=policy,
         notifications=None if keep else parse_channels(text),
+        labels=parse_labels_text(values.get("labels", "")),
     )
 
 

@@ -53,6 +53,7 @@ class BudgetDraft:
     block_threshold: Decimal = Decimal("1.00")
     enforcement_policy: EnforcementPolicy = field(default_factory=EnforcementPolicy)
     notifications: tuple[NotificationChannel, ...] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_budget(self) -> Budget:
         return Budget(
@@ -66,6 +67,7 @@ class BudgetDraft:
             block_threshold=self.block_threshold,
             enforcement_policy=self.enforcement_policy,
             notifications=self.notifications or (),
+            labels=dict(self.labels),
         )
 
     def applied_to(self, old: Budget) -> Budget:
@@ -80,6 +82,7 @@ class BudgetDraft:
             block_threshold=self.block_threshold,
             enforcement_policy=self.enforcement_policy,
             notifications=old.notifications if self.notifications is None else self.notifications,
+            labels=dict(self.labels),
         )
 
 
