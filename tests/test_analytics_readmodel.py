@@ -105,7 +105,7 @@ def benchmarks(model: CostModel, n: int = 40) -> list[BenchmarkResult]:
     engine = CostCalculationEngine(model)
     out = []
     for _ in range(n):
-        usage = {
+        usage: dict[str, Any] = {
             "cpu_time": Decimal(rng.randint(60, 36_000)),
             "memory_mb_seconds": Decimal(rng.randint(1_000, 10**7)),
             "payload_bytes": Decimal(rng.randint(1_000, 10**8)),

@@ -35,8 +35,8 @@ otherwise keep the current model (calibration does not help enough).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from .calibration_fit import EPSILON, UNITS, WEIGHTS, UnidentifiedComponent, WeightFit, fit_weights, round_weight
 from .cost import CostCalculationEngine, CostModel
 from .errors import ValidationError
+from .resources import check_resources
 from .validation import MAX_JOB_TYPE_LEN, check_aware, check_identifier, check_non_negative
 
 __all__ = [
@@ -101,6 +102,8 @@ class BenchmarkResult:
     network_bytes: Decimal
     infrastructure_cost: Decimal
     timestamp: datetime
+    #: named resources the job used (GPU-seconds per type...), fitted like the usages
+    resources: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_identifier("job_type", self.job_type, max_len=MAX_JOB_TYPE_LEN, allow_empty=True)
@@ -109,6 +112,7 @@ class BenchmarkResult:
             setter(self, name, check_non_negative(name, getattr(self, name), maximum=MAX_BENCHMARK_COST))
         for name in USAGES:
             setter(self, name, check_non_negative(name, getattr(self, name)))
+        setter(self, "resources", check_resources("resources", self.resources))
         check_aware("timestamp", self.timestamp)
 
 
@@ -220,20 +224,22 @@ def calibrate(benchmarks: Sequence[BenchmarkResult], current_model: CostModel) -
     actual = [b.actual_cost for b in items]
     if not any(actual):
         raise ValidationError("benchmarks", n, "every actual cost is zero: there is nothing to calibrate against")
-    x = _design(items)
+    resources = tuple(sorted({name for b in items for name in b.resources}))
+    names = (*WEIGHTS[:-1], *(f"resources.{r}" for r in resources), WEIGHTS[-1])
+    x = _design(items, resources)
     y = np.array([float(a) for a in actual]) / float(current_model.environment_multiplier)
-    current = np.array([float(getattr(current_model, name)) for name in WEIGHTS])
-    fit = fit_weights(x, y, current)
-    model = _to_model(fit, current_model)
+    current = np.array([float(_weight(current_model, name)) for name in names])
+    fit = fit_weights(x, y, current, names)
+    model = _to_model(fit, current_model, names)
     before = _prices(current_model, items)
     after = _prices(model, items)
     report = CalibrationReport(
         benchmarks=n,
         accuracy_before=accuracy_score(actual, before),
         accuracy_after=accuracy_score(actual, after),
-        cross_validated_accuracy=_cross_validated(items, x, y, current_model, current),
+        cross_validated_accuracy=_cross_validated(items, x, y, current_model, current, names),
         drift=signed_drift(actual, before),
-        weight_changes=tuple(_change(name, current_model, model) for name in WEIGHTS),
+        weight_changes=tuple(_change(name, current_model, model) for name in names),
         unidentified_components=fit.unidentified,
         recommended_action="",
         environment_multiplier=current_model.environment_multiplier,
@@ -286,34 +292,62 @@ class ModelCalibrator:
 
 
 # -- helpers ----------------------------------------------------------------------
-def _design(benchmarks: Sequence[BenchmarkResult]) -> FloatArray:
+def _design(benchmarks: Sequence[BenchmarkResult], resources: tuple[str, ...] = ()) -> FloatArray:
+    """Columns: the usages in the model's units, each named resource, then 1 (the base)."""
     usage = np.array([[float(getattr(b, name)) for name in USAGES] for b in benchmarks], dtype=np.float64)
-    return np.hstack([usage / UNITS, np.ones((len(benchmarks), 1))])
+    named = np.array([[float(b.resources.get(r, 0)) for r in resources] for b in benchmarks], dtype=np.float64).reshape(
+        len(benchmarks), len(resources)
+    )
+    return np.hstack([usage / UNITS, named, np.ones((len(benchmarks), 1))])
 
 
-def _to_model(fit: WeightFit, current: CostModel) -> CostModel:
+def _weight(model: CostModel, name: str) -> Decimal:
+    """A weight by its report name: a field, or ``resources.NAME`` (0 when unpriced)."""
+    if name.startswith("resources."):
+        return model.price_of(name.removeprefix("resources.")) or Decimal(0)
+    value: Decimal = getattr(model, name)
+    return value
+
+
+def _to_model(fit: WeightFit, current: CostModel, names: tuple[str, ...] = WEIGHTS) -> CostModel:
     values = current.to_mapping()
+    prices = dict(current.resources)
     for j in fit.identified:
-        values[WEIGHTS[j]] = round_weight(float(fit.weights[j]))
-    return CostModel(**values)
+        weight = round_weight(float(fit.weights[j]))
+        if names[j].startswith("resources."):
+            prices[names[j].removeprefix("resources.")] = weight
+        else:
+            values[names[j]] = weight
+    if prices:
+        values["resources"] = prices
+    return CostModel.from_mapping(values)
 
 
 def _prices(model: CostModel, benchmarks: Sequence[BenchmarkResult]) -> list[Decimal]:
     engine = CostCalculationEngine(model)
-    return [
-        engine.calculate_breakdown(
+    out = []
+    for b in benchmarks:
+        total = engine.calculate_breakdown(
             cpu_time=b.cpu_time,
             memory_mb_seconds=b.memory_mb_seconds,
             payload_bytes=b.payload_bytes,
             redis_ops=b.redis_ops,
             network_bytes=b.network_bytes,
         ).total
-        for b in benchmarks
-    ]
+        if b.resources:  # a resource the model does not price counts 0 here (it is being fitted)
+            priced = {k: v for k, v in b.resources.items() if model.price_of(k) is not None}
+            total += sum((c.cost for c in engine.price_resources(priced, "")), Decimal(0))
+        out.append(total)
+    return out
 
 
 def _cross_validated(
-    benchmarks: Sequence[BenchmarkResult], x: FloatArray, y: FloatArray, current_model: CostModel, current: FloatArray
+    benchmarks: Sequence[BenchmarkResult],
+    x: FloatArray,
+    y: FloatArray,
+    current_model: CostModel,
+    current: FloatArray,
+    names: tuple[str, ...] = WEIGHTS,
 ) -> float:
     """Accuracy of prices each made by a model that did not see the benchmark."""
     n = len(benchmarks)
@@ -322,7 +356,7 @@ def _cross_validated(
     for fold in np.unique(folds):
         train = folds != fold
         try:
-            model = _to_model(fit_weights(x[train], y[train], current), current_model)
+            model = _to_model(fit_weights(x[train], y[train], current, names), current_model, names)
         except ValidationError:  # the other folds identify nothing: price with the current model
             model = current_model
         held_out = [int(i) for i in np.flatnonzero(~train)]
@@ -332,7 +366,6 @@ def _cross_validated(
 
 
 def _change(name: str, old_model: CostModel, new_model: CostModel) -> WeightChange:
-    old: Decimal = getattr(old_model, name)
-    new: Decimal = getattr(new_model, name)
+    old, new = _weight(old_model, name), _weight(new_model, name)
     relative = (0.0 if new == 0 else None) if old == 0 else float((new - old) / old)
     return WeightChange(name, old, new, relative)

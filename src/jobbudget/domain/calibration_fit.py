@@ -94,42 +94,48 @@ class WeightFit:
     unidentified: tuple[UnidentifiedComponent, ...]
 
 
-def identify(x: FloatArray) -> tuple[tuple[int, ...], tuple[UnidentifiedComponent, ...]]:
-    """Greedy rank test: admit base, then each component that raises the rank."""
+def identify(
+    x: FloatArray, names: tuple[str, ...] = WEIGHTS
+) -> tuple[tuple[int, ...], tuple[UnidentifiedComponent, ...]]:
+    """Greedy rank test: admit base (the last column), then each component that
+    raises the rank.  ``names``: the weights of the columns (named resources go
+    between the built-in usages and the base)."""
+    base = x.shape[1] - 1
     norms = np.linalg.norm(x, axis=0)
-    selected = [BASE]
+    selected = [base]
     missing: list[UnidentifiedComponent] = []
-    for j in range(BASE):
+    for j in range(base):
         column = x[:, j]
         if norms[j] == 0:
-            missing.append(UnidentifiedComponent(WEIGHTS[j], "always zero in the benchmarks"))
+            missing.append(UnidentifiedComponent(names[j], "always zero in the benchmarks"))
             continue
         trial = [*selected, j]
         if len(trial) > x.shape[0]:
-            missing.append(UnidentifiedComponent(WEIGHTS[j], "too few benchmarks"))
+            missing.append(UnidentifiedComponent(names[j], "too few benchmarks"))
             continue
         singular = np.linalg.svd(x[:, trial] / norms[trial], compute_uv=False)
         if singular[-1] > RANK_TOLERANCE * singular[0]:
             selected.append(j)
         elif np.ptp(column) <= RANK_TOLERANCE * float(np.max(np.abs(column))):
-            missing.append(UnidentifiedComponent(WEIGHTS[j], "never varies, so it cannot be told from the base cost"))
+            missing.append(UnidentifiedComponent(names[j], "never varies, so it cannot be told from the base cost"))
         else:
-            missing.append(UnidentifiedComponent(WEIGHTS[j], "proportional to a combination of other components"))
+            missing.append(UnidentifiedComponent(names[j], "proportional to a combination of other components"))
     return tuple(sorted(selected)), tuple(missing)
 
 
-def fit_weights(x: FloatArray, y: FloatArray, current: FloatArray) -> WeightFit:
-    """Solve the relative NNLS problem for the identified columns of ``x`` (n × 6),
-    keeping ``current`` (6 weights) for the others; ``y`` is cost / multiplier."""
-    identified, missing = identify(x)
-    if identified == (BASE,):
+def fit_weights(x: FloatArray, y: FloatArray, current: FloatArray, names: tuple[str, ...] = WEIGHTS) -> WeightFit:
+    """Solve the relative NNLS problem for the identified columns of ``x`` (n × k,
+    the base last), keeping ``current`` (k weights) for the others; ``y`` is cost /
+    multiplier."""
+    identified, missing = identify(x, names)
+    if identified == (x.shape[1] - 1,):
         raise ValidationError(
             "benchmarks",
             x.shape[0],
             "no resource usage varies independently of the others (all zero, constant or collinear): "
             "nothing can be calibrated",
         )
-    fixed = [j for j in range(len(WEIGHTS)) if j not in identified]
+    fixed = [j for j in range(x.shape[1]) if j not in identified]
     target = y - x[:, fixed] @ current[fixed]
     scale_y = np.abs(y)
     typical = float(np.median(scale_y)) or float(np.mean(scale_y))

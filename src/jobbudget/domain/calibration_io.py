@@ -22,11 +22,14 @@ from .calibration import USAGES, BenchmarkResult
 from .cost import CostCalculationEngine, CostModel, default_cost_model
 from .errors import ValidationError
 from .money import ZERO, parse_decimal
+from .resources import check_resource_name
 
 __all__ = ["BenchmarkFileError", "LineProblem", "read_benchmarks_csv"]
 
-FIELDS = tuple(f.name for f in fields(BenchmarkResult))
+FIELDS = tuple(f.name for f in fields(BenchmarkResult) if f.name != "resources")
 OPTIONAL = ("job_type", "calculated_cost", "infrastructure_cost")
+#: a named resource's usage: ``resources.gpu:a100`` (GPU-seconds), fitted like the usages
+RESOURCE_PREFIX = "resources."
 REQUIRED = tuple(name for name in FIELDS if name not in OPTIONAL)
 _SHOWN = 10
 
@@ -94,8 +97,17 @@ def _check_header(columns: list[str]) -> list[LineProblem]:
     found: list[LineProblem] = []
     seen: set[str] = set()
     for name in columns:
-        if name not in FIELDS:
-            found.append(LineProblem(1, name, f"unknown column {name!r}; expected {', '.join(FIELDS)}"))
+        if name.startswith(RESOURCE_PREFIX):
+            try:
+                check_resource_name(name, name.removeprefix(RESOURCE_PREFIX))
+            except ValidationError as exc:
+                found.append(LineProblem(1, name, exc.reason))
+        elif name not in FIELDS:
+            found.append(
+                LineProblem(
+                    1, name, f"unknown column {name!r}; expected {', '.join(FIELDS)} or resources.NAME (gpu:a100...)"
+                )
+            )
         elif name in seen:
             found.append(LineProblem(1, name, f"column {name!r} appears twice"))
         seen.add(name)
@@ -125,9 +137,16 @@ def _benchmark(columns: list[str], row: list[str], engine: CostCalculationEngine
             network_bytes=usage["network_bytes"],
             infrastructure_cost=actual if infrastructure is None else infrastructure,
             timestamp=_timestamp(cells["timestamp"]),
+            resources={
+                name.removeprefix(RESOURCE_PREFIX): _number(name, text)
+                for name, text in cells.items()
+                if name.startswith(RESOURCE_PREFIX) and text
+            },
         )
         if calculated is None:  # price the validated usages with the model
             price = engine.calculate_breakdown(**{name: getattr(result, name) for name in USAGES}).total
+            priced = {k: v for k, v in result.resources.items() if engine.model.price_of(k) is not None}
+            price += sum((c.cost for c in engine.price_resources(priced, "")), ZERO)
             result = replace(result, calculated_cost=price)
         return result
     except ValidationError as exc:
