@@ -70,12 +70,15 @@ PLANS: dict[tuple[str, str], Plan] = {
     ("docs/api.md", "import asyncio"): Plan(until_output=True),
     ("docs/architecture.md", "┌"): Plan(skip="a picture of the layers, not something to run"),
     ("docs/calibration.md", "from jobbudget.domain.calibration"): Plan(prelude=SERVICE + "bills = {bills}\n"),
+    ("docs/cost-model.md", "from decimal import Decimal"): Plan(prints="10.540806000"),
     ("docs/integrations.md", "from jobbudget import BudgetService, Config"): Plan(
         prelude="def build_report() -> None:\n    sum(range(100_000))\n", after="thumbnail('cat.png')\n"
     ),
     ("docs/integrations.md", "import redis"): Plan(prelude=SERVICE, after="assert handle('acme', 'reports') == 200\n"),
     ("docs/operations.md", "scrape_configs:"): Plan(check="prometheus"),
     ("docs/operations.md", "15 3 * * *"): Plan(rules=(("15 3 * * *  ", ""),)),  # a crontab line: its command
+    ("docs/platform-budgets.md", "uni"): Plan(skip="a picture of the organisation tree, not something to run"),
+    ("docs/platform-budgets.md", "from datetime import UTC"): Plan(prints="5.076010000\n30\n"),
     ("docs/scaling.md", "admission = service.admit"): Plan(
         prelude=SERVICE + "from jobbudget import JobMetrics\n"
         "def run_the_job() -> JobMetrics:\n"
