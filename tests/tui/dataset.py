@@ -85,4 +85,8 @@ def build_service(now: datetime = NOW) -> BudgetService:
                 )
             )
     service.process_job_costs(jobs)
+    # an organisation tree, and a refund of a job of last month (this month's figures stay)
+    for node, parent in (("acme", "research"), ("globex", "research"), ("research", "corp"), ("initech", "corp")):
+        service.set_parent(node, parent, actor="ops")
+    service.refund_job("acme", "acme-prev-3", reason="node n12 failed", actor="ops")
     return service

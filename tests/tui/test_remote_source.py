@@ -227,3 +227,21 @@ def test_a_server_that_is_down_is_storage_unavailable() -> None:
             down.acknowledge("some-id", by="me")
     finally:
         down.close()
+
+
+def test_the_platform_tab_over_http_equals_local(service: BudgetService, remote: RemoteSource) -> None:
+    service.set_parent("acme", "research")
+    service.process_job_costs([job("p1", "3"), job("p2", "1")])
+    refund = remote.refund("acme", "p1", reason="node failure")
+    assert refund is not None and refund.amount == Decimal(-3) and refund.actor == "apikey:tui"
+    assert remote.refund("acme", "p1", reason="again") is None  # 409: refunded before
+    credit = remote.adjust("acme", Decimal("-0.5"), reason="SLA credit")
+    assert credit.kind == "credit"
+    with pytest.raises(ValidationError) as err:
+        remote.adjust("acme", Decimal(0), reason="x")
+    assert err.value.field == "amount"
+    over_http, local = remote.platform(), LocalSource(service).platform()
+    assert over_http.tree == local.tree
+    assert [(a.id, a.amount, a.reason) for a in over_http.adjustments] == [
+        (a.id, a.amount, a.reason) for a in local.adjustments
+    ]

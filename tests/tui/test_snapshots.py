@@ -42,7 +42,7 @@ def _ready(tab: str) -> Callable[[Pilot[None]], Any]:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
-@pytest.mark.parametrize("tab", ["1", "2", "3", "4"], ids=["overview", "trends", "controls", "alerts"])
+@pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5"], ids=["overview", "trends", "controls", "alerts", "platform"])
 def test_tab_snapshot(snap_compare: Any, service: BudgetService, tab: str, size: tuple[int, int]) -> None:
     app = JobBudgetApp(LocalSource(service), refresh_seconds=0)
     assert snap_compare(app, terminal_size=size, run_before=_ready(tab))

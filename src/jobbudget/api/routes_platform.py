@@ -114,12 +114,15 @@ def post_adjustment(service: ServiceDep, key: KeyDep, body: AdjustmentIn) -> Adj
 def list_adjustments(
     service: ServiceDep,
     key: KeyDep,
-    start: date,
-    end: date,
+    start: date | None = None,
+    end: date | None = None,
     tenant: Annotated[str | None, Query(pattern=TEXT_PATTERN, max_length=200)] = None,
 ) -> list[AdjustmentOut]:
-    """The adjustments counted on the UTC days ``start..end`` (at most 400 days) of a
-    node's subtree; a tenant or team key sees its own subtree only."""
+    """The adjustments counted on the UTC days ``start..end`` (default: the last 30
+    days to today; at most 400 days) of a node's subtree; a tenant or team key sees
+    its own subtree only."""
+    end = end or service.now().date()
+    start = start or end - timedelta(days=30)
     if end < start or end - start > timedelta(days=_MAX_DAYS):
         raise ValidationError("end", end.isoformat(), f"must be on or after start and at most {_MAX_DAYS} days later")
     scope = tenant_scope(key, tenant)

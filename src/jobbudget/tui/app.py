@@ -1,4 +1,4 @@
-"""The terminal UI: four tabs (Overview, Trends, Controls, Alerts) over one
+"""The terminal UI: five tabs (Overview, Trends, Controls, Alerts, Platform) over one
 :class:`~jobbudget.tui.source.DataSource`.
 
 The UI thread never touches the database or the network: every read and write runs in
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -26,7 +26,8 @@ from .alerts import AlertsPane
 from .controls import ControlsPane
 from .help import HelpScreen
 from .overview import OverviewPane
-from .source import DataSource
+from .platform import PlatformPane
+from .source import DataSource, PlatformView
 from .trends import TrendsPane
 
 __all__ = ["JobBudgetApp", "TuiData"]
@@ -42,6 +43,7 @@ class TuiData:
 
     dashboard: Dashboard
     alerts: tuple[Alert, ...]
+    platform: PlatformView = field(default_factory=PlatformView)
 
     def same_as(self, other: TuiData | None) -> bool:
         """Equal apart from the moment it was read."""
@@ -50,6 +52,7 @@ class TuiData:
         return (
             replace(self.dashboard, generated_at=_EPOCH) == replace(other.dashboard, generated_at=_EPOCH)
             and self.alerts == other.alerts
+            and self.platform == other.platform
         )
 
 
@@ -60,10 +63,11 @@ class JobBudgetApp(App[None]):
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = None  # action_show_tab chooses the focus: never a text field (it would eat 1-4)
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "show_tab('overview')", "Overview"),
-        Binding("2", "show_tab('trends')", "Trends"),
-        Binding("3", "show_tab('controls')", "Controls"),
-        Binding("4", "show_tab('alerts')", "Alerts"),
+        Binding("1", "show_tab('overview')", "Overview", show=False),  # the tab titles show the number
+        Binding("2", "show_tab('trends')", "Trends", show=False),
+        Binding("3", "show_tab('controls')", "Controls", show=False),
+        Binding("4", "show_tab('alerts')", "Alerts", show=False),
+        Binding("5", "show_tab('platform')", "Platform", show=False),
         Binding("r", "refresh_data", "Refresh"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -100,6 +104,8 @@ class JobBudgetApp(App[None]):
                 yield ControlsPane()
             with TabPane("4 Alerts", id="alerts"):
                 yield AlertsPane()
+            with TabPane("5 Platform", id="platform"):
+                yield PlatformPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -122,7 +128,12 @@ class JobBudgetApp(App[None]):
             alerts = source.alerts(limit=200)
             if tenant is not None:
                 alerts = [a for a in alerts if a.event.tenant_id == tenant]
-            return TuiData(dashboard=dashboard, alerts=tuple(alerts))
+            platform = source.platform()
+            if tenant is not None:
+                platform = replace(
+                    platform, adjustments=tuple(a for a in platform.adjustments if a.tenant_id == tenant)
+                )
+            return TuiData(dashboard=dashboard, alerts=tuple(alerts), platform=platform)
 
         def done(data: TuiData) -> None:
             self._set_error(None)
@@ -148,6 +159,7 @@ class JobBudgetApp(App[None]):
         self.query_one(TrendsPane).show(data)
         self.query_one(ControlsPane).show(data)
         self.query_one(AlertsPane).show(data)
+        self.query_one(PlatformPane).show(data.platform)
 
     def _set_error(self, message: str | None) -> None:
         if message == self.last_error:
@@ -196,7 +208,7 @@ class JobBudgetApp(App[None]):
 
     def action_leave_field(self) -> None:
         """Escape: out of a text field, which takes the number keys as text, so that
-        1-4 switch tabs again."""
+        1-5 switch tabs again."""
         if isinstance(self.focused, Input | TextArea) and not self._focus_in(self.query_one(TabbedContent).active):
             self.set_focus(None)
 

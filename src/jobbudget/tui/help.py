@@ -16,11 +16,11 @@ HELP_TEXT = """\
 [b]jobbudget: keys[/b]
 
 [b]Everywhere[/b]
-  1 2 3 4     Overview, Trends, Controls, Alerts
+  1 2 3 4 5   Overview, Trends, Controls, Alerts, Platform
   r           refresh now (it also refreshes by itself every second when data changed)
   ?           this help          q   quit
   Tab         next field or table; the mouse works too
-  Escape      leave a text field (while in one, 1-4 and letters type into it)
+  Escape      leave a text field (while in one, 1-5 and letters type into it)
 
 [b]1 Overview[/b]   every budget and the month's top cost drivers
   /           filter by tenant (Escape clears)
@@ -40,6 +40,10 @@ HELP_TEXT = """\
   a           acknowledge the selected alert
   h           show history / active only
   the panel below shows each channel's delivery status
+
+[b]5 Platform[/b]   the organisation tree, refunds and corrections
+  f           refund the job named in the form (once per job)
+  c           credit (negative amount) or debit the tenant in the form
 
 Press Escape or ? to close.
 """

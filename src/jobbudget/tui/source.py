@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from ..domain.adjustments import Adjustment
 from ..domain.alerts import Alert
 from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel
 from ..domain.codec import from_jsonable, to_jsonable
@@ -30,12 +31,22 @@ from ..domain.errors import (
     StorageUnavailableError,
     ValidationError,
 )
+from ..domain.hierarchy import TreeNode
 from ..domain.periods import BudgetPeriod
 
 if TYPE_CHECKING:
     from ..service import BudgetService
 
-__all__ = ["BudgetDraft", "DataSource", "LocalSource", "RemoteSource"]
+__all__ = ["BudgetDraft", "DataSource", "LocalSource", "PlatformView", "RemoteSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformView:
+    """What the Platform tab shows: the organisation tree and the recent refunds and
+    corrections (of the source's tenant scope)."""
+
+    tree: tuple[TreeNode, ...] = ()
+    adjustments: tuple[Adjustment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,9 @@ class DataSource(Protocol):
     def update_budget(self, budget_id: str, draft: BudgetDraft) -> Budget: ...
     def deactivate_budget(self, budget_id: str) -> Budget: ...
     def test_channel(self, budget_id: str, index: int) -> None: ...
+    def platform(self, *, days: int = 30) -> PlatformView: ...
+    def refund(self, tenant_id: str, job_id: str, *, reason: str) -> Adjustment | None: ...
+    def adjust(self, tenant_id: str, amount: Decimal, *, reason: str, queue_name: str = "") -> Adjustment: ...
     def close(self) -> None: ...
 
 
@@ -174,6 +188,20 @@ class LocalSource:
 
     def test_channel(self, budget_id: str, index: int) -> None:
         self.service.send_budget_test_notification(budget_id, index)
+
+    def platform(self, *, days: int = 30) -> PlatformView:
+        today = self.service.now().date()
+        tree = self.service.tenant_tree()
+        found = self.service.list_adjustments(start=today - timedelta(days=days), end=today)
+        return PlatformView(
+            tree=tuple(TreeNode(n, p) for n, p in sorted(tree.parents.items())), adjustments=tuple(reversed(found))
+        )
+
+    def refund(self, tenant_id: str, job_id: str, *, reason: str) -> Adjustment | None:
+        return self.service.refund_job(tenant_id, job_id, reason=reason, actor=self._actor)
+
+    def adjust(self, tenant_id: str, amount: Decimal, *, reason: str, queue_name: str = "") -> Adjustment:
+        return self.service.adjust_spend(tenant_id, amount, reason=reason, actor=self._actor, queue_name=queue_name)
 
     def close(self) -> None:
         if self._owns:
@@ -257,8 +285,35 @@ class RemoteSource:
     def test_channel(self, budget_id: str, index: int) -> None:
         self._call("POST", f"/v1/budgets/{budget_id}/channels/{index}/test")
 
+    def platform(self, *, days: int = 30) -> PlatformView:
+        nodes = self._call("GET", "/v1/tree")["nodes"]
+        found = [_adjustment_of(a) for a in self._call("GET", "/v1/adjustments")]  # the server's last 30 days
+        return PlatformView(
+            tree=tuple(TreeNode(n["node"], n["parent"]) for n in nodes), adjustments=tuple(reversed(found))
+        )
+
+    def refund(self, tenant_id: str, job_id: str, *, reason: str) -> Adjustment | None:
+        try:
+            done = self._call("POST", f"/v1/jobs/{tenant_id}/{job_id}/refund", json={"reason": reason})
+        except ConflictError:
+            return None  # refunded before
+        return _adjustment_of(done)
+
+    def adjust(self, tenant_id: str, amount: Decimal, *, reason: str, queue_name: str = "") -> Adjustment:
+        body = {"tenant_id": tenant_id, "amount": str(amount), "reason": reason, "queue_name": queue_name}
+        return _adjustment_of(self._call("POST", "/v1/adjustments", json=body))
+
     def close(self) -> None:
         self._client.close()
+
+
+def _adjustment_of(data: dict[str, Any]) -> Adjustment:
+    """An adjustment as the API shows it (the periods it counted toward are not shown)."""
+    return Adjustment(
+        id=data["id"], kind=data["kind"], tenant_id=data["tenant_id"], queue_name=data["queue_name"],
+        occurred_at=datetime.fromisoformat(data["occurred_at"]), amount=Decimal(data["amount"]),
+        reason=data["reason"], actor=data["actor"], at=datetime.fromisoformat(data["at"]), job_id=data["job_id"],
+    )  # fmt: skip
 
 
 def _error_of(response: httpx.Response) -> JobBudgetError:
