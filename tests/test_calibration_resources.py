@@ -39,7 +39,7 @@ def benchmarks(n: int = 40) -> list[BenchmarkResult]:
                 infrastructure_cost=cost,
                 timestamp=AT,
                 resources={"gpu:a100": a100, "gpu:h100": h100},
-            )  # fmt: skip
+            )
         )
     return out
 
