@@ -41,6 +41,10 @@ _EXAMPLES: dict[str, Any] = {
     "job_id": "job-123",
     "cpu_time": 15.2,
     "amount": "5000",
+    "expires_at": "2030-01-01T00:00:00Z",
+    "approver": "cfo@example.com",
+    "reason": "correction, ticket 4411",
+    "parent": "research",
     "cpu_time_weight": "0.0001",
     "memory_weight": "0.00001",
     "payload_weight": "0.00002",
@@ -201,9 +205,16 @@ def _refs(node: Any, found: set[str]) -> None:
             _refs(item, found)
 
 
+#: Examples of one body's fields where the general ones would mislead (a credit is negative).
+_BODY_EXAMPLES: dict[str, dict[str, Any]] = {"AdjustmentIn": {"amount": "-12.50", "reason": "SLA credit"}}
+
+
 def _example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     if "$ref" in schema:
-        schema = components[_ref_name(schema["$ref"])]
+        name = _ref_name(schema["$ref"])
+        schema = components[name]
+        if name in _BODY_EXAMPLES:
+            return {**_example(schema, components), **_BODY_EXAMPLES[name]}
     for key in ("oneOf", "anyOf"):
         if key in schema:
             return _example(schema[key][-1] if key == "oneOf" else schema[key][0], components)
@@ -211,6 +222,8 @@ def _example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
         props = schema.get("properties", {})
         required = schema.get("required") or [n for n in sorted(props) if n in _EXAMPLES][:1]
         return {name: _EXAMPLES.get(name, _example(props[name], components)) for name in required}
+    if schema.get("format") == "date-time":
+        return "2030-01-01T00:00:00Z"
     return _PLACEHOLDERS.get(str(schema.get("type")), "text")
 
 
