@@ -198,8 +198,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Seed
     delete = '-X DELETE -H "Authorization: Bearer $KEY" "$JOBBUDGET_URL/v1/budgets/'
     return Seeded(
         workspace / "jobbudget.db",
-        {"BUDGET_ID": etl["id"], "INDEX": "0", "ALERT_ID": alerts[0]["id"], "TENANT_ID": "acme", "JOB_ID": "ml-003",
-         "NODE": "acme"},  # fmt: skip
+        {
+            "BUDGET_ID": etl["id"],
+            "INDEX": "0",
+            "ALERT_ID": alerts[0]["id"],
+            "TENANT_ID": "acme",
+            "JOB_ID": "ml-003",
+            "NODE": "acme",
+        },
         [(delete + 'BUDGET_ID"', delete + f'{spare["id"]}"')],
     )
 
