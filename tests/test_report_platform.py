@@ -85,3 +85,20 @@ def test_reports_over_http_follow_the_tree(api: Any) -> None:
     assert mine.status_code == 200
     assert api.get("/v1/reports", "acme", params={"tenant": "research"}).status_code == 404
     assert datetime.now(UTC).year >= 2024
+
+
+def test_trends_of_a_team_budget_show_its_tenants_and_each_resource(service: Any) -> None:
+    [team] = service.list_budgets("research")
+    trends = service.budget_trends(team.id, days=30)
+    assert trends.total == 9 and trends.jobs == 4  # its tenants' jobs, not the node's own (none)
+    assert [(r.name, r.cost) for r in trends.resources] == [("gpu:a100", 4), ("gpu:h100", 1)]
+    assert {c.name: c.cost for c in trends.components}["Resources"] == 5
+
+
+def test_trends_over_http_carry_the_resources(api: Any) -> None:
+    api.service.update_cost_model(api.service.get_cost_model().__class__(resources={"gpu": Decimal("0.001")}))
+    made = api.post("/v1/budgets", json={"tenant_id": "acme", "amount": "100", "period": {"type": "monthly"}}).json()
+    body = {"job_id": "g1", "tenant_id": "acme", "queue_name": "q", "cpu_time": 1, "resources": {"gpu:l4": 1000}}
+    assert api.post("/v1/jobs", json=body).status_code == 200
+    trends = api.get(f"/v1/budgets/{made['id']}/trends").json()
+    assert trends["resources"][0]["name"] == "gpu:l4" and Decimal(trends["resources"][0]["cost"]) == 1

@@ -180,10 +180,10 @@ class ReservationStore(Protocol):
 
 class ResourceTotals(Protocol):
     def resource_totals(
-        self, *, tenant_ids: Collection[str], start: date, end: date
+        self, *, tenant_ids: Collection[str], start: date, end: date, queue_name: str | None = None
     ) -> list[tuple[str, Decimal, Decimal]]:
-        """(resource, quantity, cost) of the jobs of ``tenant_ids`` on the UTC days
-        ``start..end``, each summed exactly."""
+        """(resource, quantity, cost) of the jobs of ``tenant_ids`` (in ``queue_name``
+        when given) on the UTC days ``start..end``, each summed exactly."""
         ...
 
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from ..domain.dashboard import BudgetTrends, BudgetView, Dashboard, build_drivers, build_trends, status_of
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.forecasting import Forecast
+from ..domain.report_extras import resource_lines
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
 from .readmodel import ReadModel
 
@@ -67,14 +69,23 @@ def budget_trends(source: ReadModel, *, budget_id: str, days: int) -> BudgetTren
     budget = status.budget
     end = source.now().date()
     start = end - timedelta(days=days - 1)
-    rows = source.get_daily_costs(
-        budget.tenant_id, queue_name=budget.queue_name or None, start=start, end=end, exact_stats=False
-    )
+    members = source.tenant_tree().subtree(budget.tenant_id)
+    queue = budget.queue_name or None
+    if len(members) > 1:  # a team's or organisation's budget: its tenants' days
+        rows = [
+            r
+            for r in source.get_daily_costs(None, queue_name=queue, start=start, end=end, exact_stats=False)
+            if r.tenant_id in members
+        ]
+    else:
+        rows = source.get_daily_costs(budget.tenant_id, queue_name=queue, start=start, end=end, exact_stats=False)
+    resources = source.store.resource_totals(tenant_ids=members, start=start, end=end, queue_name=queue)
     forecast: Forecast | None = None
-    if budget.active and status.period_start is not None:
+    if budget.active and status.period_start is not None and len(members) == 1:
         try:
             forecast = source.get_forecast(budget.tenant_id, budget.queue_name)
         except NotFoundError:
             forecast = None
     period = (status.period_start, status.period_end) if status.period_start and status.period_end else None
-    return build_trends(budget=budget.redacted(), rows=rows, start=start, end=end, period=period, forecast=forecast)
+    trends = build_trends(budget=budget.redacted(), rows=rows, start=start, end=end, period=period, forecast=forecast)
+    return replace(trends, resources=resource_lines(resources, trends.total))

@@ -15,6 +15,7 @@ from .cost import CostBreakdown
 from .forecasting import Forecast
 from .money import ZERO, round_money
 from .records import DailyCost, average
+from .report_extras import ResourceLine
 from .reporting import component_shares as reporting_component_shares
 from .reporting import share
 
@@ -110,6 +111,8 @@ class BudgetTrends:
     components: tuple[ComponentShare, ...]
     total: Decimal
     jobs: int
+    #: cost by named resource (GPU type...) over the same days, most expensive first
+    resources: tuple[ResourceLine, ...] = ()
 
 
 def status_of(*, action_type: str, active: bool, in_force: bool) -> str:

@@ -69,13 +69,16 @@ class MemoryPlatform:
         return sorted(found, key=lambda a: (a.day, a.at, a.id))
 
     def resource_totals(
-        self, *, tenant_ids: Collection[str], start: date, end: date
+        self, *, tenant_ids: Collection[str], start: date, end: date, queue_name: str | None = None
     ) -> list[tuple[str, Decimal, Decimal]]:
         with self._lock:
             found = [
                 r.cost.resources
                 for r in self._jobs.values()
-                if r.metrics.tenant_id in tenant_ids and start <= r.day <= end and r.cost.resources
+                if r.metrics.tenant_id in tenant_ids
+                and start <= r.day <= end
+                and r.cost.resources
+                and queue_name in (None, r.metrics.queue_name)
             ]
         return sum_resources(found)
 

@@ -62,6 +62,14 @@ def breakdown_table(trends: BudgetTrends) -> Table:
     for share in trends.components:
         width = int(share.percentage / 5)  # 20 characters for 100 %
         table.add_row(share.name, money(share.cost), f"{share.percentage:.1f}%", Text("█" * width, style="cyan"))
+    for line in trends.resources:  # the named resources within "Resources"
+        width = int(line.percentage / 5)
+        table.add_row(
+            Text(f"  {line.name}", style="grey70"),
+            money(line.cost),
+            f"{line.percentage:.1f}%",
+            Text("█" * width, style="magenta"),
+        )
     table.add_row(Text("Total", style="bold"), Text(money(trends.total), style="bold"), "", f"{trends.jobs:,} jobs")
     return table
 

@@ -110,12 +110,14 @@ class PlatformMixin:
 
     # -- resources --------------------------------------------------------------------
     def resource_totals(
-        self, *, tenant_ids: Collection[str], start: date, end: date
+        self, *, tenant_ids: Collection[str], start: date, end: date, queue_name: str | None = None
     ) -> list[tuple[str, Decimal, Decimal]]:
         c = job_costs.c
         query = select(c.extras).where(
             c.tenant_id.in_(sorted(tenant_ids)), c.day >= start, c.day <= end, c.extras != ""
         )
+        if queue_name is not None:
+            query = query.where(c.queue_name == queue_name)
         with transaction(self.engine) as conn:
             found = conn.execute(query).scalars().all()
         return sum_resources(decode_extras(text).resources for text in found)
