@@ -117,3 +117,35 @@ def test_errors_parse_as_the_error_model(client_package: ModuleType, live_server
         assert isinstance(response.parsed.error, models.ErrorDetail)
         assert (response.parsed.error.code, response.parsed.error.field) == (code, field), response.content
         assert response.parsed.error.message
+
+
+def test_platform_operations_through_the_generated_client(client_package: ModuleType, live_server: LiveServer) -> None:
+    models = _module("models")
+    client = _module("client").AuthenticatedClient(base_url=live_server.url, token=live_server.admin_key)
+    put_node = _module("api.organisation.put_tree_node_v1_tree_node_put")
+    placed = put_node.sync_detailed("gen-gpu", client=client, body=models.ParentIn(parent="gen-team"))
+    assert placed.status_code == HTTPStatus.OK and isinstance(placed.parsed, models.TreeOut)
+    create = _module("api.budgets.create_budget_v1_budgets_post")
+    team = create.sync_detailed(client=client, body=models.BudgetIn(tenant_id="gen-team", amount="100"))
+    assert team.status_code == HTTPStatus.CREATED
+    jobs = _module("api.jobs.post_jobs_v1_jobs_post")
+    stored = jobs.sync_detailed(
+        client=client, body=models.JobIn(job_id="gpu-1", tenant_id="gen-gpu", queue_name="ml", cpu_time=50)
+    )
+    assert stored.status_code == HTTPStatus.OK
+    refund = _module("api.corrections.refund_job_v1_jobs_tenant_id_job_id_refund_post")
+    done = refund.sync_detailed("gen-gpu", "gpu-1", client=client, body=models.RefundIn(reason="node failure"))
+    assert done.status_code == HTTPStatus.OK and isinstance(done.parsed, models.AdjustmentOut)
+    again = refund.sync_detailed("gen-gpu", "gpu-1", client=client, body=models.RefundIn(reason="again"))
+    assert again.status_code == HTTPStatus.CONFLICT and isinstance(again.parsed, models.ErrorOut)
+    raise_ = _module("api.budgets.post_raise_v1_budgets_budget_id_raises_post")
+    assert isinstance(team.parsed, models.BudgetOut)
+    body = models.RaiseIn.from_dict(
+        {"amount": "50", "expires_at": "2030-01-01T00:00:00Z", "approver": "cfo@example.com", "reason": "launch"}
+    )
+    raised = raise_.sync_detailed(str(team.parsed.id), client=client, body=body)
+    assert raised.status_code == HTTPStatus.OK and isinstance(raised.parsed, models.RaiseOut)
+    check = _module("api.enforcement.post_check_v1_check_post")
+    answer = check.sync_detailed(client=client, body=models.CheckIn(tenant_id="gen-gpu", queue_name="ml"))
+    assert isinstance(answer.parsed, models.ActionOut) and answer.parsed.budget_id == team.parsed.id
+    assert Decimal(answer.parsed.budget_amount) == 150 and Decimal(answer.parsed.current_spend) == 0

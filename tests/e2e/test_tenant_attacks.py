@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -162,3 +163,51 @@ def test_a_job_never_settles_another_tenants_reservation(start_server: StartServ
         assert not client.post("/v1/admit", json={"tenant_id": "acme", "estimated_cost": "2"}).json()["allowed"]
         released = client.request("DELETE", f"/v1/reservations/{held['reservation_id']}").json()
         assert released == {"released": True}
+
+
+def test_a_team_key_stays_in_its_subtree_and_never_loosens_the_operator(start_server: StartServer) -> None:
+    """A key bound to a team reads its tenants and nothing above or beside them; it
+    cannot move the tree, refund, credit or raise, nor loosen an operator's budget."""
+    server = start_server(config={"cost_model": {**PRICES, "resources": {"gpu": "0.001"}}})
+    with server.client() as admin:
+        for node, parent in (("acme", "research"), ("beta", "research"), ("research", "uni"), ("gamma", "uni")):
+            assert admin.put(f"/v1/tree/{node}", json={"parent": parent}).status_code == 200
+        org = admin.post("/v1/budgets", json={"tenant_id": "uni", "amount": "1000"}).json()
+        capped = admin.post("/v1/budgets", json={"tenant_id": "acme", "amount": "50"}).json()
+        other = admin.post("/v1/budgets", json={"tenant_id": "gamma", "amount": "50"}).json()
+        stored = admin.post("/v1/jobs", json={"jobs": [job("a1", "acme", 10), job("g1", "gamma", 20)]})
+        assert stored.status_code == 200, stored.text
+        assert admin.post("/v1/jobs/gamma/g1/refund", json={"reason": "preempted"}).status_code == 200
+    team = tenant_key(server, "research")
+    with server.client(team) as lead:
+        assert {n["node"] for n in lead.get("/v1/tree").json()["nodes"]} == {"acme", "beta"}
+        assert lead.get(f"/v1/budgets/{capped['id']}").status_code == 200
+        for hidden in (org["id"], other["id"]):
+            assert lead.get(f"/v1/budgets/{hidden}").status_code == 404
+            assert lead.get(f"/v1/budgets/{hidden}/raises").status_code == 404
+        assert lead.get("/v1/adjustments", params={"tenant": "gamma"}).status_code == 404
+        assert lead.get("/v1/adjustments").json() == []  # gamma's refund is not the team's business
+        assert lead.get("/v1/reports", params={"tenant": "uni"}).status_code == 404
+        assert lead.get("/v1/reports", params={"tenant": "gamma"}).status_code == 404
+        denied = [
+            lead.put("/v1/tree/acme", json={"parent": ""}),
+            lead.put("/v1/tree/gamma", json={"parent": "research"}),  # adopt another team's tenant
+            lead.post("/v1/jobs/acme/a1/refund", json={"reason": "mine"}),
+            lead.post("/v1/adjustments", json={"tenant_id": "acme", "amount": "-40", "reason": "free money"}),
+            lead.post(
+                f"/v1/budgets/{capped['id']}/raises",
+                json={"amount": "1000", "expires_at": "2030-01-01T00:00:00Z", "approver": "me", "reason": "x"},
+            ),
+            lead.patch(f"/v1/budgets/{capped['id']}", json={"amount": "100000"}),
+            lead.delete(f"/v1/budgets/{capped['id']}"),
+            lead.post("/v1/jobs", json=job("x1", "gamma", 1)),  # another team's tenant
+        ]
+        assert [r.status_code for r in denied] == [403] * len(denied), [(r.status_code, r.text) for r in denied]
+    with server.client() as admin:  # nothing of that reached the ledger
+        assert admin.get(f"/v1/budgets/{capped['id']}").json()["amount"] == "50"
+        assert [a["kind"] for a in admin.get("/v1/adjustments").json()] == ["refund"]
+        assert {n["node"]: n["parent"] for n in admin.get("/v1/tree").json()["nodes"]}["gamma"] == "uni"
+    anonymous = httpx.Client(base_url=server.url, timeout=10)
+    with anonymous:
+        assert anonymous.get("/v1/tree").status_code == 401
+        assert anonymous.post("/v1/adjustments", json={}).status_code == 401
