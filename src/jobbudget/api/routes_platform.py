@@ -13,9 +13,8 @@ from ..domain.adjustments import Adjustment, BudgetRaise
 from ..domain.errors import NotFoundError, ValidationError
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, require_admin, require_read, tenant_scope
 from .responses import WITH_BODY, WRITE, errors
-from .schemas import (
-    ID_PATTERN,
-    TEXT_PATTERN,
+from .schemas import ID_PATTERN, TEXT_PATTERN
+from .schemas_platform import (
     AdjustmentIn,
     AdjustmentOut,
     ParentIn,
