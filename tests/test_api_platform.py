@@ -99,7 +99,8 @@ def test_raises_over_http(api: Any) -> None:
     assert api.post(f"/v1/budgets/{made['id']}/raises", "acme", json=body).status_code == 403
     raised = api.post(f"/v1/budgets/{made['id']}/raises", json=body)
     assert raised.status_code == 200, raised.text
-    assert api.get(f"/v1/budgets/{made['id']}/status").json()["budget"]["amount"] == "150"
+    status = api.get(f"/v1/budgets/{made['id']}/status").json()
+    assert status["budget"]["amount"] == "100" and status["amount_in_force"] == "150" and status["raised"] == "50"
     listed = api.get(f"/v1/budgets/{made['id']}/raises", "acme").json()
     assert [r["approver"] for r in listed] == ["cfo@example.com"]
     assert api.get(f"/v1/budgets/{made['id']}/raises", "globex").status_code == 404

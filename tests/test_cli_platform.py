@@ -66,4 +66,6 @@ def test_an_operator_runs_a_tree_of_budgets_from_the_shell(run: Run, tmp_path: o
     )
     assert late.exit_code == 2 and "--until" in late.output
     status = json_of(run("budget", "show", llm["id"], "--json"))
-    assert status["budget"]["amount"] == "150"
+    assert status["budget"]["amount"] == "100" and status["amount_in_force"] == "150"  # stored, in force
+    shown = run("budget", "show", llm["id"])
+    assert "Amount in force" in shown.output and "raised 50.00" in shown.output

@@ -21,7 +21,7 @@ TABLES = TABLES_0001 | {
     "forecast_snapshots", "alerts", "deliveries", "api_keys", "reservations", "tenant_tree", "adjustments",
     "budget_raises",
 }  # fmt: skip
-HEAD = "0009"
+HEAD = "0010"
 
 #: The columns revision 0001 creates (its DDL is frozen in the revision; this
 #: snapshot guards against editing a migration that has already shipped).

@@ -210,13 +210,14 @@ def test_a_raise_lifts_the_amount_until_it_expires(service: Any, clock: FakeCloc
         own.id, 3, expires_at=clock.now + timedelta(hours=2), approver="cfo@example.com", reason="launch week"
     )
     assert service.check_budget_compliance("acme", "q").type == "allow"
-    assert service.get_budget_status(own.id).budget.amount == 5
+    assert service.get_budget_status(own.id).amount == 5
+    assert service.get_budget_status(own.id).budget.amount == 2  # as stored: an editor never saves the raise
     assert service.list_raises(own.id) == [raise_]
     (entry,) = service.list_audit(kind="budget_raised")
     assert entry.details["approver"] == "cfo@example.com" and entry.details["amount"] == "3"
     clock.advance(hours=3)
     assert service.check_budget_compliance("acme", "q").type == "block"
-    assert service.get_budget_status(own.id).budget.amount == 2
+    assert service.get_budget_status(own.id).amount == 2
     with pytest.raises(ValidationError) as err:
         service.raise_budget(own.id, 1, expires_at=clock.now - timedelta(hours=1), approver="x", reason="y")
     assert err.value.field == "expires_at"
@@ -242,7 +243,8 @@ def test_rollover_carries_the_previous_period(
     service.process_job_cost(job("old", dollars=spent_last_month))
     clock.now = first_of_month + timedelta(days=2)
     status = service.get_budget_status(own.id)
-    assert status.budget.amount == amount_now  # at most half the amount either way
+    assert status.amount == amount_now  # at most half the amount either way
+    assert status.carried == amount_now - 10 and status.budget.amount == 10
     assert service.get_budget(own.id).amount == 10  # as stored
 
 
@@ -295,3 +297,55 @@ def test_daily_statistics_and_dates_are_untouched(service: Any, clock: FakeClock
     assert service.list_adjustments("nobody", start=day, end=day) == []
     assert service.list_adjustments(start=date(2000, 1, 1), end=date(2000, 1, 2)) == []
     assert clock.now.tzinfo is UTC
+
+
+# -- what a review found ------------------------------------------------------------------
+def test_a_refund_lost_between_the_commit_and_the_refund_is_made_on_redelivery(service: Any) -> None:
+    own = budget(service, "acme", 10)
+    platform = service.core.platform
+    real = service.store.add_adjustments
+    calls = {"n": 0}
+
+    def flaky(items: Any, *, audit: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            from jobbudget.domain.errors import StorageUnavailableError
+
+            raise StorageUnavailableError("connection dropped")
+        return real(items, audit=audit)
+
+    service.store.add_adjustments = flaky
+    try:
+        with pytest.raises(Exception, match="connection dropped"):
+            service.process_job_cost(job("nf", exit_state="NODE_FAIL"))
+        again = service.process_job_cost(job("nf", exit_state="NODE_FAIL"))  # the queue redelivers
+    finally:
+        service.store.add_adjustments = real
+    assert again.duplicate and spent(service, own) == 0
+    assert platform.refund_failed([], []) == 0
+
+
+def test_a_rescoped_budget_keeps_only_the_refunds_of_its_scope(service: Any) -> None:
+    own = service.create_budget(Budget(tenant_id="acme", queue_name="q", amount=D(10), period=MONTHLY))
+    service.process_job_cost(job("a1"))
+    service.refund_job("acme", "a1", reason="x")
+    assert spent(service, own) == 0
+    from dataclasses import replace
+
+    moved = service.update_budget(replace(service.get_budget(own.id), queue_name="gpu"))
+    assert spent(service, moved) == 0  # no gpu jobs, and q's refund is not gpu's
+
+
+def test_a_label_budget_made_after_a_refund_counts_the_refund(service: Any) -> None:
+    service.process_job_costs([job("l1", labels={"project": "llm"}), job("l2", labels={"project": "llm"})])
+    service.refund_job("acme", "l1", reason="node failure")
+    llm = budget(service, "acme", 10, labels={"project": "llm"})
+    assert spent(service, llm) == 1
+    other = budget(service, "acme", 10, labels={"project": "vision"})
+    assert spent(service, other) == 0
+
+
+def test_an_absurd_amount_is_refused_in_words(service: Any) -> None:
+    with pytest.raises(ValidationError) as err:
+        service.adjust_spend("acme", "-1e999999999", reason="x")
+    assert err.value.field == "amount" and "1000000000" in str(err.value) and "E+" not in err.value.reason

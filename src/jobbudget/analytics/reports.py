@@ -37,7 +37,7 @@ def budget_line(status: BudgetStatus) -> BudgetLine:
         period_type=b.period.type,
         period_start=status.period_start,
         period_end=status.period_end,
-        amount=b.amount,
+        amount=status.amount,
         currency=b.currency,
         spend=status.current_spend,
         utilization=status.utilization,

@@ -42,6 +42,7 @@ def dashboard(source: ReadModel, *, tenant_id: str | None, top: int) -> Dashboar
                 period_start=status.period_start,
                 period_end=status.period_end,
                 message=status.action.message,
+                amount=status.amount,
             )
         )
     today = now.date()

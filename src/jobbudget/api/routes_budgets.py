@@ -120,6 +120,9 @@ def budget_status(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> Stat
         action=action_out(s.action),
         period_start=s.period_start,
         period_end=s.period_end,
+        amount_in_force=s.amount,
+        carried=s.carried,
+        raised=s.raised,
     )
 
 

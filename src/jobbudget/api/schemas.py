@@ -388,12 +388,18 @@ class BudgetOut(BaseModel):
 
 
 class StatusOut(BaseModel):
-    budget: BudgetOut
+    budget: BudgetOut = Field(description="The budget as stored.")
     current_spend: Money
     utilization: Money
     action: ActionOut
     period_start: date | None
     period_end: date | None
+    amount_in_force: Money = Field(
+        description="What this period allows: the amount, plus what the previous period carried over (negative: "
+        "an overage) and the raises in force. Utilization and the action are measured against it."
+    )
+    carried: Money = Field(description="Carried over from the previous period (0 without rollover).")
+    raised: Money = Field(description="The raises in force now.")
 
 
 class QueueRatesIn(_In):

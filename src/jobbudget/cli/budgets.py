@@ -394,6 +394,12 @@ def show(
         ("Created", f"{budget.created_at:%Y-%m-%d %H:%M} UTC by {budget.created_by}" if budget.created_at else "-"),
         ("Action", action_text(status.action)),
     ]
+    if status.amount != budget.amount:  # rollover or a raise changes this period's amount
+        extra = [
+            ("Amount in force", f"{money(status.amount, budget.currency)} (carried over {money(status.carried)}, "
+                                f"raised {money(status.raised)})"),
+        ]  # fmt: skip
+        rows[6:6] = extra
     for key, value in rows:
         table.add_row(key, Text(value) if isinstance(value, str) else value)
     out_console().print(table)

@@ -37,6 +37,13 @@ def parse_labels(values: list[str] | None) -> dict[str, str]:
     return labels
 
 
+def _date(field: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, text, "must be a date YYYY-MM-DD") from None
+
+
 def _instant(option: str, text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -165,8 +172,10 @@ def adjustments(
     """List refunds, credits and debits."""
     settings = Settings(config, database_url, json)
     with cli_errors({"start": "--from", "end": "--to"}), open_service(settings) as service:
-        last = date.fromisoformat(end) if end else service.now().date()
-        first = date.fromisoformat(start) if start else last - timedelta(days=30)
+        last = _date("end", end) if end else service.now().date()
+        first = _date("start", start) if start else last - timedelta(days=30)
+        if last < first:
+            raise ValidationError("end", last.isoformat(), f"must not be before --from {first.isoformat()}")
         found = service.list_adjustments(tenant, start=first, end=last)
     if json:
         emit_json([adjustment_json(a) for a in found])

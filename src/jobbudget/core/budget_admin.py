@@ -26,7 +26,7 @@ from ..domain.validation import MAX_ID_LEN, check_identifier
 from ..ports import Ledger, PlatformStore
 from .alert_planning import AlertPlanner
 from .hot_state import HotState
-from .spend_state import SpendState
+from .spend_state import SpendState, previous_key
 
 __all__ = ["BudgetAdmin", "BudgetStatus"]
 
@@ -120,10 +120,17 @@ class BudgetAdmin:
                 if isinstance(exc, (ValidationError, NotFoundError)):
                     raise
                 raise BudgetError(operation, budget.tenant_id, exc) from exc
+            before = previous_key(budget, window) if budget.active else None
+            previous = spend.load_spend(before) if before is not None else None  # not under `lock`
             with spend.lock:
                 if budget.active:
                     state = spend.track(
-                        spend.index, budget, window=window, spend=next(iter(seed.values()), ZERO), now=now
+                        spend.index,
+                        budget,
+                        window=window,
+                        spend=next(iter(seed.values()), ZERO),
+                        now=now,
+                        previous=previous,
                     )
                     state.synced = generation
                 else:
@@ -179,12 +186,15 @@ class BudgetAdmin:
                 budget=budget, thresholds=state.thresholds, window=window, spend=state.spend, priority=0, now=now
             )
         return BudgetStatus(
-            budget=budget,
+            budget=state.stored,  # as stored: what an editor sends back (never the raised amount)
             current_spend=state.spend,
             utilization=utilization(state.spend, budget.amount),
             action=action,
             period_start=window.start_date if window else None,
             period_end=window.end_date if window else None,
+            amount_in_force=budget.amount,
+            carried=state.carried,
+            raised=state.raised,
         )
 
     def _spend_of(self, budget: Budget, window: PeriodWindow) -> Decimal:
@@ -204,17 +214,15 @@ class BudgetAdmin:
             ),
             ZERO,
         )
-        if self._platform is not None:
-            key = SpendKey(str(budget.id), window.start_date)
+        if self._platform is not None:  # the adjustments in its scope, counted as its jobs are
             for a in self._platform.list_adjustments(
                 tenant_ids=tenants, start=window.start.date(), end=window.end.date()
             ):
-                if (budget.id is not None and key in a.keys) or (
-                    not budget.labels
-                    and window.start <= a.occurred_at < window.end
+                if (
+                    window.start <= a.occurred_at < window.end
                     and (not budget.queue_name or a.queue_name == budget.queue_name)
-                    and not any(k.budget_id == budget.id for k in a.keys)
-                ):  # counted toward it before
+                    and budget.matches(a.labels)
+                ):
                     total += a.amount
         return total
 

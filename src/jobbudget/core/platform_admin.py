@@ -23,9 +23,12 @@ from ..domain.validation import MAX_ID_LEN, MAX_JOB_ID_LEN, MAX_QUEUE_LEN, MAX_T
 from ..ports import Ledger, PlatformStore
 from .budget_admin import BudgetAdmin
 from .hot_state import HotState
-from .spend_state import SpendState
+from .spend_state import SpendState, previous_key
 
-__all__ = ["PlatformAdmin"]
+__all__ = ["POLICY_ACTOR", "PlatformAdmin"]
+
+#: Who the refund policy's refunds are audited as.
+POLICY_ACTOR = "refund-policy"
 
 
 def _money(field: str, value: Any) -> Decimal:
@@ -101,23 +104,27 @@ class PlatformAdmin:
         return applied[0] if applied else None
 
     def refund_failed(self, records: Sequence[JobRecord], inserted: Sequence[bool]) -> int:
-        """Refund the new jobs that ended in a state the refund policy names."""
-        items = [
-            self._adjustment(
-                refund_id(r.metrics.tenant_id, r.metrics.job_id),
-                "refund",
-                r.metrics.tenant_id,
-                r.metrics.queue_name,
-                r.timestamp,
-                -r.cost.total_cost,
-                f"exit state {r.metrics.exit_state.upper()} (refund policy)",
-                "refund-policy",
-                job_id=r.metrics.job_id,
-                keys=r.spend_keys,
-            )
-            for r, new in zip(records, inserted, strict=True)
-            if new and self._refunds.refunds(r.metrics.exit_state) and r.cost.total_cost
-        ]
+        """Refund the jobs that ended in a state the refund policy names.  A redelivered
+        one is refunded too if it was not yet (the refund has the job's id, so this is
+        once): a crash or a failed write between storing a job and refunding it is
+        repaired by the queue's next delivery."""
+        items = []
+        for r, new in zip(records, inserted, strict=True):
+            m = r.metrics
+            if not self._refunds.refunds(m.exit_state):
+                continue
+            reason = f"exit state {m.exit_state.upper()} (refund policy)"
+            if new:
+                if r.cost.total_cost:
+                    items.append(
+                        self._adjustment(
+                            refund_id(m.tenant_id, m.job_id), "refund", m.tenant_id, m.queue_name, r.timestamp,
+                            -r.cost.total_cost, reason, POLICY_ACTOR, job_id=m.job_id, keys=r.spend_keys,
+                            labels=m.labels,
+                        )
+                    )  # fmt: skip
+            else:
+                self.refund(m.tenant_id, m.job_id, reason=reason, actor=POLICY_ACTOR)
         return len(self._apply(items)) if items else 0
 
     def adjust(
@@ -173,6 +180,7 @@ class PlatformAdmin:
         return Adjustment(
             id=ident, kind=kind, tenant_id=tenant_id, queue_name=queue_name, occurred_at=instant.astimezone(UTC),
             amount=amount, reason=reason, actor=actor, at=self._clock(), job_id=job_id, keys=keys,
+            labels=dict(labels or {}),
         )  # fmt: skip
 
     def _apply(self, items: Sequence[Adjustment]) -> list[Adjustment]:
@@ -244,11 +252,13 @@ class PlatformAdmin:
         spend = self._spend
         with spend.write:
             self._platform.add_raise(item, audit=audit)
+            state = spend.index.get(budget_id)
+            before = previous_key(state.stored, state.window) if state is not None else None
+            previous = spend.load_spend(before) if before is not None else None  # not under `lock`
             with spend.lock:
                 spend.raises.setdefault(budget_id, []).append(item)
-                state = spend.index.get(budget_id)
                 if state is not None:
-                    spend.reprice(state, now)
+                    spend.reprice(state, now, previous)
         return item
 
     def raises(self, budget_id: str) -> list[BudgetRaise]:

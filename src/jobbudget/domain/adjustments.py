@@ -16,8 +16,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -59,6 +59,9 @@ class Adjustment:
     at: datetime
     job_id: str = ""
     keys: tuple[SpendKey, ...] = ()
+    #: the labels of the job it corrects (a refund) or given with it: label budgets
+    #: count it when they select them, as they count jobs
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def day(self) -> date:
@@ -70,8 +73,8 @@ class Adjustment:
             raise ValidationError("kind", self.kind, f"must be one of {', '.join(ADJUSTMENT_KINDS)}")
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise ValidationError("amount", self.amount, "must be a finite amount")
-        if abs(self.amount) > MAX_ADJUSTMENT:
-            raise ValidationError("amount", self.amount, f"must be at most {MAX_ADJUSTMENT} either way")
+        if self.amount.copy_abs() > MAX_ADJUSTMENT:  # copy_abs: no context, so no overflow
+            raise ValidationError("amount", self.amount, f"must be at most {MAX_ADJUSTMENT:f} either way")
         if self.amount != round_money(self.amount):
             raise ValidationError("amount", self.amount, "must not be finer than a nano-dollar")
         if self.kind in ("refund", "credit") and self.amount > 0:
@@ -116,8 +119,8 @@ class BudgetRaise:
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount <= 0:
             raise ValidationError("amount", self.amount, "must be an amount greater than 0")
-        if self.amount > MAX_ADJUSTMENT or self.amount != round_money(self.amount):
-            raise ValidationError("amount", self.amount, f"must be at most {MAX_ADJUSTMENT}, to a nano-dollar")
+        if self.amount.copy_abs() > MAX_ADJUSTMENT or self.amount != round_money(self.amount):
+            raise ValidationError("amount", self.amount, f"must be at most {MAX_ADJUSTMENT:f}, to a nano-dollar")
         if not self.expires_at > self.starts_at:
             raise ValidationError("expires_at", self.expires_at.isoformat(), "must be after the start")
         for name in ("approver", "reason"):

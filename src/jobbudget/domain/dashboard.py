@@ -61,6 +61,12 @@ class BudgetView:
     period_start: date | None
     period_end: date | None
     message: str = ""
+    #: the amount in force now (with carry-over and raises); None: ``budget.amount``
+    amount: Decimal | None = None
+
+    @property
+    def amount_in_force(self) -> Decimal:
+        return self.budget.amount if self.amount is None else self.amount
 
 
 @dataclass(frozen=True, slots=True)

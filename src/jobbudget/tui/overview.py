@@ -30,7 +30,7 @@ SORTS: tuple[tuple[str, Callable[[BudgetView], Any]], ...] = (
     ("Status", lambda v: (SEVERITY.get(v.status, 9), -v.utilization)),
     ("Utilization", lambda v: -v.utilization),
     ("Spend", lambda v: -v.spend),
-    ("Amount", lambda v: -v.budget.amount),
+    ("Amount", lambda v: -v.amount_in_force),
     ("Period", lambda v: (v.period_start or v.budget.period.start_date or date.min, v.budget.tenant_id)),
 )
 
@@ -134,7 +134,10 @@ class OverviewPane(VerticalScroll):
                 badge(view.status),
                 bar(view.utilization, view.status),
                 Text(money(view.spend), justify="right"),
-                Text(money(b.amount) if b.currency == "USD" else money(b.amount, b.currency), justify="right"),
+                Text(
+                    money(view.amount_in_force) if b.currency == "USD" else money(view.amount_in_force, b.currency),
+                    justify="right",
+                ),
                 period_text(b, view.period_start, view.period_end),
                 key=b.id,
             )

@@ -28,7 +28,7 @@ def _adjustment(row: Mapping[Any, Any]) -> Adjustment:
         id=row["id"], kind=row["kind"], tenant_id=row["tenant_id"], queue_name=row["queue_name"],
         occurred_at=row["occurred_at"],
         amount=row["amount"], reason=row["reason"], actor=row["actor"], at=row["at"], job_id=row["job_id"],
-        keys=tuple(SpendKey(b, date.fromisoformat(p)) for b, p in row["keys"]),
+        keys=tuple(SpendKey(b, date.fromisoformat(p)) for b, p in row["keys"]), labels=dict(row["labels"] or {}),
     )  # fmt: skip
 
 
@@ -77,6 +77,7 @@ class PlatformMixin:
                             "job_id": a.job_id, "day": a.day, "occurred_at": a.occurred_at, "amount": a.amount, "reason": a.reason,
                             "actor": a.actor, "at": a.at,
                             "keys": [[k.budget_id, k.period_start.isoformat()] for k in a.keys],
+                            "labels": dict(a.labels) or None,
                         }
                         for a in fresh
                     ],

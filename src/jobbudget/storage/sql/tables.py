@@ -268,6 +268,7 @@ adjustments = Table(
     Column("actor", String(100), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("keys", JsonDoc, nullable=False),
+    Column("labels", JsonDoc, nullable=True),
     Index("ix_adjustments_tenant_day", "tenant_id", "day"),
 )
 
