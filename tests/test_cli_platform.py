@@ -69,3 +69,20 @@ def test_an_operator_runs_a_tree_of_budgets_from_the_shell(run: Run, tmp_path: o
     assert status["budget"]["amount"] == "100" and status["amount_in_force"] == "150"  # stored, in force
     shown = run("budget", "show", llm["id"])
     assert "Amount in force" in shown.output and "raised 50.00" in shown.output
+
+
+def test_gpu_prices_from_the_command_line(run: Run) -> None:
+    done = run("costmodel", "set", "--price", "gpu=0.0008", "--price", "gpu:h100=0.0012")
+    assert done.exit_code == 0 and "prices new jobs" in done.output
+    again = run("costmodel", "set", "--price", "gpu=0.0008")
+    assert again.exit_code == 0 and "nothing changed" in again.output
+    shown = run("costmodel", "show")
+    assert shown.exit_code == 0 and "resource gpu:h100" in shown.output and "0.0012" in shown.output
+    assert as_json(run("costmodel", "show", "--json"))["weights"]["resources"] == {
+        "gpu": "0.0008",
+        "gpu:h100": "0.0012",
+    }
+    bad = run("costmodel", "set", "--price", "GPU=1")
+    assert bad.exit_code == 2 and "--price" in bad.output and "resource name" in bad.output
+    none = run("costmodel", "set")
+    assert none.exit_code == 2 and "--price" in none.output

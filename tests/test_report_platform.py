@@ -102,3 +102,16 @@ def test_trends_over_http_carry_the_resources(api: Any) -> None:
     assert api.post("/v1/jobs", json=body).status_code == 200
     trends = api.get(f"/v1/budgets/{made['id']}/trends").json()
     assert trends["resources"][0]["name"] == "gpu:l4" and Decimal(trends["resources"][0]["cost"]) == 1
+
+
+def test_the_report_compares_with_the_team_budget_not_a_label_budget_and_nets_refunds(service: Any) -> None:
+    service.create_budget(
+        Budget(tenant_id="research", amount=D(2), period=BudgetPeriod(type="monthly"), labels={"project": "x"})
+    )
+    report = service.generate_report("research", BudgetPeriod(type="monthly"))
+    assert report.budget_amount == 100 and report.budget_basis == "tenant"  # the team's, not the label budget
+    assert report.utilization == D("0.05")  # net 5 of 100: as the budget counts it
+    assert any("with project=x" in b.scope for b in report.budgets)
+    text = render(report, fmt="text", width=160)
+    assert "Net spend 5.00 USD (jobs 9.00, adjustments -4.00)" in text
+    assert "Net spend" in render(report, fmt="html") and "(net 5.00)" in render(report, fmt="markdown")

@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 
 from ..domain.budget_status import BudgetStatus
+from ..domain.enforcement import utilization
 from ..domain.errors import NotFoundError, ValidationError
 from ..domain.money import ZERO
 from ..domain.periods import BudgetPeriod, first_window, resolve_period
@@ -30,10 +31,12 @@ __all__ = ["budget_line", "generate_report"]
 def budget_line(status: BudgetStatus) -> BudgetLine:
     """A budget status as a report row."""
     b = status.budget
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(b.labels.items()))
     return BudgetLine(
         budget_id=str(b.id),
         queue_name=b.queue_name,
-        scope=b.queue_name or "(all queues)",
+        scope=(b.queue_name or "(all queues)") + (f" with {labels}" if labels else ""),
+        labelled=bool(b.labels),
         period_type=b.period.type,
         period_start=status.period_start,
         period_end=status.period_end,
@@ -88,12 +91,15 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
     )
     start, end = resolved.start_date, resolved.end_date
     resources = source.store.resource_totals(tenant_ids=members, start=start, end=end)
-    return replace(
+    report = replace(
         report,
         resources=resource_lines(resources, report.total_spend),
         adjustments=adjustment_lines(source.list_adjustments(tenant_id, start=start, end=end)),
         members=_members(rows, tenant_id, members, start, end) if len(members) > 1 else (),
     )
+    if report.adjustments and report.budget_amount:  # measured as the budgets measure: net of corrections
+        report = replace(report, utilization=utilization(report.net_spend, report.budget_amount))
+    return report
 
 
 def _members(

@@ -4,6 +4,7 @@ models to switch to: the built-in ones (``default``, ``production``, ``staging``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -15,9 +16,11 @@ from rich.text import Text
 from ..domain.codec import cost_model_to_mapping
 from ..domain.cost import CostModel
 from ..domain.money import canonical
+from ..domain.resources import family
 from ..pricing import BUILT_IN, model_names, named_model, unit_prices
 from .calibrate_cmd import LABELS, plain_weight
 from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, open_service, out_console
+from .import_prices import parse_prices
 
 __all__ = ["costmodel_app"]
 
@@ -50,8 +53,19 @@ def _weights_table(model: CostModel, title: str) -> Table:
     table.add_column("Weight", justify="right")
     table.add_column("Unit")
     for name, value in model.to_mapping().items():
-        label, unit = LABELS[name]
-        table.add_row(label, plain_weight(value), unit)
+        if name in LABELS:
+            label, unit = LABELS[name]
+            table.add_row(label, plain_weight(value), unit)
+    for resource, price in model.resources.items():
+        unit = "$/GPU-second" if family(resource) == "gpu" else "$/unit"
+        table.add_row(Text(f"resource {resource}"), plain_weight(price), unit)
+    for queue, rates in model.queues.items():
+        weights = ", ".join(f"{k}={plain_weight(v)}" for k, v in rates.weights.items())
+        table.add_row(Text(f"queue {queue}"), f"×{plain_weight(rates.multiplier)}", weights or "multiplier")
+    for qos, multiplier in model.qos.items():
+        table.add_row(Text(f"QoS {qos}"), f"×{plain_weight(multiplier)}", "multiplier")
+    if model.max_tres:
+        table.add_row("MAX_TRES", ", ".join(model.max_tres), "only the largest is charged")
     return table
 
 
@@ -157,30 +171,63 @@ def costmodel_presets(
 @costmodel_app.command("set")
 def costmodel_set(
     preset: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--preset",
             metavar="NAME",
-            help="The named model to price with (see `costmodel presets`).",
+            help="The named model to price with (see `costmodel presets`); default: the model in force.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--price",
+            metavar="NAME=DOLLARS",
+            help="Price a named resource, per unit (per GPU-second for gpu, gpu:TYPE), e.g. --price gpu=0.0008 "
+            "--price gpu:h100=0.0012; repeat for more.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Price new jobs with a named model from now on (a new model version).
+    """Price new jobs with a named model, or with named resources' prices added to the
+    model in force, from now on (a new model version; nothing changes when the prices
+    are those in force already).
 
     Jobs already priced keep their cost and the version that priced them.
     """
     settings = Settings(config, database_url, json)
-    with cli_errors({"preset": "--preset"}):
-        model = named_model(preset)
+    with cli_errors({"preset": "--preset", "--price": "--price"}):
+        if preset is None and not price:
+            from ..domain.errors import ValidationError
+
+            raise ValidationError("--preset", None, "give --preset NAME, --price NAME=DOLLARS, or both")
+        prices = parse_prices(price or ())
         with open_service(settings, creates=True) as service:
-            stored = service.update_cost_model(model, actor=f"preset:{preset}")
+            base = named_model(preset) if preset is not None else service.get_cost_model()
+            model = replace(base, resources={**base.resources, **prices}) if prices else base
+            if model == service.get_cost_model():
+                stored = next(v for v in service.list_cost_models() if v.version == service.get_cost_model_version())
+                changed = False
+            else:
+                actor = f"preset:{preset}" if preset is not None else "cli"
+                stored, changed = service.update_cost_model(model, actor=actor), True
     if json:
-        emit_json({"preset": preset, "version": stored.version, "weights": cost_model_to_mapping(stored.model)})
-    else:
-        out_console().print(
-            f"Cost model version {stored.version} (preset {escape(preset)}) prices new jobs from now on."
+        emit_json(
+            {
+                "preset": preset,
+                "version": stored.version,
+                "changed": changed,
+                "weights": cost_model_to_mapping(stored.model),
+            }
         )
+        return
+    what = f"preset {escape(preset)}" if preset is not None else "the model in force"
+    if prices:
+        what += " with " + ", ".join(f"{escape(n)} at {plain_weight(p)} $" for n, p in prices.items())
+    if changed:
+        out_console().print(f"Cost model version {stored.version} ({what}) prices new jobs from now on.")
+    else:
+        out_console().print(f"Cost model version {stored.version} already is {what}: nothing changed.")

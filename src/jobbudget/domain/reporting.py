@@ -145,6 +145,8 @@ class BudgetLine:
     spend: Decimal
     utilization: Decimal
     action: str
+    #: the budget selects job labels (it counts part of the tenant's spend)
+    labelled: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +229,9 @@ def _days(first: date, last: date) -> list[date]:
 
 def _budget_amount(period: BudgetPeriod, lines: Sequence[BudgetLine]) -> tuple[Decimal | None, str]:
     dates = (period.start_date, period.end_date)
-    relevant = [b for b in lines if b.period_type == period.type or (b.period_start, b.period_end) == dates]
+    relevant = [
+        b for b in lines if (b.period_type == period.type or (b.period_start, b.period_end) == dates) and not b.labelled
+    ]  # a budget that selects labels counts part of the spend: not what the report compares
     tenant_wide = [b.amount for b in relevant if not b.queue_name]
     if tenant_wide:
         return min(tenant_wide), "tenant"

@@ -83,7 +83,13 @@ def _cards(report: BudgetReport) -> str:
     cur = escape(report.currency)
     return (
         '<section class="cards">'
-        f'<div class="card"><span class="muted">Total spend</span><b>{money(report.total_spend)} {cur}</b>'
+        + (
+            f'<div class="card"><span class="muted">Net spend</span><b>{money(report.net_spend)} {cur}</b>'
+            f"jobs {money(report.total_spend)}, adjustments {money(report.adjustments_total)}</div>"
+            if report.adjustments
+            else ""
+        )
+        + f'<div class="card"><span class="muted">Total spend</span><b>{money(report.total_spend)} {cur}</b>'
         f"{report.total_jobs:,} jobs</div>"
         f'<div class="card"><span class="muted">Budget</span><b>{escape(budget_label(report))}</b></div>'
         f'<div class="card"><span class="muted">Utilization</span><b>{ratio_percent(report.utilization)}</b>'

@@ -110,7 +110,8 @@ def render_markdown(report: BudgetReport) -> str:
         "rrrr",
         [
             (
-                f"{money(report.total_spend)} {cur}",
+                f"{money(report.total_spend)} {cur}"
+                + (f" (net {money(report.net_spend)})" if report.adjustments else ""),
                 md(budget_label(report)),
                 ratio_percent(report.utilization),
                 f"{report.total_jobs:,}",

@@ -49,7 +49,11 @@ def _header(report: BudgetReport) -> Panel:
     body.append(
         f"{len(report.daily)} of {report.period_days} days, generated {report.generated_at:%Y-%m-%d %H:%M} UTC\n"
     )
-    body.append(f"Spend {money(report.total_spend)} {report.currency}", style="bold")
+    if report.adjustments:
+        body.append(f"Net spend {money(report.net_spend)} {report.currency}", style="bold")
+        body.append(f" (jobs {money(report.total_spend)}, adjustments {money(report.adjustments_total)})")
+    else:
+        body.append(f"Spend {money(report.total_spend)} {report.currency}", style="bold")
     body.append(f" on {report.total_jobs:,} jobs; budget {budget_label(report)}\n")
     body.append_text(_bar(report.utilization))
     return Panel(body, title=Text(f"Budget report: {report.tenant_id}", style="bold"), title_align="left")
