@@ -42,9 +42,20 @@ def test_a_team_key_reads_its_tenants_and_no_others(api: Any) -> None:
     assert api.client.get("/v1/budgets", params={"tenant": "globex"}, headers=headers).json() == []
     # a team may add a stricter budget for a tenant below it, never loosen the operator's
     stricter = api.client.post("/v1/budgets", json=budget("acme", "10"), headers=headers)
-    assert stricter.status_code == 201 and stricter.json()["owner"] == "tenant"
+    assert stricter.status_code == 201 and stricter.json()["owner"] == "team"
     loosen = api.client.patch(f"/v1/budgets/{mine.json()['id']}", json={"amount": "1000"}, headers=headers)
     assert loosen.status_code == 403
+    # the team's cap is one its tenant cannot lift; the tenant's own budgets are not the team's to change
+    cap = stricter.json()["id"]
+    assert api.patch(f"/v1/budgets/{cap}", "acme", json={"amount": "1000000"}).status_code == 403
+    assert api.delete(f"/v1/budgets/{cap}", "acme").status_code == 403
+    assert api.client.patch(f"/v1/budgets/{cap}", json={"amount": "5"}, headers=headers).status_code == 200
+    own = api.post("/v1/budgets", "acme", json=budget("acme", "7"))
+    assert own.status_code == 201 and own.json()["owner"] == "tenant"
+    assert api.client.delete(f"/v1/budgets/{own.json()['id']}", headers=headers).status_code == 403
+    # reading is not acting in the tenant's name: no jobs, no admissions for it
+    assert api.client.post("/v1/jobs", json=job("t1", "acme"), headers=headers).status_code == 403
+    assert api.client.post("/v1/admit", json={"tenant_id": "acme"}, headers=headers).status_code == 403
     # and the tenant's own key still sees only itself
     assert api.get(f"/v1/budgets/{other.json()['id']}", "acme").status_code == 404
 
@@ -53,8 +64,15 @@ def test_an_organisation_budget_answers_checks_of_its_tenants(api: Any) -> None:
     _tree(api)
     org = api.post("/v1/budgets", json=budget("uni", "0.000001")).json()
     assert api.post("/v1/jobs", json=job("j1")).status_code == 200
-    check = api.post("/v1/check", "globex", json={"tenant_id": "globex"}).json()
+    check = api.post("/v1/check", json={"tenant_id": "globex"}).json()
     assert check["type"] == "block" and check["budget_id"] == org["id"]
+    # a tenant learns that a budget above it blocks, and how full it is: not its id, amount or others' spend
+    seen = api.post("/v1/check", "globex", json={"tenant_id": "globex"}).json()
+    assert seen["type"] == "block" and seen["budget_id"] is None
+    assert seen["current_spend"] is None and seen["budget_amount"] is None and "uni" not in seen["message"]
+    assert seen["message"].startswith("a budget above globex") and float(seen["utilization"]) > 1
+    admitted = api.post("/v1/admit", "globex", json={"tenant_id": "globex", "estimated_cost": "0"}).json()
+    assert admitted["action"]["budget_id"] is None
 
 
 def test_label_budgets_over_http(api: Any) -> None:

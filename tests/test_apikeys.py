@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,6 +110,8 @@ KEYS = {
     "reporter-acme": make("reporter", "acme"),
     "reporter-all": make("reporter", None),
 }
+#: a team's key: bound to "research", which acme lies below
+TEAM = replace(make("tenant", "research"), below=frozenset({"acme"}))
 TARGETS = {"own": "acme", "other": "globex", "all": None}
 #: (key, action, target) -> allowed; every combination is listed.
 EXPECTED = {
@@ -130,7 +133,23 @@ EXPECTED = {
     ("reporter-all", "write", "all"): False,
     ("reporter-all", "admin", "own"): False, ("reporter-all", "admin", "other"): False,
     ("reporter-all", "admin", "all"): False,
+    # "budget": setting budgets, as "write" for every key but a team's (see below)
+    ("admin", "budget", "own"): True, ("admin", "budget", "other"): True, ("admin", "budget", "all"): True,
+    ("tenant", "budget", "own"): True, ("tenant", "budget", "other"): False, ("tenant", "budget", "all"): False,
+    ("reporter-acme", "budget", "own"): False, ("reporter-acme", "budget", "other"): False,
+    ("reporter-acme", "budget", "all"): False,
+    ("reporter-all", "budget", "own"): False, ("reporter-all", "budget", "other"): False,
+    ("reporter-all", "budget", "all"): False,
 }  # fmt: skip
+
+
+def test_a_team_key_reads_and_caps_the_tenants_below_but_never_acts_in_their_name() -> None:
+    assert can(TEAM, action="read", tenant_id="acme") and can(TEAM, action="budget", tenant_id="acme")
+    assert not can(TEAM, action="write", tenant_id="acme")  # jobs, admissions: in its own name only
+    assert can(TEAM, action="write", tenant_id="research")
+    for action in ("read", "write", "budget", "admin"):
+        assert not can(TEAM, action=action, tenant_id="globex")
+        assert not can(TEAM, action=action, tenant_id=None)
 
 
 def test_matrix_is_complete() -> None:

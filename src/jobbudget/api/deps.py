@@ -34,6 +34,7 @@ __all__ = [
     "loads_exact",
     "require_admin",
     "require_read",
+    "require_budget_write",
     "require_write",
     "tenant_scope",
 ]
@@ -81,20 +82,44 @@ def require_write(service: BudgetService, key: ApiKey, tenant_id: str) -> None:
     service.authorize(key, action="write", tenant_id=tenant_id)
 
 
-def owner_of(key: ApiKey) -> str:
-    """Who a budget made with ``key`` belongs to: the tenant's own key makes a tenant's
-    budget; any other key (an admin's) an operator's cap."""
-    return "tenant" if key.role == "tenant" else "operator"
+def owner_of(key: ApiKey, tenant_id: str | None = None) -> str:
+    """Who a budget made with ``key`` for ``tenant_id`` belongs to: the tenant's own key
+    makes a tenant's budget, the key of a team above it a team's cap; any other key
+    (an admin's) an operator's cap."""
+    if key.role != "tenant":
+        return "operator"
+    return "tenant" if tenant_id in (None, key.tenant_id) else "team"
 
 
 def require_owner(key: ApiKey, budget: Budget) -> None:
-    """A tenant key changes or removes only the budgets it set (403 for the
-    operator's: a cap the tenant cannot loosen)."""
-    if key.role == "tenant" and budget.owner != "tenant":
+    """A tenant key changes or removes only the budgets set at its own level: the
+    tenant's own with its own key, a team's cap with a key of a node above the tenant.
+    An operator's cap, or a cap from above, is 403: the tenant cannot loosen it (it may
+    add stricter budgets of its own)."""
+    if key.role != "tenant":
+        return
+    own = budget.tenant_id == key.tenant_id
+    if budget.owner == "operator":
         raise PermissionDeniedError(
             f"budget {budget.id} was set by the operator: a tenant key cannot change or remove it "
             "(a tenant may add stricter budgets of its own)"
         )
+    if budget.owner == "team" and own:
+        raise PermissionDeniedError(
+            f"budget {budget.id} was set by a team above {budget.tenant_id}: its key cannot change or remove it "
+            "(it may add stricter budgets of its own)"
+        )
+    if budget.owner == "tenant" and not own:
+        raise PermissionDeniedError(
+            f"budget {budget.id} was set by {budget.tenant_id} itself: a team's key may add stricter budgets, "
+            "not change the tenant's own"
+        )
+
+
+def require_budget_write(service: BudgetService, key: ApiKey, tenant_id: str) -> None:
+    """Budget writes: admin anywhere, a tenant key for its own tenant and (a team's or
+    organisation's key) the tenants below it, reporters never (403)."""
+    service.authorize(key, action="budget", tenant_id=tenant_id)
 
 
 def require_read(key: ApiKey, tenant_id: str, *, kind: str, ident: str) -> None:

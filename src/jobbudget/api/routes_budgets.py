@@ -28,9 +28,9 @@ from .deps import (
     ServiceDep,
     actor_of,
     owner_of,
+    require_budget_write,
     require_owner,
     require_read,
-    require_write,
     tenant_scope,
 )
 from .ratelimit import WindowLimiter
@@ -74,8 +74,8 @@ def list_budgets(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a budget", responses=WRITE)
 def create_budget(service: ServiceDep, key: KeyDep, body: BudgetIn) -> BudgetOut:
-    require_write(service, key, body.tenant_id)
-    budget = replace(budget_from_mapping(body.model_dump(mode="python")), owner=owner_of(key))
+    require_budget_write(service, key, body.tenant_id)
+    budget = replace(budget_from_mapping(body.model_dump(mode="python")), owner=owner_of(key, body.tenant_id))
     return budget_out(service.create_budget(budget, actor=actor_of(key)))
 
 
@@ -87,7 +87,7 @@ def get_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetO
 @router.patch("/{budget_id}", summary="Change a budget", responses=errors(*WITH_BODY, 403, 404, 409, 422))
 def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: BudgetPatch) -> BudgetOut:
     old = _readable(service, key, budget_id)
-    require_write(service, key, old.tenant_id)
+    require_budget_write(service, key, old.tenant_id)
     require_owner(key, old)
     for name in sorted(body.model_fields_set):
         if getattr(body, name) is None:
@@ -101,7 +101,7 @@ def patch_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId, body: Bu
 @router.delete("/{budget_id}", summary="Deactivate a budget", responses=errors(403, 404, 422))
 def delete_budget(service: ServiceDep, key: KeyDep, budget_id: BudgetId) -> BudgetOut:
     old = _readable(service, key, budget_id)
-    require_write(service, key, old.tenant_id)
+    require_budget_write(service, key, old.tenant_id)
     require_owner(key, old)
     return budget_out(service.deactivate_budget(budget_id, actor=actor_of(key)))
 
@@ -154,7 +154,7 @@ def test_channel(
     why; other keys get `DELIVERY_FAILED` and only that it failed (the reason is in the
     server log), so the answers cannot tell a closed port from an HTTP 404."""
     budget = _readable(service, key, budget_id)
-    require_write(service, key, budget.tenant_id)
+    require_budget_write(service, key, budget.tenant_id)
     limiter: WindowLimiter = request.app.state.channel_tests
     limiter.take({"API key": key.id, "budget": budget_id})
     try:

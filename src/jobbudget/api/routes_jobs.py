@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..domain.apikeys import ApiKey
 from ..domain.codec import cost_model_from_mapping, cost_model_to_mapping, to_jsonable
 from ..domain.cost import COMPONENTS, JobCost, JobMetrics
 from ..domain.enforcement import EnforcementAction
@@ -116,7 +117,24 @@ def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()])
     return JSONResponse(out)  # the JobsOut shape (response_model documents it)
 
 
-def action_out(action: EnforcementAction) -> ActionOut:
+def action_out(action: EnforcementAction, key: ApiKey | None = None) -> ActionOut:
+    """The action as ``key`` may see it: a budget set above the key's node (a team's or
+    organisation's, over the spend of other tenants too) shows how full it is and what
+    it does, not its id, amount or spend."""
+    if key is not None and not _sees(key, action.tenant_id):
+        verb = {"block": "new jobs blocked", "throttle": f"throttled to {action.factor * 100:.0f}% capacity"}
+        return ActionOut(
+            type=action.type,
+            allowed=action.allowed,
+            factor=action.factor,
+            message=f"a budget above {key.tenant_id} (set for its team or organisation) is "
+            f"{action.utilization * 100:.1f}% used" + (f", {verb[action.type]}" if action.type in verb else ""),
+            budget_id=None,
+            utilization=action.utilization,
+            current_spend=None,
+            budget_amount=None,
+            bypass=action.bypass,
+        )
     return ActionOut(
         type=action.type,
         allowed=action.allowed,
@@ -130,6 +148,11 @@ def action_out(action: EnforcementAction) -> ActionOut:
     )
 
 
+def _sees(key: ApiKey, node: str) -> bool:
+    """Whether ``key`` may see a budget set on ``node`` ("": no budget decided)."""
+    return not node or key.tenant_id is None or node == key.tenant_id or node in key.below
+
+
 @router.post(
     "/check", tags=["enforcement"], summary="Decide admission of a job", responses=errors(*WITH_BODY, 404, 422)
 )
@@ -141,7 +164,7 @@ async def post_check(service: ServiceDep, key: KeyDep, body: CheckIn) -> ActionO
     action = await in_admission_thread(
         service.check_budget_compliance, body.tenant_id, body.queue_name, body.priority, labels=body.labels
     )
-    return action_out(action)
+    return action_out(action, key)
 
 
 @router.post("/admit", tags=["enforcement"], summary="Admit a job and reserve its cost", responses=WRITE)
@@ -161,7 +184,7 @@ async def post_admit(service: ServiceDep, key: KeyDep, body: AdmitIn) -> Admissi
         labels=body.labels,
     )
     return AdmissionOut(
-        action=action_out(admission.action),
+        action=action_out(admission.action, key),
         allowed=admission.allowed,
         reservation_id=admission.reservation_id,
         estimated_cost=admission.estimated_cost,

@@ -4,6 +4,7 @@ adjustments follows the usual rules (a tenant or team key sees its own subtree).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated
 
@@ -31,11 +32,11 @@ router = APIRouter(prefix="/v1", route_class=ExactJSONRoute)
 _MAX_DAYS = 400
 
 
-def adjustment_out(a: Adjustment) -> AdjustmentOut:
+def adjustment_out(a: Adjustment, shown: Callable[[str], bool] = lambda budget_id: True) -> AdjustmentOut:
     return AdjustmentOut(
         id=a.id, kind=a.kind, tenant_id=a.tenant_id, queue_name=a.queue_name, job_id=a.job_id,
         occurred_at=a.occurred_at, day=a.day, amount=a.amount, reason=a.reason, actor=a.actor, at=a.at,
-        budget_ids=sorted({k.budget_id for k in a.keys}),
+        budget_ids=sorted(b for b in {k.budget_id for k in a.keys} if shown(b)),
     )  # fmt: skip
 
 
@@ -127,10 +128,29 @@ def list_adjustments(
     scope = tenant_scope(key, tenant)
     if tenant is not None and scope != tenant:
         raise NotFoundError("tenant", tenant)
-    return [adjustment_out(a) for a in service.list_adjustments(scope, start=start, end=end)]
+    found = service.list_adjustments(scope, start=start, end=end)
+    if key.tenant_id is None:
+        return [adjustment_out(a) for a in found]
+    visible = {key.tenant_id, *key.below}
+    nodes: dict[str, bool] = {}  # the budgets of nodes above the key's are not shown
+
+    def shown(budget_id: str) -> bool:
+        if budget_id not in nodes:
+            try:
+                nodes[budget_id] = service.get_budget(budget_id).tenant_id in visible
+            except NotFoundError:
+                nodes[budget_id] = False
+        return nodes[budget_id]
+
+    return [adjustment_out(a, shown) for a in found]
 
 
-@router.post("/budgets/{budget_id}/raises", tags=["budgets"], summary="Raise a budget for a while", responses=WRITE)
+@router.post(
+    "/budgets/{budget_id}/raises",
+    tags=["budgets"],
+    summary="Raise a budget for a while",
+    responses=errors(*WITH_BODY, 403, 404, 409, 422),
+)
 def post_raise(
     service: ServiceDep, key: KeyDep, budget_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RaiseIn
 ) -> RaiseOut:

@@ -231,8 +231,11 @@ class ActionOut(BaseModel):
     message: str
     budget_id: str | None
     utilization: Money
-    current_spend: Money
-    budget_amount: Money
+    current_spend: Money | None = Field(
+        description="null when the deciding budget was set on a node above the key's (its team's or organisation's): "
+        "a tenant learns how full it is, not its amount or what others spent"
+    )
+    budget_amount: Money | None
     bypass: bool
 
 
@@ -381,9 +384,10 @@ class BudgetOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     created_by: str
-    owner: Literal["operator", "tenant"] = Field(
+    owner: Literal["operator", "tenant", "team"] = Field(
         description="operator: set with an admin key, the CLI or the library, a cap a tenant key cannot change or "
-        "remove; tenant: set with the tenant's own key"
+        "remove; tenant: set with the tenant's own key; team: set with the key of a team or organisation above "
+        "the tenant, a cap the tenant's own key cannot change or remove"
     )
 
 

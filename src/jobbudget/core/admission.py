@@ -271,6 +271,7 @@ def _refusal(states: list[BudgetState], estimate: Decimal, priority: int, now: d
                 utilization=utilization(s.spend, s.budget.amount),
                 current_spend=s.spend,
                 budget_amount=s.budget.amount,
+                tenant_id=s.budget.tenant_id,
                 message=(
                     f"budget {s.budget.id} for {s.budget.scope}: spend and open reservations "
                     f"{s.spend:.2f} plus this job's estimate {estimate:.2f} would pass the {what} "

@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 Role = Literal["admin", "tenant", "reporter"]
-Action = Literal["read", "write", "admin"]
+#: ``budget``: set stricter budgets (a team's key may, for the tenants below it);
+#: ``write``: everything else a tenant does in its own name (jobs, admissions)
+Action = Literal["read", "write", "budget", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 ACTIONS: tuple[str, ...] = get_args(Action)
 
@@ -136,6 +138,10 @@ def can(key: ApiKey, *, action: str, tenant_id: str | None) -> bool:
     if action == "admin":
         return False
     if key.role == "tenant":
-        return tenant_id is not None and (tenant_id == key.tenant_id or tenant_id in key.below)
+        if tenant_id is None:
+            return False
+        if action == "write":  # jobs and admissions: in the key's own name only
+            return tenant_id == key.tenant_id
+        return tenant_id == key.tenant_id or tenant_id in key.below
     # reporter
     return action == "read" and (key.tenant_id is None or tenant_id == key.tenant_id or tenant_id in key.below)

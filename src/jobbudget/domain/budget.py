@@ -47,7 +47,9 @@ _ADDRESS = re.compile(
 #: Rollover modes of :attr:`EnforcementPolicy.carry_over`.
 CARRY_MODES = ("none", "unused", "overage", "both")
 #: Who may set a budget: the operator's are caps a tenant key cannot loosen.
-OWNERS = ("operator", "tenant")
+#: ``team``: set with the key of a team or organisation above the budget's tenant, a
+#: cap that tenant cannot change or remove either.
+OWNERS = ("operator", "tenant", "team")
 
 
 def _decimal(field_name: str, value: Any) -> Decimal:

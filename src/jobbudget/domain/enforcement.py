@@ -47,6 +47,8 @@ class EnforcementAction:
     current_spend: Decimal = ZERO
     budget_amount: Decimal = ZERO
     bypass: bool = False
+    #: the node (tenant, team, organisation) the deciding budget was set on
+    tenant_id: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -127,6 +129,7 @@ def decide(
         current_spend=spend,
         budget_amount=budget.amount,
         bypass=bypass,
+        tenant_id=budget.tenant_id,
     )
 
 
