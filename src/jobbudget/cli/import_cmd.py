@@ -231,7 +231,8 @@ def print_result(result: ImportResult, json: bool, notifications: DispatchResult
     if unpriced:
         typer.echo(
             f"The cost model has no price for {', '.join(unpriced)}: add one with --price NAME=DOLLARS "
-            "(docs/importing.md, GPUs and other resources) and import again; stored jobs count as duplicates."
+            "(`jobbudget import`) or `jobbudget costmodel set --price NAME=DOLLARS` (docs/importing.md, GPUs and "
+            "other resources) and import again; stored jobs count as duplicates."
         )
     if notifications is not None and notifications.worked:
         typer.echo(dispatch_text(notifications))

@@ -203,7 +203,8 @@ class _Ingester:
         self.summary.rejected += 1
         self.summary.errors.append(error)
         field_name = _BATCH_INDEX.sub("", error.field or "").lstrip(".")
-        kind = f"no price for {field_name[10:]}" if field_name.startswith("resources.") else f"bad {field_name}"
+        unpriced = field_name.startswith("resources.") and "no price for" in error.message
+        kind = f"no price for {field_name[10:]}" if unpriced else f"bad {field_name.split('.', 1)[0]}"
         self.summary.rejected_reasons[kind if field_name else "unreadable"] += 1
         self.report(error)
 

@@ -100,7 +100,11 @@ def tree_set(
     if json:
         emit_json({"node": node, "parent": parent, "lineage": list(tree.lineage(node))})
         return
-    out_console().print(Text(f"{node}: " + " → ".join(tree.lineage(node)[1:]) if parent else f"{node} is a root"))
+    if parent:
+        path = " → ".join(reversed(tree.lineage(node)))
+        out_console().print(Text(f"{node} is now under {parent}: {path}"))
+    else:
+        out_console().print(Text(f"{node} is a root"))
 
 
 def refund(
