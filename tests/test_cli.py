@@ -372,7 +372,7 @@ def test_check_follows_the_ladder_and_exits_3_on_block(
     assert result.exit_code == code
     data = json_of(result)
     assert set(data) == {
-        "type", "factor", "message", "budget_id", "utilization", "current_spend", "budget_amount", "bypass"
+        "type", "factor", "message", "budget_id", "utilization", "current_spend", "budget_amount", "bypass", "tenant_id"
     }  # fmt: skip
     assert data["type"] == kind and data["budget_id"] == budget["id"] and data["bypass"] is False
     assert isinstance(data["current_spend"], str) and Decimal(data["current_spend"]) == Decimal("2.001")

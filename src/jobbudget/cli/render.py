@@ -60,7 +60,9 @@ def utilization_bar(ratio: Decimal, style: str, width: int = _BAR_WIDTH) -> Text
 
 
 def _scope_queue(budget: Budget) -> str:
-    return budget.queue_name or "(all queues)"
+    """The queue, and the labels a budget selects (``ml with project=llm``)."""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(budget.labels.items()))
+    return (budget.queue_name or "(all queues)") + (f" with {labels}" if labels else "")
 
 
 def status_table(statuses: Sequence[BudgetStatus], *, title: str = "Budgets", width: int = 160) -> RenderableType:
@@ -102,6 +104,7 @@ def status_json(s: BudgetStatus) -> dict[str, Any]:
         "budget_id": b.id,
         "tenant_id": b.tenant_id,
         "queue_name": b.queue_name,
+        "labels": dict(b.labels),
         "period_type": b.period.type,
         "period_start": s.period_start,
         "period_end": s.period_end,
