@@ -349,3 +349,9 @@ def test_an_absurd_amount_is_refused_in_words(service: Any) -> None:
     with pytest.raises(ValidationError) as err:
         service.adjust_spend("acme", "-1e999999999", reason="x")
     assert err.value.field == "amount" and "1000000000" in str(err.value) and "E+" not in err.value.reason
+
+
+def test_a_correction_cannot_be_dated_in_the_future(service: Any, clock: FakeClock) -> None:
+    with pytest.raises(ValidationError) as err:
+        service.adjust_spend("acme", "5", reason="x", at=clock.now + timedelta(days=3))
+    assert err.value.field == "at" and "future" in err.value.reason

@@ -23,6 +23,7 @@ from ..domain.validation import MAX_ID_LEN, MAX_JOB_ID_LEN, MAX_QUEUE_LEN, MAX_T
 from ..ports import Ledger, PlatformStore
 from .budget_admin import BudgetAdmin
 from .hot_state import HotState
+from .metering import FUTURE_TOLERANCE
 from .spend_state import SpendState, previous_key
 
 __all__ = ["POLICY_ACTOR", "PlatformAdmin"]
@@ -69,7 +70,9 @@ class PlatformAdmin:
 
     def set_parent(self, node: str, parent: str, *, actor: str) -> TenantTree:
         """Place ``node`` under ``parent`` ("": make it a root).  The budgets of its old
-        and new ancestors are recounted, so each covers exactly its tenants' spend."""
+        and new ancestors are recounted, so each covers exactly its tenants' spend.  The
+        tree is stored first, then each budget in a transaction of its own: should a
+        recount fail (the database went away), the same call again recounts them all."""
         now = self._clock()
         spend = self._spend
         with spend.write:
@@ -145,9 +148,12 @@ class PlatformAdmin:
         value = _money("amount", amount)
         if not value:
             raise ValidationError("amount", amount, "must not be 0")
-        instant = at or self._clock()
+        now = self._clock()
+        instant = at or now
         if instant.tzinfo is None:
             raise ValidationError("at", instant.isoformat(), "must include a time zone")
+        if instant > now + FUTURE_TOLERANCE:
+            raise ValidationError("at", instant.isoformat(), "is in the future: a correction counts when it happened")
         kind = "credit" if value < 0 else "debit"
         item = self._adjustment(
             uuid.uuid4().hex, kind, tenant_id, queue_name, instant, value, reason, actor, labels=labels or {}
