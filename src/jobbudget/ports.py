@@ -107,7 +107,10 @@ class Ledger(Protocol):
         start: datetime,
         end: datetime,
         labels: Mapping[str, str] | None = None,
-    ) -> Decimal: ...
+        tenant_ids: Collection[str] = (),
+    ) -> Decimal:
+        """``tenant_ids``: more tenants counted with ``tenant_id`` (a team's subtree)."""
+        ...
 
     # jobs and aggregates
     def record_jobs(self, records: Sequence[JobRecord], *, plan: AlertPlan | None = None) -> RecordResult: ...

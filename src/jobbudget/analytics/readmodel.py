@@ -70,3 +70,14 @@ class CostModelOwner(ReadModel, Protocol):
     with ``apply``)."""
 
     def update_cost_model(self, model: CostModel, *, actor: str = "system") -> CostModelVersion: ...
+
+
+def subtree_days(
+    source: ReadModel, members: frozenset[str], *, node: str, start: date, end: date, queue_name: str | None = None
+) -> list[DailyCost]:
+    """The daily aggregates of ``node``'s tenants (``members``, its subtree): one read
+    of every tenant's days when the node has tenants below it, else the node's own."""
+    if len(members) == 1:
+        return source.get_daily_costs(node, queue_name=queue_name, start=start, end=end, exact_stats=False)
+    rows = source.get_daily_costs(None, queue_name=queue_name, start=start, end=end, exact_stats=False)
+    return [r for r in rows if r.tenant_id in members]

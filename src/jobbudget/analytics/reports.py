@@ -23,7 +23,7 @@ from ..domain.report_integrity import IntegritySignals, cost_per_cpu_hour
 from ..domain.reporting import BudgetLine, BudgetReport, ForecastLike, build_report, lookback_start
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
 from .calibration import latest_calibration
-from .readmodel import ReadModel
+from .readmodel import ReadModel, subtree_days
 
 __all__ = ["budget_line", "generate_report"]
 
@@ -31,11 +31,10 @@ __all__ = ["budget_line", "generate_report"]
 def budget_line(status: BudgetStatus) -> BudgetLine:
     """A budget status as a report row."""
     b = status.budget
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(b.labels.items()))
     return BudgetLine(
         budget_id=str(b.id),
         queue_name=b.queue_name,
-        scope=(b.queue_name or "(all queues)") + (f" with {labels}" if labels else ""),
+        scope=b.queue_scope,
         labelled=bool(b.labels),
         period_type=b.period.type,
         period_start=status.period_start,
@@ -61,14 +60,10 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
     today = now.date()  # UTC, like the daily aggregates
     members = source.tenant_tree().subtree(tenant_id)
     first = lookback_start(resolved, today)
-    if len(members) > 1:  # a team or an organisation: its tenants' days, by tenant/queue
-        rows = [
-            replace(r, tenant_id=tenant_id, queue_name=f"{r.tenant_id}/{r.queue_name}")
-            for r in source.get_daily_costs(None, start=first, end=resolved.end_date, exact_stats=False)
-            if r.tenant_id in members
-        ]
-    else:
-        rows = source.get_daily_costs(tenant_id, start=first, end=resolved.end_date, exact_stats=False)
+    days = subtree_days(source, members, node=tenant_id, start=first, end=resolved.end_date)
+    rows = days
+    if len(members) > 1:  # a team or an organisation: its tenants' queues as tenant/queue
+        rows = [replace(r, tenant_id=tenant_id, queue_name=f"{r.tenant_id}/{r.queue_name}") for r in days]
     budgets = source.list_budgets(tenant_id)
     if not rows and not budgets and len(members) == 1 and not _ever_seen(source, tenant_id):
         raise NotFoundError("tenant", tenant_id)
@@ -95,7 +90,7 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
         report,
         resources=resource_lines(resources, report.total_spend),
         adjustments=adjustment_lines(source.list_adjustments(tenant_id, start=start, end=end)),
-        members=_members(rows, tenant_id, members, start, end) if len(members) > 1 else (),
+        members=_members(days, tenant_id, members, start, end) if len(members) > 1 else (),
     )
     if report.adjustments and report.budget_amount:  # measured as the budgets measure: net of corrections
         report = replace(report, utilization=utilization(report.net_spend, report.budget_amount))
@@ -105,13 +100,12 @@ def generate_report(source: ReadModel, *, tenant_id: str, period: BudgetPeriod) 
 def _members(
     rows: list[DailyCost], node: str, members: frozenset[str], start: date, end: date
 ) -> tuple[MemberLine, ...]:
-    """Each tenant's spend in the period (rows are labelled ``tenant/queue``)."""
+    """Each tenant's spend in the period."""
     totals: dict[str, tuple[Decimal, int]] = {m: (ZERO, 0) for m in members if m != node}
     for r in rows:
         if start <= r.date <= end:
-            tenant = r.queue_name.split("/", 1)[0]
-            cost, jobs = totals.get(tenant, (ZERO, 0))
-            totals[tenant] = (cost + r.total_cost, jobs + r.total_jobs)
+            cost, jobs = totals.get(r.tenant_id, (ZERO, 0))
+            totals[r.tenant_id] = (cost + r.total_cost, jobs + r.total_jobs)
     lines = [MemberLine(tenant_id=t, total_cost=c, jobs=j) for t, (c, j) in totals.items()]
     return tuple(sorted(lines, key=lambda m: (-m.total_cost, m.tenant_id)))
 

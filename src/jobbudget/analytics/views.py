@@ -11,7 +11,7 @@ from ..domain.errors import NotFoundError, ValidationError
 from ..domain.forecasting import Forecast
 from ..domain.report_extras import resource_lines
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
-from .readmodel import ReadModel
+from .readmodel import ReadModel, subtree_days
 
 __all__ = ["MAX_TREND_DAYS", "budget_trends", "dashboard"]
 
@@ -72,14 +72,7 @@ def budget_trends(source: ReadModel, *, budget_id: str, days: int) -> BudgetTren
     start = end - timedelta(days=days - 1)
     members = source.tenant_tree().subtree(budget.tenant_id)
     queue = budget.queue_name or None
-    if len(members) > 1:  # a team's or organisation's budget: its tenants' days
-        rows = [
-            r
-            for r in source.get_daily_costs(None, queue_name=queue, start=start, end=end, exact_stats=False)
-            if r.tenant_id in members
-        ]
-    else:
-        rows = source.get_daily_costs(budget.tenant_id, queue_name=queue, start=start, end=end, exact_stats=False)
+    rows = subtree_days(source, members, node=budget.tenant_id, start=start, end=end, queue_name=queue)
     resources = source.store.resource_totals(tenant_ids=members, start=start, end=end, queue_name=queue)
     forecast: Forecast | None = None
     if budget.active and status.period_start is not None and len(members) == 1:

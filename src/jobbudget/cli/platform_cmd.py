@@ -3,7 +3,7 @@ the organisation tree, corrections after the fact and temporary raises."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +13,19 @@ from rich.text import Text
 from ..domain.adjustments import Adjustment
 from ..domain.errors import ValidationError
 from ..domain.hierarchy import TenantTree
+from ..domain.resources import labels_from_pairs
 from ..domain.validation import parse_instant
-from .common import ConfigOption, DatabaseOption, JsonOption, Settings, cli_errors, emit_json, open_service, out_console
+from .common import (
+    ConfigOption,
+    DatabaseOption,
+    JsonOption,
+    Settings,
+    cli_errors,
+    emit_json,
+    open_service,
+    out_console,
+    parse_date,
+)
 from .render import money
 
 __all__ = ["adjust", "adjustments", "parse_labels", "raise_budget", "refund", "tree_app"]
@@ -28,20 +39,7 @@ LabelOption = Annotated[
 
 def parse_labels(values: list[str] | None) -> dict[str, str]:
     """``["project=llm", ...]`` as a mapping; a value without ``=`` is an error."""
-    labels: dict[str, str] = {}
-    for value in values or ():
-        name, sep, text = value.partition("=")
-        if not sep or not name.strip():
-            raise ValidationError("--label", value, "must be KEY=VALUE such as project=llm")
-        labels[name.strip()] = text.strip()
-    return labels
-
-
-def _date(field: str, text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(field, text, "must be a date YYYY-MM-DD") from None
+    return labels_from_pairs("--label", values or ())
 
 
 def _instant(option: str, text: str | None) -> datetime | None:
@@ -176,8 +174,8 @@ def adjustments(
     """List refunds, credits and debits."""
     settings = Settings(config, database_url, json)
     with cli_errors({"start": "--from", "end": "--to"}), open_service(settings) as service:
-        last = _date("end", end) if end else service.now().date()
-        first = _date("start", start) if start else last - timedelta(days=30)
+        last = parse_date("end", end) if end else service.now().date()
+        first = parse_date("start", start) if start else last - timedelta(days=30)
         if last < first:
             raise ValidationError("end", last.isoformat(), f"must not be before --from {first.isoformat()}")
         found = service.list_adjustments(tenant, start=first, end=last)

@@ -60,9 +60,7 @@ def utilization_bar(ratio: Decimal, style: str, width: int = _BAR_WIDTH) -> Text
 
 
 def _scope_queue(budget: Budget) -> str:
-    """The queue, and the labels a budget selects (``ml with project=llm``)."""
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(budget.labels.items()))
-    return (budget.queue_name or "(all queues)") + (f" with {labels}" if labels else "")
+    return budget.queue_scope
 
 
 def status_table(statuses: Sequence[BudgetStatus], *, title: str = "Budgets", width: int = 160) -> RenderableType:

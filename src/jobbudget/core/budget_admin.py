@@ -201,18 +201,13 @@ class BudgetAdmin:
         """The window's spend of every tenant below the budget's node (its jobs with
         the budget's labels), and the adjustments counted in it."""
         tenants = self._spend.index.tree.subtree(budget.tenant_id)
-        total = sum(
-            (
-                self._ledger.compute_spend(
-                    tenant_id=tenant,
-                    queue_name=budget.queue_name,
-                    start=window.start,
-                    end=window.end,
-                    labels=budget.labels or None,
-                )
-                for tenant in sorted(tenants)
-            ),
-            ZERO,
+        total = self._ledger.compute_spend(
+            tenant_id=budget.tenant_id,
+            tenant_ids=tenants,
+            queue_name=budget.queue_name,
+            start=window.start,
+            end=window.end,
+            labels=budget.labels or None,
         )
         if self._platform is not None:  # the adjustments in its scope, counted as its jobs are
             for a in self._platform.list_adjustments(

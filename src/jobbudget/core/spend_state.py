@@ -118,9 +118,13 @@ class SpendState:
         plus what its previous period carries over (``previous``: that period's
         spend; None reads it when the budget carries over) and its raises in force."""
         state = index.put(budget, window=window, spend=spend, now=now)
-        if budget.enforcement_policy.carry_over != "none" or str(budget.id) in self.raises:
+        if self._varies(budget):
             self.reprice(state, now, previous)
         return state
+
+    def _varies(self, budget: Budget) -> bool:
+        """Whether the amount in force may differ from the stored one (rollover, raises)."""
+        return budget.enforcement_policy.carry_over != "none" or str(budget.id) in self.raises
 
     def reprice(self, state: BudgetState, now: datetime, previous: Decimal | None = None) -> None:
         """Set the amount in force of ``state`` (in place: callers hold it) from its
@@ -200,8 +204,7 @@ class SpendState:
             if state.current_at(now):
                 continue
             self.index.roll(state, now, self.load_spend)
-            stored = state.stored
-            if stored.enforcement_policy.carry_over != "none" or str(stored.id) in self.raises:
+            if self._varies(state.stored):
                 self.reprice(state, now)  # a new period carries over; a raise began or ended
         self.resync(states)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from .budget import MAX_AMOUNT
 from .errors import ValidationError
 from .money import ZERO, round_money
 from .records import SpendKey
@@ -39,7 +40,7 @@ ADJUSTMENT_KINDS = ("refund", "credit", "debit")
 #: Slurm's states that are the platform's fault: a node failed, the job was preempted
 #: or could not boot.
 DEFAULT_REFUND_STATES = ("NODE_FAIL", "PREEMPTED", "BOOT_FAIL")
-MAX_ADJUSTMENT = Decimal("1e9")
+MAX_ADJUSTMENT = MAX_AMOUNT  # as a budget's amount: every sum fits both databases
 
 
 @dataclass(frozen=True, slots=True)

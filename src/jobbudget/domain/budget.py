@@ -13,7 +13,7 @@ from .currencies import CURRENCIES
 from .errors import ValidationError
 from .money import canonical, to_decimal
 from .periods import BudgetPeriod
-from .resources import check_labels
+from .resources import check_labels, labels_text
 from .signing import signing_key
 from .validation import MAX_QUEUE_LEN, MAX_TENANT_LEN, check_identifier, check_non_negative
 
@@ -222,10 +222,13 @@ class Budget:
 
     @property
     def scope(self) -> str:
-        where = f"{self.tenant_id}/{self.queue_name}" if self.queue_name else f"{self.tenant_id} (all queues)"
-        if self.labels:
-            where += " with " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
-        return where
+        return f"{self.tenant_id}/{self.queue_scope}" if self.queue_name else f"{self.tenant_id} {self.queue_scope}"
+
+    @property
+    def queue_scope(self) -> str:
+        """The queue (``(all queues)``) and the labels it selects: ``ml with project=llm``."""
+        where = self.queue_name or "(all queues)"
+        return f"{where} with {labels_text(self.labels)}" if self.labels else where
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a job with ``labels`` counts toward this budget."""

@@ -13,7 +13,7 @@ a name priced by neither is an error, never free.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -162,3 +162,22 @@ def check_labels(field_name: str, values: Any) -> dict[str, str]:
             raise ValidationError(f"{field_name}.{key}", value, "must be a printable string of 1 to 200 characters")
         checked[key] = value
     return checked
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    """``project=llm, team=vision`` (sorted): how labels are shown and typed."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def labels_from_pairs(field_name: str, pairs: Iterable[str]) -> dict[str, str]:
+    """``["project=llm", "team=vision"]`` as a mapping (blank items skipped); an item
+    without ``=`` or a name is an error naming ``field_name``."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(field_name, pair.strip(), "must be key=value such as project=llm")
+        labels[key.strip()] = value.strip()
+    return labels

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from ..domain.money import display_money
-from ..domain.reporting import BudgetReport, ForecastLike
+from ..domain.reporting import BudgetReport, ForecastLike, share
 
 __all__ = [
     "COMPONENT_NAMES",
@@ -165,7 +165,7 @@ def extra_sections(report: BudgetReport) -> list[Section]:
                 "Tenants",
                 ("Tenant", f"Cost ({cur})", "Share", "Jobs"),
                 tuple(
-                    (m.tenant_id, money(m.total_cost), percent(_share(m.total_cost, report.total_spend)), f"{m.jobs:,}")
+                    (m.tenant_id, money(m.total_cost), percent(share(m.total_cost, report.total_spend)), f"{m.jobs:,}")
                     for m in report.members
                 ),
                 frozenset({1, 2, 3}),
@@ -196,7 +196,3 @@ def extra_sections(report: BudgetReport) -> list[Section]:
             )
         )
     return out
-
-
-def _share(part: Decimal, whole: Decimal) -> Decimal:
-    return (part * 100 / whole).quantize(Decimal("0.01")) if whole else Decimal(0)

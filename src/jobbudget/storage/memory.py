@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -122,7 +122,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
     def budget_versions(self) -> list[tuple[str, datetime | None, bool]]:
         with self._lock:
             found = sorted((str(b.id), b.updated_at, b.active) for b in self._budgets.values())
-        return found + self.platform_versions()
+        return found
 
     def load_spend(self, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
         return {k: self._spend[k] for k in keys if k in self._spend}
@@ -135,14 +135,16 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
         start: datetime,
         end: datetime,
         labels: Mapping[str, str] | None = None,
+        tenant_ids: Collection[str] = (),
     ) -> Decimal:
+        tenants = {tenant_id, *tenant_ids}
         wanted = (labels or {}).items()
         with self._lock:
             total = sum(
                 (
                     r.cost.total_cost
                     for r in self._jobs.values()
-                    if r.metrics.tenant_id == tenant_id
+                    if r.metrics.tenant_id in tenants
                     and (not queue_name or r.metrics.queue_name == queue_name)
                     and start <= r.timestamp < end
                     and wanted <= r.metrics.labels.items()
@@ -156,7 +158,7 @@ class MemoryStore(MemoryOutbox, MemoryKeys, MemoryReservations, MemoryPlatform):
                     (
                         d.total_cost
                         for d in self._daily.values()
-                        if d.tenant_id == tenant_id
+                        if d.tenant_id in tenants
                         and (not queue_name or d.queue_name == queue_name)
                         and start.date() <= d.date < min(self._pruned_before, end.date())
                     ),

@@ -92,9 +92,3 @@ class MemoryPlatform:
         with self._lock:
             found = [r for r in self._raises.values() if budget_id in (None, r.budget_id)]
         return sorted(found, key=lambda r: (r.starts_at, r.id))
-
-    def platform_versions(self) -> list[tuple[str, datetime | None, bool]]:
-        with self._lock:
-            out = [(f"tree:{n}:{p}", at, True) for n, (p, at) in self._tree.items()]
-            out += [(f"raise:{r.id}", r.created_at, True) for r in self._raises.values()]
-        return sorted(out, key=lambda v: v[0])

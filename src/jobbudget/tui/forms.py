@@ -13,6 +13,7 @@ from ..domain.budget import Budget, EnforcementPolicy, NotificationChannel, pars
 from ..domain.errors import ValidationError
 from ..domain.money import parse_decimal
 from ..domain.periods import BudgetPeriod
+from ..domain.resources import labels_from_pairs, labels_text
 from .source import BudgetDraft
 
 __all__ = [
@@ -99,21 +100,9 @@ def form_field(name: str) -> str | None:
     return head if head in FORM_FIELDS else None
 
 
-def labels_text(labels: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 def parse_labels_text(text: str) -> dict[str, str]:
     """``project=llm, team=vision`` as a mapping (errors name ``labels``)."""
-    labels: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ValidationError("labels", part.strip(), "must be key=value pairs separated by commas")
-        labels[key.strip()] = value.strip()
-    return labels
+    return labels_from_pairs("labels", text.split(","))
 
 
 def channels_text(channels: Iterable[NotificationChannel]) -> str:

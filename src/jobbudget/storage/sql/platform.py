@@ -137,14 +137,3 @@ class PlatformMixin:
             query = query.where(r.budget_id == budget_id)
         with transaction(self.engine) as conn:
             return [_raise(row) for row in conn.execute(query).mappings()]
-
-    def platform_versions(self) -> list[tuple[str, datetime | None, bool]]:
-        """What budget watchers compare besides the budgets: the tree and the raises."""
-        with transaction(self.engine) as conn:
-            tree = conn.execute(select(tenant_tree.c.node, tenant_tree.c.parent, tenant_tree.c.updated_at))
-            out = [(f"tree:{n}:{p}", at, True) for n, p, at in tree]
-            out += [
-                (f"raise:{i}", at, True)
-                for i, at in conn.execute(select(budget_raises.c.id, budget_raises.c.created_at))
-            ]
-        return sorted(out, key=lambda v: v[0])
