@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -634,7 +635,9 @@ def test_the_demo_prints_commands_that_run_as_typed(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     shown = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith(".venv/bin/jobbudget ")]
-    assert len(shown) == 4, done.stdout[-800:]
+    assert len(shown) == 5, done.stdout[-800:]
+    assert shown[4].split()[1] == "serve" and "--at 2013-03-31T12:00:00Z" in shown[4]  # the web dashboard's server
+    assert re.search(r"^  jb_\S+$", done.stdout, flags=re.M), "the dashboard's key"
     status = shown[2].split()  # ".venv/bin/jobbudget status --database-url ... --at ..."
     again = subprocess.run(status, capture_output=True, text=True, cwd=exe.parents[2], env=env, check=False)
     assert again.returncode == 0 and "Budgets" in again.stdout, again.stderr

@@ -131,6 +131,8 @@ class DemoReport:
     queue_spend: list[QueueSpend] = field(default_factory=list)
     report: BudgetReport | None = None  # the top spender's report of the month
     seconds: float = 0.0
+    #: an admin key of the demo database, to sign in to the dashboard (``jobbudget serve``)
+    dashboard_key: str = ""
 
 
 def find_trace() -> Path | None:
@@ -304,6 +306,7 @@ def run_demo(
         if report.top_spender:
             month = BudgetPeriod("monthly", start_date=report.month_start)
             report.report = service.generate_report(report.top_spender, month)
+        _, report.dashboard_key = service.create_api_key(role="admin", name="demo", actor="demo")
     report.seconds = time.perf_counter() - started
     return report
 

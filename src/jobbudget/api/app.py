@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import Config
 from ..metrics import CONTENT_TYPE, PrometheusMetrics
 from ..service import BudgetService
+from ..web import install_dashboard
 from .auth import AuthFirstMiddleware
 from .deps import ServiceDep, current_key
 from .docs_ui import install_docs
@@ -28,6 +29,7 @@ from .routes_budgets import router as budgets_router
 from .routes_jobs import router as jobs_router
 from .routes_platform import router as platform_router
 from .routes_reports import router as reports_router
+from .routes_session import router as session_router
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "app_from_env", "create_app"]
 
@@ -95,6 +97,7 @@ def create_app(
         **fastapi_args,
     )
     install_docs(app)
+    install_dashboard(app)
     app.state.service = service
     app.state.metrics = metrics
     app.state.channel_tests = WindowLimiter(service.config.channel_test_rate_limit_per_minute, what="channel tests")
@@ -110,6 +113,7 @@ def create_app(
         budgets_router,
         reports_router,
         platform_router,
+        session_router,
     ):  # every /v1 route: a key, the database
         app.include_router(router, dependencies=auth, responses=errors(401, 503))
     app.include_router(live_router)  # authenticates itself (a WebSocket has no dependencies' 401)

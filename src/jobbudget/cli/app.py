@@ -226,6 +226,7 @@ def demo(
                 "budgets": [status_json(s) for s in report.statuses],
                 "queue_spend": report.queue_spend,
                 "seconds": round(report.seconds, 3),
+                "dashboard_key": report.dashboard_key,
             }
         )
         return
@@ -266,7 +267,11 @@ def demo(
         f"  {me} tui{url}{at}                     # the terminal UI on the same data\n"
         f"  {me} report {tenant} --period {report.month_start:%Y-%m} --format html -o demo-report.html{url}{at}\n"
         f"  {me} status{url}{at}\n"
-        f"  {me} check {tenant} {_first_queue(report)}{url}{at}",
+        f"  {me} check {tenant} {_first_queue(report)}{url}{at}\n"
+        f"The web dashboard on the same data (--at runs the server's clock from noon of {report.month_end}):\n"
+        f"  {me} serve{url} --at {report.month_end}T12:00:00Z\n"
+        f"then open http://127.0.0.1:8080/ and sign in with this admin key of the demo database:\n"
+        f"  {report.dashboard_key}",
         markup=False,
     )
     if tui:

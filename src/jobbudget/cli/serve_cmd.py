@@ -6,13 +6,16 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import ConfigOption, DatabaseOption, Settings, cli_errors, require_database
+from ..domain.errors import ValidationError
+from .common import ConfigOption, DatabaseOption, Settings, cli_errors, parse_at, require_database
 
 __all__ = ["serve"]
 
@@ -29,8 +32,19 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each with its own service).")] = 1,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Run the server's clock from this instant (ISO 8601 with offset; it then runs on in real time): "
+            "to look at past data such as the demo's March 2013 in the dashboard. Not for production.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the web
+    dashboard (at /: sign in with an API key).
 
     Every /v1 route needs `Authorization: Bearer <API key>`.  With --workers above 1
     each worker builds its own service from the configuration (JOBBUDGET_CONFIG and
@@ -41,6 +55,9 @@ def serve(
     """
     settings = Settings(config, database_url)
     with cli_errors():
+        started_at = parse_at(at)
+        if started_at is not None and workers > 1:
+            raise ValidationError("at", at, "works with one worker only (--workers 1)")
         try:
             import uvicorn
         except ImportError:
@@ -51,6 +68,8 @@ def serve(
     from ..api.serving import export_settings, raise_open_files_limit, uvicorn_options
 
     options = uvicorn_options(built)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"Dashboard: http://{shown if ':' not in shown else f'[{shown}]'}:{port}/ (sign in with an API key)")
     export_settings(built, os.environ)
     raise_open_files_limit(built)
     if workers > 1:
@@ -73,7 +92,8 @@ def serve(
     from ..service import BudgetService
 
     exported = PrometheusMetrics(max_tenants=built.metrics_max_tenants)
-    with cli_errors(), BudgetService(built, metrics=exported) as service:
+    clock = None if started_at is None else running_clock(started_at)
+    with cli_errors(), BudgetService(built, metrics=exported, clock=clock) as service:
         uvicorn.run(
             create_app(service, metrics=exported),
             host=host,
@@ -81,6 +101,12 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             **options,
         )
+
+
+def running_clock(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and runs on in real time from there."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 METRICS_PREFIX = "jobbudget-metrics-"

@@ -25,6 +25,7 @@ __all__ = [
     "COMPONENTS",
     "ComponentShare",
     "Dashboard",
+    "QueueShare",
     "DriverView",
     "STATUS_LABELS",
     "build_drivers",
@@ -104,6 +105,17 @@ class ComponentShare:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueShare:
+    """One queue's spend over a budget's trend window (``tenant/queue`` for a team's
+    or organisation's budget, whose queues belong to several tenants)."""
+
+    name: str
+    cost: Decimal
+    jobs: int
+    percentage: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetTrends:
     """One budget's last ``len(daily)`` UTC days of spend (zero-filled, oldest first),
     the daily pace that would exactly spend the amount over the current period, the
@@ -119,6 +131,8 @@ class BudgetTrends:
     jobs: int
     #: cost by named resource (GPU type...) over the same days, most expensive first
     resources: tuple[ResourceLine, ...] = ()
+    #: cost by queue over the same days, most expensive first (ties by name)
+    queues: tuple[QueueShare, ...] = ()
 
 
 def status_of(*, action_type: str, active: bool, in_force: bool) -> str:
@@ -175,6 +189,7 @@ def build_trends(
 ) -> BudgetTrends:
     """Zero-fill ``rows`` (already limited to the budget's scope) over ``start..end``."""
     per_day: dict[date, Decimal] = {}
+    per_queue: dict[str, tuple[Decimal, int]] = {}
     breakdown = CostBreakdown()
     jobs = 0
     with localcontext(_SUM):
@@ -182,6 +197,9 @@ def build_trends(
             per_day[row.date] = per_day.get(row.date, ZERO) + row.total_cost
             breakdown = breakdown + row.breakdown
             jobs += row.total_jobs
+            name = row.queue_name if row.tenant_id == budget.tenant_id else f"{row.tenant_id}/{row.queue_name}"
+            cost, count = per_queue.get(name, (ZERO, 0))
+            per_queue[name] = (cost + row.total_cost, count + row.total_jobs)
         days = (end - start).days + 1
         daily = tuple(
             (start + timedelta(days=i), per_day.get(start + timedelta(days=i), ZERO)) for i in range(max(days, 0))
@@ -191,6 +209,10 @@ def build_trends(
             length = (period[1] - period[0]).days + 1
             pace = round_money(budget.amount / length)
         total = sum((value for _, value in daily), ZERO)
+        queues = tuple(
+            QueueShare(name=name, cost=cost, jobs=count, percentage=share(cost, total))
+            for name, (cost, count) in sorted(per_queue.items(), key=lambda item: (-item[1][0], item[0]))
+        )
     return BudgetTrends(
         budget=budget,
         daily=daily,
@@ -199,4 +221,5 @@ def build_trends(
         components=component_shares(breakdown),
         total=total,
         jobs=jobs,
+        queues=queues,
     )

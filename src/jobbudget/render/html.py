@@ -22,9 +22,9 @@ from .common import (
 )
 from .svg import cumulative_chart, daily_chart
 
-__all__ = ["render_html"]
+__all__ = ["REPORT_CSS", "render_html"]
 
-_CSS = """
+REPORT_CSS = """
 :root { --fg:#1d2330; --muted:#667085; --line:#e4e7ec; --accent:#2f6fdf; --warn:#d97706; --bad:#c2262e; }
 * { box-sizing:border-box; }
 body { font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); margin:0;
@@ -35,9 +35,9 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:16px; margin:28px 0 8px; }
 .cards { display:flex; flex-wrap:wrap; gap:12px; margin:16px 0; }
 .card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 16px; min-width:200px; flex:1; }
 .card b { display:block; font-size:20px; }
-.meter { height:10px; background:var(--line); border-radius:5px; overflow:hidden; margin-top:6px; }
-.meter span { display:block; height:100%; background:var(--accent); }
-.meter.warn span { background:var(--warn); } .meter.bad span { background:var(--bad); }
+.meter { display:block; width:100%; height:10px; margin-top:6px; }
+.meter .track { fill:var(--line); } .meter .fill { fill:var(--accent); }
+.meter.warn .fill { fill:var(--warn); } .meter.bad .fill { fill:var(--bad); }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
 th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:left; }
 th { background:#f2f4f7; font-weight:600; } td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; }
@@ -76,7 +76,11 @@ def _meter(report: BudgetReport) -> str:
     if u is None:
         return ""
     level = "bad" if u >= 1 else "warn" if u >= 0.75 else ""
-    return f'<div class="meter {level}"><span style="width:{min(100.0, float(u) * 100):.1f}%"></span></div>'
+    width = f"{min(100.0, float(u) * 100):.1f}"  # an SVG attribute: no inline style (the dashboard's CSP)
+    return (
+        f'<svg class="meter {level}" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true">'
+        f'<rect class="track" width="100" height="10" rx="5"/><rect class="fill" width="{width}" height="10" rx="5"/></svg>'
+    )
 
 
 def _cards(report: BudgetReport) -> str:
@@ -182,7 +186,7 @@ def render_html(report: BudgetReport) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <title>Budget report: {tenant}, {report.period.start_date} to {report.period.end_date}</title>
-<style>{_CSS}</style>
+<style>{REPORT_CSS}</style>
 </head>
 <body>
 <main>

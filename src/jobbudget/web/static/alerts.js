@@ -1,0 +1,81 @@
+// Alerts: active (not acknowledged) and history, acknowledge, and each delivery's
+// status per channel.
+import { api, q, session } from "./api.js";
+import { h, money, percent, put, when } from "./dom.js";
+
+const KINDS = { warning: "Warning", throttle: "Throttle", block: "Block", forecast_overrun: "Forecast overrun", period_reset: "Period reset" };
+
+function deliveries(alert) {
+  if (!alert.deliveries.length) return h("span", { class: "muted" }, "no channel");
+  return h(
+    "ul",
+    { class: "deliveries" },
+    alert.deliveries.map((d) =>
+      h("li", {}, `${d.channel_type} ${d.target}: ${d.status}${d.attempts > 1 ? ` after ${d.attempts} attempts` : ""}${d.last_error ? ` (${d.last_error})` : ""}`),
+    ),
+  );
+}
+
+export async function alertsPage(main, live, params) {
+  const showAll = params.get("all") === "1";
+  const alerts = await api(`/v1/alerts?limit=500${showAll ? "" : "&active_only=true"}`);
+  const result = h("p", { role: "status", class: "muted", id: "ack-result" });
+  const rows = alerts.map((a) => {
+    const e = a.event;
+    const ack = a.acknowledged_at
+      ? h("span", { class: "muted" }, `acknowledged by ${a.acknowledged_by} ${when(a.acknowledged_at)}`)
+      : session.who.can_write
+        ? h("button", { type: "button", class: "secondary", dataset: { alert: e.id }, "aria-label": `Acknowledge ${KINDS[e.type] || e.type} alert of ${e.tenant_id}` }, "Acknowledge")
+        : h("span", { class: "muted" }, "open");
+    if (ack.tagName === "BUTTON") {
+      ack.addEventListener("click", async () => {
+        ack.disabled = true;
+        try {
+          await api(`/v1/alerts/${q(e.id)}/ack`, { method: "POST", body: {} });
+          result.textContent = `Alert of ${e.tenant_id} acknowledged.`;
+          await alertsPage(main, live, params);
+          main.querySelector("#ack-result").textContent = `Alert of ${e.tenant_id} acknowledged.`;
+        } catch (error) {
+          ack.disabled = false;
+          result.textContent = error.message;
+        }
+      });
+    }
+    return h(
+      "tr",
+      { dataset: { alert: e.id } },
+      h("td", { class: "hide-narrow" }, when(e.occurred_at)),
+      h("td", {}, h("a", { href: `#/budgets/${q(e.budget_id)}` }, `${e.tenant_id}${e.queue_name ? ` / ${e.queue_name}` : ""}`)),
+      h("td", {}, KINDS[e.type] || e.type),
+      h("td", { class: "n" }, `${money(e.current_spend)} of ${money(e.budget_amount)} ${e.currency} (${percent(e.utilization, 0)})`),
+      h("td", {}, deliveries(a)),
+      h("td", {}, ack),
+    );
+  });
+  const toggle = (all, label) => {
+    const button = h("button", { type: "button", "aria-pressed": String(all === showAll) }, label);
+    button.addEventListener("click", () => {
+      location.hash = all ? "#/alerts?all=1" : "#/alerts";
+    });
+    return button;
+  };
+  put(
+    main,
+    h("h1", { tabindex: "-1" }, "Alerts"),
+    h("div", { class: "tabs", role: "group", "aria-label": "Which alerts" }, toggle(false, "Active"), toggle(true, "History")),
+    result,
+    rows.length
+      ? h(
+          "div",
+          { class: "scroll" },
+          h(
+            "table",
+            { id: "alerts" },
+            h("thead", {}, h("tr", {}, ["When", "Budget", "Event", "Spend", "Deliveries", ""].map((t, i) => h("th", { scope: "col", class: i === 0 ? "hide-narrow" : i === 3 ? "n" : null }, t)))),
+            h("tbody", {}, rows),
+          ),
+        )
+      : h("p", { class: "muted", id: "no-alerts" }, showAll ? "No alerts yet." : "No active alerts."),
+  );
+  live.watch([]);
+}

@@ -1,0 +1,124 @@
+// The dashboard's entry point: sign-in, the router (#/, #/budgets/ID, #/alerts...),
+// the live connection's indicator.
+import { alertsPage } from "./alerts.js";
+import { ApiError, session, signIn, whenSignedOut } from "./api.js";
+import { budgetPage } from "./budget.js";
+import { field, h, put, showError } from "./dom.js";
+import { budgetForm } from "./form.js";
+import { Live } from "./live.js";
+import { overview } from "./overview.js";
+import { reportsPage } from "./reports.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const liveBox = document.getElementById("live");
+const whoBox = document.getElementById("who");
+const signOutButton = document.getElementById("signout");
+
+const LIVE_TEXT = { live: ["● Live", "up"], connecting: ["Connecting…", ""], down: ["Connection lost: reconnecting…", "down"], idle: ["", ""], "signed-out": ["Signed out", "down"] };
+const live = new Live(() => {}, (state) => {
+  const [text, cls] = LIVE_TEXT[state] || ["", ""];
+  liveBox.textContent = text;
+  liveBox.className = `live ${cls}`;
+  liveBox.dataset.state = state;
+  if (state === "signed-out") signOut("Your key was revoked or is no longer valid. Sign in again.");
+});
+
+function signOut(message) {
+  live.stop();
+  session.clear();
+  showSignIn(message);
+}
+whenSignedOut(() => signOut("Your key is no longer valid. Sign in again."));
+signOutButton.addEventListener("click", () => signOut("Signed out."));
+
+function showSignIn(message) {
+  nav.hidden = true;
+  signOutButton.hidden = true;
+  whoBox.textContent = "";
+  const key = h("input", { type: "password", autocomplete: "off", spellcheck: "false", required: true });
+  const button = h("button", { type: "submit" }, "Sign in");
+  const form = h(
+    "form",
+    { class: "signin", id: "signin", novalidate: true },
+    h("h1", { tabindex: "-1" }, "Sign in"),
+    h("p", { class: "muted" }, "With an API key (jobbudget apikey create). It stays in this tab only, and is sent in a header, never in an address."),
+    message ? h("p", { class: "notice" }, message) : null,
+    h("div", { class: "notice bad form-error", role: "alert" }),
+    field("key", "API key", key),
+    button,
+  );
+  form.querySelector(".form-error").textContent = "";
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!key.value.trim()) {
+      showError(form, "key", "Enter an API key.");
+      return;
+    }
+    button.disabled = true;
+    try {
+      await signIn(key.value.trim());
+      key.value = "";
+      if (!location.hash || location.hash === "#/signin") location.hash = "#/";
+      route();
+    } catch (error) {
+      showError(form, "key", error.status === 401 ? "That key is unknown or revoked." : error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  put(main, form);
+  key.focus();
+}
+
+function showWho() {
+  const who = session.who;
+  nav.hidden = false;
+  signOutButton.hidden = false;
+  document.getElementById("nav-new").hidden = !who.can_write;
+  const scope = who.tenant_id ? `tenant ${who.tenant_id}` : "every tenant";
+  whoBox.textContent = `${who.name || who.role} · ${who.role}${who.role === "reporter" ? " (read only)" : ""} · ${scope}`;
+}
+
+async function route() {
+  if (!session.key()) {
+    live.stop();
+    showSignIn();
+    return;
+  }
+  if (!session.who) {
+    try {
+      await signIn(session.key());
+    } catch {
+      return; // whenSignedOut showed the sign-in (or the server is down: shown below)
+    }
+  }
+  showWho();
+  const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(query);
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const name = parts[0] === "budgets" ? (parts[1] === "new" ? "new" : "budget") : parts[0] || "overview";
+  for (const link of nav.querySelectorAll("a")) {
+    if (link.dataset.route === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  live.onStatus = () => {};
+  try {
+    if (name === "overview") await overview(main, live);
+    else if (name === "new") await budgetForm(main, live, null);
+    else if (name === "budget" && parts[2] === "edit") await budgetForm(main, live, parts[1]);
+    else if (name === "budget") await budgetPage(main, live, parts[1]);
+    else if (name === "alerts") await alertsPage(main, live, params);
+    else if (name === "reports") await reportsPage(main, live);
+    else put(main, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    put(main, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "notice bad", role: "alert" }, error.message), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
+  }
+  const heading = main.querySelector("h1");
+  if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
+  document.title = `${heading ? heading.textContent : "jobbudget"} · jobbudget`;
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,137 @@
+// Charts as SVG, drawn with DOM calls (no library).  Each is role="img" with a title
+// and a description in words, for screen readers.
+import { money, num, s } from "./dom.js";
+
+const W = 720;
+const H = 260;
+const PAD = { left: 62, right: 14, top: 12, bottom: 28 };
+
+function frame(label, description, children) {
+  const id = `c${Math.random().toString(36).slice(2, 9)}`;
+  return s(
+    "svg",
+    { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}t ${id}d` },
+    s("title", { id: `${id}t` }, label),
+    s("desc", { id: `${id}d` }, description),
+    children,
+  );
+}
+
+function scale(maxValue, days) {
+  const top = maxValue > 0 ? maxValue * 1.08 : 1;
+  const x = (i) => PAD.left + ((W - PAD.left - PAD.right) * i) / Math.max(days - 1, 1);
+  const y = (v) => PAD.top + (H - PAD.top - PAD.bottom) * (1 - v / top);
+  return { x, y, top };
+}
+
+function axes(sc, labels) {
+  const out = [s("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: sc.y(0), y2: sc.y(0) })];
+  for (const f of [0, 0.5, 1]) {
+    const v = (sc.top / 1.08) * f;
+    out.push(s("text", { x: PAD.left - 6, y: sc.y(v) + 4, "text-anchor": "end" }, money(v.toFixed(2))));
+  }
+  labels.forEach(([i, text], k) => {
+    const anchor = labels.length > 1 && k === 0 ? "start" : labels.length > 1 && k === labels.length - 1 ? "end" : "middle";
+    out.push(s("text", { x: sc.x(i), y: H - 8, "text-anchor": anchor }, text));
+  });
+  return out;
+}
+
+function dayIndex(start, day) {
+  return Math.round((Date.parse(`${day}T00:00:00Z`) - Date.parse(`${start}T00:00:00Z`)) / 86400000);
+}
+
+function addDays(day, n) {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
+}
+
+/** The period: cumulative spend, the pace that spends the amount exactly by the end,
+ * the forecast to the period's end with its 80 % and 95 % bands, and the amount. */
+export function periodChart(trends, status) {
+  const start = status.period_start;
+  const end = status.period_end;
+  if (!start || !end) return null;
+  const days = dayIndex(start, end) + 1;
+  const amount = num(status.amount_in_force ?? status.budget.amount);
+  const spent = [];
+  let total = 0;
+  for (const [day, value] of trends.daily) {
+    const i = dayIndex(start, day);
+    if (i < 0 || i >= days) continue;
+    total += num(value);
+    spent.push([i, total]);
+  }
+  const fc = trends.forecast;
+  const high = Math.max(amount, total, fc ? num(fc.upper_95) : 0);
+  const sc = scale(high, days + 1);
+  const line = (points) => points.map(([i, v], k) => `${k ? "L" : "M"}${sc.x(i).toFixed(1)},${sc.y(v).toFixed(1)}`).join("");
+  const parts = [];
+  if (fc && spent.length) {
+    const [i0, v0] = spent[spent.length - 1];
+    const last = days;
+    for (const [cls, lo, hi] of [["band95", fc.lower_95, fc.upper_95], ["band80", fc.lower_80, fc.upper_80]]) {
+      const points = [[i0 + 1, v0], [last, num(hi)], [last, num(lo)]];
+      parts.push(s("path", { class: cls, d: `${line(points)}Z` }));
+    }
+    let cum = v0;
+    const projected = [[i0 + 1, v0]];
+    for (const [day, value] of fc.daily_projection) {
+      const i = dayIndex(start, day);
+      if (i <= i0) continue;
+      cum += num(value);
+      projected.push([i + 1, cum]);
+    }
+    if (projected.length < 2) projected.push([last, num(fc.predicted_spend)]);
+    parts.push(s("path", { class: "forecast", d: line(projected) }));
+  }
+  parts.push(s("line", { class: "amount", x1: sc.x(0), x2: sc.x(days), y1: sc.y(amount), y2: sc.y(amount) }));
+  parts.push(s("path", { class: "pace", d: line([[0, 0], [days, amount]]) }));
+  if (spent.length) parts.push(s("path", { class: "spend", d: line([[0, 0], ...spent.map(([i, v]) => [i + 1, v])]) }));
+  const labels = [[0, start], [Math.floor(days / 2), addDays(start, Math.floor(days / 2))], [days, end]];
+  const forecastText = fc
+    ? ` Forecast at ${end}: ${money(fc.predicted_spend)} (80 % band ${money(fc.lower_80)} to ${money(fc.upper_80)}, 95 % band ${money(fc.lower_95)} to ${money(fc.upper_95)}).`
+    : " No forecast yet.";
+  return frame(
+    "Spend over the period",
+    `Cumulative spend from ${start}: ${money(total.toFixed(9))} of ${money(amount.toFixed(9))}.${forecastText}`,
+    [...axes(sc, labels), ...parts],
+  );
+}
+
+/** Spend per day over the window, with the daily pace. */
+export function dailyBars(daily, pace) {
+  const values = daily.map(([, v]) => num(v));
+  const paceValue = pace === null || pace === undefined ? null : num(pace);
+  const sc = scale(Math.max(...values, paceValue || 0, 0), daily.length + 1);
+  const width = Math.max(1, ((W - PAD.left - PAD.right) / (daily.length + 1)) * 0.8);
+  const bars = daily.map(([day, value], i) => {
+    const v = num(value);
+    return s(
+      "rect",
+      { class: paceValue !== null && v > paceValue ? "bar over" : "bar", x: sc.x(i + 0.5) - width / 2, y: sc.y(v), width, height: Math.max(0, sc.y(0) - sc.y(v)) },
+      s("title", {}, `${day}: ${money(value)}`),
+    );
+  });
+  if (paceValue !== null) bars.push(s("line", { class: "pace", x1: sc.x(0), x2: sc.x(daily.length), y1: sc.y(paceValue), y2: sc.y(paceValue) }));
+  const labels = daily.length ? [[0.5, daily[0][0]], [daily.length - 0.5, daily[daily.length - 1][0]]] : [];
+  const over = paceValue === null ? 0 : values.filter((v) => v > paceValue).length;
+  return frame(
+    "Spend per day",
+    `${daily.length} days; ${paceValue === null ? "no pace" : `${over} days above the pace of ${money(pace)} a day`}.`,
+    [...axes(sc, labels), ...bars],
+  );
+}
+
+/** The weekly pattern: Monday..Sunday factors (mean 1). */
+export function weekBars(factors) {
+  const names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+  const sc = scale(Math.max(...factors, 1), 8);
+  const width = ((W - PAD.left - PAD.right) / 8) * 0.7;
+  const bars = factors.map((f, i) =>
+    s("rect", { class: "bar", x: sc.x(i + 0.5) - width / 2, y: sc.y(f), width, height: Math.max(0, sc.y(0) - sc.y(f)) }, s("title", {}, `${names[i]}: ×${f.toFixed(2)}`)),
+  );
+  const labels = names.map((n, i) => [i + 0.5, n]);
+  const axis = [s("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: sc.y(0), y2: sc.y(0) }), s("line", { class: "pace", x1: PAD.left, x2: W - PAD.right, y1: sc.y(1), y2: sc.y(1) })];
+  for (const [i, text] of labels) axis.push(s("text", { x: sc.x(i), y: H - 8, "text-anchor": "middle" }, text));
+  return frame("Weekly pattern", names.map((n, i) => `${n} ×${factors[i].toFixed(2)}`).join(", "), [...axis, ...bars]);
+}

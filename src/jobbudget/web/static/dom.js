@@ -1,0 +1,127 @@
+// Building the page with DOM calls only: every string becomes a text node or an
+// attribute value, never markup, so whatever a tenant typed is shown, not run.
+const SVG = "http://www.w3.org/2000/svg";
+
+function fill(node, attrs, children) {
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") node.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** An HTML element: h("td", {class: "n"}, "12.00"). */
+export function h(tag, attrs, ...children) {
+  return fill(document.createElement(tag), attrs, children);
+}
+
+/** An SVG element. */
+export function s(tag, attrs, ...children) {
+  return fill(document.createElementNS(SVG, tag), attrs, children);
+}
+
+/** Replace what `node` holds. */
+export function put(node, ...children) {
+  node.replaceChildren();
+  return fill(node, {}, children);
+}
+
+/** Exact money for people: a decimal string rounded half up to cents, with thousands
+ * separators (no floating point, never an exponent); below a cent: "< 0.01". */
+export function money(text) {
+  if (text === null || text === undefined) return "–";
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(String(text).trim());
+  if (!m) return String(text);
+  const [, sign, whole, frac = ""] = m;
+  let cents = BigInt(whole + (frac + "00").slice(0, 2));
+  if ((frac[2] || "0") >= "5") cents += 1n;
+  if (cents === 0n && /[1-9]/.test(frac)) return sign ? "> -0.01" : "< 0.01";
+  const digits = cents.toString().padStart(3, "0");
+  const int = digits.slice(0, -2).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${sign && cents !== 0n ? "-" : ""}${int}.${digits.slice(-2)}`;
+}
+
+/** A ratio ("0.953") as a percentage ("95.3 %"). */
+export function percent(ratio, digits = 1) {
+  if (ratio === null || ratio === undefined) return "–";
+  return `${(Number(ratio) * 100).toFixed(digits)} %`;
+}
+
+/** A number for charts only (display, never arithmetic on money that is shown). */
+export function num(text) {
+  const value = Number(text);
+  return Number.isFinite(value) ? value : 0;
+}
+
+export const STATES = { allow: "OK", warn: "Warning", throttle: "Throttle", block: "Block" };
+
+/** The state badge: text and colour (the text alone tells the state). */
+export function badge(label) {
+  return h("span", { class: `badge ${String(label).toLowerCase()}` }, label);
+}
+
+/** The utilization bar with its percentage. */
+export function utilBar(ratio, label) {
+  const width = Math.max(0, Math.min(100, num(ratio) * 100));
+  return h(
+    "div",
+    { class: `util ${String(label).toLowerCase()}` },
+    s(
+      "svg",
+      { viewBox: "0 0 100 10", preserveAspectRatio: "none", "aria-hidden": "true", focusable: "false" },
+      s("rect", { class: "track", width: 100, height: 10, rx: 5 }),
+      s("rect", { class: "fill", width: width.toFixed(1), height: 10, rx: 5 }),
+    ),
+    h("span", {}, percent(ratio)),
+  );
+}
+
+/** A field's label, control and the place for its error. */
+export function field(name, label, control, help) {
+  control.id = `f-${name.replaceAll(".", "-")}`;
+  control.name = name;
+  const error = h("div", { class: "error", id: `${control.id}-error`, role: "alert" });
+  control.setAttribute("aria-describedby", error.id);
+  return h(
+    "div",
+    { class: "field", dataset: { field: name } },
+    h("label", { for: control.id }, label),
+    control,
+    help ? h("div", { class: "muted" }, help) : null,
+    error,
+  );
+}
+
+/** Show `message` next to the field the API named (or at the form's top). */
+export function showError(form, fieldName, message) {
+  for (const node of form.querySelectorAll(".field.invalid")) node.classList.remove("invalid");
+  for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  const top = form.querySelector(".form-error");
+  if (top) top.textContent = "";
+  let box = null;
+  for (let name = fieldName || ""; name && !box; name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : "") {
+    box = form.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
+  }
+  if (box) {
+    box.classList.add("invalid");
+    box.querySelector(".error").textContent = message;
+    const control = box.querySelector("input, select");
+    control.setAttribute("aria-invalid", "true");
+    control.focus();
+  } else if (top) {
+    top.textContent = message;
+  }
+}
+
+/** "2026-12-06T07:01:02Z" as "2026-12-06 07:01 UTC". */
+export function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
