@@ -1,7 +1,9 @@
-"""``/v1/ws``: live budget status with tenant isolation (TestClient WebSocket)."""
+"""``/v1/ws``: live budget status with tenant isolation, and the key by header, query
+parameter or first message (TestClient WebSocket)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from conftest import FakeClock
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
-from jobbudget.api import live, live_hub
+from jobbudget.api import live, live_auth, live_hub
 from jobbudget.api.app import create_app
 from jobbudget.storage.memory import MemoryStore
 from private_servers import wait_until
@@ -125,13 +127,121 @@ def test_statuses_are_read_only_when_something_changed(setup: Any, monkeypatch: 
         assert reads[snapshot_reads:].count(acme.id) == 1
 
 
-def test_a_revoked_key_is_closed(setup: Any) -> None:
+@pytest.mark.parametrize("by_message", [False, True], ids=["query", "first message"])
+def test_a_revoked_key_is_closed(setup: Any, by_message: bool) -> None:
     service, client, keys, _, _ = setup
     key = service.authenticate(keys["acme"])
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/v1/ws?token={keys['acme']}") as ws:
+    url = "/v1/ws" if by_message else f"/v1/ws?token={keys['acme']}"
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as ws:
+        if by_message:
+            ws.send_json({"auth": keys["acme"]})
         ws.send_json({"subscribe": {"tenant": "acme"}})
         next_of(ws, "status")
         service.revoke_api_key(key.id)
         for _ in range(100):
             ws.receive_json()
     assert (closed.value.code, closed.value.reason) == (4401, "API key revoked")
+
+
+def closed_with(ws: Any) -> tuple[int, str, list[dict[str, Any]]]:
+    """Read until the server closes: its code and reason, and the messages before."""
+    messages: list[dict[str, Any]] = []
+    with pytest.raises(WebSocketDisconnect) as closed:
+        for _ in range(100):
+            messages.append(ws.receive_json())
+    return closed.value.code, closed.value.reason, messages
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["waiting for the answer", "pipelined"])
+def test_the_key_in_the_first_message(setup: Any, wait: bool) -> None:
+    service, client, keys, acme, _ = setup
+    with client.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"auth": keys["acme"]})
+        if wait:
+            assert ws.receive_json() == {"type": "authenticated"}
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        if not wait:
+            assert ws.receive_json() == {"type": "authenticated"}
+        assert ws.receive_json() == {"type": "subscribed", "budgets": [acme.id]}
+        assert next_of(ws, "status")["current_spend"] == "0"
+        service.process_job_cost(JobMetrics("j1", "acme", "q", Decimal(950_000), 0, 0, 0, 0))  # $95
+        assert Decimal(next_of(ws, "status")["current_spend"]) == Decimal(95)
+
+
+@pytest.mark.parametrize("who", ["made up", "well formed, unknown", "revoked"])
+def test_a_wrong_key_in_the_first_message_is_refused(setup: Any, who: str) -> None:
+    service, client, keys, _, _ = setup
+    made_up = {"made up": "jb_nope_nope", "well formed, unknown": "jb_" + "a" * 8 + "_" + "b" * 43}
+    if who == "revoked":
+        service.revoke_api_key(service.authenticate(keys["acme"]).id)
+    with client.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"auth": made_up.get(who, keys["acme"])})
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        assert closed_with(ws) == (4401, "missing, unknown or revoked API key", [])
+
+
+SHAPE = 'send {"auth": "KEY"} first, or the key in an Authorization: Bearer header'
+NOT_A_KEY = "auth must be an API key: 1 to 256 characters"
+#: The first message -> the error's code, the reason (and message) it starts with, its field.
+MALFORMED_AUTH: dict[str, tuple[str | bytes, str, str, str | None]] = {
+    "binary": (b"\x00", "INVALID_JSON", "send the authentication as a JSON text message, not binary", None),
+    "not JSON": ("jb_key", "INVALID_JSON", "not JSON: Expecting value", None),
+    "over 1 KiB": (
+        json.dumps({"auth": "k" * 2000}),
+        "PAYLOAD_TOO_LARGE",
+        "the message is over the limit of 1024",
+        None,
+    ),
+    "a list": ('["jb_key"]', "VALIDATION_FAILED", SHAPE, None),
+    "a subscription first": ('{"subscribe": {"tenant": "acme"}}', "VALIDATION_FAILED", SHAPE, None),
+    "another key beside auth": ('{"auth": "jb_key", "more": 1}', "VALIDATION_FAILED", SHAPE, None),
+    "the same key twice": ('{"auth": "a", "auth": "b"}', "INVALID_JSON", "not JSON: an object has the same key", None),
+    "a number": ('{"auth": 5}', "VALIDATION_FAILED", NOT_A_KEY, "auth"),
+    "empty": ('{"auth": ""}', "VALIDATION_FAILED", NOT_A_KEY, "auth"),
+    "too long": (json.dumps({"auth": "k" * 257}), "VALIDATION_FAILED", NOT_A_KEY, "auth"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_AUTH))
+def test_a_malformed_first_message_is_refused_before_any_lookup(
+    setup: Any, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    service, client, _, _, _ = setup
+    sent, code, reason, field = MALFORMED_AUTH[case]
+    looked_up: list[object] = []
+    monkeypatch.setattr(service, "authenticate", lambda *args, **_: looked_up.append(args))
+    with client.websocket_connect("/v1/ws") as ws:
+        if isinstance(sent, bytes):
+            ws.send_bytes(sent)
+        else:
+            ws.send_text(sent)
+        close_code, close_reason, messages = closed_with(ws)
+    assert close_code == 4400 and close_reason.startswith(reason), (close_code, close_reason)
+    error = {"type": "error", "code": code, "message": close_reason}
+    assert messages == [error if field is None else {**error, "field": field}]
+    assert looked_up == []
+
+
+def test_silence_instead_of_the_key_is_closed(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, client, _, _, _ = setup
+    monkeypatch.setattr(live_auth, "AUTH_SECONDS", 0.2)
+    with client.websocket_connect("/v1/ws") as ws:
+        assert closed_with(ws) == (4401, "no authentication within 0.2 s", [])
+
+
+def test_sockets_waiting_for_their_key_are_bounded(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, client, keys, acme, _ = setup
+    monkeypatch.setattr(live_hub, "MAX_ANONYMOUS_SOCKETS", 2)
+    # ``with client``: one event loop for every socket, as in the server's process
+    with client, client.websocket_connect("/v1/ws") as first, client.websocket_connect("/v1/ws"):
+        with client.websocket_connect("/v1/ws") as third:
+            too_many = "too many sockets waiting to authenticate (at most 2); try later"
+            assert closed_with(third) == (1013, too_many, [])
+        with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as by_query:  # not counted
+            by_query.send_json({"subscribe": {"tenant": "acme"}})
+            assert next_of(by_query, "subscribed")["budgets"] == [acme.id]
+        first.send_json({"auth": keys["acme"]})  # authenticated: no longer counted
+        assert first.receive_json() == {"type": "authenticated"}
+        with client.websocket_connect("/v1/ws") as another:
+            another.send_json({"auth": keys["admin"]})
+            assert another.receive_json() == {"type": "authenticated"}

@@ -121,23 +121,26 @@ class Reader:
             self.values["RESERVATION_ID"] = reservation[1]
         return done
 
-    def python(self, source: str, *, name: str, timeout: float = 180, until_output: bool = False) -> Completed:
-        """Run ``source`` as a program file in the workspace.  With ``until_output`` it
-        is a loop that never ends by itself: stopped once it printed a line."""
+    def python(
+        self, source: str, *, name: str, timeout: float = 180, until_output: bool = False, runner: tuple[str, ...] = ()
+    ) -> Completed:
+        """Run ``source`` as a program file in the workspace (with ``runner``, another
+        interpreter and its options, e.g. Node for JavaScript).  With ``until_output``
+        it is a loop that never ends by itself: stopped once it printed a line."""
         script = self.workspace / name
         script.write_text(source, encoding="utf-8")
-        command = f"python {name}"
+        argv = [*(runner or (sys.executable,)), name]
+        command = f"{Path(runner[0]).name if runner else 'python'} {name}"
         self.ran.append(command)
         if not until_output:
             proc = subprocess.run(
-                [sys.executable, name], cwd=self.workspace, env=self.env, capture_output=True, text=True,
-                timeout=timeout,
-            )  # fmt: skip
+                argv, cwd=self.workspace, env=self.env, capture_output=True, text=True, timeout=timeout
+            )
             done = Completed(command, proc.returncode, proc.stdout, proc.stderr)
             if done.returncode != 0:
                 raise SnippetFailedError(f"{done.describe()}\n--- program\n{source}")
             return done
-        with self._process([sys.executable, name]) as (proc, output):
+        with self._process(argv) as (proc, output):
             line = self._wait(lambda: b"\n" in output(), proc, timeout=30, what="a line of output")
             del line
             return Completed(command, 0, output().decode(), "")

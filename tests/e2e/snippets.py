@@ -3,7 +3,8 @@
 A fenced block's language says what it is: ``sh`` commands to run, ``console`` a
 transcript (``$ command`` lines, each followed by the output it prints, ``...``
 standing for any text), ``python`` a program (or, when its first line is a comment
-naming a ``.py`` file, that file's content), ``yaml`` a configuration file, ``json`` a
+naming a ``.py`` file, that file's content), ``js`` a browser's script (run by Node,
+whose WebSocket is the browser's), ``yaml`` a configuration file, ``json`` a
 message body, ``text`` anything else (a synopsis, a listing or a picture).  The test
 that runs them is ``tests/e2e/test_docs.py``.
 """

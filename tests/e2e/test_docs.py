@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ PLANS: dict[tuple[str, str], Plan] = {
         "url = {receiver!r}\n"
     ),
     ("docs/api.md", "import asyncio"): Plan(until_output=True),
+    ("docs/api.md", "const key"): Plan(check="browser"),
     ("docs/architecture.md", "┌"): Plan(skip="a picture of the layers, not something to run"),
     ("docs/calibration.md", "from jobbudget.domain.calibration"): Plan(prelude=SERVICE + "bills = {bills}\n"),
     ("docs/cost-model.md", "from decimal import Decimal"): Plan(prints="10.540806000"),
@@ -402,6 +404,23 @@ def check_alert_body(world: World, snippet: Snippet) -> None:
     assert set(shown) == set(real) and shown["schema"] == real["schema"], (sorted(shown), sorted(real))
 
 
+def check_browser(world: World, snippet: Snippet) -> None:
+    """A browser's script, run by Node with its WebSocket (the browser's API) where Node
+    is installed: it sends the key as its first message and prints a status."""
+    node = shutil.which("node")
+    if node is None:
+        world.results.append(f"{snippet.where}: not run: no Node on this machine")
+        return
+    runner: tuple[str, ...] = (node, "--no-warnings")  # its first line of output is the script's
+    if subprocess.run([node, "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"]).returncode:
+        runner += ("--experimental-websocket",)  # Node 20 and 21
+    world.server()
+    source = world.reader.rewrite(snippet.text).replace('"KEY"', json.dumps(world.reader.env["KEY"]))
+    done = world.reader.python(source, name=f"snippet_browser_{snippet.line}.mjs", until_output=True, runner=runner)
+    first = done.stdout.splitlines()[0].strip()
+    assert re.fullmatch(r"\S+ [0-9.]+ [a-z_]+", first), f"{snippet.where} printed\n{done.stdout}"
+
+
 def check_digest(world: World, snippet: Snippet) -> None:
     from jobbudget.notify.messages import DIGEST_SCHEMA
 
@@ -414,6 +433,7 @@ CHECKS: dict[str, Callable[[World, Snippet], None]] = {
     "prometheus": check_prometheus,
     "alert body": check_alert_body,
     "digest": check_digest,
+    "browser": check_browser,
 }
 
 
@@ -459,6 +479,6 @@ def test_every_plan_names_a_block() -> None:
 
 def test_every_block_says_what_it_is() -> None:
     for snippet in (s for d in documents() for s in extract(d)):
-        assert snippet.lang in {"sh", "console", "python", "yaml", "json", "text"}, (
-            f"{snippet.where}: tag the block (sh, console, python, yaml, json or text)"
+        assert snippet.lang in {"sh", "console", "python", "js", "yaml", "json", "text"}, (
+            f"{snippet.where}: tag the block (sh, console, python, js, yaml, json or text)"
         )

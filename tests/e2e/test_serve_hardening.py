@@ -1,5 +1,5 @@
 """``jobbudget serve`` hardening, against the real server: a ``?token=`` key never
-reaches its log, ``/metrics`` can require a key (scraped Prometheus-style with a
+reaches its log, nor does a key sent as a WebSocket's first message, ``/metrics`` can require a key (scraped Prometheus-style with a
 bearer token), and idle or half-open connections neither lock real clients out nor
 stay open past ``http_header_timeout``."""
 
@@ -9,13 +9,15 @@ import asyncio
 import json
 import socket
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from .clients import create_budget, next_of
+from .clients import create_budget, job, next_of
 from .conftest import StartServer
 from .server import LiveServer
 
@@ -43,6 +45,34 @@ async def test_a_token_in_the_query_string_is_masked_in_the_log(live_server: Liv
     assert '"WebSocket /v1/ws?token=***" [accepted]' in log, log
     assert '"WebSocket /v1/ws?a=1&token=***&b=2" [accepted]' in log, log
     assert '"GET /v1/budgets?token=*** HTTP/1.1" 401' in log, log
+
+
+@pytest.mark.asyncio
+async def test_a_key_sent_as_the_first_message_streams_and_never_reaches_the_log(live_server: LiveServer) -> None:
+    create_budget(live_server, "e2e-first")
+    made = json.loads(live_server.cli("apikey", "create", "--role", "tenant", "--tenant", "e2e-first", "--json"))
+    key = made["key"]
+    async with connect(live_server.ws_url, open_timeout=10) as ws:  # as a browser: no header, no query string
+        await ws.send(json.dumps({"auth": key}))
+        await ws.send(json.dumps({"subscribe": {"tenant": "e2e-first"}}))  # without waiting for the answer
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "authenticated"}
+        assert Decimal((await next_of(ws, "status"))["current_spend"]) == 0
+        async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers(key), timeout=10) as client:
+            stored = await client.post("/v1/jobs", json=job("e2e-first", "first-1"))
+        assert stored.status_code == 200, stored.text
+        assert Decimal((await next_of(ws, "status"))["current_spend"]) == Decimal(stored.json()["total_cost"])
+    unknown = "jb_" + "n" * 8 + "_" + "o" * 43
+    async with connect(live_server.ws_url, open_timeout=10) as ws:
+        await ws.send(json.dumps({"auth": unknown}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "missing, unknown or revoked API key")
+    deadline = time.monotonic() + 10  # the log is written by the server process: wait for the sockets' lines
+    while (log := live_server.log()).count('"WebSocket /v1/ws" [accepted]') < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert log.count('"WebSocket /v1/ws" [accepted]') >= 2, log
+    assert key not in log and key[:12] not in log and unknown[:12] not in log
 
 
 def scrape(server: LiveServer, token: str | None) -> httpx.Response:

@@ -72,7 +72,8 @@ itself, so they work without internet access. Every resource is versioned under
 Every `/v1` route needs an API key: `Authorization: Bearer KEY` (create one with
 `jobbudget apikey create --role admin|tenant|reporter`; the key is printed once).
 The WebSocket `GET /v1/ws` ([live budget status](#live-budget-status-websocket), not in
-the OpenAPI schema) also accepts the key as a `token` query parameter.
+the OpenAPI schema) also accepts the key as its first message, `{"auth": "KEY"}`, for
+browsers (and, discouraged, as a `token` query parameter).
 
 | role | may |
 | --- | --- |

@@ -1,6 +1,7 @@
 """``GET /v1/ws``: live budget status over a WebSocket.  :data:`PROTOCOL` describes
 the protocol (``docs/api.md`` prints it); the messages are in
-:mod:`jobbudget.api.live_messages`, the watch shared by every socket in
+:mod:`jobbudget.api.live_messages`, the authentication in
+:mod:`jobbudget.api.live_auth`, the watch shared by every socket in
 :mod:`jobbudget.api.live_hub`."""
 
 from __future__ import annotations
@@ -15,18 +16,28 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.apikeys import ApiKey, can
-from ..domain.errors import AuthenticationError, JobBudgetError
+from ..domain.errors import JobBudgetError
 from ..service import BudgetService
-from .live_hub import FORECAST_SECONDS, POLL_SECONDS, REAUTH_SECONDS, REFRESH_SECONDS, LiveHub, Subscriber
+from .live_auth import AUTH_SECONDS, authenticate, authenticate_by_message, close, refuse
+from .live_hub import (
+    FORECAST_SECONDS,
+    MAX_ANONYMOUS_SOCKETS,
+    POLL_SECONDS,
+    REAUTH_SECONDS,
+    REFRESH_SECONDS,
+    LiveHub,
+    Subscriber,
+)
 from .live_messages import (
+    MAX_AUTH_BYTES,
     MAX_BUDGETS,
     MAX_ID_CHARS,
+    MAX_KEY_CHARS,
     MAX_MESSAGE_BYTES,
     Close,
     ProtocolError,
     StatusMessage,
     Subscription,
-    close_reason,
     error_message,
     parse_subscription,
 )
@@ -48,12 +59,25 @@ changes (it is not in the OpenAPI schema). Every message is one JSON object (a t
 frame) with a `type`. Every close frame the server sends carries a code and a reason
 in words.
 
-1. **Connect** to `ws://HOST:PORT/v1/ws` (`wss://` behind a TLS proxy) with the API key
-   in the `Authorization: Bearer KEY` header, or as a `token` query parameter where the
-   client cannot set headers (browsers; `jobbudget serve` masks it in its log). A
-   missing, unknown or revoked key is accepted and then closed at once with code
-   **{int(Close.UNAUTHENTICATED)}**. A key may have at most `ws_max_sockets_per_key` sockets open (32 by
-   default, per server process); one more is closed with code **{int(Close.TOO_MANY_SOCKETS)}**.
+1. **Connect** to `ws://HOST:PORT/v1/ws` (`wss://` behind a TLS proxy) and give the API
+   key in the `Authorization: Bearer KEY` header or, where the client cannot set headers
+   (browsers), as the first message, within {AUTH_SECONDS:g} s of connecting: `{{"auth": "KEY"}}`.
+   The server answers `{{"type": "authenticated"}}`; the subscription (step 2) may follow
+   the key at once, without waiting for that answer. A first message that is binary,
+   over {MAX_AUTH_BYTES} bytes, not JSON or of another shape, or whose `auth` is not a string of 1
+   to {MAX_KEY_CHARS} characters, gets an error message (with `"field": "auth"` for the key) and
+   the socket is closed with code **{int(Close.BAD_MESSAGE)}** and the same reason, as in step 2; no
+   message within {AUTH_SECONDS:g} s closes it with code **{int(Close.UNAUTHENTICATED)}** and the reason
+   `no authentication within {AUTH_SECONDS:g} s`. At most {MAX_ANONYMOUS_SOCKETS} sockets per server process may
+   wait for their key at once: one more is closed at once with code **{int(Close.TRY_AGAIN_LATER)}** (try
+   again later). A `token` query parameter (`/v1/ws?token=KEY`) is still accepted but
+   discouraged: URLs end up in the logs of proxies and browsers (`jobbudget serve` masks
+   it in its own log), so a browser should send the key as the first message (see the
+   example at the end). An unknown or revoked key, however given, is closed with code
+   **{int(Close.UNAUTHENTICATED)}** and the reason `missing, unknown or revoked API key` (with **{int(Close.TRY_AGAIN_LATER)}** while
+   the database cannot check it). A key may have at most `ws_max_sockets_per_key`
+   sockets open (32 by default, per server process); one more is closed with code
+   **{int(Close.TOO_MANY_SOCKETS)}**.
 2. **Subscribe** within {SUBSCRIBE_SECONDS:.0f} s with one message, either
    `{{"subscribe": {{"budgets": ["BUDGET_ID", ...]}}}}` or
    `{{"subscribe": {{"tenant": "TENANT"}}}}` (the tenant's active budgets at that moment; both
@@ -121,6 +145,24 @@ async def watch(url: str, key: str, tenant: str) -> None:
 
 asyncio.run(watch("ws://127.0.0.1:8080/v1/ws", "KEY", "acme"))
 ```
+
+In a browser, with the key as the first message (never in the page's URL):
+
+```js
+const key = "KEY"; // from your application's sign-in
+const ws = new WebSocket("ws://127.0.0.1:8080/v1/ws");
+ws.onopen = () => {{
+  ws.send(JSON.stringify({{auth: key}}));
+  ws.send(JSON.stringify({{subscribe: {{tenant: "acme"}}}}));
+}};
+ws.onmessage = (event) => {{
+  const message = JSON.parse(event.data);
+  if (message.type === "status") {{
+    console.log(message.budget_id, message.current_spend, message.action);
+  }}
+}};
+ws.onclose = (event) => console.log("closed", event.code, event.reason);
+```
 """
 
 
@@ -156,11 +198,6 @@ def _resolve(service: BudgetService, key: ApiKey, wanted: Subscription) -> tuple
     return list(dict.fromkeys(ids))[:MAX_BUDGETS], errors
 
 
-async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        await ws.close(code=code, reason=close_reason(reason))
-
-
 async def _until_disconnect(ws: WebSocket, subscriber: Subscriber) -> None:
     """Read (and ignore) whatever the client sends after subscribing, until it goes
     away or the server shuts down (uvicorn then hands every open socket a disconnect)."""
@@ -184,7 +221,7 @@ async def _push(
     while not gone.done():
         subscriber.wake.clear()
         if subscriber.revoked:
-            await _close(ws, Close.UNAUTHENTICATED, "API key revoked")
+            await close(ws, Close.UNAUTHENTICATED, "API key revoked")
             return
         now = time.monotonic()
         later = math.inf
@@ -218,38 +255,31 @@ async def _subscription(ws: WebSocket) -> Subscription | None:
     return parse_subscription(message)
 
 
-async def _authenticate(service: BudgetService, token: str | None) -> ApiKey | str:
-    """The key, or why there is none (a close reason)."""
-    try:
-        key: ApiKey = await run_in_threadpool(service.authenticate, token)
-    except AuthenticationError:
-        return "missing, unknown or revoked API key"
-    except JobBudgetError:
-        return ""  # the key cannot be checked now
-    return key
-
-
 @router.websocket("/v1/ws")
 async def live(ws: WebSocket) -> None:
     service: BudgetService = ws.app.state.service
-    token = _token(ws)
-    key = await _authenticate(service, token)
-    await ws.accept()  # then close with a code: a refused handshake shows browsers no reason
-    if not isinstance(key, ApiKey):
-        if key:
-            await _close(ws, Close.UNAUTHENTICATED, key)
-        else:
-            await _close(ws, Close.TRY_AGAIN_LATER, "the API key cannot be checked now; try again later")
-        return
-    assert token is not None
     hub = LiveHub.of(ws.app.state, service)
+    token = _token(ws)
+    await ws.accept()  # then close with a code: a refused handshake shows browsers no reason
+    by_message = token is None
+    if token is None:
+        signed = await authenticate_by_message(ws, service, hub)
+    else:
+        signed = await authenticate(ws, service, token)
+    if signed is None:
+        return
+    key, token = signed
     subscriber = Subscriber(key.id, token)
     if not hub.join(subscriber):
         limit = hub.max_sockets_per_key
-        await _close(ws, Close.TOO_MANY_SOCKETS, f"too many open sockets for this API key (at most {limit})")
+        await close(ws, Close.TOO_MANY_SOCKETS, f"too many open sockets for this API key (at most {limit})")
         return
     try:
+        if by_message:
+            await ws.send_json({"type": "authenticated"})
         await _serve(ws, service, hub, key, subscriber)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the client left before it was told
     finally:
         hub.leave(subscriber)
 
@@ -258,9 +288,7 @@ async def _serve(ws: WebSocket, service: BudgetService, hub: LiveHub, key: ApiKe
     try:
         wanted = await _subscription(ws)
     except ProtocolError as exc:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await ws.send_json(exc.message())
-        await _close(ws, Close.BAD_MESSAGE, exc.reason)
+        await refuse(ws, exc)
         return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
@@ -279,7 +307,7 @@ async def _serve(ws: WebSocket, service: BudgetService, hub: LiveHub, key: ApiKe
             sent[status.budget_id] = status.change
         await _push(ws, service, subscriber, gone, sent)
     except JobBudgetError:  # the database cannot answer now
-        await _close(ws, Close.TRY_AGAIN_LATER, "budgets cannot be read now; try again later")
+        await close(ws, Close.TRY_AGAIN_LATER, "budgets cannot be read now; try again later")
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client left while we were sending
     finally:

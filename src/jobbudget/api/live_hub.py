@@ -1,5 +1,6 @@
 """One :class:`LiveHub` per application and event loop: the open sockets of ``/v1/ws``
-by API key, and the one task that watches every budget they follow.
+by API key (and how many still wait for theirs: at most
+:data:`MAX_ANONYMOUS_SOCKETS`), and the one task that watches every budget they follow.
 
 Following budgets costs nothing while nothing happens.  Every :data:`POLL_SECONDS`
 the hub asks the service in O(1) whether any budget, period or spend may have
@@ -37,7 +38,15 @@ from ..domain.errors import AuthenticationError, JobBudgetError
 from ..service import BudgetService
 from .live_messages import StatusMessage
 
-__all__ = ["FORECAST_SECONDS", "POLL_SECONDS", "REAUTH_SECONDS", "REFRESH_SECONDS", "LiveHub", "Subscriber"]
+__all__ = [
+    "FORECAST_SECONDS",
+    "MAX_ANONYMOUS_SOCKETS",
+    "POLL_SECONDS",
+    "REAUTH_SECONDS",
+    "REFRESH_SECONDS",
+    "LiveHub",
+    "Subscriber",
+]
 
 log = logging.getLogger("jobbudget.api")
 POLL_SECONDS = 0.25
@@ -45,6 +54,9 @@ SETTLE_SECONDS = 1.0
 REFRESH_SECONDS = 60.0
 FORECAST_SECONDS = 30.0
 REAUTH_SECONDS = 1.0
+#: Sockets per process (per application and event loop) that may wait for their first
+#: message's key at once: one more is closed at once (1013, try again later).
+MAX_ANONYMOUS_SOCKETS = 256
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
@@ -81,6 +93,7 @@ class LiveHub:
         self.service = service
         self.max_sockets_per_key = max_sockets_per_key
         self._by_key: dict[str, set[Subscriber]] = {}
+        self._anonymous = 0
         self._followers: dict[str, set[Subscriber]] = {}
         self._known: dict[str, _Known] = {}
         self._forecasts: dict[tuple[str, str], tuple[float, Decimal | None]] = {}
@@ -102,6 +115,21 @@ class LiveHub:
         return hub
 
     # -- sockets ------------------------------------------------------------------
+    @property
+    def max_anonymous_sockets(self) -> int:
+        return MAX_ANONYMOUS_SOCKETS
+
+    def wait_for_key(self) -> bool:
+        """Count a socket without a key yet (until :meth:`key_checked`); False when
+        :data:`MAX_ANONYMOUS_SOCKETS` already wait."""
+        if self._anonymous >= MAX_ANONYMOUS_SOCKETS:
+            return False
+        self._anonymous += 1
+        return True
+
+    def key_checked(self) -> None:
+        self._anonymous -= 1
+
     def join(self, subscriber: Subscriber) -> bool:
         """Count ``subscriber`` toward its key; False when the key has its maximum."""
         sockets = self._by_key.setdefault(subscriber.key_id, set())

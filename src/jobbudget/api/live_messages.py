@@ -1,6 +1,6 @@
-"""The messages of ``/v1/ws``: the subscription a client sends (checked whole, size,
-JSON, shape and count, before anything is looked up), the status the server pushes,
-and the close codes with their reasons."""
+"""The messages of ``/v1/ws``: the authentication and the subscription a client sends
+(each checked whole, size, JSON, shape and count, before anything is looked up), the
+status the server pushes, and the close codes with their reasons."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from ..domain.jsontext import loads_exact
 from ..domain.validation import MAX_TENANT_LEN, check_identifier
 
 __all__ = [
+    "MAX_AUTH_BYTES",
     "MAX_BUDGETS",
     "MAX_ID_CHARS",
+    "MAX_KEY_CHARS",
     "MAX_MESSAGE_BYTES",
     "Close",
     "ProtocolError",
@@ -28,11 +30,15 @@ __all__ = [
     "Subscription",
     "close_reason",
     "error_message",
+    "parse_auth",
     "parse_subscription",
 ]
 
 #: The largest message a client may send: a subscription to MAX_BUDGETS ids fits.
 MAX_MESSAGE_BYTES = 128 * 1024
+#: The largest authentication message (``{"auth": "KEY"}``) and key: a key has 55 characters.
+MAX_AUTH_BYTES = 1024
+MAX_KEY_CHARS = 256
 MAX_BUDGETS = 1000
 MAX_ID_CHARS = 64
 _BUDGET_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_ID_CHARS}}}$")
@@ -44,10 +50,10 @@ _MAX_REASON = 123
 class Close(IntEnum):
     """Close codes of ``/v1/ws`` (each close frame also carries a reason in words)."""
 
-    BAD_MESSAGE = 4400  # the subscription is not valid, or did not come in time
+    BAD_MESSAGE = 4400  # the authentication or subscription is not valid (or the latter did not come in time)
     UNAUTHENTICATED = 4401  # a missing, unknown or revoked key (also once connected)
     TOO_MANY_SOCKETS = 4429  # the key already has its maximum of open sockets
-    TRY_AGAIN_LATER = 1013  # the key could not be checked (the database is unavailable)
+    TRY_AGAIN_LATER = 1013  # the key could not be checked now, or too many sockets wait for a key
 
 
 def close_reason(text: str) -> str:
@@ -91,21 +97,42 @@ class Subscription:
 _SHAPE = 'send {"subscribe": {"budgets": ["BUDGET_ID", ...]}} or {"subscribe": {"tenant": "TENANT"}}'
 
 
-def parse_subscription(message: Mapping[str, Any]) -> Subscription:
-    """The subscription in an ASGI ``websocket.receive`` message, or ProtocolError.
-    Every check is on the message alone, before any lookup: its kind and size, the
-    JSON (nesting too deep included), the shape, the number of ids, then each id."""
+def _json_of(message: Mapping[str, Any], what: str, limit: int) -> Any:
+    """The JSON of an ASGI ``websocket.receive`` message, or ProtocolError: its kind
+    and size first, then the JSON (nesting too deep included)."""
     text = message.get("text")
     if not isinstance(text, str):
-        raise ProtocolError("INVALID_JSON", "send the subscription as a JSON text message, not binary")
-    if len(text) > MAX_MESSAGE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("PAYLOAD_TOO_LARGE", f"the message is over the limit of {MAX_MESSAGE_BYTES} bytes")
+        raise ProtocolError("INVALID_JSON", f"send {what} as a JSON text message, not binary")
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise ProtocolError("PAYLOAD_TOO_LARGE", f"the message is over the limit of {limit} bytes")
     try:
-        data = loads_exact(text)
+        return loads_exact(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError("INVALID_JSON", f"not JSON: {exc.msg}") from None
     except ValidationError:  # the same key twice
         raise ProtocolError("INVALID_JSON", "not JSON: an object has the same key twice") from None
+
+
+_AUTH_SHAPE = 'send {"auth": "KEY"} first, or the key in an Authorization: Bearer header'
+
+
+def parse_auth(message: Mapping[str, Any]) -> str:
+    """The API key in an authentication message (``{"auth": "KEY"}``), or
+    ProtocolError.  Checked on the message alone: whether the key exists is not."""
+    data = _json_of(message, "the authentication", MAX_AUTH_BYTES)
+    if not isinstance(data, dict) or list(data) != ["auth"]:
+        raise ProtocolError("VALIDATION_FAILED", _AUTH_SHAPE)
+    key = data["auth"]
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_CHARS:
+        raise ProtocolError("VALIDATION_FAILED", f"auth must be an API key: 1 to {MAX_KEY_CHARS} characters", "auth")
+    return key
+
+
+def parse_subscription(message: Mapping[str, Any]) -> Subscription:
+    """The subscription in an ASGI ``websocket.receive`` message, or ProtocolError.
+    Every check is on the message alone, before any lookup: its kind and size, the
+    JSON (nesting too deep included), the shape, the number of ids, then each id."""
+    data = _json_of(message, "the subscription", MAX_MESSAGE_BYTES)
     if not isinstance(data, dict) or list(data) != ["subscribe"]:
         raise ProtocolError("VALIDATION_FAILED", _SHAPE)
     wanted = data["subscribe"]
