@@ -116,6 +116,21 @@ class LiveServer:
             raise ServerFailedError(f"still running {timeout} s after {sig.name}\n{self.log()}") from None
         return time.monotonic() - started
 
+    def relaunch(self, timeout: float = STARTUP_SECONDS) -> None:
+        """Start the same command again (same port, database and log) after the server
+        was stopped or killed, and wait until it is ready: clients see a lost connection
+        come back."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_ready(self, timeout)
+
     def kill(self) -> None:
         """SIGKILL the process group (the server and any workers it left); idempotent."""
         with contextlib.suppress(ProcessLookupError):
