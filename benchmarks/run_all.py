@@ -24,6 +24,7 @@ FULL = {
     "bench_alerts.py": [],
     "bench_shared.py": [],
     "bench_fleet.py": [],
+    "bench_dashboard.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
@@ -35,6 +36,7 @@ QUICK = {
     "bench_alerts.py": ["--quick"],
     "bench_shared.py": ["--quick"],
     "bench_fleet.py": ["--quick"],
+    "bench_dashboard.py": ["--budgets", "50", "--runs", "1"],
 }
 
 
@@ -90,6 +92,12 @@ def main() -> None:
             f"admit -> meter, {fleet['processes']} processes     {pg['cycles_per_s']:>10,} cycles/s "
             f"({pg['ratio_to_floor']} x insert+commit floor {pg['floor_insert_commit_per_s']:,}/s); "
             f"with metering_journal {pg['cycles_journal_per_s']:,}/s ({pg['ratio_journal_to_floor']} x)"
+        )
+    if "dashboard" in results:
+        d = results["dashboard"]
+        print(
+            f"dashboard overview painted    {d['painted_ms']:>10} ms  ({d['budgets']:,} budgets; first paint "
+            f"{d['fcp_ms']} ms; {d['painted_over_floor']} x the same table as static HTML; live in {d['live_ms']} ms)"
         )
     for backend in ("sqlite", "postgres"):
         if backend in ingest and "floor_over_ingest" in ingest[backend]:

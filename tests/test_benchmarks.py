@@ -37,6 +37,8 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
         assert result["jobs_stored"] + result["duplicates"] == result["jobs_submitted"]
     assert "calculate_job_cost" in done.stdout and "generate_report" in done.stdout
     assert "forecast on 90 days" in done.stdout
+    dashboard = json.loads((tmp_path / "dashboard.json").read_text())  # Chromium, as the browser tests
+    assert dashboard["budgets"] == 50 and dashboard["painted_ms"] > 0 and "dashboard overview painted" in done.stdout
     fleet = json.loads((tmp_path / "fleet.json").read_text())  # admit -> meter cycles, both modes, exact
     assert fleet["exact"] is True
     assert fleet["postgres_redis"]["cycles_per_s"] > 0 and fleet["postgres_redis"]["cycles_journal_per_s"] > 0

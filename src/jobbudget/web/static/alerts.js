@@ -5,6 +5,8 @@ import { h, money, percent, put, when } from "./dom.js";
 
 const KINDS = { warning: "Warning", throttle: "Throttle", block: "Block", forecast_overrun: "Forecast overrun", period_reset: "Period reset" };
 
+const SEVERITY = { period_reset: 0, warning: 1, forecast_overrun: 2, throttle: 3, block: 4 };
+
 function deliveries(alert) {
   if (!alert.deliveries.length) return h("span", { class: "muted" }, "no channel");
   return h(
@@ -19,6 +21,15 @@ function deliveries(alert) {
 export async function alertsPage(main, live, params) {
   const showAll = params.get("all") === "1";
   const alerts = await api(`/v1/alerts?limit=500${showAll ? "" : "&active_only=true"}`);
+  // newest first; at the same instant the most severe first, then by budget (a stable order)
+  alerts.sort(
+    (a, b) =>
+      b.event.occurred_at.localeCompare(a.event.occurred_at) ||
+      (SEVERITY[b.event.type] ?? 0) - (SEVERITY[a.event.type] ?? 0) ||
+      a.event.tenant_id.localeCompare(b.event.tenant_id) ||
+      a.event.queue_name.localeCompare(b.event.queue_name) ||
+      a.event.id.localeCompare(b.event.id),
+  );
   const result = h("p", { role: "status", class: "muted", id: "ack-result" });
   const rows = alerts.map((a) => {
     const e = a.event;

@@ -59,8 +59,8 @@ function showSignIn(message) {
     try {
       await signIn(key.value.trim());
       key.value = "";
-      if (!location.hash || location.hash === "#/signin") location.hash = "#/";
-      route();
+      if (!location.hash || location.hash === "#/signin") location.hash = "#/"; // hashchange routes
+      else route();
     } catch (error) {
       showError(form, "key", error.status === 401 ? "That key is unknown or revoked." : error.message);
     } finally {

@@ -19,6 +19,11 @@ function shareTable(id, caption, rows) {
   );
 }
 
+/** The enforcement message without the budget's id (the page is about that budget). */
+function said(message, id) {
+  return (message || "").replace(`budget ${id} for `, "");
+}
+
 function periodDays(status) {
   // the trend window ends on the server's today: as long as the period, it covers it
   if (!status.period_start || !status.period_end) return 30;
@@ -87,7 +92,7 @@ export async function budgetPage(main, live, id) {
     h("h1", { tabindex: "-1" }, `${budget.tenant_id}: ${budget.queue_name || "all queues"}`),
     h("p", { class: "muted" }, `${budget.period.type} budget, ${status.period_start || "–"} to ${status.period_end || "–"}; warn at ${percent(budget.warning_threshold, 0)}, throttle at ${percent(budget.throttle_threshold, 0)}, block at ${percent(budget.block_threshold, 0)}; set by ${budget.owner}.`),
     head,
-    h("p", { id: "budget-message" }, status.action.message || ""),
+    h("p", { id: "budget-message" }, said(status.action.message, id)),
     canWrite && budget.active ? h("div", { class: "actions" }, h("a", { href: `#/budgets/${q(id)}/edit` }, h("button", { type: "button", tabindex: "-1" }, "Edit")), deactivate) : null,
     h("h2", {}, "This period"),
     h("div", { class: "legend", "aria-hidden": "true" }, h("span", {}, "— spend"), h("span", {}, "- - pace to the amount"), h("span", {}, "··· forecast, shaded: 80 % and 95 % bands")),
@@ -108,8 +113,12 @@ export async function budgetPage(main, live, id) {
   );
 
   let refresh = null;
+  let shown = [status.current_spend, status.utilization, status.action.type];
   live.onStatus = (m) => {
     if (m.budget_id !== id) return;
+    const now = [m.current_spend, m.utilization, m.action];
+    if (now.every((value, i) => (i < 2 ? Number(value) === Number(shown[i]) : value === shown[i]))) return; // the snapshot on (re)connecting: nothing new
+    shown = now;
     fillCards(m.current_spend, m.utilization, budget.active ? STATES[m.action] || m.action : "Inactive", m.budget_amount ?? budget.amount);
     head.classList.add("flash");
     setTimeout(() => head.classList.remove("flash"), 1300);
@@ -117,7 +126,7 @@ export async function budgetPage(main, live, id) {
     refresh = setTimeout(async () => {
       const [fresh, now] = await Promise.all([api(`/v1/budgets/${q(id)}/trends?days=${periodDays(status)}`), api(`/v1/budgets/${q(id)}/status`)]);
       put(main.querySelector("#period-chart"), periodChart(fresh, now) || "");
-      main.querySelector("#budget-message").textContent = now.action.message || "";
+      main.querySelector("#budget-message").textContent = said(now.action.message, id);
     }, 300);
   };
   live.watch(budget.active ? [id] : []);

@@ -127,14 +127,18 @@ export async function overview(main, live) {
       : h("p", { class: "muted" }, "No jobs metered this month yet."),
   );
   render();
+  performance.mark("jobbudget:overview"); // benchmarks/bench_dashboard.py: the table is in the page
 
   live.onStatus = (m) => {
     const v = views.get(m.budget_id);
     if (!v) return;
+    const status = v.budget.active ? STATES[m.action] || m.action : "Inactive";
+    const same = Number(v.spend) === Number(m.current_spend) && Number(v.utilization) === Number(m.utilization) && v.status === status;
+    if (same && v.period_end === m.period_end) return; // the snapshot on (re)connecting: nothing new
     v.spend = m.current_spend;
     v.utilization = m.utilization;
     if (m.budget_amount !== null) v.amount = m.budget_amount;
-    v.status = v.budget.active ? STATES[m.action] || m.action : "Inactive";
+    v.status = status;
     v.period_end = m.period_end;
     const old = tbody.querySelector(`tr[data-budget="${CSS.escape(m.budget_id)}"]`);
     if (old) {
