@@ -74,6 +74,29 @@ def test_other_tenants_budgets_look_unknown(setup: Any) -> None:
         assert next_of(ws, "subscribed")["budgets"] == [globex.id]
 
 
+@pytest.mark.parametrize("one_read", [0, 1000])  # one read of every budget, or a read per id
+def test_a_long_subscription_still_hides_other_tenants(
+    setup: Any, monkeypatch: pytest.MonkeyPatch, one_read: int
+) -> None:
+    service, client, keys, acme, globex = setup
+    monkeypatch.setattr(live, "ONE_READ", one_read)
+    more = [
+        service.create_budget(
+            Budget(tenant_id="acme", queue_name=f"q{i}", amount=Decimal(5), period=BudgetPeriod("monthly"))
+        )
+        for i in range(3)
+    ]
+    wanted = [globex.id, acme.id, "no-such-budget", *(b.id for b in more)]
+    with client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {keys['acme']}"}) as ws:
+        ws.send_json({"subscribe": {"budgets": wanted}})
+        errors = [ws.receive_json(), ws.receive_json()]
+        assert [e["message"] for e in errors] == [
+            f"budget not found: {globex.id!r}",
+            "budget not found: 'no-such-budget'",
+        ]
+        assert next_of(ws, "subscribed")["budgets"] == [acme.id, *(b.id for b in more)]
+
+
 def test_bad_key_is_refused(setup: Any) -> None:
     _, client, _, _, _ = setup
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/v1/ws?token=jb_nope_nope") as ws:
