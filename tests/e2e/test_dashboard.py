@@ -148,13 +148,18 @@ def test_alerts_are_listed_with_their_deliveries_and_acknowledged(live_server: L
         expect(mine).to_have_count(1)
         expect(mine).to_contain_text("Warning")
         expect(mine).to_contain_text("webhook https://hooks.invalid/***")  # delivery status per channel, redacted
+        expect(page.locator("#live")).to_have_text("● Live")
+        meter(admin, "dash-alert", "a2", 1)  # 9 of 10: a throttle alert appears without a reload
+        expect(page.locator("#alerts tbody tr", has_text="dash-alert")).to_have_count(2, timeout=5000)
+        mine = page.locator("#alerts tbody tr", has_text="dash-alert").filter(has_text="Warning")
         mine.get_by_role("button", name="Acknowledge").click()
         expect(page.locator("#ack-result")).to_contain_text("acknowledged")
-        expect(page.locator("#alerts tbody tr", has_text="dash-alert")).to_have_count(0)  # no longer active
+        expect(page.locator("#alerts tbody tr", has_text="dash-alert")).to_have_count(1)  # the warning left the list
         page.get_by_role("button", name="History").click()
-        expect(page.locator("#alerts tbody tr", has_text="dash-alert")).to_contain_text("acknowledged by")
-        listed = admin.get("/v1/alerts", params={"tenant": "dash-alert"}).json()
-        assert listed[0]["acknowledged_at"] is not None
+        acked = page.locator("#alerts tbody tr", has_text="dash-alert").filter(has_text="Warning")
+        expect(acked).to_contain_text("acknowledged by")
+        listed = {a["event"]["type"]: a for a in admin.get("/v1/alerts", params={"tenant": "dash-alert"}).json()}
+        assert listed["warning"]["acknowledged_at"] is not None and listed["throttle"]["acknowledged_at"] is None
 
 
 def test_controls_show_the_apis_message_next_to_the_field_and_store_nothing(

@@ -1,10 +1,10 @@
 // Alerts: active (not acknowledged) and history, acknowledge, and each delivery's
-// status per channel.
+// status per channel.  The list is read again when a watched budget's spend or state
+// changes (a new alert comes with such a change), without reconnecting the stream.
 import { api, q, session } from "./api.js";
 import { h, money, percent, put, when } from "./dom.js";
 
 const KINDS = { warning: "Warning", throttle: "Throttle", block: "Block", forecast_overrun: "Forecast overrun", period_reset: "Period reset" };
-
 const SEVERITY = { period_reset: 0, warning: 1, forecast_overrun: 2, throttle: 3, block: 4 };
 
 function deliveries(alert) {
@@ -18,11 +18,9 @@ function deliveries(alert) {
   );
 }
 
-export async function alertsPage(main, live, params) {
-  const showAll = params.get("all") === "1";
-  const alerts = await api(`/v1/alerts?limit=500${showAll ? "" : "&active_only=true"}`);
-  // newest first; at the same instant the most severe first, then by budget (a stable order)
-  alerts.sort(
+/** Newest first; at the same instant the most severe first, then by budget (a stable order). */
+function ordered(alerts) {
+  return alerts.sort(
     (a, b) =>
       b.event.occurred_at.localeCompare(a.event.occurred_at) ||
       (SEVERITY[b.event.type] ?? 0) - (SEVERITY[a.event.type] ?? 0) ||
@@ -30,22 +28,27 @@ export async function alertsPage(main, live, params) {
       a.event.queue_name.localeCompare(b.event.queue_name) ||
       a.event.id.localeCompare(b.event.id),
   );
+}
+
+export async function alertsPage(main, live, params) {
+  const showAll = params.get("all") === "1";
   const result = h("p", { role: "status", class: "muted", id: "ack-result" });
-  const rows = alerts.map((a) => {
+  const list = h("div", { id: "alert-list" });
+
+  const row = (a) => {
     const e = a.event;
-    const ack = a.acknowledged_at
-      ? h("span", { class: "muted" }, `acknowledged by ${a.acknowledged_by} ${when(a.acknowledged_at)}`)
-      : session.who.can_write
-        ? h("button", { type: "button", class: "secondary", dataset: { alert: e.id }, "aria-label": `Acknowledge ${KINDS[e.type] || e.type} alert of ${e.tenant_id}` }, "Acknowledge")
-        : h("span", { class: "muted" }, "open");
-    if (ack.tagName === "BUTTON") {
+    let ack;
+    if (a.acknowledged_at) ack = h("span", { class: "muted" }, `acknowledged by ${a.acknowledged_by} ${when(a.acknowledged_at)}`);
+    else if (!session.who.can_write) ack = h("span", { class: "muted" }, "open");
+    else {
+      ack = h("button", { type: "button", class: "secondary", dataset: { alert: e.id }, "aria-label": `Acknowledge ${KINDS[e.type] || e.type} alert of ${e.tenant_id}` }, "Acknowledge");
       ack.addEventListener("click", async () => {
         ack.disabled = true;
         try {
           await api(`/v1/alerts/${q(e.id)}/ack`, { method: "POST", body: {} });
+          await load();
           result.textContent = `Alert of ${e.tenant_id} acknowledged.`;
-          await alertsPage(main, live, params);
-          main.querySelector("#ack-result").textContent = `Alert of ${e.tenant_id} acknowledged.`;
+          (list.querySelector("button") || main.querySelector("h1")).focus();
         } catch (error) {
           ack.disabled = false;
           result.textContent = error.message;
@@ -62,7 +65,27 @@ export async function alertsPage(main, live, params) {
       h("td", {}, deliveries(a)),
       h("td", {}, ack),
     );
-  });
+  };
+
+  const load = async () => {
+    const alerts = ordered(await api(`/v1/alerts?limit=500${showAll ? "" : "&active_only=true"}`));
+    put(
+      list,
+      alerts.length
+        ? h(
+            "div",
+            { class: "scroll" },
+            h(
+              "table",
+              { id: "alerts" },
+              h("thead", {}, h("tr", {}, ["When", "Budget", "Event", "Spend", "Deliveries", ""].map((t, i) => h("th", { scope: "col", class: i === 0 ? "hide-narrow" : i === 3 ? "n" : null }, t)))),
+              h("tbody", {}, alerts.map(row)),
+            ),
+          )
+        : h("p", { class: "muted", id: "no-alerts" }, showAll ? "No alerts yet." : "No active alerts."),
+    );
+  };
+
   const toggle = (all, label) => {
     const button = h("button", { type: "button", "aria-pressed": String(all === showAll) }, label);
     button.addEventListener("click", () => {
@@ -70,23 +93,24 @@ export async function alertsPage(main, live, params) {
     });
     return button;
   };
+  const [, budgets] = await Promise.all([load(), api("/v1/budgets")]);
   put(
     main,
     h("h1", { tabindex: "-1" }, "Alerts"),
     h("div", { class: "tabs", role: "group", "aria-label": "Which alerts" }, toggle(false, "Active"), toggle(true, "History")),
     result,
-    rows.length
-      ? h(
-          "div",
-          { class: "scroll" },
-          h(
-            "table",
-            { id: "alerts" },
-            h("thead", {}, h("tr", {}, ["When", "Budget", "Event", "Spend", "Deliveries", ""].map((t, i) => h("th", { scope: "col", class: i === 0 ? "hide-narrow" : i === 3 ? "n" : null }, t)))),
-            h("tbody", {}, rows),
-          ),
-        )
-      : h("p", { class: "muted", id: "no-alerts" }, showAll ? "No alerts yet." : "No active alerts."),
+    list,
   );
-  live.watch([]);
+
+  const seen = new Map();
+  let timer = null;
+  live.onStatus = (m) => {
+    const now = `${Number(m.current_spend)} ${m.action} ${m.period_start}`;
+    const before = seen.get(m.budget_id);
+    seen.set(m.budget_id, now);
+    if (before === undefined || before === now) return; // the snapshot on (re)connecting
+    clearTimeout(timer);
+    timer = setTimeout(() => load().catch(() => {}), 300);
+  };
+  live.watch(budgets.map((b) => b.id));
 }
