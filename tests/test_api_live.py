@@ -4,6 +4,7 @@ parameter or first message (TestClient WebSocket)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -258,7 +259,7 @@ def test_sockets_waiting_for_their_key_are_bounded(setup: Any, monkeypatch: pyte
     # ``with client``: one event loop for every socket, as in the server's process
     with client, client.websocket_connect("/v1/ws") as first, client.websocket_connect("/v1/ws"):
         with client.websocket_connect("/v1/ws") as third:
-            too_many = "too many sockets waiting to authenticate (at most 2); try later"
+            too_many = "too many sockets waiting to authenticate; try later"
             assert closed_with(third) == (1013, too_many, [])
         with client.websocket_connect(f"/v1/ws?token={keys['acme']}") as by_query:  # not counted
             by_query.send_json({"subscribe": {"tenant": "acme"}})
@@ -268,3 +269,47 @@ def test_sockets_waiting_for_their_key_are_bounded(setup: Any, monkeypatch: pyte
         with client.websocket_connect("/v1/ws") as another:
             another.send_json({"auth": keys["admin"]})
             assert another.receive_json() == {"type": "authenticated"}
+
+
+def test_one_client_address_cannot_hold_every_waiting_place(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anonymous sockets are bounded per client address too, so one client (or a page
+    its visitors' browsers open) cannot keep everyone else's dashboard from connecting."""
+    _, client, keys, _, _ = setup
+    monkeypatch.setattr(live_hub, "MAX_ANONYMOUS_PER_CLIENT", 2)
+    with client, client.websocket_connect("/v1/ws"), client.websocket_connect("/v1/ws") as second:
+        with client.websocket_connect("/v1/ws") as third:
+            assert closed_with(third) == (1013, "too many sockets waiting to authenticate; try later", [])
+        second.send_json({"auth": keys["acme"]})
+        assert second.receive_json() == {"type": "authenticated"}
+
+
+@pytest.mark.parametrize(
+    ("origin", "refused"),
+    [("http://evil.example", True), ("null", True), ("http://testserver.evil.example", True),
+     ("http://testserver", False), ("https://TESTSERVER", False), (None, False)],
+)  # fmt: skip
+def test_a_page_of_another_site_cannot_open_the_stream(setup: Any, origin: str | None, refused: bool) -> None:
+    _, client, keys, acme, _ = setup
+    headers = {} if origin is None else {"origin": origin}
+    if origin == "https://TESTSERVER":  # behind a proxy that sends its own host and the page's
+        headers = {"origin": "https://budgets.example.com", "x-forwarded-host": "budgets.example.com"}
+    with client.websocket_connect("/v1/ws", headers=headers) as ws:
+        if refused:
+            assert closed_with(ws) == (4403, "a page of another site may not open this stream", [])
+            return
+        ws.send_json({"auth": keys["acme"]})
+        ws.send_json({"subscribe": {"tenant": "acme"}})
+        assert next_of(ws, "subscribed")["budgets"] == [acme.id]
+
+
+def test_the_amount_pushed_is_the_amount_in_force(setup: Any, clock: FakeClock) -> None:
+    service, client, keys, acme, _ = setup
+    service.raise_budget(acme.id, "50", expires_at=clock() + timedelta(days=2), approver="cfo", reason="launch")
+    with client.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"auth": keys["acme"]})
+        ws.send_json({"subscribe": {"budgets": [acme.id]}})
+        first = next_of(ws, "status")
+        assert Decimal(first["budget_amount"]) == Decimal(150)  # 100 + the raise, as utilization counts it
+        service.process_job_cost(JobMetrics("j1", "acme", "q", Decimal(1_200_000), 0, 0, 0, 0))  # $120
+        pushed = next_of(ws, "status")
+        assert Decimal(pushed["budget_amount"]) == Decimal(150) and Decimal(pushed["utilization"]) == Decimal("0.8")

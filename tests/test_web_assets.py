@@ -122,6 +122,7 @@ def test_whoami_tells_the_dashboard_what_a_key_may_do(
         "below",
         "can_write",
         "can_admin",
+        "now",
     }
 
 

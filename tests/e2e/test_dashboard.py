@@ -186,7 +186,8 @@ def test_controls_show_the_apis_message_next_to_the_field_and_store_nothing(
         expect(page.locator("h1")).to_have_text("dash-form: all queues")
         made = admin.get("/v1/budgets", params={"tenant": "dash-form"}).json()
         assert [b["amount"] for b in made] == ["25"]
-        page.get_by_role("button", name="Edit").click()
+        page.get_by_role("link", name="Edit").click()
+        expect(page.locator("#f-tenant_id")).to_have_attribute("readonly", "")  # a budget stays with its tenant
         page.fill("#f-amount", "30.50")
         page.click("#budget-form button[type=submit]")
         expect(page.locator("h1")).to_have_text("dash-form: all queues")
@@ -273,7 +274,9 @@ def test_a_reporter_key_reads_only(live_server: LiveServer, page: Page) -> None:
     expect(page.locator("#nav-new")).to_be_hidden()
     page.goto(f"{live_server.url}/#/budgets/{shown}")
     expect(page.locator("h1")).to_have_text("dash-read: ml")
-    assert page.get_by_role("button", name="Edit").count() == 0 and page.locator("#deactivate").count() == 0
+    assert page.get_by_role("link", name="Edit").count() == 0 and page.locator("#deactivate").count() == 0
+    page.goto(f"{live_server.url}/#/budgets/{shown}/edit")  # typed by hand: no form to fill in vain
+    expect(page.locator("main h1")).to_have_text("Read only")
     page.goto(f"{live_server.url}/#/alerts")
     expect(page.locator("#alerts tbody tr", has_text="dash-read").first).to_be_visible()
     assert page.get_by_role("button", name="Acknowledge").count() == 0
@@ -359,3 +362,48 @@ def test_keyboard_phone_width_labels_and_contrast(live_server: LiveServer, brows
             assert failures == [], (path, failures)
     finally:
         context.close()
+
+
+def test_what_the_page_shows_stays_true_as_it_changes(live_server: LiveServer, page: Page) -> None:
+    """Found by review: a live update must not swap the amount in force for the stored
+    one, nor turn an idle budget (no period in force) into OK; a slow page must not
+    replace the page the reader moved on to; a malformed address is not found."""
+    with live_server.client() as admin:
+        raised = budget(admin, "dash-true", "10")
+        response = admin.post(
+            f"/v1/budgets/{raised}/raises",
+            json={"amount": "20", "expires_at": "2099-01-01T00:00:00Z", "approver": "cfo", "reason": "launch"},
+        )
+        assert response.status_code in (200, 201), response.text
+        later = {"type": "custom", "start_date": "2099-01-01", "end_date": "2099-01-31"}
+        idle = budget(admin, "dash-true", "5", queue="later", period=later)
+        sign_in(page, live_server, live_server.admin_key)
+        expect(row(page, raised)).to_contain_text("30.00 USD")
+        expect(row(page, idle).locator(".badge")).to_have_text("Idle")
+        expect(page.locator("#live")).to_have_text("● Live")
+        meter(admin, "dash-true", "t1", 24)  # 24 of 30: Warning, against the amount in force
+    expect(row(page, raised).locator(".badge")).to_have_text("Warning", timeout=5000)
+    expect(row(page, raised)).to_contain_text("30.00 USD")
+    expect(row(page, idle).locator(".badge")).to_have_text("Idle")
+    page.evaluate(
+        """() => { const real = window.fetch; window.fetch = (url, options) => String(url).includes('/v1/dashboard')
+             ? new Promise((ok) => setTimeout(() => ok(real(url, options)), 1500)) : real(url, options); }"""
+    )
+    page.evaluate("location.hash = '#/reports?slow'")
+    page.evaluate("location.hash = '#/'")  # slow: its data comes in 1.5 s
+    page.evaluate("location.hash = '#/alerts'")  # the reader moves on at once
+    page.wait_for_timeout(2500)
+    expect(page.locator("main h1")).to_have_text("Alerts")
+    page.goto(f"{live_server.url}/#/budgets/%E0%A4%A")
+    expect(page.locator("main h1")).to_have_text("Not found")
+
+
+def test_money_and_percentages_never_in_exponent_form(live_server: LiveServer, page: Page) -> None:
+    page.goto(f"{live_server.url}/")
+    shown = page.evaluate(
+        """async () => { const { money, percent } = await import('/ui/dom.js');
+             return [money('1E+3'), money('0E-9'), money('1.5e-7'), money('12345678901234567890123.456'),
+                     money('-0.005'), money('0.004'), money('NaN'), money('abc'), percent('1e20'), percent('0.953')]; }"""
+    )
+    assert shown == ["1,000.00", "0.00", "< 0.01", "12,345,678,901,234,567,890,123.46", "-0.01", "< 0.01", "–", "–",
+                     "> 999,999 %", "95.3 %"]  # fmt: skip

@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from ..domain.apikeys import ApiKey, can
 from ..domain.errors import JobBudgetError
 from ..service import BudgetService
-from .live_auth import AUTH_SECONDS, authenticate, authenticate_by_message, close, refuse
+from .live_auth import AUTH_SECONDS, authenticate, authenticate_by_message, close, foreign_origin, refuse
 from .live_hub import (
     FORECAST_SECONDS,
+    MAX_ANONYMOUS_PER_CLIENT,
     MAX_ANONYMOUS_SOCKETS,
     POLL_SECONDS,
     REAUTH_SECONDS,
@@ -68,9 +69,12 @@ in words.
    to {MAX_KEY_CHARS} characters, gets an error message (with `"field": "auth"` for the key) and
    the socket is closed with code **{int(Close.BAD_MESSAGE)}** and the same reason, as in step 2; no
    message within {AUTH_SECONDS:g} s closes it with code **{int(Close.UNAUTHENTICATED)}** and the reason
-   `no authentication within {AUTH_SECONDS:g} s`. At most {MAX_ANONYMOUS_SOCKETS} sockets per server process may
-   wait for their key at once: one more is closed at once with code **{int(Close.TRY_AGAIN_LATER)}** (try
-   again later). A `token` query parameter (`/v1/ws?token=KEY`) is still accepted but
+   `no authentication within {AUTH_SECONDS:g} s`. At most {MAX_ANONYMOUS_SOCKETS} sockets per server process,
+   and {MAX_ANONYMOUS_PER_CLIENT} from one client address, may wait for their key at once: one more is
+   closed at once with code **{int(Close.TRY_AGAIN_LATER)}** (try again later). A socket opened by a page
+   of another site (an `Origin` header that is not this server's own host) is closed at
+   once with code **{int(Close.FOREIGN_ORIGIN)}**: the dashboard at `/` is served by the same server,
+   and programs send no `Origin`. A `token` query parameter (`/v1/ws?token=KEY`) is still accepted but
    discouraged: URLs end up in the logs of proxies and browsers (`jobbudget serve` masks
    it in its own log), so a browser should send the key as the first message (see the
    example at the end). An unknown or revoked key, however given, is closed with code
@@ -106,7 +110,8 @@ in words.
     "forecast_spend": "131.500000000"}}
    ```
 
-   Money and utilization are exact decimal strings; `forecast_spend` (the period-end
+   Money and utilization are exact decimal strings (`budget_amount` is the amount in
+   force this period: the budget's own plus any carry-over and temporary raise); `forecast_spend` (the period-end
    forecast, refreshed at most every {FORECAST_SECONDS:.0f} s) is `null` when there is none.
    Statuses are recomputed only when a budget's spend, period or definition changed,
    when a period or grace period ends, and every {REFRESH_SECONDS:.0f} s (the only moment an
@@ -177,18 +182,26 @@ def _token(ws: WebSocket) -> str | None:
 ONE_READ = 20
 
 
-def _tenants(service: BudgetService, budget_ids: tuple[str, ...]) -> dict[str, str]:
-    """The tenant of each of ``budget_ids`` that exists."""
-    if len(budget_ids) > ONE_READ:
-        wanted = set(budget_ids)
-        return {str(b.id): b.tenant_id for b in service.list_budgets(None, include_inactive=True) if b.id in wanted}
-    found: dict[str, str] = {}
-    for budget_id in budget_ids:
-        try:
-            found[budget_id] = service.get_budget(budget_id).tenant_id
-        except JobBudgetError:
-            continue
-    return found
+def _tenants(service: BudgetService, key: ApiKey, budget_ids: tuple[str, ...]) -> dict[str, str]:
+    """The tenant of each of ``budget_ids`` that exists and ``key`` may read (the others
+    are left out: to the client they are unknown alike).  Many ids are found in one
+    read of the budgets the key may see, never more."""
+    if len(budget_ids) <= ONE_READ:
+        found: dict[str, str] = {}
+        for budget_id in budget_ids:
+            try:
+                found[budget_id] = service.get_budget(budget_id).tenant_id
+            except JobBudgetError:
+                continue
+        return found
+    wanted = set(budget_ids)
+    scopes: list[str | None] = [None] if key.tenant_id is None else [key.tenant_id, *sorted(key.below)]
+    return {
+        str(b.id): b.tenant_id
+        for scope in scopes
+        for b in service.list_budgets(scope, include_inactive=True)
+        if b.id in wanted
+    }
 
 
 def _resolve(service: BudgetService, key: ApiKey, wanted: Subscription) -> tuple[list[str], list[dict[str, Any]]]:
@@ -200,7 +213,7 @@ def _resolve(service: BudgetService, key: ApiKey, wanted: Subscription) -> tuple
             ids.extend(str(b.id) for b in service.list_budgets(wanted.tenant))
         else:
             errors.append(error_message("TENANT_NOT_FOUND", "unknown tenant"))
-    tenants = _tenants(service, wanted.budgets)
+    tenants = _tenants(service, key, wanted.budgets)
     for budget_id in wanted.budgets:
         tenant = tenants.get(budget_id)
         if tenant is not None and can(key, action="read", tenant_id=tenant):
@@ -273,6 +286,9 @@ async def live(ws: WebSocket) -> None:
     hub = LiveHub.of(ws.app.state, service)
     token = _token(ws)
     await ws.accept()  # then close with a code: a refused handshake shows browsers no reason
+    if foreign_origin(ws) is not None:
+        await close(ws, Close.FOREIGN_ORIGIN, "a page of another site may not open this stream")
+        return
     by_message = token is None
     if token is None:
         signed = await authenticate_by_message(ws, service, hub)

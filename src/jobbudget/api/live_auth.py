@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -22,10 +23,11 @@ from ..service import BudgetService
 from .live_hub import LiveHub
 from .live_messages import Close, ProtocolError, close_reason, parse_auth
 
-__all__ = ["AUTH_SECONDS", "authenticate", "authenticate_by_message", "close", "refuse"]
+__all__ = ["AUTH_SECONDS", "authenticate", "authenticate_by_message", "close", "foreign_origin", "refuse"]
 
-#: How long a socket without a key in its request may take to send ``{"auth": "KEY"}``.
-AUTH_SECONDS = 10.0
+#: How long a socket without a key in its request may take to send ``{"auth": "KEY"}``
+#: (a browser sends it as soon as the socket opens).
+AUTH_SECONDS = 5.0
 _GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the client left, or the socket is closed
 
 
@@ -58,15 +60,29 @@ async def authenticate(ws: WebSocket, service: BudgetService, token: str) -> tup
 async def authenticate_by_message(ws: WebSocket, service: BudgetService, hub: LiveHub) -> tuple[ApiKey, str] | None:
     """The key of the client's first message and its text, or None once the socket
     is closed with why (or the client went away)."""
-    if not hub.wait_for_key():
-        limit = hub.max_anonymous_sockets
-        await close(ws, Close.TRY_AGAIN_LATER, f"too many sockets waiting to authenticate (at most {limit}); try later")
+    client = ws.client.host if ws.client is not None else ""
+    if not hub.wait_for_key(client):
+        await close(ws, Close.TRY_AGAIN_LATER, "too many sockets waiting to authenticate; try later")
         return None
     try:
         token = await _first_message(ws)
         return None if token is None else await authenticate(ws, service, token)
     finally:
-        hub.key_checked()
+        hub.key_checked(client)
+
+
+def foreign_origin(ws: WebSocket) -> str | None:
+    """The ``Origin`` of a browser page of another site (None: no Origin, as from a
+    program, or this server's own, as from the dashboard).  Such a page could open
+    sockets from its visitors' browsers to hold the server's waiting places."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return None
+    netloc = urlsplit(origin).netloc.lower()
+    # behind a proxy the page's host may arrive as X-Forwarded-Host (a browser cannot
+    # set headers on a WebSocket, so a page cannot forge either)
+    hosts = {ws.headers.get("host", "").lower(), ws.headers.get("x-forwarded-host", "").split(",")[0].strip().lower()}
+    return None if netloc and netloc in hosts else origin
 
 
 async def _first_message(ws: WebSocket) -> str | None:

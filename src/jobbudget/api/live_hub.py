@@ -40,6 +40,7 @@ from .live_messages import StatusMessage
 
 __all__ = [
     "FORECAST_SECONDS",
+    "MAX_ANONYMOUS_PER_CLIENT",
     "MAX_ANONYMOUS_SOCKETS",
     "POLL_SECONDS",
     "REAUTH_SECONDS",
@@ -57,6 +58,8 @@ REAUTH_SECONDS = 1.0
 #: Sockets per process (per application and event loop) that may wait for their first
 #: message's key at once: one more is closed at once (1013, try again later).
 MAX_ANONYMOUS_SOCKETS = 256
+#: ... and from one client address (behind a proxy every client shares its address).
+MAX_ANONYMOUS_PER_CLIENT = 8
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
@@ -94,6 +97,7 @@ class LiveHub:
         self.max_sockets_per_key = max_sockets_per_key
         self._by_key: dict[str, set[Subscriber]] = {}
         self._anonymous = 0
+        self._anonymous_from: dict[str, int] = {}
         self._followers: dict[str, set[Subscriber]] = {}
         self._known: dict[str, _Known] = {}
         self._forecasts: dict[tuple[str, str], tuple[float, Decimal | None]] = {}
@@ -119,16 +123,22 @@ class LiveHub:
     def max_anonymous_sockets(self) -> int:
         return MAX_ANONYMOUS_SOCKETS
 
-    def wait_for_key(self) -> bool:
-        """Count a socket without a key yet (until :meth:`key_checked`); False when
-        :data:`MAX_ANONYMOUS_SOCKETS` already wait."""
-        if self._anonymous >= MAX_ANONYMOUS_SOCKETS:
+    def wait_for_key(self, client: str) -> bool:
+        """Count a socket without a key yet from ``client`` (its address), until
+        :meth:`key_checked`; False when :data:`MAX_ANONYMOUS_SOCKETS` already wait, or
+        :data:`MAX_ANONYMOUS_PER_CLIENT` from that address."""
+        waiting = self._anonymous_from.get(client, 0)
+        if self._anonymous >= MAX_ANONYMOUS_SOCKETS or waiting >= MAX_ANONYMOUS_PER_CLIENT:
             return False
         self._anonymous += 1
+        self._anonymous_from[client] = waiting + 1
         return True
 
-    def key_checked(self) -> None:
+    def key_checked(self, client: str) -> None:
         self._anonymous -= 1
+        left = self._anonymous_from.pop(client, 1) - 1
+        if left > 0:
+            self._anonymous_from[client] = left
 
     def join(self, subscriber: Subscriber) -> bool:
         """Count ``subscriber`` toward its key; False when the key has its maximum."""
@@ -260,7 +270,7 @@ class LiveHub:
                     tenant_id=budget.tenant_id,
                     queue_name=budget.queue_name,
                     current_spend=status.current_spend,
-                    budget_amount=budget.amount,
+                    budget_amount=status.amount,  # in force: with carry-over and raises
                     utilization=status.utilization,
                     action=status.action.type,
                     period_start=status.period_start,

@@ -52,6 +52,7 @@ class Close(IntEnum):
 
     BAD_MESSAGE = 4400  # the authentication or subscription is not valid (or the latter did not come in time)
     UNAUTHENTICATED = 4401  # a missing, unknown or revoked key (also once connected)
+    FOREIGN_ORIGIN = 4403  # opened by a page of another site (its Origin is not this server)
     TOO_MANY_SOCKETS = 4429  # the key already has its maximum of open sockets
     TRY_AGAIN_LATER = 1013  # the key could not be checked now, or too many sockets wait for a key
 

@@ -4,11 +4,13 @@ rules on every request whatever a client shows)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ..domain.apikeys import can
-from .deps import ExactJSONRoute, KeyDep
+from .deps import ExactJSONRoute, KeyDep, ServiceDep
 
 __all__ = ["WhoAmI", "router"]
 
@@ -23,10 +25,11 @@ class WhoAmI(BaseModel):
     below: list[str] = Field(description="The tenants below the key's node in the organisation tree.")
     can_write: bool = Field(description="May change budgets and acknowledge alerts (not a reporter key).")
     can_admin: bool = Field(description="An admin key: every tenant, the cost model, the tree, refunds.")
+    now: datetime = Field(description="The server's clock (with `serve --at`, the instant it runs from, moving on).")
 
 
 @router.get("/whoami", tags=["health"], summary="The API key of the request and what it may do")
-def whoami(key: KeyDep) -> WhoAmI:
+def whoami(service: ServiceDep, key: KeyDep) -> WhoAmI:
     return WhoAmI(
         id=key.id,
         name=key.name,
@@ -35,4 +38,5 @@ def whoami(key: KeyDep) -> WhoAmI:
         below=sorted(key.below),
         can_write=key.role != "reporter",
         can_admin=can(key, action="admin", tenant_id=None),
+        now=service.now(),
     )

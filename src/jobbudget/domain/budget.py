@@ -249,7 +249,7 @@ def validate_budget(budget: Budget) -> None:
     if budget.amount <= 0:
         raise ValidationError("amount", budget.amount, "must be greater than 0")
     if budget.amount > MAX_AMOUNT:
-        raise ValidationError("amount", budget.amount, f"must be at most {MAX_AMOUNT}")
+        raise ValidationError("amount", budget.amount, f"must be at most {MAX_AMOUNT:,f}")
     if budget.amount.as_tuple().exponent < -9:  # type: ignore[operator]
         raise ValidationError("amount", budget.amount, "must not be finer than a nano-dollar")
     if not isinstance(budget.currency, str) or budget.currency not in CURRENCIES:

@@ -99,7 +99,7 @@ def check_non_negative(field: str, value: Any, *, maximum: Decimal = MAX_USAGE) 
     if number < 0:
         raise ValidationError(field, value, "must not be negative")
     if number > maximum:
-        raise ValidationError(field, value, f"must be at most {maximum}")
+        raise ValidationError(field, value, f"must be at most {maximum:,f}")
     if len(number.as_tuple().digits) > MAX_DIGITS:
         raise ValidationError(field, value, f"has more than {MAX_DIGITS} significant digits")
     return number + 0 if number.is_zero() else number  # -0 becomes 0

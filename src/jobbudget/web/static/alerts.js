@@ -5,6 +5,7 @@ import { api, q, session } from "./api.js";
 import { h, money, percent, put, when } from "./dom.js";
 
 const KINDS = { warning: "Warning", throttle: "Throttle", block: "Block", forecast_overrun: "Forecast overrun", period_reset: "Period reset" };
+const LIMIT = 500;
 const SEVERITY = { period_reset: 0, warning: 1, forecast_overrun: 2, throttle: 3, block: 4 };
 
 function deliveries(alert) {
@@ -68,9 +69,10 @@ export async function alertsPage(main, live, params) {
   };
 
   const load = async () => {
-    const alerts = ordered(await api(`/v1/alerts?limit=500${showAll ? "" : "&active_only=true"}`));
+    const alerts = ordered(await api(`/v1/alerts?limit=${LIMIT}${showAll ? "" : "&active_only=true"}`));
     put(
       list,
+      alerts.length === LIMIT ? h("p", { class: "muted" }, `The newest ${LIMIT} alerts (the API's /v1/alerts lists up to 5,000).`) : null,
       alerts.length
         ? h(
             "div",

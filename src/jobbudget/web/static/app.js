@@ -16,11 +16,16 @@ const whoBox = document.getElementById("who");
 const signOutButton = document.getElementById("signout");
 
 const LIVE_TEXT = { live: ["● Live", "up"], connecting: ["Connecting…", ""], down: ["Connection lost: reconnecting…", "down"], idle: ["", ""], "signed-out": ["Signed out", "down"] };
+const announce = document.getElementById("live-announce");
 const live = new Live(() => {}, (state) => {
   const [text, cls] = LIVE_TEXT[state] || ["", ""];
+  const before = liveBox.dataset.state;
   liveBox.textContent = text;
   liveBox.className = `live ${cls}`;
   liveBox.dataset.state = state;
+  // screen readers hear only that the stream was lost and is back, not every reconnect
+  if (state === "down" && before !== "down") announce.textContent = "Live updates lost: reconnecting.";
+  if (state === "live" && before === "down") announce.textContent = "Live updates are back.";
   if (state === "signed-out") signOut("Your key was revoked or is no longer valid. Sign in again.");
 });
 
@@ -80,7 +85,32 @@ function showWho() {
   whoBox.textContent = `${who.name || who.role} · ${who.role}${who.role === "reporter" ? " (read only)" : ""} · ${scope}`;
 }
 
+let navigation = 0;
+
+/** What a page may touch of the live stream: nothing once the reader has moved on
+ * (a slow page finishing late must not take over the stream of the page now shown). */
+function liveFor(token) {
+  return {
+    watch(ids) {
+      if (token === navigation) live.watch(ids);
+    },
+    set onStatus(callback) {
+      if (token === navigation) live.onStatus = callback;
+    },
+  };
+}
+
+function parse() {
+  const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
+  try {
+    return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(query) };
+  } catch {
+    return { parts: ["not-found"], params: new URLSearchParams() };
+  }
+}
+
 async function route() {
+  const token = ++navigation;
   if (!session.key()) {
     live.stop();
     showSignIn();
@@ -89,34 +119,42 @@ async function route() {
   if (!session.who) {
     try {
       await signIn(session.key());
-    } catch {
-      return; // whenSignedOut showed the sign-in (or the server is down: shown below)
+    } catch (error) {
+      if (token === navigation && !(error instanceof ApiError && error.status === 401)) {
+        put(main, h("h1", { tabindex: "-1" }, "The server cannot be reached"), h("p", { class: "notice bad", role: "alert" }, error.message));
+      }
+      return; // a 401: whenSignedOut showed the sign-in
     }
+    if (token !== navigation) return;
   }
   showWho();
-  const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
-  const params = new URLSearchParams(query);
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const { parts, params } = parse();
   const name = parts[0] === "budgets" ? (parts[1] === "new" ? "new" : "budget") : parts[0] || "overview";
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.route === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   live.onStatus = () => {};
+  const view = h("div");
+  const stream = liveFor(token);
+  const editing = name === "budget" && parts[2] === "edit";
   try {
-    if (name === "overview") await overview(main, live);
-    else if (name === "new") await budgetForm(main, live, null);
-    else if (name === "budget" && parts[2] === "edit") await budgetForm(main, live, parts[1]);
-    else if (name === "budget") await budgetPage(main, live, parts[1]);
-    else if (name === "alerts") await alertsPage(main, live, params);
-    else if (name === "reports") await reportsPage(main, live);
-    else put(main, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
+    if ((name === "new" || editing) && !session.who.can_write) put(view, h("h1", { tabindex: "-1" }, "Read only"), h("p", {}, "This key may read budgets, not change them."));
+    else if (name === "overview") await overview(view, stream);
+    else if (name === "new") await budgetForm(view, stream, null);
+    else if (editing) await budgetForm(view, stream, parts[1]);
+    else if (name === "budget" && parts.length === 2) await budgetPage(view, stream, parts[1]);
+    else if (name === "alerts") await alertsPage(view, stream, params);
+    else if (name === "reports") await reportsPage(view, stream);
+    else put(view, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
-    put(main, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "notice bad", role: "alert" }, error.message), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
+    put(view, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "notice bad", role: "alert" }, error.message), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
   }
+  if (token !== navigation) return; // the reader has moved on
+  put(main, view);
   const heading = main.querySelector("h1");
-  if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
+  if (heading && !main.contains(document.activeElement)) heading.focus({ preventScroll: true });
   document.title = `${heading ? heading.textContent : "jobbudget"} · jobbudget`;
 }
 

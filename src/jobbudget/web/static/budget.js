@@ -2,7 +2,7 @@
 // cost by component, resource and queue, trend and weekly pattern; its controls.
 import { api, q, session } from "./api.js";
 import { dailyBars, periodChart, weekBars } from "./charts.js";
-import { badge, h, money, percent, put, STATES, utilBar } from "./dom.js";
+import { badge, h, money, percent, put, stateOf, utilBar } from "./dom.js";
 
 function shareTable(id, caption, rows) {
   if (!rows.length) return null;
@@ -12,7 +12,7 @@ function shareTable(id, caption, rows) {
     h(
       "table",
       { id },
-      h("caption", { class: "muted", hidden: true }, caption),
+      h("caption", { class: "sr-only" }, caption),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, caption), h("th", { scope: "col", class: "n" }, "Cost"), h("th", { scope: "col", class: "n" }, "Share"))),
       h("tbody", {}, rows.map(([name, cost, pct]) => h("tr", {}, h("td", {}, name), h("td", { class: "n" }, money(cost)), h("td", { class: "n" }, `${Number(pct).toFixed(1)} %`)))),
     ),
@@ -62,7 +62,7 @@ export async function budgetPage(main, live, id) {
   const budget = status.budget;
   const trends = await api(`/v1/budgets/${q(id)}/trends?days=${periodDays(status)}`);
   const canWrite = session.who.can_write && (session.who.can_admin || budget.owner !== "operator");
-  const label = budget.active ? STATES[status.action.type] || status.action.type : "Inactive";
+  const label = stateOf(budget.active, status.period_start, status.action.type);
   const fc = trends.forecast;
   const head = h("section", { class: "cards", id: "budget-cards" });
   const fillCards = (spend, utilization, stateLabel, amount) =>
@@ -85,6 +85,8 @@ export async function budgetPage(main, live, id) {
       alert(error.message);
     }
   });
+  const message = h("p", { id: "budget-message" }, said(status.action.message, id));
+  const chart = h("div", { id: "period-chart" }, periodChart(trends, status) || h("p", { class: "muted" }, "No period in force now."));
   const weekly = fc && fc.day_of_week_factors.some((f) => Math.abs(f - 1) > 1e-9);
   put(
     main,
@@ -92,11 +94,11 @@ export async function budgetPage(main, live, id) {
     h("h1", { tabindex: "-1" }, `${budget.tenant_id}: ${budget.queue_name || "all queues"}`),
     h("p", { class: "muted" }, `${budget.period.type} budget, ${status.period_start || "–"} to ${status.period_end || "–"}; warn at ${percent(budget.warning_threshold, 0)}, throttle at ${percent(budget.throttle_threshold, 0)}, block at ${percent(budget.block_threshold, 0)}; set by ${budget.owner}.`),
     head,
-    h("p", { id: "budget-message" }, said(status.action.message, id)),
-    canWrite && budget.active ? h("div", { class: "actions" }, h("a", { href: `#/budgets/${q(id)}/edit` }, h("button", { type: "button", tabindex: "-1" }, "Edit")), deactivate) : null,
+    message,
+    canWrite && budget.active ? h("div", { class: "actions" }, h("a", { href: `#/budgets/${q(id)}/edit`, class: "button" }, "Edit"), deactivate) : null,
     h("h2", {}, "This period"),
     h("div", { class: "legend", "aria-hidden": "true" }, h("span", {}, "— spend"), h("span", {}, "- - pace to the amount"), h("span", {}, "··· forecast, shaded: 80 % and 95 % bands")),
-    h("div", { id: "period-chart" }, periodChart(trends, status) || h("p", { class: "muted" }, "No period in force now.")),
+    chart,
     fc ? h("p", { id: "forecast" }, `Forecast: ${money(fc.predicted_spend)} ${budget.currency} by ${fc.period_end} (${percent(fc.budget_utilization, 0)}); trend ${fc.trend_direction}. ${fc.recommendation}`) : h("p", { class: "muted" }, "Not enough history to forecast."),
     h("h2", {}, "Spend per day"),
     dailyBars(trends.daily, trends.daily_pace),
@@ -119,14 +121,18 @@ export async function budgetPage(main, live, id) {
     const now = [m.current_spend, m.utilization, m.action];
     if (now.every((value, i) => (i < 2 ? Number(value) === Number(shown[i]) : value === shown[i]))) return; // the snapshot on (re)connecting: nothing new
     shown = now;
-    fillCards(m.current_spend, m.utilization, budget.active ? STATES[m.action] || m.action : "Inactive", m.budget_amount ?? budget.amount);
+    fillCards(m.current_spend, m.utilization, stateOf(budget.active, m.period_start, m.action), m.budget_amount ?? budget.amount);
     head.classList.add("flash");
     setTimeout(() => head.classList.remove("flash"), 1300);
     clearTimeout(refresh);
     refresh = setTimeout(async () => {
-      const [fresh, now] = await Promise.all([api(`/v1/budgets/${q(id)}/trends?days=${periodDays(status)}`), api(`/v1/budgets/${q(id)}/status`)]);
-      put(main.querySelector("#period-chart"), periodChart(fresh, now) || "");
-      main.querySelector("#budget-message").textContent = said(now.action.message, id);
+      try {
+        const [fresh, now] = await Promise.all([api(`/v1/budgets/${q(id)}/trends?days=${periodDays(status)}`), api(`/v1/budgets/${q(id)}/status`)]);
+        put(chart, periodChart(fresh, now) || "");
+        message.textContent = said(now.action.message, id);
+      } catch {
+        /* the next change draws it again */
+      }
     }, 300);
   };
   live.watch(budget.active ? [id] : []);

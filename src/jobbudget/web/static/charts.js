@@ -61,6 +61,12 @@ export function periodChart(trends, status) {
     total += num(value);
     spent.push([i, total]);
   }
+  // Daily figures are UTC days; a period in another time zone starts within one, so the
+  // line is anchored on the period's exact spend (its last point is status.current_spend).
+  const offset = num(status.current_spend) - total;
+  const start0 = Math.max(0, offset);
+  for (const point of spent) point[1] = Math.max(0, point[1] + offset);
+  total += offset;
   const fc = trends.forecast;
   const high = Math.max(amount, total, fc ? num(fc.upper_95) : 0);
   const sc = scale(high, days + 1);
@@ -86,14 +92,14 @@ export function periodChart(trends, status) {
   }
   parts.push(s("line", { class: "amount", x1: sc.x(0), x2: sc.x(days), y1: sc.y(amount), y2: sc.y(amount) }));
   parts.push(s("path", { class: "pace", d: line([[0, 0], [days, amount]]) }));
-  if (spent.length) parts.push(s("path", { class: "spend", d: line([[0, 0], ...spent.map(([i, v]) => [i + 1, v])]) }));
+  if (spent.length) parts.push(s("path", { class: "spend", d: line([[0, start0], ...spent.map(([i, v]) => [i + 1, v])]) }));
   const labels = [[0, start], [Math.floor(days / 2), addDays(start, Math.floor(days / 2))], [days, end]];
   const forecastText = fc
     ? ` Forecast at ${end}: ${money(fc.predicted_spend)} (80 % band ${money(fc.lower_80)} to ${money(fc.upper_80)}, 95 % band ${money(fc.lower_95)} to ${money(fc.upper_95)}).`
     : " No forecast yet.";
   return frame(
     "Spend over the period",
-    `Cumulative spend from ${start}: ${money(total.toFixed(9))} of ${money(amount.toFixed(9))}.${forecastText}`,
+    `Cumulative spend from ${start}: ${money(status.current_spend)} of ${money(status.amount_in_force ?? status.budget.amount)}.${forecastText}${status.budget.period.timezone === "UTC" ? "" : " Days are UTC days."}`,
     [...axes(sc, labels), ...parts],
   );
 }

@@ -32,25 +32,43 @@ export function put(node, ...children) {
   return fill(node, {}, children);
 }
 
+/** A decimal string (exponent form included) as sign, whole digits and fraction
+ * digits, without floating point; null when it is not a number. */
+function digitsOf(text) {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/.exec(String(text).trim());
+  if (!m || !(m[2] || m[3])) return null;
+  const [, sign, whole = "", frac = "", exp = "0"] = m;
+  let digits = whole + frac;
+  let point = whole.length + Number(exp);
+  if (point < 0) {
+    digits = "0".repeat(-point) + digits;
+    point = 0;
+  }
+  if (point > digits.length) digits += "0".repeat(point - digits.length);
+  return { negative: sign === "-", whole: digits.slice(0, point).replace(/^0+(?=\d)/, "") || "0", frac: digits.slice(point) };
+}
+
 /** Exact money for people: a decimal string rounded half up to cents, with thousands
  * separators (no floating point, never an exponent); below a cent: "< 0.01". */
 export function money(text) {
   if (text === null || text === undefined) return "–";
-  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(String(text).trim());
-  if (!m) return String(text);
-  const [, sign, whole, frac = ""] = m;
-  let cents = BigInt(whole + (frac + "00").slice(0, 2));
-  if ((frac[2] || "0") >= "5") cents += 1n;
-  if (cents === 0n && /[1-9]/.test(frac)) return sign ? "> -0.01" : "< 0.01";
+  const n = digitsOf(text);
+  if (!n) return "–";
+  let cents = BigInt(n.whole + (n.frac + "00").slice(0, 2));
+  if ((n.frac[2] || "0") >= "5") cents += 1n;
+  if (cents === 0n && /[1-9]/.test(n.frac)) return n.negative ? "> -0.01" : "< 0.01";
   const digits = cents.toString().padStart(3, "0");
   const int = digits.slice(0, -2).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return `${sign && cents !== 0n ? "-" : ""}${int}.${digits.slice(-2)}`;
+  return `${n.negative && cents !== 0n ? "-" : ""}${int}.${digits.slice(-2)}`;
 }
 
-/** A ratio ("0.953") as a percentage ("95.3 %"). */
+/** A ratio ("0.953") as a percentage ("95.3 %"); never in exponent form. */
 export function percent(ratio, digits = 1) {
   if (ratio === null || ratio === undefined) return "–";
-  return `${(Number(ratio) * 100).toFixed(digits)} %`;
+  const value = Number(ratio) * 100;
+  if (!Number.isFinite(value)) return "–";
+  if (value >= 1e6) return "> 999,999 %";
+  return `${value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits })} %`;
 }
 
 /** A number for charts only (display, never arithmetic on money that is shown). */
@@ -60,6 +78,14 @@ export function num(text) {
 }
 
 export const STATES = { allow: "OK", warn: "Warning", throttle: "Throttle", block: "Block" };
+
+/** A budget's state as the overview shows it: Inactive (deactivated), Idle (no period
+ * in force now) or its enforcement action's label. */
+export function stateOf(active, periodStart, action) {
+  if (!active) return "Inactive";
+  if (!periodStart) return "Idle";
+  return STATES[action] || action;
+}
 
 /** The state badge: text and colour (the text alone tells the state). */
 export function badge(label) {

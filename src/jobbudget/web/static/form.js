@@ -13,7 +13,7 @@ export async function budgetForm(main, live, id) {
   live.watch([]);
   const old = id ? await api(`/v1/budgets/${q(id)}`) : null;
   const who = session.who;
-  const tenant = input("text", old ? old.tenant_id : who.role === "admin" ? "" : who.tenant_id, { required: true, spellcheck: "false" });
+  const tenant = input("text", old ? old.tenant_id : who.role === "admin" ? "" : who.tenant_id, { required: true, spellcheck: "false", readonly: Boolean(old) });
   const queue = input("text", old?.queue_name, { spellcheck: "false", placeholder: "all queues" });
   const amount = input("text", old?.amount, { inputmode: "decimal", required: true });
   const currency = input("text", old?.currency ?? "USD", { maxlength: 3 });
@@ -33,7 +33,7 @@ export async function budgetForm(main, live, id) {
     "form",
     { class: "budget", novalidate: true, id: "budget-form" },
     h("div", { class: "notice bad form-error", role: "alert" }),
-    h("div", { class: "row" }, field("tenant_id", "Tenant (or team / organisation node)", tenant), field("queue_name", "Queue (empty: all queues)", queue)),
+    h("div", { class: "row" }, field("tenant_id", "Tenant (or team / organisation node)", tenant, old ? "A budget stays with its tenant." : null), field("queue_name", "Queue (empty: all queues)", queue)),
     h("div", { class: "row" }, field("amount", "Amount", amount), field("currency", "Currency", currency)),
     h("div", { class: "row" }, field("period.type", "Period", period), field("period.timezone", "Time zone", timezone)),
     custom,
@@ -54,6 +54,7 @@ export async function budgetForm(main, live, id) {
       block_threshold: block.value.trim(),
     };
     if (period.value === "custom") Object.assign(body.period, { start_date: start.value || null, end_date: end.value || null });
+    if (id) delete body.tenant_id; // a budget's tenant does not change
     save.disabled = true;
     try {
       const saved = id ? await api(`/v1/budgets/${q(id)}`, { method: "PATCH", body }) : await api("/v1/budgets", { method: "POST", body });

@@ -1,7 +1,7 @@
 // Overview: every budget with its spend, amount, utilization and state, sortable and
 // filterable, updated live; the month's top cost drivers.
 import { api } from "./api.js";
-import { badge, h, money, put, STATES, utilBar } from "./dom.js";
+import { badge, h, money, put, stateOf, utilBar } from "./dom.js";
 
 const COLUMNS = [
   ["tenant", "Tenant", (v) => v.budget.tenant_id],
@@ -105,7 +105,7 @@ export async function overview(main, live) {
       h("div", {}, h("label", { for: "filter-state" }, "State"), select),
     ),
     count,
-    h("div", { class: "scroll" }, h("table", { id: "budgets" }, h("caption", { class: "muted", hidden: true }, "Budgets"), h("thead", {}, headRow), tbody)),
+    h("div", { class: "scroll" }, h("table", { id: "budgets" }, h("caption", { class: "sr-only" }, "Budgets"), h("thead", {}, headRow), tbody)),
     h("h2", {}, "Top cost drivers this month"),
     data.drivers.length
       ? h(
@@ -114,6 +114,7 @@ export async function overview(main, live) {
           h(
             "table",
             { id: "drivers" },
+            h("caption", { class: "sr-only" }, "Top cost drivers"),
             h("thead", {}, h("tr", {}, ["Tenant", "Queue", "Cost", "Jobs", "Share"].map((t, i) => h("th", { scope: "col", class: i > 1 ? "n" : null }, t)))),
             h(
               "tbody",
@@ -132,7 +133,7 @@ export async function overview(main, live) {
   live.onStatus = (m) => {
     const v = views.get(m.budget_id);
     if (!v) return;
-    const status = v.budget.active ? STATES[m.action] || m.action : "Inactive";
+    const status = stateOf(v.budget.active, m.period_start, m.action);
     const same = Number(v.spend) === Number(m.current_spend) && Number(v.utilization) === Number(m.utilization) && v.status === status;
     if (same && v.period_end === m.period_end) return; // the snapshot on (re)connecting: nothing new
     v.spend = m.current_spend;

@@ -21,7 +21,7 @@ export async function reportsPage(main, live) {
     tenants = [...new Set(budgets.map((b) => b.tenant_id))].sort();
   }
   const tenant = h("select", {}, tenants.map((t) => h("option", { value: t }, t)));
-  const month = new Date().toISOString().slice(0, 7);
+  const month = String(who.now).slice(0, 7); // the server's month (serve --at moves it)
   const period = h("input", { type: "text", value: month, spellcheck: "false", autocomplete: "off" });
   const frame = h("iframe", { class: "report-frame", title: "Report", sandbox: "", hidden: true, id: "report-frame" });
   const form = h(
