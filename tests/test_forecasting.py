@@ -251,6 +251,16 @@ def test_partial_spend_today_raises_the_projection_of_today() -> None:
     assert quiet.predicted_spend == base.predicted_spend
 
 
+def test_no_interval_goes_below_what_is_already_spent() -> None:
+    """Found by a newcomer in the dashboard: with most of the period's spend made today
+    (a lumpy history), the 80 % and 95 % lower bounds fell below the spend already seen."""
+    history = series(60, end=MONDAY, value=lambda d, i: 500.0 if i % 7 == 0 else 1.0)
+    f = forecast(history, as_of=MONDAY, period_end=MONDAY + timedelta(days=2), spent="100", observed_today="900")
+    assert min(f.lower_80, f.lower_95) >= Decimal(1000)
+    assert f.lower_95 <= f.lower_80 <= f.predicted_spend <= f.upper_80 <= f.upper_95
+    assert "remaining 3 days" in f.recommendation or "remaining" not in f.recommendation
+
+
 def test_invalid_input_is_rejected() -> None:
     history = series(20, end=MONDAY, value=lambda d, i: 1.0)
     with pytest.raises(ValidationError, match="before as_of"):

@@ -136,8 +136,9 @@ def forecast_spend(
         round_money(current_spend + _money(b) + bump)
         for b in (proj.lower_80, proj.upper_80, proj.lower_95, proj.upper_95)
     ]
+    seen = current_spend + observed_today  # spent already: no interval goes below it
     lower_80, upper_80, lower_95, upper_95 = (
-        min(b, predicted) if i % 2 == 0 else max(b, predicted) for i, b in enumerate(bounds)
+        max(min(b, predicted), seen) if i % 2 == 0 else max(b, predicted) for i, b in enumerate(bounds)
     )
     overrun = _days_until_overrun(current_spend, daily, budget_amount)
     utilization = budget_utilization(predicted, budget_amount) if budget_amount > 0 else ZERO
@@ -196,6 +197,10 @@ def _pct(ratio: Decimal) -> str:
     return f"{ratio * 100:.0f} %"
 
 
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
 def _recommend(
     *,
     predicted: Decimal,
@@ -226,7 +231,7 @@ def _recommend(
         return (
             f"Projected {_fmt(predicted)} against a budget of {_fmt(amount)} ({share}), over by "
             f"{_fmt(predicted - amount)}{when}. Cut spend by {_fmt(pace - target)}/day (from {_fmt(pace)} to "
-            f"{_fmt(target)}/day) for the remaining {days} days to land on budget, or set the amount to "
+            f"{_fmt(target)}/day) for the remaining {_days(days)} to land on budget, or set the amount to "
             f"{_fmt(predicted)} ({_fmt(upper_80)}, the top of the 80 % interval, for headroom)."
         )
     allowance = (amount - spent) / days
@@ -234,7 +239,7 @@ def _recommend(
         return (
             f"On track but at risk: projected {_fmt(predicted)} of {_fmt(amount)} ({share}); the 80 % upper bound "
             f"{_fmt(upper_80)} exceeds the budget. Keep spend under {_fmt(allowance)}/day (now {_fmt(pace)}/day) "
-            f"for the remaining {days} days."
+            f"for the remaining {_days(days)}."
         )
     return (
         f"On track: projected {_fmt(predicted)} of {_fmt(amount)} ({share}) by the end of the period; "
