@@ -138,3 +138,24 @@ def test_trends_list_cost_by_queue_adding_up_to_the_total(api: Api) -> None:
     assert list(queues) == ["q1", "q2"]  # most expensive first
     assert sum(Decimal(q["cost"]) for q in queues.values()) == Decimal(trends["total"])
     assert queues["q2"]["cost"] == "20.000000000" and queues["q2"]["jobs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"tenant_id": "x" * 80, "amount": "10"}, "tenant_id", "tenant_id: must be at most 50 characters (got 80)"),
+        ({"tenant_id": "acme"}, "amount", "amount: is required"),
+        (
+            {"tenant_id": "acme", "amount": "ten"},
+            "amount",
+            "amount: must be a decimal number such as 12.50 (got 'ten')",
+        ),
+        ({"tenant_id": "acme", "amount": "2e9"}, "amount", "amount: must be at most 1,000,000,000 (got 2000000000)"),
+    ],
+)
+def test_the_forms_messages_are_in_the_users_words(api: Api, body: dict[str, Any], field: str, message: str) -> None:
+    """What the dashboard shows next to a field is the API's message: no Pydantic
+    jargon ("items after validation"), no exponent form in a limit."""
+    error = api.post("/v1/budgets", json=body).json()["error"]
+    assert (error["field"], error["message"]) == (field, message)
+    assert api.get("/v1/budgets").json() == []  # nothing stored

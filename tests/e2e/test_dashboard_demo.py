@@ -68,6 +68,12 @@ def test_the_demo_in_the_dashboard(tmp_path: Path, start_server: Any, browser: B
     server: LiveServer = start_server(database_url=database, args=["--at", f"{month_end}T12:00:00Z"])
     assert f"Dashboard: {server.url}/" in server.log()  # the address serve prints
 
+    phone = browser.new_page(viewport={"width": 390, "height": 760}, is_mobile=True)  # the demo as it ends
+    sign_in(phone, server, demo["dashboard_key"])
+    expect(phone.locator("#live")).to_have_text("● Live")
+    shoot(phone, "dashboard-phone.png")
+    phone.close()
+
     page = browser.new_page(viewport={"width": 1280, "height": 820})
     sign_in(page, server, demo["dashboard_key"])
     rows = page.locator("#budgets tbody tr")
@@ -99,12 +105,6 @@ def test_the_demo_in_the_dashboard(tmp_path: Path, start_server: Any, browser: B
     expect(page.locator("#alerts tbody tr").first).to_be_visible()
     shoot(page, "dashboard-alerts.png")
     page.close()
-
-    phone = browser.new_page(viewport={"width": 390, "height": 760}, is_mobile=True)
-    sign_in(phone, server, demo["dashboard_key"])
-    expect(phone.locator("#live")).to_have_text("● Live")
-    shoot(phone, "dashboard-phone.png")
-    phone.close()
 
 
 def test_the_readme_shows_every_screenshot() -> None:

@@ -4,7 +4,7 @@ request body size limit, and the handlers that make sure no input produces a 500
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -123,6 +123,23 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
+def _said(error: Mapping[str, Any]) -> str:
+    """Pydantic's message in the words the rest of the API uses, for the commonest
+    kinds (too long, missing, not a number); its own words otherwise."""
+    kind = str(error.get("type", ""))
+    context = error.get("ctx")
+    value = error.get("input")
+    if kind == "too_long" and isinstance(context, dict) and "max_length" in context:
+        unit = "characters" if isinstance(value, str) else "items"
+        return f"must be at most {context['max_length']} {unit} (got {context.get('actual_length', '?')})"
+    if kind == "missing":
+        return "is required"
+    if kind.startswith("decimal") and isinstance(value, str | int | float):
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
+        return f"must be a decimal number such as 12.50 (got '{shown}')"
+    return str(error.get("msg", "invalid"))
+
+
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
@@ -133,7 +150,7 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         return _json(400, "INVALID_JSON", f"the request body is not valid JSON: {reason}", None)
     field = _field(first.get("loc", ()))
     extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return _json(422, "VALIDATION_FAILED", f"{field}: {first.get('msg', 'invalid')}{extra}", field or None)
+    return _json(422, "VALIDATION_FAILED", f"{field}: {_said(first)}{extra}", field or None)
 
 
 async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -48,7 +48,7 @@ export async function alertsPage(main, live, params) {
         try {
           await api(`/v1/alerts/${q(e.id)}/ack`, { method: "POST", body: {} });
           await load();
-          result.textContent = `Alert of ${e.tenant_id} acknowledged.`;
+          result.textContent = `${KINDS[e.type] || e.type} alert of ${e.tenant_id} / ${e.queue_name || "all queues"} acknowledged.`;
           (list.querySelector("button") || main.querySelector("h1")).focus();
         } catch (error) {
           ack.disabled = false;
@@ -60,10 +60,10 @@ export async function alertsPage(main, live, params) {
       "tr",
       { dataset: { alert: e.id } },
       h("td", { class: "hide-narrow" }, when(e.occurred_at)),
-      h("td", {}, h("a", { href: `#/budgets/${q(e.budget_id)}` }, `${e.tenant_id}${e.queue_name ? ` / ${e.queue_name}` : ""}`)),
+      h("td", {}, h("a", { href: `#/budgets/${q(e.budget_id)}` }, `${e.tenant_id} / ${e.queue_name || "all queues"}`)),
       h("td", {}, KINDS[e.type] || e.type),
-      h("td", { class: "n" }, `${money(e.current_spend)} of ${money(e.budget_amount)} ${e.currency} (${percent(e.utilization, 0)})`),
-      h("td", {}, deliveries(a)),
+      h("td", { class: "n" }, `${money(e.current_spend)} of ${money(e.budget_amount)} ${e.currency} (${percent(e.utilization)})`),
+      h("td", { class: "hide-narrow" }, deliveries(a)),
       h("td", {}, ack),
     );
   };
@@ -80,7 +80,7 @@ export async function alertsPage(main, live, params) {
             h(
               "table",
               { id: "alerts" },
-              h("thead", {}, h("tr", {}, ["When", "Budget", "Event", "Spend", "Deliveries", ""].map((t, i) => h("th", { scope: "col", class: i === 0 ? "hide-narrow" : i === 3 ? "n" : null }, t)))),
+              h("thead", {}, h("tr", {}, ["When", "Budget", "Event", "Spend", "Deliveries", ""].map((t, i) => h("th", { scope: "col", class: i === 0 || i === 4 ? "hide-narrow" : i === 3 ? "n" : null }, t)))),
               h("tbody", {}, alerts.map(row)),
             ),
           )

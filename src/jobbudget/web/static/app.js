@@ -81,8 +81,9 @@ function showWho() {
   nav.hidden = false;
   signOutButton.hidden = false;
   document.getElementById("nav-new").hidden = !who.can_write;
-  const scope = who.tenant_id ? `tenant ${who.tenant_id}` : "every tenant";
-  whoBox.textContent = `${who.name || who.role} · ${who.role}${who.role === "reporter" ? " (read only)" : ""} · ${scope}`;
+  const scope = who.tenant_id ? `for ${who.tenant_id}${who.below.length ? ` and the ${who.below.length} tenants below it` : ""}` : "for every tenant";
+  const kind = `${who.role} key${who.role === "reporter" ? " (read only)" : ""}`;
+  whoBox.textContent = `${who.name ? `${who.name}: ` : ""}${kind} ${scope}`;
 }
 
 let navigation = 0;
@@ -149,7 +150,8 @@ async function route() {
     else put(view, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
-    put(view, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "notice bad", role: "alert" }, error.message), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
+    const heading = error instanceof ApiError && error.status === 404 ? "Not found" : "Something went wrong";
+    put(view, h("h1", { tabindex: "-1" }, heading), h("p", { class: "notice bad", role: "alert" }, error.message), h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
   }
   if (token !== navigation) return; // the reader has moved on
   put(main, view);

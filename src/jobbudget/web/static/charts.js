@@ -6,33 +6,41 @@ const W = 720;
 const H = 260;
 const PAD = { left: 62, right: 14, top: 12, bottom: 28 };
 
-function frame(label, description, children) {
+function frame(label, description, children, width = W, height = H) {
   const id = `c${Math.random().toString(36).slice(2, 9)}`;
   return s(
     "svg",
-    { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}t ${id}d` },
+    { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": `${id}t ${id}d` },
     s("title", { id: `${id}t` }, label),
     s("desc", { id: `${id}d` }, description),
     children,
   );
 }
 
-function scale(maxValue, days) {
-  const top = maxValue > 0 ? maxValue * 1.08 : 1;
-  const x = (i) => PAD.left + ((W - PAD.left - PAD.right) * i) / Math.max(days - 1, 1);
-  const y = (v) => PAD.top + (H - PAD.top - PAD.bottom) * (1 - v / top);
-  return { x, y, top };
+/** A round top for an axis and its step (four steps of a round size). */
+function nice(maxValue) {
+  if (!(maxValue > 0)) return [1, 0.25];
+  const power = 10 ** Math.floor(Math.log10(maxValue / 4));
+  for (const f of [1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10]) if (4 * f * power >= maxValue) return [4 * f * power, f * power];
+  return [40 * power, 10 * power];
+}
+
+function scale(maxValue, days, width = W, height = H, round = nice) {
+  const [top, step] = round(maxValue);
+  const x = (i) => PAD.left + ((width - PAD.left - PAD.right) * i) / Math.max(days - 1, 1);
+  const y = (v) => PAD.top + (height - PAD.top - PAD.bottom) * (1 - v / top);
+  return { x, y, top, step, width, height };
 }
 
 function axes(sc, labels) {
-  const out = [s("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: sc.y(0), y2: sc.y(0) })];
-  for (const f of [0, 0.5, 1]) {
-    const v = (sc.top / 1.08) * f;
+  const out = [s("line", { class: "axis", x1: PAD.left, x2: sc.width - PAD.right, y1: sc.y(0), y2: sc.y(0) })];
+  for (let v = 0; v <= sc.top * 1.0001; v += sc.step) {
+    out.push(s("line", { class: "grid", x1: PAD.left, x2: sc.width - PAD.right, y1: sc.y(v), y2: sc.y(v) }));
     out.push(s("text", { x: PAD.left - 6, y: sc.y(v) + 4, "text-anchor": "end" }, money(v.toFixed(2))));
   }
   labels.forEach(([i, text], k) => {
     const anchor = labels.length > 1 && k === 0 ? "start" : labels.length > 1 && k === labels.length - 1 ? "end" : "middle";
-    out.push(s("text", { x: sc.x(i), y: H - 8, "text-anchor": anchor }, text));
+    out.push(s("text", { x: sc.x(i), y: sc.height - 8, "text-anchor": anchor }, text));
   });
   return out;
 }
@@ -68,11 +76,12 @@ export function periodChart(trends, status) {
   for (const point of spent) point[1] = Math.max(0, point[1] + offset);
   total += offset;
   const fc = trends.forecast;
-  const high = Math.max(amount, total, fc ? num(fc.upper_95) : 0);
+  const banded = Boolean(fc && spent.length && spent[spent.length - 1][0] + 1 < days); // days left to project
+  const high = Math.max(amount, total, banded ? num(fc.upper_95) : 0);
   const sc = scale(high, days + 1);
   const line = (points) => points.map(([i, v], k) => `${k ? "L" : "M"}${sc.x(i).toFixed(1)},${sc.y(v).toFixed(1)}`).join("");
   const parts = [];
-  if (fc && spent.length) {
+  if (banded) {
     const [i0, v0] = spent[spent.length - 1];
     const last = days;
     for (const [cls, lo, hi] of [["band95", fc.lower_95, fc.upper_95], ["band80", fc.lower_80, fc.upper_80]]) {
@@ -128,16 +137,24 @@ export function dailyBars(daily, pace) {
   );
 }
 
-/** The weekly pattern: Monday..Sunday factors (mean 1). */
+/** The weekly pattern: Monday..Sunday factors (mean 1: an average day). */
 export function weekBars(factors) {
   const names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-  const sc = scale(Math.max(...factors, 1), 8);
-  const width = ((W - PAD.left - PAD.right) / 8) * 0.7;
+  const width = 420;
+  const height = 200;
+  const sc = scale(Math.max(...factors, 1), 8, width, height, (m) => [Math.ceil(m), Math.ceil(m) > 4 ? 2 : 1]);
+  const bar = ((width - PAD.left - PAD.right) / 8) * 0.7;
   const bars = factors.map((f, i) =>
-    s("rect", { class: "bar", x: sc.x(i + 0.5) - width / 2, y: sc.y(f), width, height: Math.max(0, sc.y(0) - sc.y(f)) }, s("title", {}, `${names[i]}: ×${f.toFixed(2)}`)),
+    s("rect", { class: "bar", x: sc.x(i + 0.5) - bar / 2, y: sc.y(f), width: bar, height: Math.max(0, sc.y(0) - sc.y(f)) }, s("title", {}, `${names[i]}: ×${f.toFixed(2)}`)),
   );
-  const labels = names.map((n, i) => [i + 0.5, n]);
-  const axis = [s("line", { class: "axis", x1: PAD.left, x2: W - PAD.right, y1: sc.y(0), y2: sc.y(0) }), s("line", { class: "pace", x1: PAD.left, x2: W - PAD.right, y1: sc.y(1), y2: sc.y(1) })];
-  for (const [i, text] of labels) axis.push(s("text", { x: sc.x(i), y: H - 8, "text-anchor": "middle" }, text));
-  return frame("Weekly pattern", names.map((n, i) => `${n} ×${factors[i].toFixed(2)}`).join(", "), [...axis, ...bars]);
+  const marks = [s("line", { class: "axis", x1: PAD.left, x2: width - PAD.right, y1: sc.y(0), y2: sc.y(0) }), s("line", { class: "pace", x1: PAD.left, x2: width - PAD.right, y1: sc.y(1), y2: sc.y(1) })];
+  for (let v = 0; v <= sc.top * 1.0001; v += sc.step) marks.push(s("text", { x: PAD.left - 6, y: sc.y(v) + 4, "text-anchor": "end" }, `×${v}`));
+  names.forEach((n, i) => marks.push(s("text", { x: sc.x(i + 0.5), y: height - 8, "text-anchor": "middle" }, n)));
+  return frame(
+    "Weekly pattern",
+    `Spend on each weekday against an average day (×1, the dashed line), learned from the history: ${names.map((n, i) => `${n} ×${factors[i].toFixed(2)}`).join(", ")}.`,
+    [...marks, ...bars],
+    width,
+    height,
+  );
 }

@@ -48,14 +48,17 @@ function digitsOf(text) {
   return { negative: sign === "-", whole: digits.slice(0, point).replace(/^0+(?=\d)/, "") || "0", frac: digits.slice(point) };
 }
 
-/** Exact money for people: a decimal string rounded half up to cents, with thousands
+/** Exact money for people: a decimal string rounded half-even to cents, with thousands
  * separators (no floating point, never an exponent); below a cent: "< 0.01". */
 export function money(text) {
   if (text === null || text === undefined) return "–";
   const n = digitsOf(text);
   if (!n) return "–";
   let cents = BigInt(n.whole + (n.frac + "00").slice(0, 2));
-  if ((n.frac[2] || "0") >= "5") cents += 1n;
+  const rest = n.frac.slice(2);
+  // half-even, as the server's reports, CLI and alerts round (one figure, one text)
+  const first = rest[0] || "0";
+  if (first > "5" || (first === "5" && (/[1-9]/.test(rest.slice(1)) || cents % 2n === 1n))) cents += 1n;
   if (cents === 0n && /[1-9]/.test(n.frac)) return n.negative ? "> -0.01" : "< 0.01";
   const digits = cents.toString().padStart(3, "0");
   const int = digits.slice(0, -2).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
@@ -131,7 +134,9 @@ export function showError(form, fieldName, message) {
   const top = form.querySelector(".form-error");
   if (top) top.textContent = "";
   let box = null;
-  for (let name = fieldName || ""; name && !box; name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : "") {
+  // "notifications[0].target" and "notifications.0.target" are the field notifications.target
+  const named = (fieldName || "").replace(/\[\d+\]/g, "").replace(/\.\d+(?=\.|$)/g, "");
+  for (let name = named; name && !box; name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : "") {
     box = form.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
   }
   if (box) {

@@ -17,10 +17,14 @@ export async function reportsPage(main, live) {
   const who = session.who;
   let tenants = who.tenant_id ? [who.tenant_id, ...who.below] : [];
   if (!who.tenant_id) {
-    const budgets = await api("/v1/budgets?include_inactive=true");
-    tenants = [...new Set(budgets.map((b) => b.tenant_id))].sort();
+    // every tenant with a budget or with spend this month; any other can be typed
+    const [budgets, board] = await Promise.all([api("/v1/budgets?include_inactive=true"), api("/v1/dashboard?top=100")]);
+    tenants = [...new Set([...budgets.map((b) => b.tenant_id), ...board.drivers.map((d) => d.tenant_id)])].sort();
   }
-  const tenant = h("select", {}, tenants.map((t) => h("option", { value: t }, t)));
+  const tenant = who.tenant_id
+    ? h("select", {}, tenants.map((t) => h("option", { value: t }, t)))
+    : h("input", { type: "text", list: "report-tenants", value: tenants[0] || "", spellcheck: "false", autocomplete: "off" });
+  const known = h("datalist", { id: "report-tenants" }, tenants.map((t) => h("option", { value: t })));
   const month = String(who.now).slice(0, 7); // the server's month (serve --at moves it)
   const period = h("input", { type: "text", value: month, spellcheck: "false", autocomplete: "off" });
   const frame = h("iframe", { class: "report-frame", title: "Report", sandbox: "", hidden: true, id: "report-frame" });
@@ -29,9 +33,10 @@ export async function reportsPage(main, live) {
     { id: "report-form", novalidate: true },
     h("div", { class: "notice bad form-error", role: "alert" }),
     h("div", { class: "row" }, field("tenant", "Tenant", tenant), field("period", "Period (2026-11, 2026-Q4, 2026-W45, 2026 or a day)", period)),
+    known,
   );
   form.querySelector(".form-error").textContent = "";
-  const path = (format) => `/v1/reports?tenant=${q(tenant.value)}&period=${q(period.value.trim())}&format=${format}`;
+  const path = (format) => `/v1/reports?tenant=${q(tenant.value.trim())}&period=${q(period.value.trim())}&format=${format}`;
   const run = async (format) => {
     showError(form, null, "");
     try {
@@ -60,5 +65,5 @@ export async function reportsPage(main, live) {
     event.preventDefault();
     run("html");
   });
-  put(main, h("h1", { tabindex: "-1" }, "Reports"), tenants.length ? [form, h("div", { class: "actions" }, buttons), frame] : h("p", { class: "muted" }, "No tenant has a budget yet."));
+  put(main, h("h1", { tabindex: "-1" }, "Reports"), form, h("div", { class: "actions" }, buttons), frame);
 }
