@@ -75,6 +75,30 @@ async def test_a_key_sent_as_the_first_message_streams_and_never_reaches_the_log
     assert key not in log and key[:12] not in log and unknown[:12] not in log
 
 
+@pytest.mark.asyncio
+async def test_pages_of_other_sites_cannot_hold_the_servers_waiting_sockets(live_server: LiveServer) -> None:
+    """What a page elsewhere could make its visitors' browsers do: open the stream with
+    its own Origin (refused at once), or many sockets that never send a key (at most 8
+    from one address wait; the dashboard of another client still connects)."""
+    async with connect(live_server.ws_url, origin="http://evil.example", open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    own = f"http://127.0.0.1:{live_server.port}"
+    held = [await connect(live_server.ws_url, origin=own, open_timeout=10) for _ in range(8)]
+    try:
+        async with connect(live_server.ws_url, origin=own, open_timeout=10) as ninth:
+            with pytest.raises(ConnectionClosed) as refused:
+                await asyncio.wait_for(ninth.recv(), 10)
+        assert refused.value.rcvd is not None and refused.value.rcvd.code == 1013
+        async with connect(live_server.ws_url, open_timeout=10, additional_headers=live_server.headers()) as by_header:
+            await by_header.send(json.dumps({"subscribe": {"budgets": []}}))  # a key in the header: never waits
+            assert json.loads(await asyncio.wait_for(by_header.recv(), 10))["type"] == "subscribed"
+    finally:
+        for ws in held:
+            await ws.close()
+
+
 def scrape(server: LiveServer, token: str | None) -> httpx.Response:
     """What Prometheus does with ``authorization: {credentials: ...}``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
