@@ -94,7 +94,7 @@ def test_csv_markdown_and_html_formats(run: Run, spent: Decimal) -> None:
     markdown = run("acme", "--format", "markdown").stdout
     assert markdown.startswith("# Budget report: acme") and "| Queue | Cost (USD) | Share |" in markdown
     html = run("acme", "--format", "HTML").stdout
-    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 2
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 2 + html.count('<svg class="meter')
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "csv", "markdown", "html"])

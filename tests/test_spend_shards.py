@@ -40,12 +40,16 @@ def _job(job_id: str, cpu: str = "10", tenant: str = "acme", queue: str = "q") -
     )
 
 
-def _other_shard(schema: str, sql: str, params: dict[str, object]) -> None:
-    """Write as another connection's shard would (shard 15 is rarely this test's)."""
+def _other_shard(schema: str, sql: str, params: dict[str, object]) -> int:
+    """Write as another connection's shard would: one that is not the shard holding the
+    test's own job (1 run in 16 picked it when this was always shard 15); returns it."""
     engine = sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
     with engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
+        mine = conn.execute(sa.text("SELECT shard FROM budget_spend LIMIT 1")).scalar()
+        other = (int(mine or 0) + 1) % 16
+        conn.execute(sa.text(sql), {**params, "shard": other})
     engine.dispose()
+    return other
 
 
 def test_every_reader_adds_up_the_shards(pg_schema: str) -> None:
@@ -58,10 +62,10 @@ def test_every_reader_adds_up_the_shards(pg_schema: str) -> None:
         store = service.core.store
         assert isinstance(store, SqlStore)
         row = {"b": budget.id, "p": start}
-        _other_shard(pg_schema, "DELETE FROM budget_spend WHERE shard = 15", {})
+        _other_shard(pg_schema, "DELETE FROM budget_spend WHERE shard = :shard", {})
         _other_shard(
             pg_schema,
-            "INSERT INTO budget_spend (budget_id, period_start, shard, spend, jobs) VALUES (:b, :p, 15, 1.25, 1)",
+            "INSERT INTO budget_spend (budget_id, period_start, shard, spend, jobs) VALUES (:b, :p, :shard, 1.25, 1)",
             row,
         )
         day = {"t": "acme", "d": NOW.date(), "now": NOW}
@@ -69,7 +73,7 @@ def test_every_reader_adds_up_the_shards(pg_schema: str) -> None:
             pg_schema,
             "INSERT INTO daily_costs (tenant_id, queue_name, date, shard, total_jobs, total_cost, cpu_cost, "
             "memory_cost, payload_cost, redis_cost, network_cost, base_cost, min_job_cost, max_job_cost, "
-            "avg_job_cost, p95_job_cost, stats_stale, updated_at) VALUES (:t, 'q', :d, 15, 1, 1.25, 1.25, 0, 0, 0, "
+            "avg_job_cost, p95_job_cost, stats_stale, updated_at) VALUES (:t, 'q', :d, :shard, 1, 1.25, 1.25, 0, 0, 0, "
             "0, 0, 1.25, 1.25, 0, 0, true, :now) ON CONFLICT DO NOTHING",
             day,
         )
@@ -138,7 +142,7 @@ def test_the_sweep_writes_an_alert_the_ledger_calls_for(pg_schema: str) -> None:
         start = service.get_budget_status(budget.id).period_start
         _other_shard(
             pg_schema,
-            "INSERT INTO budget_spend (budget_id, period_start, shard, spend, jobs) VALUES (:b, :p, 15, :s, 9) "
+            "INSERT INTO budget_spend (budget_id, period_start, shard, spend, jobs) VALUES (:b, :p, :shard, :s, 9) "
             "ON CONFLICT (budget_id, period_start, shard) DO UPDATE SET spend = excluded.spend",
             {"b": budget.id, "p": start, "s": unit * 9},
         )

@@ -2,7 +2,7 @@
 // status per channel.  The list is read again when a watched budget's spend or state
 // changes (a new alert comes with such a change), without reconnecting the stream.
 import { api, q, session } from "./api.js";
-import { h, money, percent, put, when } from "./dom.js";
+import { h, money, percent, put, throttled, when } from "./dom.js";
 
 const KINDS = { warning: "Warning", throttle: "Throttle", block: "Block", forecast_overrun: "Forecast overrun", period_reset: "Period reset" };
 const LIMIT = 500;
@@ -105,14 +105,13 @@ export async function alertsPage(main, live, params) {
   );
 
   const seen = new Map();
-  let timer = null;
+  const later = throttled(() => load().catch(() => {}), 300, 3000); // at most every 3 s
   live.onStatus = (m) => {
     const now = `${Number(m.current_spend)} ${m.action} ${m.period_start}`;
     const before = seen.get(m.budget_id);
     seen.set(m.budget_id, now);
     if (before === undefined || before === now) return; // the snapshot on (re)connecting
-    clearTimeout(timer);
-    timer = setTimeout(() => load().catch(() => {}), 300);
+    later();
   };
   live.watch(budgets.map((b) => b.id));
 }

@@ -3,7 +3,7 @@
 // live change updates the cards at once and redraws the rest from fresh figures.
 import { api, q, session } from "./api.js";
 import { dailyBars, periodChart, weekBars } from "./charts.js";
-import { badge, h, money, percent, put, stateOf, utilBar } from "./dom.js";
+import { badge, h, money, percent, put, stateOf, throttled, utilBar } from "./dom.js";
 
 function shareTable(id, caption, rows) {
   if (!rows.length) return null;
@@ -124,7 +124,19 @@ export async function budgetPage(main, live, id) {
     channels(budget, canWrite),
   );
 
-  let refresh = null;
+  const redraw = throttled(
+    async () => {
+      try {
+        const fresh = await api(`/v1/budgets/${q(id)}/status`);
+        const freshTrends = await api(`/v1/budgets/${q(id)}/trends?days=${periodDays(fresh)}`);
+        put(body, figures(id, budget, fresh, freshTrends));
+      } catch {
+        /* the next change draws it again */
+      }
+    },
+    300,
+    2000,
+  ); // the cards change at once; the figures at most every 2 s
   let shown = [status.current_spend, status.utilization, status.action.type];
   live.onStatus = (m) => {
     if (m.budget_id !== id) return;
@@ -134,16 +146,7 @@ export async function budgetPage(main, live, id) {
     put(head, cards(budget, m.current_spend, m.utilization, stateOf(budget.active, m.period_start, m.action), m.budget_amount ?? budget.amount));
     head.classList.add("flash");
     setTimeout(() => head.classList.remove("flash"), 1300);
-    clearTimeout(refresh);
-    refresh = setTimeout(async () => {
-      try {
-        const fresh = await api(`/v1/budgets/${q(id)}/status`);
-        const freshTrends = await api(`/v1/budgets/${q(id)}/trends?days=${periodDays(fresh)}`);
-        put(body, figures(id, budget, fresh, freshTrends));
-      } catch {
-        /* the next change draws it again */
-      }
-    }, 300);
+    redraw();
   };
   live.watch(budget.active ? [id] : []);
 }

@@ -156,3 +156,23 @@ export function when(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? String(iso) : `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
+
+/** Call ``fn`` about ``soon`` ms after the first of a burst of calls, and at most once
+ * every ``every`` ms: a page that reads the API again on live changes stays cheap for
+ * the server however fast jobs come. */
+export function throttled(fn, soon, every) {
+  let timer = null;
+  let last = -Infinity;
+  return () => {
+    if (timer !== null) return;
+    const wait = Math.max(soon, last + every - Date.now());
+    timer = setTimeout(async () => {
+      last = Date.now();
+      try {
+        await fn();
+      } finally {
+        timer = null;
+      }
+    }, wait);
+  };
+}

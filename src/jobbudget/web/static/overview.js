@@ -2,7 +2,7 @@
 // filterable, updated live; the month's totals and top cost drivers, read again (with
 // any new budget) a second after a live change.
 import { api } from "./api.js";
-import { badge, h, money, put, stateOf, utilBar } from "./dom.js";
+import { badge, h, money, put, stateOf, throttled, utilBar } from "./dom.js";
 
 const ORDER = ["Inactive", "Idle", "OK", "Warning", "Throttle", "Block"];
 /** Budgets not in force sort below every budget that is (by utilization too). */
@@ -16,7 +16,9 @@ const COLUMNS = [
   ["state", "State", (v) => ORDER.indexOf(v.status)],
   ["period", "Period ends", (v) => v.period_end || "", "hide-narrow"],
 ];
-const REFRESH_MS = 1000;
+/** The month's totals and drivers are read again a second after a change, at most every 10 s. */
+const SOON_MS = 1000;
+const EVERY_MS = 10000;
 
 function scopeText(budget) {
   const labels = Object.entries(budget.labels || {}).map(([k, v]) => `${k}=${v}`);
@@ -143,7 +145,6 @@ export async function overview(main, live) {
   performance.mark("jobbudget:overview"); // benchmarks/bench_dashboard.py: the table is in the page
 
   const watched = () => [...views.values()].filter((v) => v.budget.active).map((v) => v.budget.id);
-  let timer = null;
   const refresh = async () => {
     try {
       data = await api("/v1/dashboard?top=10");
@@ -157,6 +158,7 @@ export async function overview(main, live) {
     render();
     if (watched().join(" ") !== before) live.watch(watched()); // a budget made elsewhere
   };
+  const later = throttled(refresh, SOON_MS, EVERY_MS);
 
   live.onStatus = (m) => {
     const v = views.get(m.budget_id);
@@ -175,8 +177,7 @@ export async function overview(main, live) {
       fresh.classList.add("flash");
       old.replaceWith(fresh);
     }
-    clearTimeout(timer);
-    timer = setTimeout(refresh, REFRESH_MS);
+    later();
   };
   live.watch(watched());
 }
