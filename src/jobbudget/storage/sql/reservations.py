@@ -4,9 +4,9 @@ alone (``shared_state: database``).
 A reservation is taken in one transaction that first locks the first shard's
 ``budget_spend`` row of every budget period it holds (``SELECT ... FOR UPDATE`` on
 PostgreSQL, in key order so two admissions cannot deadlock; SQLite's ``BEGIN
-IMMEDIATE`` serialises all writers), drops the expired holds of those periods, and
-inserts its rows only if spend (every shard's) + open holds + the estimate stays
-within every limit.  A job being metered concurrently is not in that spend yet, but
+IMMEDIATE`` serialises all writers), drops the expired holds of those periods, reads
+the open holds and then the spend (every shard's), and inserts its rows only if spend
++ open holds + the estimate stays within every limit.  A job being metered concurrently is not in that spend yet, but
 its own reservation is: it is settled only after the job's commit."""
 
 from __future__ import annotations
@@ -40,16 +40,23 @@ class ReservationsMixin:
     ) -> bool:
         ordered = sorted(limits, key=lambda item: (item[0].budget_id, item[0].period_start))
         with transaction(self.engine, write=True) as conn:
-            held = conn.execute(select(func.count()).where(reservations.c.id == reservation.id)).scalar_one()
-            if held:
+            taken = conn.execute(select(func.count()).where(reservations.c.id == reservation.id)).scalar_one()
+            if taken:
                 return True  # idempotent
-            spend = self._lock_spend(conn, [key for key, _ in ordered])
+            self._lock_periods(conn, [key for key, _ in ordered])
+            held: dict[SpendKey, Decimal] = {}
             for key, limit in ordered:
                 conn.execute(delete(reservations).where(self._of(key), reservations.c.expires_at <= now))
-                if limit is None:
-                    continue
-                open_holds = self._held(conn, key)
-                if spend.get(key, ZERO) + open_holds + reservation.amount > limit:
+                if limit is not None:
+                    held[key] = self._held(conn, key)
+            # The spend is read after the holds: a job settles its hold only after its
+            # spend is committed, so a hold gone by the time the holds were read is in
+            # the spend read now (each statement sees what was committed before it, on
+            # PostgreSQL).  Read the other way round, a job committed and settled
+            # between the two reads was in neither, and one admission too many passed.
+            spend = spend_sums(conn, sorted({k.budget_id for k in held}))
+            for key, limit in ordered:
+                if limit is not None and spend.get(key, ZERO) + held[key] + reservation.amount > limit:
                     return False
             conn.execute(
                 reservations.insert(),
@@ -116,9 +123,9 @@ class ReservationsMixin:
         query = select(func.sum(reservations.c.amount, type_=Money)).where(self._of(key))
         return conn.execute(query).scalar_one() or ZERO
 
-    def _lock_spend(self, conn: Connection, keys: Sequence[SpendKey]) -> dict[SpendKey, Decimal]:
-        """Make sure each period has its first shard's row, lock those rows in order
-        (every admission of a period takes that lock), and read the spend of every shard."""
+    def _lock_periods(self, conn: Connection, keys: Sequence[SpendKey]) -> None:
+        """Make sure each period has its first shard's row and lock those rows in order:
+        every admission of a period takes that lock (SQLite: the write lock)."""
         insert = self._insert(budget_spend).on_conflict_do_nothing(
             index_elements=["budget_id", "period_start", "shard"]
         )
@@ -140,5 +147,3 @@ class ReservationsMixin:
                     )
                     .with_for_update()
                 )
-        found = spend_sums(conn, sorted({k.budget_id for k in keys}))
-        return {key: found.get(key, ZERO) for key in keys}
