@@ -16,6 +16,10 @@ LOGS=${SLURM_LOG_DIR:-/var/log/jobbudget-slurm}
 NODE=$(hostname -s)
 CPUS=$(nproc)
 MEMORY=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
+#: GPUs the node declares: no hardware, device files of our own (gres.conf), so jobs can
+#: ask for them and accounting records them (AllocTRES gres/gpu:a100=N) as on a GPU node.
+GPU_TYPE=${SLURM_GPU_TYPE:-a100}
+GPUS=${SLURM_GPUS:-2}
 
 up() { pgrep -x "$1" >/dev/null 2>&1; }
 
@@ -32,7 +36,9 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...
 }
 
 configure() {
-  mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$LOGS"
+  mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/dev" "$LOGS"
+  local before
+  before=$(cat "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf" 2>/dev/null | md5sum)
   cat >"$CONF_DIR/slurm.conf" <<CONF
 # written by jobbudget scripts/slurm/cluster.sh
 ClusterName=jobbudget
@@ -55,14 +61,15 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStorageTRES=gres/gpu
+AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE
+GresTypes=gpu
 JobSubmitPlugins=lua
 JobCompType=jobcomp/none
 MinJobAge=30
 ReturnToService=2
 SchedulerParameters=defer_batch=0
 SchedulerType=sched/backfill
-NodeName=$NODE CPUs=$CPUS RealMemory=$MEMORY State=UNKNOWN
+NodeName=$NODE CPUs=$CPUS RealMemory=$MEMORY Gres=gpu:$GPU_TYPE:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 CONF
@@ -81,6 +88,15 @@ StorageLoc=slurm_acct_db
 CONF
   chmod 600 "$CONF_DIR/slurmdbd.conf"
   rm -f "$CONF_DIR/cgroup.conf"  # Slurm 22.05 has no "disabled"; proctrack/linuxproc needs none
+  for i in $(seq 0 $((GPUS - 1))); do touch "$STATE/dev/gpu$i"; done
+  cat >"$CONF_DIR/gres.conf" <<CONF
+# written by jobbudget scripts/slurm/cluster.sh: GPUs without hardware
+AutoDetect=off
+NodeName=$NODE Name=gpu Type=$GPU_TYPE File=$STATE/dev/gpu[0-$((GPUS - 1))]
+CONF
+  if [ "$before" != "$(cat "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf" | md5sum)" ]; then
+    stop  # daemons started with another configuration: start them again with this one
+  fi
   if [ ! -f "$CONF_DIR/job_submit.lua" ]; then  # until jobbudget's is installed: let every job through
     cat >"$CONF_DIR/job_submit.lua" <<'LUA'
 function slurm_job_submit(job_desc, part_list, submit_uid) return slurm.SUCCESS end
