@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,22 @@ from typing import Any
 
 RESULTS = Path(os.environ.get("JOBBUDGET_BENCH_RESULTS", Path(__file__).parent / "results"))
 POSTGRES_URL = os.environ.get("JOBBUDGET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def jobbudget_cli() -> list[str]:
+    """The ``jobbudget`` console script next to this interpreter (else ``-m``)."""
+    script = Path(sys.executable).with_name("jobbudget")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("jobbudget")
+    return [found] if found else [sys.executable, "-m", "jobbudget.cli.app"]
 
 
 def machine() -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -29,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from _common import percentile, report
+from _common import free_port, percentile, report
 
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics, NotificationChannel
 
@@ -76,12 +75,6 @@ class Receiver:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def open_service(path: Path) -> BudgetService:

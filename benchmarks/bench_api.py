@@ -24,9 +24,7 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +39,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from _common import POSTGRES_URL, report, summarize_latencies
+from _common import POSTGRES_URL, free_port, jobbudget_cli, report, summarize_latencies
 
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
 
@@ -52,21 +50,6 @@ DUPLICATE_SHARE = 0.05
 HOST = "127.0.0.1"
 TARGET_P99_MS = 5.0
 TARGET_JOBS_PER_S = 10_000
-
-
-def jobbudget_cli() -> list[str]:
-    """The ``jobbudget`` console script next to this interpreter (else ``-m``)."""
-    script = Path(sys.executable).with_name("jobbudget")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("jobbudget")
-    return [found] if found else [sys.executable, "-m", "jobbudget.cli.app"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

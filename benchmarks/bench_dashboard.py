@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import report
+from _common import free_port, jobbudget_cli, report
 from playwright.sync_api import Browser, sync_playwright
 
 from jobbudget import Budget, BudgetPeriod, BudgetService, Config, JobMetrics
@@ -72,12 +70,6 @@ def seed(url: str, budgets: int) -> str:
         return service.create_api_key(role="admin", name="bench")[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(browser: Browser, base: str, key: str, budgets: int) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
@@ -110,7 +102,7 @@ def main() -> None:
         key = seed(url, args.budgets)
         port = free_port()
         server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jobbudget")), "serve", "--port", str(port), "--database-url", url],
+            [*jobbudget_cli(), "serve", "--port", str(port), "--database-url", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

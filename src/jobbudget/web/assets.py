@@ -6,30 +6,28 @@ import base64
 import hashlib
 from functools import cache
 from importlib import resources
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import FastAPI, Path
 from fastapi.responses import JSONResponse, Response
 
+from ..api.errors import error_body
 from ..render.html import REPORT_CSS
 
 __all__ = ["ASSETS", "content_security_policy", "install_dashboard", "security_headers"]
 
-#: The files of ``static/`` a browser may fetch, with their media types.
+_MEDIA = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+#: The files of ``static/`` a browser may fetch (every file there), with their media types.
 ASSETS = {
-    "index.html": "text/html; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "api.js": "text/javascript; charset=utf-8",
-    "live.js": "text/javascript; charset=utf-8",
-    "charts.js": "text/javascript; charset=utf-8",
-    "dom.js": "text/javascript; charset=utf-8",
-    "overview.js": "text/javascript; charset=utf-8",
-    "budget.js": "text/javascript; charset=utf-8",
-    "alerts.js": "text/javascript; charset=utf-8",
-    "form.js": "text/javascript; charset=utf-8",
-    "reports.js": "text/javascript; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
+    f.name: _MEDIA[PurePath(f.name).suffix]
+    for f in resources.files(__package__).joinpath("static").iterdir()
+    if f.is_file() and PurePath(f.name).suffix in _MEDIA
 }
 
 
@@ -92,9 +90,5 @@ def install_dashboard(app: FastAPI) -> None:
     @app.get("/ui/{name}", include_in_schema=False)
     async def asset(name: Annotated[str, Path(max_length=40)]) -> Response:
         if name not in ASSETS or name == "index.html":
-            return JSONResponse(
-                {"error": {"code": "NOT_FOUND", "message": "no such file", "field": None}},
-                status_code=404,
-                headers=security_headers(),
-            )
+            return JSONResponse(error_body("NOT_FOUND", "no such file"), status_code=404, headers=security_headers())
         return _asset(name)

@@ -127,27 +127,45 @@ export function field(name, label, control, help) {
   );
 }
 
-/** Show `message` next to the field the API named (or at the form's top). */
-export function showError(form, fieldName, message) {
+/** The field box the API's ``name`` points to: "notifications[0].target" and
+ * "notifications.0.target" are the field notifications.target; "period.type" falls back
+ * to "period" when the form has no field of that name. */
+function fieldBox(form, name) {
+  let named = (name || "").replace(/\[\d+\]/g, "").replace(/\.\d+(?=\.|$)/g, "");
+  for (; named; named = named.includes(".") ? named.slice(0, named.lastIndexOf(".")) : "") {
+    const box = form.querySelector(`.field[data-field="${CSS.escape(named)}"]`);
+    if (box) return box;
+  }
+  return null;
+}
+
+/** Show each [field, message] next to its field (or at the form's top when no field
+ * matches), clearing what was shown before; the first field at fault gets the focus. */
+export function showErrors(form, errors) {
   for (const node of form.querySelectorAll(".field.invalid")) node.classList.remove("invalid");
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
   for (const node of form.querySelectorAll(".error")) node.textContent = "";
   const top = form.querySelector(".form-error");
   if (top) top.textContent = "";
-  let box = null;
-  // "notifications[0].target" and "notifications.0.target" are the field notifications.target
-  const named = (fieldName || "").replace(/\[\d+\]/g, "").replace(/\.\d+(?=\.|$)/g, "");
-  for (let name = named; name && !box; name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : "") {
-    box = form.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
-  }
-  if (box) {
+  let focused = false;
+  for (const [fieldName, message] of errors) {
+    const box = fieldBox(form, fieldName);
+    if (!box) {
+      if (top) top.textContent = message;
+      continue;
+    }
     box.classList.add("invalid");
     box.querySelector(".error").textContent = message;
     const control = box.querySelector("input, select");
     control.setAttribute("aria-invalid", "true");
-    control.focus();
-  } else if (top) {
-    top.textContent = message;
+    if (!focused) control.focus();
+    focused = true;
   }
+}
+
+/** Show ``message`` next to the field the API named (or at the form's top). */
+export function showError(form, fieldName, message) {
+  showErrors(form, message ? [[fieldName, message]] : []);
 }
 
 /** "2026-12-06T07:01:02Z" as "2026-12-06 07:01 UTC". */

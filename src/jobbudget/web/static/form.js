@@ -2,7 +2,7 @@
 // the field it names (the same words as the API and the CLI).  A few checks run here
 // first, so an empty form names every missing field at once.
 import { api, q, session } from "./api.js";
-import { field, h, put, showError } from "./dom.js";
+import { field, h, put, showError, showErrors } from "./dom.js";
 
 const PERIODS = ["monthly", "weekly", "daily", "quarterly", "yearly", "custom"];
 const CHANNELS = [
@@ -28,17 +28,6 @@ function precheck(body) {
     }
   }
   return found;
-}
-
-function showAll(form, errors) {
-  showError(form, errors[0][0], errors[0][1]);
-  for (const [name, message] of errors.slice(1)) {
-    const box = form.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
-    if (!box) continue;
-    box.classList.add("invalid");
-    box.querySelector(".error").textContent = message;
-    box.querySelector("input, select").setAttribute("aria-invalid", "true");
-  }
 }
 
 export async function budgetForm(main, live, id) {
@@ -104,7 +93,7 @@ export async function budgetForm(main, live, id) {
     if (id) delete body.tenant_id; // a budget's tenant does not change
     const early = precheck(body);
     if (early.length) {
-      showAll(form, early);
+      showErrors(form, early);
       return;
     }
     save.disabled = true;
