@@ -38,7 +38,7 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...
 configure() {
   mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/dev" "$LOGS"
   local before
-  before=$(cat "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf" 2>/dev/null | md5sum)
+  before=$(cat "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf" 2>/dev/null | md5sum || true)  # none yet on a fresh machine
   cat >"$CONF_DIR/slurm.conf" <<CONF
 # written by jobbudget scripts/slurm/cluster.sh
 ClusterName=jobbudget
