@@ -8,21 +8,16 @@ Without Slurm on the machine these tests are skipped, and they fail in CI."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI
+from slurm_support import cluster, finished, run
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-CLUSTER = ROOT / "scripts" / "slurm" / "cluster.sh"
 FIELDS = (
     "JobID,User,Account,Partition,Submit,Start,End,ElapsedRaw,TotalCPU,CPUTimeRAW,MaxRSS,ReqMem,AllocCPUS,"
     "AllocTRES,NNodes,NodeList,State"
@@ -31,43 +26,8 @@ FIELDS = (
 
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[None]:
-    if shutil.which("sbatch") is None or shutil.which("slurmctld") is None:
-        why = "Slurm is not installed: apt-get install --no-install-recommends slurmctld slurmd slurm-client slurmdbd munge"
-        if IN_CI:
-            pytest.fail(why)
-        pytest.skip(why)
-    done = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=180)
-    if done.returncode != 0:
-        message = f"the Slurm cluster did not start:\n{done.stdout}\n{done.stderr}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    yield
-
-
-def run(*command: str, timeout: float = 60) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(command)}: {done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def finished(job_id: str, timeout: float = 60) -> str:
-    """The job's sacct line once slurmdbd holds its whole record.  Found here: for a
-    second or so after a short job ends, its record can lack the partition and show a
-    garbled ReqMem (the start message lands after the end); the importer rejects such
-    a line, and a later backfill stores it."""
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        lines = run(
-            "sacct", "-X", "-n", "-j", job_id, "--parsable2", "-o", "JobID,State,End,Partition,ReqMem"
-        ).splitlines()
-        fields = lines[0].split("|") if lines else []
-        ended = bool(fields) and fields[1] in ("COMPLETED", "FAILED", "CANCELLED") and fields[2] != "Unknown"
-        if ended and fields[3] and fields[4].rstrip("KMGT").isdigit():
-            return lines[0]
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} not finished in accounting within {timeout} s: {lines}")
+    with cluster():
+        yield
 
 
 def test_a_job_runs_and_its_accounting_is_imported_once(slurm: None, tmp_path: Path) -> None:

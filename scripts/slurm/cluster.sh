@@ -64,7 +64,8 @@ AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE
 GresTypes=gpu
 JobSubmitPlugins=lua
-JobCompType=jobcomp/none
+JobCompType=jobcomp/script
+JobCompLoc=$CONF_DIR/jobbudget-jobcomp.sh
 MinJobAge=30
 ReturnToService=2
 SchedulerParameters=defer_batch=0
@@ -96,6 +97,10 @@ NodeName=$NODE Name=gpu Type=$GPU_TYPE File=$STATE/dev/gpu[0-$((GPUS - 1))]
 CONF
   if [ "$before" != "$(cat "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf" | md5sum)" ]; then
     stop  # daemons started with another configuration: start them again with this one
+  fi
+  if [ ! -f "$CONF_DIR/jobbudget-jobcomp.sh" ]; then  # until jobbudget's is installed: meter nothing
+    printf '#!/bin/sh\nexit 0\n' >"$CONF_DIR/jobbudget-jobcomp.sh"
+    chmod 755 "$CONF_DIR/jobbudget-jobcomp.sh"
   fi
   if [ ! -f "$CONF_DIR/job_submit.lua" ]; then  # until jobbudget's is installed: let every job through
     cat >"$CONF_DIR/job_submit.lua" <<'LUA'

@@ -24,8 +24,9 @@ from .domain.cost import CostModel
 from .domain.errors import ValidationError
 from .domain.outbound import OutboundPolicy, check_channel_target, parse_host, parse_network
 from .pricing import BUILT_IN, model_names, named_model
+from .slurm.policy import SlurmPolicy
 
-__all__ = ["Config", "CostModelSettings", "parse_duration"]
+__all__ = ["Config", "CostModelSettings", "SlurmSettings", "parse_duration"]
 
 #: Keys earlier versions documented but never read: a file (or ``JOBBUDGET_*``
 #: variable) that still sets one is accepted with a warning instead of rejected.
@@ -97,6 +98,43 @@ class CostModelSettings(BaseModel):
         return CostModel(**{**base, **given})
 
 
+class SlurmSettings(BaseModel):
+    """The ``slurm`` section (docs/slurm.md): how the cluster's names map to tenants and
+    queues, and how jobs are priced and throttled at ``sbatch``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_from: Literal["account", "user"] = "account"
+    tenants: dict[str, str] = {}
+    queues: dict[str, str] = {}
+    job_id_prefix: str = pydantic.Field(default="slurm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+    emergency_qos: list[str] = []
+    default_time_limit: timedelta = timedelta(hours=1)
+    default_memory_per_cpu_mb: int = pydantic.Field(default=0, ge=0, le=1 << 40)
+    pending_allowance: timedelta = timedelta(days=1)
+    throttle: str = pydantic.Field(default="nice", pattern=r"^(nice|hold|qos:[A-Za-z0-9_.-]{1,64})$")
+    throttle_nice: int = pydantic.Field(default=10_000, ge=1, le=2_147_483_645)
+
+    @field_validator("default_time_limit", "pending_allowance", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    def policy(self) -> SlurmPolicy:
+        return SlurmPolicy(
+            tenant_from=self.tenant_from,
+            tenants=dict(self.tenants),
+            queues=dict(self.queues),
+            job_id_prefix=self.job_id_prefix,
+            emergency_qos=tuple(self.emergency_qos),
+            default_time_limit=self.default_time_limit,
+            default_memory_per_cpu_mb=self.default_memory_per_cpu_mb,
+            pending_allowance=self.pending_allowance,
+            throttle=self.throttle,
+            throttle_nice=self.throttle_nice,
+        )
+
+
 class Config(BaseSettings):
     """Service configuration.  Every key can be set in YAML or as ``JOBBUDGET_<KEY>``
     (nested: ``JOBBUDGET_COST_MODEL__CPU_TIME_WEIGHT``)."""
@@ -118,6 +156,8 @@ class Config(BaseSettings):
     #: jobs that end in these states (Slurm's names) are refunded when metered: the
     #: platform's fault, not the tenant's.  [] turns automatic refunds off.
     refund_exit_states: list[str] = ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"]
+    #: Slurm: admission at sbatch, metering at job end (docs/slurm.md)
+    slurm: SlurmSettings = SlurmSettings()
     notification_channels: list[dict[str, Any]] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # e-mail alerts (SMTP)

@@ -368,6 +368,10 @@ class BudgetService(PlatformFacade):
         """Estimate a job's cost before it runs (see :mod:`jobbudget.domain.estimation`)."""
         return self.core.pricing.estimate(job_type, cpu_time, payload_kb, tenant_id=tenant_id)
 
+    def price_job(self, metrics: JobMetrics) -> JobCost:
+        """What ``metrics`` would cost under the model in force; nothing is stored."""
+        return self.core.pricing.engine.calculate_job_cost(metrics)
+
     def get_cost_model(self) -> CostModel:
         return self.core.pricing.engine.model
 

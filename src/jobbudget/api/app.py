@@ -30,6 +30,7 @@ from .routes_jobs import router as jobs_router
 from .routes_platform import router as platform_router
 from .routes_reports import router as reports_router
 from .routes_session import router as session_router
+from .routes_slurm import router as slurm_router
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "app_from_env", "create_app"]
 
@@ -114,6 +115,7 @@ def create_app(
         reports_router,
         platform_router,
         session_router,
+        slurm_router,
     ):  # every /v1 route: a key, the database
         app.include_router(router, dependencies=auth, responses=errors(401, 503))
     app.include_router(live_router)  # authenticates itself (a WebSocket has no dependencies' 401)

@@ -16,7 +16,7 @@ from ..domain.apikeys import ApiKey
 from ..domain.codec import cost_model_from_mapping, cost_model_to_mapping, to_jsonable
 from ..domain.cost import COMPONENTS, JobCost, JobMetrics
 from ..domain.enforcement import EnforcementAction
-from ..domain.errors import PermissionDeniedError, ValidationError
+from ..domain.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ..domain.money import ZERO
 from .deps import ExactJSONRoute, KeyDep, ServiceDep, actor_of, loads_exact, require_admin, require_read, require_write
 from .responses import LOOKUP, WITH_BODY, WRITE, errors
@@ -29,6 +29,7 @@ from .schemas import (
     CostModelIn,
     CostModelOut,
     JobBatchIn,
+    JobCostOut,
     JobIn,
     JobsIn,
     JobsOut,
@@ -115,6 +116,21 @@ def post_jobs(service: ServiceDep, key: KeyDep, body: Annotated[JobsIn, Body()])
         "total_cost": _exact(sum((c.total_cost for c in new), ZERO)),
     }
     return JSONResponse(out)  # the JobsOut shape (response_model documents it)
+
+
+@router.get("/jobs/{tenant_id}/{job_id}", tags=["jobs"], summary="A stored job's cost", responses=LOOKUP)
+def get_job(
+    service: ServiceDep,
+    key: KeyDep,
+    tenant_id: Annotated[str, Path(max_length=200, pattern=TEXT_PATTERN)],
+    job_id: Annotated[str, Path(max_length=200, pattern=TEXT_PATTERN)],
+) -> JobCostOut:
+    """The job as it was priced and stored (404 when no such job was metered)."""
+    require_read(key, tenant_id, kind="job", ident=f"{tenant_id}/{job_id}")
+    cost = service.get_job_cost(tenant_id, job_id)
+    if cost is None:
+        raise NotFoundError("job", f"{tenant_id}/{job_id}")
+    return JobCostOut.model_validate(_cost_json(cost))
 
 
 def action_out(action: EnforcementAction, key: ApiKey | None = None) -> ActionOut:

@@ -40,6 +40,7 @@ from .platform_cmd import LabelOption, adjust, adjustments, parse_labels, raise_
 from .render import action_text, money, status_json, status_table
 from .report_cmd import report
 from .serve_cmd import serve
+from .slurm_cmd import slurm_app
 from .tui_cmd import tui
 
 __all__ = ["app", "main"]
@@ -310,6 +311,7 @@ app.command("serve", rich_help_panel=_ADMIN)(serve)
 app.add_typer(costmodel_app, name="costmodel", rich_help_panel=_ADMIN)
 app.add_typer(apikey_app, name="apikey", rich_help_panel=_ADMIN)
 app.add_typer(db_app, name="db", rich_help_panel=_ADMIN)
+app.add_typer(slurm_app, name="slurm", rich_help_panel=_ADMIN)
 
 
 def main() -> None:

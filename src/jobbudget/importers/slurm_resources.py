@@ -21,10 +21,11 @@ from ..domain.errors import ValidationError
 from ..domain.resources import check_resource_name
 from .slurm_values import blank, parse_tres
 
-__all__ = ["GPU", "TresColumns", "job_resources"]
+__all__ = ["GPU", "TresColumns", "job_resources", "requested_gpus"]
 
 GPU = "gpu"
 _GRES_NOTE = re.compile(r"\([^)]*\)")  # (IDX:0-1), (S:0,1): which devices, not how many
+_GRES_PREFIX = re.compile(r"^gres[:/]", re.IGNORECASE)
 _NOT_IN_NAME = re.compile(r"[^a-z0-9_.+-]")
 
 
@@ -78,6 +79,14 @@ def _from_tres(column: str, text: str, *, billing: bool) -> dict[str, Decimal]:
         if rest > 0:
             out[GPU] = rest
     return out
+
+
+def requested_gpus(column: str, text: str) -> dict[str, Decimal]:
+    """The GPUs of a request as Slurm's ``job_submit.lua`` sees it (``tres_per_node``,
+    ``tres_per_job``...: ``gres:gpu:a100:2``, ``gres:gpu:1``, ``gres:gpu``, several
+    comma-separated): ``{name: count}``, named as the accounting names them."""
+    items = (_GRES_PREFIX.sub("", item.strip()).replace("=", ":") for item in text.split(","))
+    return _from_gres(column, ",".join(item for item in items if item))
 
 
 def _from_gres(column: str, text: str) -> dict[str, Decimal]:

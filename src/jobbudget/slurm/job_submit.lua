@@ -1,0 +1,148 @@
+-- jobbudget's job_submit.lua: Slurm asks jobbudget whether a job may run (docs/slurm.md).
+-- Written by `jobbudget slurm install`@VERSION@; settings below, the rest is jobbudget's.
+--
+-- slurmctld calls slurm_job_submit for every sbatch/srun/salloc, holding its job lock:
+-- the call to jobbudget is bounded by TIMEOUT, and when jobbudget does not answer in
+-- time FAIL_MODE decides ("open": the job is accepted unchecked and the miss is logged;
+-- "closed": it is refused).  An allowed job holds its estimated cost (its request for
+-- its whole time limit) until it ends; the hold's id goes into its admin comment.
+
+local URL = @URL@
+local KEY_FILE = @KEY_FILE@ -- one line, "Authorization: Bearer <key>", readable by SlurmUser only
+local TIMEOUT = @TIMEOUT@ -- seconds
+local FAIL_MODE = @FAIL_MODE@ -- "open" or "closed"
+local CURL = @CURL@
+
+local NO_VAL = 4294967294 -- Slurm's "not set" (NO_VAL); INFINITE is one more
+local NO_VAL16 = 65534
+
+local function shell_quoted(text)
+  return "'" .. string.gsub(text, "'", "'\\''") .. "'"
+end
+
+local function json_text(text)
+  return '"' .. string.gsub(text, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end) .. '"'
+end
+
+local function said(text) -- slurm.log_* format their text: a % of the user's must be doubled
+  return (string.gsub(text, "%%", "%%%%"))
+end
+
+local function count(value, unset) -- a number Slurm was given, nil when not set (or infinite)
+  local n = tonumber(value)
+  if n == nil or n < 0 or n >= (unset or NO_VAL) then return nil end
+  return math.floor(n)
+end
+
+local function time_limit(job_desc, part_list) -- minutes: the job's, else its partition's
+  local own = count(job_desc.time_limit)
+  if own ~= nil then return own end
+  local name = job_desc.partition
+  for pname, part in pairs(part_list) do
+    if (name == nil and part.flag_default == 1) or pname == name then
+      return count(part.default_time) or count(part.max_time)
+    end
+  end
+  return nil
+end
+
+local function default_partition(part_list)
+  for pname, part in pairs(part_list) do
+    if part.flag_default == 1 then return pname end
+  end
+  return ""
+end
+
+local function request(job_desc, part_list)
+  local partition = job_desc.partition or default_partition(part_list)
+  partition = string.match(partition, "^[^,]*") -- a list: the first (Slurm tries them in order)
+  local fields = {
+    user = job_desc.user_name or "",
+    account = job_desc.account or job_desc.default_account or "",
+    partition = partition,
+    qos = job_desc.qos or job_desc.default_qos or "",
+    tres_per_job = job_desc.tres_per_job or "",
+    tres_per_node = job_desc.tres_per_node or "",
+    tres_per_task = job_desc.tres_per_task or "",
+    tres_per_socket = job_desc.tres_per_socket or "",
+    array = job_desc.array_inx or "",
+  }
+  local numbers = {
+    cpus = count(job_desc.min_cpus),
+    nodes = count(job_desc.min_nodes),
+    tasks = count(job_desc.num_tasks),
+    memory_per_node_mb = count(job_desc.min_mem_per_node, 1e18),
+    memory_per_cpu_mb = count(job_desc.min_mem_per_cpu, 1e18),
+    time_limit_minutes = time_limit(job_desc, part_list),
+  }
+  local parts = {}
+  for k, v in pairs(fields) do table.insert(parts, json_text(k) .. ":" .. json_text(tostring(v))) end
+  for k, v in pairs(numbers) do table.insert(parts, json_text(k) .. ":" .. string.format("%d", v)) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function ask(body)
+  local command = CURL .. " -sS -m " .. TIMEOUT .. " --connect-timeout " .. TIMEOUT
+    .. " -H @" .. shell_quoted(KEY_FILE)
+    .. " -H 'Content-Type: application/json' -H 'Accept: text/plain'"
+    .. " -w '\\nhttp_status=%{http_code}\\n' --data-binary " .. shell_quoted(body)
+    .. " " .. shell_quoted(URL .. "/v1/slurm/admit") .. " 2>&1"
+  local pipe = io.popen(command, "r")
+  if pipe == nil then return nil, "cannot run " .. CURL end
+  local out = pipe:read("*a") or ""
+  pipe:close()
+  local answer = {}
+  for key, value in string.gmatch(out, "([%w_]+)=([^\n]*)") do answer[key] = value end
+  return answer, out
+end
+
+local function unreachable(why)
+  if FAIL_MODE == "closed" then
+    slurm.log_error("jobbudget: job refused, jobbudget did not answer (fail closed): %s", said(why))
+    slurm.log_user("jobbudget, which checks budgets, is not answering: jobs are refused until it is back. "
+      .. "Try again in a few minutes, or ask your administrators.")
+    return slurm.ERROR
+  end
+  slurm.log_error("jobbudget: job accepted without a budget check, jobbudget did not answer (fail open): %s", said(why))
+  return slurm.SUCCESS
+end
+
+function slurm_job_submit(job_desc, part_list, submit_uid)
+  local answer, out = ask(request(job_desc, part_list))
+  if answer == nil then return unreachable(out) end
+  local status = answer.http_status or "000"
+  if status == "422" and answer.message ~= nil then -- the job cannot be priced: say why
+    slurm.log_user("jobbudget cannot price this job: " .. said(answer.message))
+    return slurm.ERROR
+  end
+  if status ~= "200" or answer.action == nil then
+    return unreachable("HTTP " .. status .. ": " .. string.sub(string.gsub(out, "%s+", " "), 1, 300))
+  end
+  if answer.action == "block" then
+    slurm.log_user(said(answer.message or "refused by jobbudget"))
+    return slurm.ERROR
+  end
+  -- the hold's id, for the jobcomp script; always a mark, so that no text of the user's
+  -- can pass for one (see jobbudget-jobcomp.sh)
+  local mark = "jobbudget:" .. ((answer.reservation ~= nil and answer.reservation ~= "") and answer.reservation or "none")
+  if job_desc.admin_comment ~= nil and job_desc.admin_comment ~= "" then
+    mark = job_desc.admin_comment .. " " .. mark
+  end
+  job_desc.admin_comment = mark
+  if answer.nice ~= nil then job_desc.nice = 2147483648 + tonumber(answer.nice) end -- Slurm's NICE_OFFSET
+  if answer.hold == "1" then job_desc.priority = 0 end
+  if answer.qos ~= nil and answer.qos ~= "" then job_desc.qos = answer.qos end
+  if answer.message ~= nil and answer.message ~= "" then
+    slurm.log_user("jobbudget: " .. said(answer.message))
+  end
+  return slurm.SUCCESS
+end
+
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+  return slurm.SUCCESS
+end
+
+slurm.log_info("jobbudget: job_submit.lua loaded (%s, fail %s, timeout %s s)", URL, FAIL_MODE, TIMEOUT)
+return slurm.SUCCESS

@@ -1,0 +1,182 @@
+"""Finished Slurm jobs as jobs to meter: what the jobcomp script sends the moment a
+job ends (slurmctld's environment for it, and its allocated TRES), or a line of
+``sacct`` (a backfill).
+
+A job that ran is billed for what it held, elapsed × allocated TRES: CPUs, memory and
+GPUs by type (``AllocTRES``), as ``jobbudget import --format
+sacct`` bills it; its id is ``PREFIX-<raw job id>`` either way, so a job metered at its
+end and found again by a backfill counts once.  A job that never ran (cancelled while
+pending) releases what ``sbatch`` held for it.  ``job_submit.lua`` writes the
+reservation's id into the job's admin comment (``jobbudget:<id>``), which only
+operators can change."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ..domain.cost import JobMetrics
+from ..domain.errors import ValidationError
+from ..domain.money import EXACT
+from ..importers.common import LineError, ParsedJob, Skipped
+from ..importers.sacct import SacctOptions, parse_sacct
+from ..importers.slurm_resources import TresColumns, job_resources
+from ..importers.slurm_values import parse_slurm_size, parse_tres
+from .policy import SlurmPolicy
+
+__all__ = [
+    "BACKFILL_COLUMNS",
+    "ENDED",
+    "Finished",
+    "NeverRan",
+    "Pending",
+    "Unreadable",
+    "backfill_outcomes",
+    "ended_job",
+    "reservation_of",
+]
+
+#: the states a job ends in (sacct's first word of State)
+ENDED = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"}
+)
+#: what ``jobbudget slurm backfill`` asks ``sacct -X --parsable2`` for (AdminComment
+#: last: it is free text an operator may put a ``|`` in)
+BACKFILL_COLUMNS = (
+    "JobIDRaw,User,Account,Partition,QOS,Submit,Start,End,ElapsedRaw,CPUTimeRAW,AllocCPUS,AllocTRES,ReqMem,"
+    "NNodes,NodeList,State,AdminComment"
+)
+_RESERVATION = re.compile(r"(?:^|\s)jobbudget:([A-Za-z0-9]{1,64})(?:\s|$)")
+_MB = Decimal(1048576)
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A job that ran: meter it, settling its reservation."""
+
+    metrics: JobMetrics
+    reservation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NeverRan:
+    """A job that ended without running (cancelled while pending): release its hold."""
+
+    slurm_job_id: str
+    state: str
+    reservation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Not ended yet (pending, running, requeued): nothing to do."""
+
+    slurm_job_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record that cannot be metered, and why (``line`` for a sacct line)."""
+
+    slurm_job_id: str
+    message: str
+    line: int = 0
+
+
+Outcome = Finished | NeverRan | Pending | Unreadable
+
+
+def reservation_of(admin_comment: str) -> str | None:
+    match = _RESERVATION.search(admin_comment or "")
+    return match.group(1) if match and match.group(1) != "none" else None  # none: admitted without a hold
+
+
+def ended_job(fields: Mapping[str, str], policy: SlurmPolicy) -> Outcome:
+    """The job the jobcomp script reports: slurmctld's environment for it (``job_id``,
+    ``job_state``, ``start`` and ``end`` in epoch seconds, ``cpus`` allocated,
+    ``account``, ``user``, ``partition``, ``qos``), its allocated TRES (``tres``, from
+    ``squeue -O tres-alloc``) and its admin comment."""
+    job_id = fields.get("job_id", "").strip()
+    if not job_id.isdigit():
+        raise ValidationError("job_id", job_id, "must be Slurm's numeric job id")
+    state = fields.get("job_state", "").strip().split(" ", 1)[0].upper()
+    if state not in ENDED:
+        return Pending(job_id, state)
+    reservation = reservation_of(fields.get("admin_comment", ""))
+    start, end = _seconds(fields, "start"), _seconds(fields, "end")
+    if start <= 0 or end <= 0 or (end <= start and state == "CANCELLED"):
+        return NeverRan(job_id, state, reservation)
+    elapsed = Decimal(max(end - start, 0))
+    tres = fields.get("tres", "").strip().rstrip("|")
+    counts = parse_tres("tres", tres) if tres else {}
+    field, cpus = ("tres", counts["cpu"]) if "cpu" in counts else ("cpus", fields.get("cpus", "").strip())
+    if not (cpus.isascii() and cpus.isdigit()) or len(cpus) > 9:
+        raise ValidationError(field, cpus, "must be the number of CPUs the job held (cpu=N)")
+    memory = _ZERO
+    if "mem" in counts and (size := parse_slurm_size("tres", counts["mem"], default_unit="M")) is not None:
+        memory = size[0]
+    tenant, source = policy.tenant(fields.get("account", "").strip(), fields.get("user", "").strip())
+    try:
+        metrics = JobMetrics(
+            job_id=policy.job_id(job_id),
+            tenant_id=tenant,
+            queue_name=policy.queue(fields.get("partition", "").strip()),
+            cpu_time=Decimal(int(cpus)) * elapsed,
+            memory_mb_seconds=EXACT.divide(memory * elapsed, _MB) if memory else _ZERO,
+            payload_bytes=_ZERO,
+            redis_ops=_ZERO,
+            network_bytes=_ZERO,
+            timestamp=datetime.fromtimestamp(end, UTC),
+            resources=job_resources(TresColumns(alloc_tres=tres), elapsed),
+            qos=fields.get("qos", "").strip(),
+            exit_state=state,
+        )
+    except ValidationError as exc:
+        field = {"tenant_id": source, "queue_name": "partition"}.get(exc.field, exc.field)
+        raise ValidationError(field, exc.value, exc.reason) from None
+    return Finished(metrics, reservation)
+
+
+def _seconds(fields: Mapping[str, str], name: str) -> int:
+    text = fields.get(name, "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise ValidationError(name, text, "must be a time in seconds since 1970 (slurmctld's START and END)")
+    return int(text)
+
+
+def backfill_outcomes(lines: Iterable[str], policy: SlurmPolicy) -> Iterator[Outcome]:
+    """Each job of ``sacct -X --parsable2 -o BACKFILL_COLUMNS`` output (header first)."""
+    text = list(lines)
+    comments: dict[int, tuple[str, str, str]] = {}  # line number -> (raw job id, state, admin comment)
+    header = [c.strip().lower() for c in text[0].rstrip("\r\n").split("|")] if text else []
+    if header and header[-1] == "admincomment" and "jobidraw" in header and "state" in header:
+        width, job_at, state_at = len(header), header.index("jobidraw"), header.index("state")
+        for number, raw in enumerate(text[1:], start=2):
+            cells = raw.rstrip("\r\n").split("|", width - 1)
+            if len(cells) == width:
+                comments[number] = (cells[job_at].strip(), cells[state_at].strip(), cells[-1])
+    else:
+        raise ValidationError(
+            "header", text[0].strip() if text else "", f"must be sacct's header for --format {BACKFILL_COLUMNS}"
+        )
+    options = SacctOptions(prefix=policy.job_id_prefix, tenant_from=policy.tenant_from, queue_from="partition")
+    for item in parse_sacct(text, options):
+        job_id, state, comment = comments.get(item.line, ("", "", ""))
+        if isinstance(item, ParsedJob):
+            m = item.metrics
+            tenant = policy.tenants.get(m.tenant_id, m.tenant_id)
+            mapped = replace(m, tenant_id=tenant, queue_name=policy.queue(m.queue_name))
+            yield Finished(mapped, reservation_of(comment))
+        elif isinstance(item, Skipped):
+            word = state.split(" ", 1)[0].upper()
+            if word in ENDED:
+                yield NeverRan(job_id, word, reservation_of(comment))
+            else:
+                yield Pending(job_id, word)
+        elif isinstance(item, LineError):
+            yield Unreadable(job_id, item.message, item.line)

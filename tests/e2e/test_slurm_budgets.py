@@ -1,0 +1,298 @@
+"""Budgets enforced at ``sbatch`` and jobs metered at their end, against a real Slurm
+(the one-node cluster of ``scripts/slurm/cluster.sh``: slurmctld, slurmd, slurmdbd on
+MariaDB) and a real ``jobbudget serve``, wired together by ``jobbudget slurm install``
+exactly as docs/slurm.md tells an operator.
+
+Prices are chosen so amounts are easy to check: a CPU-second costs 0.01, memory is
+free, an A100-second costs 0.05.  A 1-CPU job with ``-t 1`` is priced for 60 s: 0.60."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receivers import free_port
+from slurm_support import CONF_DIR, cluster, finished, run, squeue_state
+
+from .conftest import StartServer
+from .server import LiveServer, jobbudget_command
+
+CPU_PRICE = Decimal("0.01")
+GPU_PRICE = Decimal("0.05")
+CONFIG: dict[str, Any] = {
+    "slurm": {"tenants": {"root": "acme"}, "default_time_limit": "1h"},
+    "cost_model": {
+        "preset": "default",
+        "cpu_time_weight": str(CPU_PRICE),
+        "memory_weight": "0",
+        "payload_weight": "0",
+        "redis_ops_weight": "0",
+        "network_weight": "0",
+        "base_job_weight": "0",
+        "environment_multiplier": "1",
+        "resources": {"gpu:a100": str(GPU_PRICE)},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[None]:
+    with cluster():
+        yield
+
+
+@pytest.fixture
+def jb(slurm: None, start_server: StartServer) -> LiveServer:
+    """A fresh server with jobbudget's job_submit.lua and jobcomp script installed for it."""
+    server = start_server(config=CONFIG)
+    install(server.url, key=server.admin_key)
+    return server
+
+
+def install(url: str, *, key: str | None = None, fail: str = "open", timeout: str = "1") -> str:
+    args = ["slurm", "install", "--url", url, "--dir", str(CONF_DIR), "--fail", fail, "--timeout", timeout, "--force"]
+    if key is not None:
+        args += ["--key", key]
+    return run(jobbudget_command(), *args)
+
+
+def sbatch(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sbatch", "--parsable", "-o", str(out / "job-%j.out"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def job_id(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split(";")[0]
+
+
+def budget(server: LiveServer, amount: str, queue: str = "", **fields: Any) -> str:
+    with server.client() as client:
+        response = client.post(
+            "/v1/budgets", json={"tenant_id": "acme", "queue_name": queue, "amount": amount, **fields}
+        )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+
+def spend(server: LiveServer, queue: str, cpu_seconds: str) -> None:
+    """Spend that was there before (a job metered through the API)."""
+    with server.client() as client:
+        job = {"job_id": f"before-{queue}-{cpu_seconds}", "tenant_id": "acme", "queue_name": queue}
+        job |= {"cpu_time": int(cpu_seconds), "memory_mb_seconds": 0, "payload_bytes": 0, "redis_ops": 0}
+        response = client.post("/v1/jobs", json=job | {"network_bytes": 0})
+        assert response.status_code == 200, response.text
+
+
+def spent_and_held(server: LiveServer, queue: str) -> tuple[Decimal, Decimal]:
+    """(spend, spend plus open holds) of acme's queue: ``/v1/check`` counts holds."""
+    with server.client() as client:
+        checked = client.post("/v1/check", json={"tenant_id": "acme", "queue_name": queue}).json()
+        ids = [b["id"] for b in client.get("/v1/budgets", params={"tenant": "acme"}).json()]
+        statuses = [client.get(f"/v1/budgets/{i}/status").json() for i in ids]
+    mine = [s for s in statuses if s["budget"]["id"] == checked["budget_id"]]
+    assert mine, (checked, statuses)
+    return Decimal(mine[0]["current_spend"]), Decimal(checked["current_spend"])
+
+
+def metered(server: LiveServer, slurm_id: str) -> dict[str, Any] | None:
+    with server.client() as client:
+        response = client.get(f"/v1/jobs/acme/slurm-{slurm_id}")
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def wait_metered(server: LiveServer, slurm_id: str, timeout: float = 30) -> tuple[dict[str, Any], float]:
+    """The job once jobbudget stored it, and the seconds from slurmctld first showing it
+    ended to jobbudget having it (polled every 20 ms)."""
+    ended_at: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = squeue_state(slurm_id)
+        if ended_at is None and (state.split(" ")[0] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") or not state):
+            ended_at = time.monotonic()
+        job = metered(server, slurm_id)
+        if job is not None:
+            return job, time.monotonic() - (ended_at or time.monotonic())
+        time.sleep(0.02)
+    raise AssertionError(f"job {slurm_id} was not metered within {timeout} s (squeue: {squeue_state(slurm_id)})")
+
+
+def next_month(today: date) -> date:
+    return date(today.year + (today.month == 12), today.month % 12 + 1, 1)
+
+
+def test_a_job_over_budget_is_refused_with_the_budget_in_words(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "5000", queue="gpu", period={"type": "monthly"})
+    spend(jb, "gpu", "510240")  # 5,102.40 at 0.01
+    done = sbatch("-p", "gpu", "-c", "1", "-t", "1", "--wrap", "true", out=tmp_path)
+    assert done.returncode != 0, done.stdout
+    resets = next_month(datetime.now(UTC).date())
+    expected = "sbatch: error: budget acme/gpu: 5,102.40 of 5,000.00 USD spent this month (block at 100 %)"
+    assert expected in done.stderr, done.stderr
+    assert f"resets {resets}" in done.stderr, done.stderr
+    assert spent_and_held(jb, "gpu") == (Decimal("5102.4"), Decimal("5102.4"))  # nothing held for it
+
+
+def test_a_job_under_budget_runs_is_metered_at_its_end_and_its_hold_settled(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="gpu")
+    done = sbatch("-p", "gpu", "-c", "1", "--gres=gpu:a100:1", "-t", "1", "--wrap", "sleep 2", out=tmp_path)
+    slurm_id = job_id(done)
+    spent, held = spent_and_held(jb, "gpu")
+    estimate = 60 * CPU_PRICE + 60 * GPU_PRICE  # 1 CPU and 1 A100 for its 1-minute limit
+    assert (spent, held) == (0, estimate)
+    job, delay = wait_metered(jb, slurm_id)
+    assert delay < 2.0, f"metered {delay:.2f} s after slurmctld showed the job ended"
+    record = finished(slurm_id).split("|")
+    assert record[1] == "COMPLETED"
+    elapsed = int(run("sacct", "-X", "-n", "-j", slurm_id, "-o", "ElapsedRaw").split()[0])
+    actual = elapsed * (CPU_PRICE + GPU_PRICE)
+    assert Decimal(job["total_cost"]) == actual, (job, elapsed)
+    assert {r["name"]: Decimal(r["quantity"]) for r in job["resources"]} == {"gpu:a100": elapsed}
+    assert spent_and_held(jb, "gpu") == (actual, actual)  # the hold is gone: the actual cost replaced it
+    assert (tmp_path / f"job-{slurm_id}.out").exists()
+
+
+def test_twenty_concurrent_sbatch_against_a_budget_for_ten_never_admit_an_eleventh(
+    jb: LiveServer, tmp_path: Path
+) -> None:
+    budget(jb, "6", queue="gpu")  # ten jobs of 0.60
+    with ThreadPoolExecutor(20) as pool:
+        runs = list(pool.map(lambda _: sbatch("-p", "gpu", "-c", "1", "-t", "1", "--hold", "--wrap", "true",
+                                              out=tmp_path), range(20)))  # fmt: skip
+    admitted = [job_id(r) for r in runs if r.returncode == 0]
+    refused = [r.stderr for r in runs if r.returncode != 0]
+    try:
+        assert len(admitted) == 10, (len(admitted), refused)
+        # refused as the holds reach the block, or as this job's estimate would pass it
+        assert all("sbatch: error: budget acme/gpu: 0.00 of 6.00 USD spent this month, " in t for t in refused), refused
+        assert all("held for jobs not ended yet" in t and "block at 100 %" in t for t in refused), refused
+        assert spent_and_held(jb, "gpu") == (0, Decimal("6.00"))
+    finally:
+        if admitted:
+            run("scancel", *admitted)
+    # cancelled while pending (held): never ran, so their holds are released, nothing billed
+    deadline = time.monotonic() + 10
+    while spent_and_held(jb, "gpu")[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert spent_and_held(jb, "gpu") == (0, 0)
+    assert all(metered(jb, i) is None for i in admitted)
+
+
+def test_failed_and_cancelled_jobs_are_billed_for_what_they_ran(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="debug")
+    failed = job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--wrap", "sleep 1; exit 3", out=tmp_path))
+    running = job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--wrap", "sleep 30", out=tmp_path))
+    deadline = time.monotonic() + 30
+    while squeue_state(running) != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    run("scancel", running)
+    for slurm_id, state in ((failed, "FAILED"), (running, "CANCELLED")):
+        job, _ = wait_metered(jb, slurm_id)
+        elapsed = int(run("sacct", "-X", "-n", "-j", slurm_id, "-o", "ElapsedRaw").split()[0])
+        assert finished(slurm_id).split("|")[1].startswith(state)
+        assert Decimal(job["total_cost"]) == elapsed * CPU_PRICE and elapsed >= 1, (job, elapsed)
+    assert spent_and_held(jb, "debug")[0] == spent_and_held(jb, "debug")[1]  # no hold left behind
+
+
+def test_a_throttled_job_gets_a_lower_priority(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "10", queue="gpu")
+    spend(jb, "gpu", "920")  # 9.20: 92 %: over the throttle threshold (90 %), under the block
+    done = sbatch("-p", "gpu", "-c", "1", "-t", "1", "--hold", "--wrap", "true", out=tmp_path)
+    slurm_id = job_id(done)
+    try:
+        assert "jobbudget: budget acme/gpu: 9.20 of 10.00 USD spent this month (throttle at 90 %)" in done.stderr
+        assert "lower priority (nice 5000)" in done.stderr, done.stderr  # default throttle factor 0.5
+        assert run("squeue", "-h", "-j", slurm_id, "-o", "%y").strip() == "5000"
+    finally:
+        run("scancel", slurm_id)
+
+
+class _Silent:
+    """A port that accepts connections and never answers (a hung jobbudget)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for s in self.held:
+            s.close()
+
+
+@pytest.mark.parametrize("fail", ["open", "closed"])
+def test_without_jobbudget_submission_answers_within_the_timeout_in_the_failure_mode(
+    slurm: None, tmp_path: Path, fail: str
+) -> None:
+    silent = _Silent()
+    key = tmp_path / "key"
+    try:
+        for url in (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{silent.port}"):  # refused, then hung
+            install(url, key="not-a-real-key", fail=fail)
+            started = time.monotonic()
+            done = sbatch("-p", "debug", "-c", "1", "-t", "1", "--hold", "--wrap", "true", out=tmp_path)
+            took = time.monotonic() - started
+            assert took < 2.5, f"sbatch took {took:.2f} s with jobbudget at {url} unreachable"
+            if fail == "open":
+                run("scancel", job_id(done))
+            else:
+                assert done.returncode != 0
+                assert "jobbudget, which checks budgets, is not answering" in done.stderr, done.stderr
+    finally:
+        silent.close()
+        key.unlink(missing_ok=True)
+
+
+def test_jobs_missed_while_jobbudget_was_down_are_backfilled_once(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="debug")
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")  # sacct reads local time
+    before = job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--wrap", "true", out=tmp_path))
+    wait_metered(jb, before)
+    jb.stop()  # jobbudget down: sbatch fails open, the jobcomp script cannot reach it
+    missed = [job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--wrap", "sleep 1", out=tmp_path)) for _ in range(3)]
+    for slurm_id in missed:
+        finished(slurm_id)
+    jb.relaunch()
+    assert all(metered(jb, i) is None for i in missed)
+    backfill = [jobbudget_command(), "slurm", "backfill", "--url", jb.url, "--key-file", str(CONF_DIR / "jobbudget.key"),
+                "--since", since, "--json"]  # fmt: skip
+    first = json.loads(run(*backfill))
+    again = json.loads(run(*backfill))
+    assert first["rejected"] == [] and again["rejected"] == [], (first, again)
+    assert (first["stored"], first["duplicates"]) == (3, 1), first  # the one metered at its end: once
+    assert (again["stored"], again["duplicates"]) == (0, 4), again
+    for slurm_id in [before, *missed]:
+        job = metered(jb, slurm_id)
+        elapsed = int(run("sacct", "-X", "-n", "-j", slurm_id, "-o", "ElapsedRaw").split()[0])
+        assert job is not None and Decimal(job["total_cost"]) == elapsed * CPU_PRICE, (slurm_id, job)
