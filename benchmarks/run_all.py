@@ -25,6 +25,7 @@ FULL = {
     "bench_shared.py": [],
     "bench_fleet.py": [],
     "bench_dashboard.py": [],
+    "bench_slurm.py": [],
 }
 QUICK = {
     "bench_cost.py": ["--jobs", "5000"],
@@ -37,6 +38,7 @@ QUICK = {
     "bench_shared.py": ["--quick"],
     "bench_fleet.py": ["--quick"],
     "bench_dashboard.py": ["--budgets", "50", "--runs", "1"],
+    "bench_slurm.py": ["--submits", "10", "--jobs", "3"],
 }
 
 
@@ -98,6 +100,13 @@ def main() -> None:
         print(
             f"dashboard overview painted    {d['painted_ms']:>10} ms  ({d['budgets']:,} budgets; first paint "
             f"{d['fcp_ms']} ms; {d['painted_over_floor']} x the same table as static HTML; live in {d['live_ms']} ms)"
+        )
+    if "slurm" in results and "sbatch_floor" in results["slurm"]:
+        f, w = results["slurm"]["sbatch_floor"], results["slurm"]["sbatch_with_jobbudget"]
+        d = results["slurm"]["metering_delay"]
+        print(
+            f"slurm sbatch p50 / p99        {w['p50_ms']:>6} / {w['p99_ms']} ms with jobbudget ({f['p50_ms']} / "
+            f"{f['p99_ms']} ms without); metered {d['p50_ms']} ms (p50) after the job ended"
         )
     for backend in ("sqlite", "postgres"):
         if backend in ingest and "floor_over_ingest" in ingest[backend]:

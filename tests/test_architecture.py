@@ -103,7 +103,9 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "notify": frozenset({SERVICE, ROOT, "core", "analytics", *ADAPTERS}),
     "analytics": frozenset({SERVICE, ROOT, "core", *ADAPTERS}),
     "core": frozenset({SERVICE, ROOT, "analytics", *ADAPTERS}),
-    "slurm": frozenset({SERVICE, ROOT, "core", "analytics", *ADAPTERS}),  # pure: what the API and CLI use  # the collaborators: the facade's, not its users'
+    "slurm": frozenset(
+        {SERVICE, ROOT, "core", "analytics", *ADAPTERS}
+    ),  # pure: what the API and CLI use  # the collaborators: the facade's, not its users'
     SERVICE: ADAPTERS,
     "api": frozenset({"cli", "tui"}),
 }

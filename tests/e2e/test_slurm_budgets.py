@@ -296,3 +296,46 @@ def test_jobs_missed_while_jobbudget_was_down_are_backfilled_once(jb: LiveServer
         job = metered(jb, slurm_id)
         elapsed = int(run("sacct", "-X", "-n", "-j", slurm_id, "-o", "ElapsedRaw").split()[0])
         assert job is not None and Decimal(job["total_cost"]) == elapsed * CPU_PRICE, (slurm_id, job)
+
+
+def test_a_pending_job_cannot_change_what_its_budget_was_checked_for(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="gpu")
+    slurm_id = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "2", "--hold", "--wrap", "true", out=tmp_path))
+    try:
+        for change in ("partition=debug", "account=other", "numcpus=2", "timelimit=3"):
+            done = subprocess.run(["scontrol", "update", f"jobid={slurm_id}", change], capture_output=True, text=True)
+            assert done.returncode != 0, (change, done.stdout)
+        assert run("squeue", "-h", "-j", slurm_id, "-o", "%P %a %C %l").split() == ["gpu", "root", "1", "2:00"]
+        log = Path("/var/log/jobbudget-slurm/slurmctld.log").read_text(errors="replace")
+        assert "jobbudget: this job's partition cannot change: its budget was checked" in log
+        run("scontrol", "update", f"jobid={slurm_id}", "timelimit=1")  # less time than held: fine
+        assert run("squeue", "-h", "-j", slurm_id, "-o", "%l").strip() == "1:00"
+    finally:
+        run("scancel", slurm_id)
+
+
+def test_a_job_lost_to_a_node_failure_is_refunded(jb: LiveServer, tmp_path: Path) -> None:
+    """The refund policy (refund_exit_states: NODE_FAIL, PREEMPTED, BOOT_FAIL): the job
+    is metered for what it ran, then credited back, audited."""
+    budget(jb, "100", queue="debug")
+    node = run("sinfo", "-h", "-N", "-o", "%N").split()[0]
+    slurm_id = job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--no-requeue", "--wrap", "sleep 30", out=tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        while squeue_state(slurm_id) != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        run("scontrol", "update", f"nodename={node}", "state=down", "reason=jobbudget-test")
+        job, _ = wait_metered(jb, slurm_id)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
+        deadline = time.monotonic() + 30
+        while "idle" not in run("sinfo", "-h", "-N", "-o", "%T") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert Decimal(job["total_cost"]) > 0
+    with jb.client() as client:
+        refunds = client.get("/v1/adjustments", params={"tenant": "acme"}).json()
+    assert [(a["job_id"], a["kind"], Decimal(a["amount"])) for a in refunds] == [
+        (f"slurm-{slurm_id}", "refund", -Decimal(job["total_cost"]))
+    ], refunds
+    assert spent_and_held(jb, "debug") == (0, 0)

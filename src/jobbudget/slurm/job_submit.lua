@@ -140,8 +140,30 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
   return slurm.SUCCESS
 end
 
+-- What a job asks for was priced and held at submission: a pending job that changes its
+-- account, partition, QOS or size, or lengthens its time limit, would escape that check
+-- (an account over budget, more GPUs than held).  Such changes are refused (scontrol says
+-- "Unspecified error"; slurmctld's log says why); cancel the job and submit it again.
 function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
-  return slurm.SUCCESS
+  if string.find(job_rec.admin_comment or "", "jobbudget:", 1, true) == nil then return slurm.SUCCESS end
+  local changed = {}
+  local function differs(name, new, old)
+    if new ~= nil and tostring(new) ~= tostring(old) then table.insert(changed, name) end
+  end
+  differs("account", job_desc.account, job_rec.account)
+  differs("partition", job_desc.partition, job_rec.partition)
+  differs("QOS", job_desc.qos, job_rec.qos)
+  differs("CPUs", count(job_desc.min_cpus), nil)
+  differs("memory", count(job_desc.min_mem_per_node, 1e18) or count(job_desc.min_mem_per_cpu, 1e18), nil)
+  differs("GPUs", job_desc.tres_per_node or job_desc.tres_per_job or job_desc.tres_per_task, nil)
+  local limit = count(job_desc.time_limit)
+  if limit ~= nil and limit > (count(job_rec.time_limit) or 0) then table.insert(changed, "time limit") end
+  if #changed == 0 then return slurm.SUCCESS end
+  local why = "jobbudget: this job's " .. table.concat(changed, ", ")
+    .. " cannot change: its budget was checked for what it asked at submission; cancel it and submit it again"
+  slurm.log_info("%s (job %s, uid %s)", why, tostring(job_rec.job_id), tostring(modify_uid))
+  slurm.log_user(why)
+  return slurm.ERROR
 end
 
 slurm.log_info("jobbudget: job_submit.lua loaded (%s, fail %s, timeout %s s)", URL, FAIL_MODE, TIMEOUT)

@@ -54,8 +54,9 @@ class SlurmPolicy:
             raise ValidationError("slurm.pending_allowance", self.pending_allowance, "must not be negative")
 
     def tenant(self, account: str, user: str) -> tuple[str, str]:
-        """(the tenant, the Slurm field it came from) of a job."""
-        name, source = (account, "account") if self.tenant_from == "account" else (user, "user")
+        """(the tenant, the Slurm field it came from) of a job; a job without an
+        account (a cluster without associations) is its user's."""
+        name, source = (account, "account") if self.tenant_from == "account" and account else (user, "user")
         return self.tenants.get(name, name), source
 
     def queue(self, partition: str) -> str:
