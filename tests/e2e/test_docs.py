@@ -62,6 +62,7 @@ PLANS: dict[tuple[str, str], Plan] = {
     ),
     ("README.md", "from decimal import Decimal"): Plan(prints="0.000172525"),
     ("README.md", "src/jobbudget/"): Plan(check="tree"),
+    ("README.md", "jobbudget slurm install"): Plan(rules=(("--dir /etc/slurm", "--dir slurm-conf"),)),
     ("docs/alerts.md", "service.list_alerts"): Plan(
         prelude=SERVICE + "from jobbudget import NotificationChannel\n"
         "alert = service.list_alerts(limit=1)[0]\n"
@@ -91,6 +92,13 @@ PLANS: dict[tuple[str, str], Plan] = {
         skip="pip-audit needs PyPI's JSON API and osv.dev, which the build machines cannot reach (the "
         "documented exception right above the block)"
     ),
+    ("docs/slurm.md", "sbatch ──>"): Plan(skip="a picture of the calls, not something to run"),
+    ("docs/slurm.md", "jobbudget slurm install"): Plan(rules=(("--dir /etc/slurm", "--dir slurm-conf"),)),
+    ("docs/slurm.md", "JobSubmitPlugins=lua"): Plan(skip="lines of slurm.conf (tests/e2e/test_slurm_budgets.py)"),
+    ("docs/slurm.md", "jobbudget slurm backfill"): Plan(
+        skip="runs sacct on a Slurm controller: tests/e2e/test_slurm_budgets.py runs it against the real cluster"
+    ),
+    ("docs/slurm.md", "$ sbatch"): Plan(skip="what sbatch prints: tests/e2e/test_slurm_budgets.py checks it"),
     ("docs/webhooks.md", '{"schema": "jobbudget.digest/v1"'): Plan(check="digest"),
     ("docs/webhooks.md", "{"): Plan(check="alert body"),
     ("docs/webhooks.md", "from standardwebhooks"): Plan(

@@ -339,3 +339,16 @@ def test_a_job_lost_to_a_node_failure_is_refunded(jb: LiveServer, tmp_path: Path
         (f"slurm-{slurm_id}", "refund", -Decimal(job["total_cost"]))
     ], refunds
     assert spent_and_held(jb, "debug") == (0, 0)
+
+
+def test_a_gpu_type_without_a_price_is_refused_not_billed_as_free(
+    slurm: None, start_server: StartServer, tmp_path: Path
+) -> None:
+    unpriced = {**CONFIG, "cost_model": {**CONFIG["cost_model"], "resources": {"gpu:h100": "0.08"}}}
+    server = start_server(config=unpriced)
+    install(server.url, key=server.admin_key, fail="open")  # refused even failing open: it cannot be priced
+    done = sbatch("-p", "gpu", "-c", "1", "--gres=gpu:a100:1", "-t", "1", "--wrap", "true", out=tmp_path)
+    assert done.returncode != 0, done.stdout
+    assert "sbatch: error: jobbudget cannot price this job: resources.gpu:a100: the cost model has no price" in (
+        done.stderr
+    ), done.stderr

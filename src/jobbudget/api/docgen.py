@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..slurm.records import BACKFILL_COLUMNS
 from .live import PROTOCOL
 
 __all__ = ["DEFAULT_OUTPUT", "main", "openapi_schema", "render"]
@@ -207,7 +208,16 @@ def _refs(node: Any, found: set[str]) -> None:
 
 
 #: Examples of one body's fields where the general ones would mislead (a credit is negative).
-_BODY_EXAMPLES: dict[str, dict[str, Any]] = {"AdjustmentIn": {"amount": "-12.50", "reason": "SLA credit"}}
+_BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "AdjustmentIn": {"amount": "-12.50", "reason": "SLA credit"},
+    "SlurmSubmitIn": {"user": "alice", "account": "acme", "partition": "ml", "cpus": 4, "time_limit_minutes": 60},
+}
+#: What the jobcomp script sends for a job that ran 100 s (2026-01-01), as curl options.
+_SLURM_JOB_FORM = (
+    "--data-urlencode job_id=17 --data-urlencode job_state=COMPLETED --data-urlencode start=1767225600 "
+    "--data-urlencode end=1767225700 --data-urlencode cpus=2 --data-urlencode account=acme "
+    "--data-urlencode partition=ml --data-urlencode tres=cpu=2,mem=4G,node=1"
+)
 
 
 def _example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
@@ -250,6 +260,11 @@ def _curl(method: str, path: str, op: dict[str, Any], components: dict[str, Any]
     content = op.get("requestBody", {}).get("content", {})
     if "text/csv" in content:
         parts.append("-H 'Content-Type: text/csv' --data-binary @data/examples/benchmarks.csv")
+    elif "application/x-www-form-urlencoded" in content:
+        parts.append(_SLURM_JOB_FORM)
+    elif "text/plain" in content:  # sacct's output (the backfill): its header and no job is a valid body
+        header = BACKFILL_COLUMNS.replace(",", "|")
+        parts.append(f"-H 'Content-Type: text/plain' --data-binary '{header}'")
     elif "application/json" in content and op["requestBody"].get("required"):
         body = _example(content["application/json"]["schema"], components)
         parts.append(f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'")

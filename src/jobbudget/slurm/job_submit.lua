@@ -14,7 +14,6 @@ local FAIL_MODE = @FAIL_MODE@ -- "open" or "closed"
 local CURL = @CURL@
 
 local NO_VAL = 4294967294 -- Slurm's "not set" (NO_VAL); INFINITE is one more
-local NO_VAL16 = 65534
 
 local function shell_quoted(text)
   return "'" .. string.gsub(text, "'", "'\\''") .. "'"
@@ -113,8 +112,10 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
   local answer, out = ask(request(job_desc, part_list))
   if answer == nil then return unreachable(out) end
   local status = answer.http_status or "000"
-  if status == "422" and answer.message ~= nil then -- the job cannot be priced: say why
-    slurm.log_user("jobbudget cannot price this job: " .. said(answer.message))
+  if status == "422" then -- the job cannot be priced (in any failure mode: never billed as free)
+    local why = string.match(out, '"message":"(.-)","field"') or "the request was refused (HTTP 422)"
+    why = string.gsub(why, '\\(.)', "%1")
+    slurm.log_user("jobbudget cannot price this job: " .. said(why))
     return slurm.ERROR
   end
   if status ~= "200" or answer.action == nil then
