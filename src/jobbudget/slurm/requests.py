@@ -62,7 +62,9 @@ class PricedRequest:
 def array_tasks(text: str) -> int:
     """How many tasks ``--array=TEXT`` makes (``1-100%10`` is 100: ``%`` only limits
     how many run at once)."""
-    spec = text.strip().split("%", 1)[0]
+    spec, _, limit = text.strip().partition("%")
+    if limit and not (limit.isascii() and limit.isdigit()):
+        raise ValidationError("array", text, "must be task indexes such as 1-100%10 or 1,3,5-9:2")
     if not spec:
         return 1
     count = 0
