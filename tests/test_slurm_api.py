@@ -49,7 +49,7 @@ def form(api: Api, **fields: str) -> dict[str, str]:
     """A job that ran 100 s and ended a minute ago, as the jobcomp script reports it."""
     end = int(api.service.now().timestamp()) - 60
     base = {"job_id": "17", "job_state": "COMPLETED", "start": str(end - 100), "end": str(end), "cpus": "2"}
-    return base | {"account": "physics", "user": "alice", "partition": "gpu", "qos": "normal"} | fields
+    return base | {"account": "physics", "user": "alice", "partition": "gpu", "qos": "normal", "tres": "cpu=2"} | fields
 
 
 def ended(api: Api, **fields: str) -> Any:
@@ -215,3 +215,70 @@ def test_a_tenant_reads_its_own_jobs_only(api: Api) -> None:
     assert api.get("/v1/jobs/acme/slurm-17", who="acme").status_code == 200
     assert api.get("/v1/jobs/acme/slurm-17", who="globex").status_code == 404
     assert api.get("/v1/jobs/acme/nope", who="acme").status_code == 404
+
+
+def test_a_job_of_another_tenant_cannot_release_or_settle_a_hold(api: Api) -> None:
+    """A hold id copied into another tenant's job (from a listing, a spoofed comment)
+    changes nothing: holds are released and settled only for their own tenant."""
+    api.post("/v1/budgets", json={"tenant_id": "acme", "queue_name": "gpu", "amount": "100"})
+    held = admit(api).json()["reservation_id"]
+    gone = ended(
+        api, account="globex", job_id="30", job_state="CANCELLED", start="0", admin_comment=f"jobbudget:{held}"
+    )
+    assert gone.status_code == 200 and api.service.open_reservations() == 1
+    ran = ended(api, account="globex", job_id="31", admin_comment=f"jobbudget:{held}").json()
+    assert ran["stored"] == 1 and api.service.open_reservations() == 1  # globex billed, acme's hold kept
+
+
+def test_a_requeued_run_is_billed_on_its_own_and_the_hold_waits_for_the_next(api: Api) -> None:
+    api.post("/v1/budgets", json={"tenant_id": "acme", "queue_name": "gpu", "amount": "100"})
+    held = admit(api).json()["reservation_id"]
+    first = form(api, job_state="PENDING", admin_comment=f"jobbudget:{held}")
+    out = api.post("/v1/slurm/jobs", data=first).json()
+    assert out["metered"][0]["job_id"] == f"slurm-17-run{first['start']}" and out["stored"] == 1, out
+    assert api.service.open_reservations() == 1  # the job runs again: still held
+    last = ended(api, admin_comment=f"jobbudget:{held}").json()
+    assert last["metered"][0]["job_id"] == "slurm-17" and api.service.open_reservations() == 0
+    assert api.post("/v1/slurm/jobs", data=form(api, job_state="PENDING", start="0")).json()["pending"]
+
+
+def test_a_job_slurmctld_forgot_is_left_to_the_backfill(api: Api) -> None:
+    response = ended(api, tres="")
+    assert response.status_code == 422 and "backfill" in error_of(response)["message"]
+    refused = ended(api, tres="cpu=2,gres/gpu:h100=1")  # unpriced: the script logs it, nothing is stored
+    assert refused.status_code == 422 and "gpu:h100" in error_of(refused)["message"]
+    assert api.get("/v1/jobs/acme/slurm-17").status_code == 404
+
+
+def test_errors_come_as_lines_to_a_client_that_reads_plain_text(api: Api) -> None:
+    """job_submit.lua asks with ``Accept: text/plain``: a refusal's message is a line
+    it can read, whatever part of the app refused."""
+    cases = [
+        (submit(cpus="four"), 422, "cpus"),
+        (submit(tres_per_node="gres:gpu:2"), 422, "resources.gpu"),
+    ]
+    for body, status, field in cases:
+        response = api.post("/v1/slurm/admit", json=body, headers={"Accept": "text/plain"})
+        lines = dict(line.split("=", 1) for line in response.text.splitlines())
+        assert response.status_code == status and response.headers["content-type"].startswith("text/plain")
+        assert lines["field"] == field and lines["message"].startswith(field), lines
+    assert api.post("/v1/slurm/admit", json={"cpus": "x"}).headers["content-type"] == "application/json"
+
+
+def test_the_jobcomp_endpoint_takes_a_form_and_the_backfill_text(api: Api) -> None:
+    json_body = api.post("/v1/slurm/jobs", json=form(api))
+    assert json_body.status_code == 415 and "x-www-form-urlencoded" in error_of(json_body)["message"]
+    wrong = api.post("/v1/slurm/sacct", content="{}", headers={"Content-Type": "application/json"})
+    assert wrong.status_code == 415
+
+
+def test_a_backfilled_job_without_an_account_is_its_users(api: Api) -> None:
+    hour = api.service.now().replace(minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(hours=1)
+    header = (
+        "JobIDRaw|User|Account|Partition|QOS|Submit|Start|End|ElapsedRaw|CPUTimeRAW|AllocCPUS|AllocTRES|ReqMem|"
+        "NNodes|NodeList|State|AdminComment"
+    )
+    row = f"40|alice||gpu|normal|{hour:%Y-%m-%dT%H:%M:%S}|{hour:%Y-%m-%dT%H:%M:%S}|{hour:%Y-%m-%dT%H:%M}:50|50|50|1|cpu=1|1G|1|vm|COMPLETED|"
+    out = api.post("/v1/slurm/sacct", content=f"{header}\n{row}\n", headers={"Content-Type": "text/plain"}).json()
+    assert out["stored"] == 1 and out["metered"][0]["tenant_id"] == "alice", out
+    assert ended(api, account="", job_id="40").json()["duplicates"] == 1  # the jobcomp path agrees: counted once

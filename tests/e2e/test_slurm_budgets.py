@@ -352,3 +352,78 @@ def test_a_gpu_type_without_a_price_is_refused_not_billed_as_free(
     assert "sbatch: error: jobbudget cannot price this job: resources.gpu:a100: the cost model has no price" in (
         done.stderr
     ), done.stderr
+
+
+def held_only(server: LiveServer, queue: str) -> Decimal:
+    spent, with_holds = spent_and_held(server, queue)
+    return with_holds - spent
+
+
+def test_an_arrays_hold_stays_until_its_last_task_ends(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="gpu")
+    array = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "1", "--array=1-3", "--wrap", "sleep 1", out=tmp_path))
+    assert held_only(jb, "gpu") == Decimal("1.80")  # 3 tasks x 0.60
+    deadline = time.monotonic() + 60
+    tasks: list[str] = []
+    while time.monotonic() < deadline:
+        tasks = run("sacct", "-n", "-X", "-P", "-j", array, "-o", "JobIDRaw").split()
+        if len(tasks) == 3 and any(metered(jb, t) for t in tasks):
+            break
+        time.sleep(0.05)
+    first = [t for t in tasks if metered(jb, t)]
+    if len(first) < 3:  # tasks still to end: the whole hold is still there
+        assert held_only(jb, "gpu") == Decimal("1.80"), (first, tasks)
+    costs = [Decimal(wait_metered(jb, t)[0]["total_cost"]) for t in tasks]
+    assert spent_and_held(jb, "gpu") == (sum(costs), sum(costs))  # the last task settled it
+
+
+def test_a_requeued_run_is_billed_and_the_job_still_holds_for_its_next_run(jb: LiveServer, tmp_path: Path) -> None:
+    budget(jb, "100", queue="debug")
+    slurm_id = job_id(sbatch("-p", "debug", "-c", "1", "-t", "1", "--requeue", "--wrap", "sleep 3", out=tmp_path))
+    deadline = time.monotonic() + 30
+    while squeue_state(slurm_id) != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    run("scontrol", "requeue", slurm_id)
+    job, _ = wait_metered(jb, slurm_id, timeout=90)  # the second run, to its end
+    runs = run("sacct", "-D", "-n", "-X", "-P", "-j", slurm_id, "-o", "State,ElapsedRaw").split()
+    assert [r.split("|")[0] for r in runs] == ["REQUEUED", "COMPLETED"], runs
+    first_elapsed = int(runs[0].split("|")[1])
+    spent, with_holds = spent_and_held(jb, "debug")
+    assert spent == with_holds == (first_elapsed + int(runs[1].split("|")[1])) * CPU_PRICE, (runs, spent)
+    assert Decimal(job["total_cost"]) == int(runs[1].split("|")[1]) * CPU_PRICE
+
+
+def test_a_hung_jobbudget_does_not_hold_up_slurmctld(slurm: None, tmp_path: Path) -> None:
+    """Ten submissions at once against a jobbudget that accepts connections and never
+    answers: the first waits for the timeout, the others find the failure fresh and
+    go straight to the failure mode, so slurmctld is not held for ten timeouts."""
+    silent = _Silent()
+    try:
+        install(f"http://127.0.0.1:{silent.port}", key="not-a-real-key", fail="open")
+        started = time.monotonic()
+        with ThreadPoolExecutor(10) as pool:
+            runs = list(pool.map(lambda _: sbatch("-p", "debug", "-c", "1", "-t", "1", "--hold", "--wrap", "true",
+                                                  out=tmp_path), range(10)))  # fmt: skip
+        took = time.monotonic() - started
+        ids = [job_id(r) for r in runs]
+        run("scancel", *ids)
+        assert took < 5, f"10 submissions took {took:.1f} s against a hung jobbudget"
+    finally:
+        silent.close()
+
+
+def test_a_job_name_cannot_pass_for_another_jobs_hold(jb: LiveServer, tmp_path: Path) -> None:
+    """A line break in a job name shows as a line of its own in ``scontrol show job``;
+    the jobcomp script reads the admin comment from the accounting database instead."""
+    budget(jb, "100", queue="gpu")
+    victim = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "1", "--hold", "--wrap", "true", out=tmp_path))
+    hold = run("sacct", "-n", "-X", "-P", "-j", victim, "-o", "AdminComment").strip()
+    assert hold.startswith("jobbudget:") and held_only(jb, "gpu") == Decimal("0.60")
+    try:
+        name = f"evil\n   AdminComment={hold}"
+        attacker = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "1", "-J", name, "--wrap", "true", out=tmp_path))
+        wait_metered(jb, attacker)
+        assert held_only(jb, "gpu") == Decimal("0.60")  # the victim's hold is still there
+    finally:
+        run("scancel", victim)

@@ -3,14 +3,16 @@ request body size limit, and the handlers that make sure no input produces a 500
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..domain.errors import (
@@ -140,7 +142,23 @@ def _said(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid"))
 
 
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+def _negotiated(request: Request, response: JSONResponse) -> Response:
+    """The error as ``key=value`` lines for a client that reads only plain text (Slurm's
+    ``job_submit.lua``: ``Accept: text/plain`` without JSON), else as JSON."""
+    accept = request.headers.get("accept", "")
+    if "text/plain" not in accept or "json" in accept:
+        return response
+    error = json.loads(bytes(response.body))["error"]
+    lines = "".join(f"{k}={' '.join(str(error[k] or '').split())}\n" for k in ("code", "field", "message"))
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return PlainTextResponse(lines, status_code=response.status_code, headers=headers)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    return _negotiated(request, _validation_json(exc))
+
+
+def _validation_json(exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
@@ -153,12 +171,16 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     return _json(422, "VALIDATION_FAILED", f"{field}: {_said(first)}{extra}", field or None)
 
 
-async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _domain_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, JobBudgetError)
-    return jobbudget_error_response(exc)
+    return _negotiated(request, jobbudget_error_response(exc))
 
 
-async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    return _negotiated(request, _http_json(exc))
+
+
+def _http_json(exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     headers = dict(exc.headers or {})

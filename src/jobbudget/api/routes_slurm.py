@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..core.admission import MAX_RESERVATION_TTL
 from ..domain.budget import Budget
-from ..domain.errors import NotFoundError, ValidationError
+from ..domain.errors import NotFoundError, UnsupportedMediaTypeError, ValidationError
 from ..domain.money import ZERO
 from ..service import BudgetService
 from ..slurm.messages import decision_text, reply
@@ -152,7 +152,8 @@ def _admit(service: BudgetService, request: SubmitRequest) -> SlurmAdmissionOut:
             f"{estimate:,.2f}",
             "the job's request for its time limit costs more than 1,000,000: ask for less time or fewer resources",
         )
-    ttl = min(priced.seconds + policy.pending_allowance.total_seconds(), MAX_RESERVATION_TTL)
+    # an array's tasks may run one after another: the hold lasts for all of them
+    ttl = min(priced.seconds * priced.tasks + policy.pending_allowance.total_seconds(), MAX_RESERVATION_TTL)
     m = priced.metrics
     admission = service.admit(
         m.tenant_id, m.queue_name, priority=m.priority, estimated_cost=estimate, ttl_seconds=max(ttl, 60.0)
@@ -226,7 +227,7 @@ async def post_jobs(request: Request, service: ServiceDep, key: KeyDep) -> Slurm
     require_admin(service, key)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise ValidationError("content-type", kind, "must be application/x-www-form-urlencoded (curl --data-urlencode)")
+        raise UnsupportedMediaTypeError(f"content-type {kind or '(none)'}: send application/x-www-form-urlencoded")
     try:
         pairs = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
@@ -240,7 +241,10 @@ async def post_jobs(request: Request, service: ServiceDep, key: KeyDep) -> Slurm
             f"is not a field of a job (fields: {', '.join(_JOB_FIELDS)}, admin_comment)",
         )
     outcome = ended_job(fields, _policy(service))
-    return await run_in_threadpool(_settle, service, [outcome])
+    out = await run_in_threadpool(_settle, service, [outcome])
+    if out.rejected:  # the jobcomp script logs it; the backfill meters the job from sacct
+        raise ValidationError("job", fields.get("job_id", ""), out.rejected[0].message)
+    return out
 
 
 _SACCT_BODY = {
@@ -257,6 +261,9 @@ async def post_sacct(request: Request, service: ServiceDep, key: KeyDep) -> Slur
     ``BACKFILL_COLUMNS``): jobs missed while jobbudget was down are metered, those
     metered already are duplicates, so running it twice counts each job once."""
     require_admin(service, key)
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in ("text/plain", ""):
+        raise UnsupportedMediaTypeError(f"content-type {kind}: send text/plain (sacct's output)")
     raw = await request.body()
     try:
         text = raw.decode("utf-8-sig")
@@ -274,8 +281,8 @@ def _settle(service: BudgetService, outcomes: Iterable[Outcome]) -> SlurmMetered
         if isinstance(item, Finished):
             finished.append(item)
         elif isinstance(item, NeverRan):
-            if item.reservation_id:
-                service.release(item.reservation_id)
+            if item.reservation_id:  # only the job's own tenant's hold
+                service.release(item.reservation_id, tenant_id=item.tenant_id or None)
             out.released.append(SlurmJobOut(slurm_job_id=item.slurm_job_id, state=item.state))
         elif isinstance(item, Pending):
             out.pending.append(SlurmJobOut(slurm_job_id=item.slurm_job_id, state=item.state))

@@ -61,6 +61,7 @@ def print_file(
     key_file: KeyFileOption = Path("/etc/slurm/jobbudget.key"),
     timeout: TimeoutOption = 1.0,
     fail: FailOption = "open",
+    directory: Annotated[Path, typer.Option("--dir", help="Where the files go (for conf).")] = Path("/etc/slurm"),
 ) -> None:
     """Print one of the files `install` writes, to read or to install by hand."""
     with cli_errors(_OPTIONS):
@@ -68,7 +69,7 @@ def print_file(
         texts = {
             "job-submit": lambda: job_submit_lua(settings),
             "jobcomp": lambda: jobcomp_script(settings),
-            "conf": lambda: slurm_conf_lines(str(key_file.absolute().parent)),
+            "conf": lambda: slurm_conf_lines(str(directory)),
         }
         if what not in texts:
             raise ValidationError("what", what, "must be job-submit, jobcomp or conf")
@@ -90,6 +91,10 @@ def install(
     timeout: TimeoutOption = 1.0,
     fail: FailOption = "open",
     force: Annotated[bool, typer.Option("--force", help="Replace a job_submit.lua that is not jobbudget's.")] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Who may read the key file: SlurmUser (default: scontrol show config's)."),
+    ] = None,
 ) -> None:
     """Write DIR/job_submit.lua and DIR/jobbudget-jobcomp.sh (and the key file), then
     print what slurm.conf needs.  slurmctld reads job_submit.lua again on the next
@@ -110,12 +115,59 @@ def install(
             _write(key_path, f"Authorization: Bearer {key.strip()}\n", 0o600)
         elif not key_path.exists():
             raise ValidationError("--key-file", str(key_path), "does not exist: give --key (or $JOBBUDGET_API_KEY)")
+        user = owner or _slurm_user()
+        if user:  # slurmctld runs the plugin and the script as SlurmUser: it must read the key
+            _own(key_path, user)
         _write(plugin, job_submit_lua(settings), 0o644)
         _write(directory / "jobbudget-jobcomp.sh", jobcomp_script(settings), 0o755)
         console = out_console()
-        console.print(f"Wrote {plugin}, {directory / 'jobbudget-jobcomp.sh'} and uses {key_path}.")
+        console.print(f"Wrote {plugin}, {directory / 'jobbudget-jobcomp.sh'} and uses {key_path}.", markup=False)
+        console.print(_key_check(settings.base, key_path), markup=False)
         console.print("slurm.conf needs (then `scontrol reconfigure`):", markup=False)
         console.print(slurm_conf_lines(str(directory)), markup=False, end="")
+
+
+def _slurm_user() -> str | None:
+    """SlurmUser from the running controller's configuration (None without scontrol)."""
+    try:
+        done = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "SlurmUser":
+            return value.strip().split("(", 1)[0] or None
+    return None
+
+
+def _own(path: Path, user: str) -> None:
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValidationError("--owner", user, "is not a user of this machine (SlurmUser)") from None
+    if os.geteuid() == 0:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    elif os.stat(path).st_uid != entry.pw_uid:
+        raise ValidationError("--owner", user, f"must own {path}: run install as root, or chown it")
+
+
+def _key_check(url: str, key_file: Path) -> str:
+    """Whether the server takes the key as an admin key (said, not raised: the server
+    may not be running yet)."""
+    import httpx
+
+    try:
+        headers = _key_header(key_file)
+        response = httpx.get(f"{url}/v1/whoami", headers=headers, timeout=5)
+    except (httpx.HTTPError, ValidationError) as exc:
+        return f"Warning: could not check the key against {url} ({exc}); jobs are admitted by the failure mode until it answers."
+    if response.status_code != 200:
+        return f"Warning: {url} refused the key (HTTP {response.status_code}): every job goes by the failure mode."
+    if not response.json().get("can_admin"):
+        return f"Warning: the key is not an admin key; {url} will refuse the controller's calls (HTTP 403)."
+    return f"Checked: {url} takes the key as an admin key."
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -150,7 +202,10 @@ def backfill(
                 raise ValidationError(name, value, "must be a time sacct reads, such as 2026-12-01T00:00 or now-2days")
         headers = _key_header(key_file)
         command = [sacct, "-a", "-X", "--parsable2", "-o", BACKFILL_COLUMNS, "-S", since, "-E", until]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ValidationError("--sacct", sacct, f"could not run ({exc})") from None
         if done.returncode != 0:
             raise ValidationError("sacct", " ".join(command), f"failed: {done.stderr.strip() or done.returncode}")
         lines = done.stdout.splitlines()
@@ -158,6 +213,9 @@ def backfill(
         with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as client:
             for body in _chunks(lines, chunk):
                 response = client.post("/v1/slurm/sacct", content=body, headers={"Content-Type": "text/plain"})
+                if response.status_code in (401, 403):
+                    raise ValidationError("--key-file", str(key_file), f"was refused by {url} (HTTP "
+                                          f"{response.status_code}): it needs an admin key")  # fmt: skip
                 if response.status_code != 200:
                     raise ValidationError("--url", url, f"answered HTTP {response.status_code}: {response.text[:300]}")
                 part = response.json()

@@ -35,15 +35,11 @@ local function count(value, unset) -- a number Slurm was given, nil when not set
   return math.floor(n)
 end
 
-local function time_limit(job_desc, part_list) -- minutes: the job's, else its partition's
+local function time_limit(job_desc, part_list, name) -- minutes: the job's, else its partition's
   local own = count(job_desc.time_limit)
   if own ~= nil then return own end
-  local name = job_desc.partition
-  for pname, part in pairs(part_list) do
-    if (name == nil and part.flag_default == 1) or pname == name then
-      return count(part.default_time) or count(part.max_time)
-    end
-  end
+  local part = part_list[name]
+  if part ~= nil then return count(part.default_time) or count(part.max_time) end
   return nil
 end
 
@@ -74,7 +70,7 @@ local function request(job_desc, part_list)
     tasks = count(job_desc.num_tasks),
     memory_per_node_mb = count(job_desc.min_mem_per_node, 1e18),
     memory_per_cpu_mb = count(job_desc.min_mem_per_cpu, 1e18),
-    time_limit_minutes = time_limit(job_desc, part_list),
+    time_limit_minutes = time_limit(job_desc, part_list, partition),
   }
   local parts = {}
   for k, v in pairs(fields) do table.insert(parts, json_text(k) .. ":" .. json_text(tostring(v))) end
@@ -97,29 +93,39 @@ local function ask(body)
   return answer, out
 end
 
+local BREAK_SECONDS = 10 -- after jobbudget failed to answer, do not ask it again for this long
+local broken_until = 0 -- (Lua's state lives as long as slurmctld keeps this script loaded)
+
 local function unreachable(why)
   if FAIL_MODE == "closed" then
-    slurm.log_error("jobbudget: job refused, jobbudget did not answer (fail closed): %s", said(why))
+    slurm.log_error("jobbudget: job refused, jobbudget did not answer (fail closed): %s", why)
     slurm.log_user("jobbudget, which checks budgets, is not answering: jobs are refused until it is back. "
       .. "Try again in a few minutes, or ask your administrators.")
     return slurm.ERROR
   end
-  slurm.log_error("jobbudget: job accepted without a budget check, jobbudget did not answer (fail open): %s", said(why))
+  slurm.log_error("jobbudget: job accepted without a budget check, jobbudget did not answer (fail open): %s", why)
   return slurm.SUCCESS
 end
 
 function slurm_job_submit(job_desc, part_list, submit_uid)
+  if os.time() < broken_until then
+    return unreachable("not asked: it did not answer less than " .. BREAK_SECONDS .. " s ago")
+  end
   local answer, out = ask(request(job_desc, part_list))
   if answer == nil then return unreachable(out) end
   local status = answer.http_status or "000"
-  if status == "422" then -- the job cannot be priced (in any failure mode: never billed as free)
-    local why = string.match(out, '"message":"(.-)","field"') or "the request was refused (HTTP 422)"
-    why = string.gsub(why, '\\(.)', "%1")
-    slurm.log_user("jobbudget cannot price this job: " .. said(why))
-    return slurm.ERROR
+  local shown = string.sub(string.gsub(out, "%s+", " "), 1, 300)
+  if status == "000" or string.sub(status, 1, 1) == "5" or status == "429" then
+    broken_until = os.time() + BREAK_SECONDS -- later jobs go straight to FAIL_MODE, slurmctld is not held up
+    return unreachable("HTTP " .. status .. ": " .. shown)
   end
-  if status ~= "200" or answer.action == nil then
-    return unreachable("HTTP " .. status .. ": " .. string.sub(string.gsub(out, "%s+", " "), 1, 300))
+  if status == "401" or status == "403" then -- a wrong or unreadable KEY_FILE: the operator's to fix
+    slurm.log_error("jobbudget: jobbudget refused this cluster's key (HTTP %s): check %s", status, KEY_FILE)
+    return unreachable("HTTP " .. status .. ": the key was refused")
+  end
+  if status ~= "200" or answer.action == nil then -- the job itself cannot be admitted: never billed as free
+    slurm.log_user("jobbudget cannot price this job: " .. said(answer.message or ("HTTP " .. status)))
+    return slurm.ERROR
   end
   if answer.action == "block" then
     slurm.log_user(said(answer.message or "refused by jobbudget"))
@@ -154,7 +160,9 @@ function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
   differs("account", job_desc.account, job_rec.account)
   differs("partition", job_desc.partition, job_rec.partition)
   differs("QOS", job_desc.qos, job_rec.qos)
-  differs("CPUs", count(job_desc.min_cpus), nil)
+  differs("CPUs", count(job_desc.min_cpus) or count(job_desc.pn_min_cpus, 65534), nil)
+  differs("nodes", count(job_desc.min_nodes) or count(job_desc.max_nodes), nil)
+  differs("tasks", count(job_desc.num_tasks) or count(job_desc.ntasks_per_node, 65534), nil)
   differs("memory", count(job_desc.min_mem_per_node, 1e18) or count(job_desc.min_mem_per_cpu, 1e18), nil)
   differs("GPUs", job_desc.tres_per_node or job_desc.tres_per_job or job_desc.tres_per_task, nil)
   local limit = count(job_desc.time_limit)
@@ -163,7 +171,7 @@ function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
   local why = "jobbudget: this job's " .. table.concat(changed, ", ")
     .. " cannot change: its budget was checked for what it asked at submission; cancel it and submit it again"
   slurm.log_info("%s (job %s, uid %s)", why, tostring(job_rec.job_id), tostring(modify_uid))
-  slurm.log_user(why)
+  slurm.log_user(said(why))
   return slurm.ERROR
 end
 

@@ -49,6 +49,7 @@ BACKFILL_COLUMNS = (
     "JobIDRaw,User,Account,Partition,QOS,Submit,Start,End,ElapsedRaw,CPUTimeRAW,AllocCPUS,AllocTRES,ReqMem,"
     "NNodes,NodeList,State,AdminComment"
 )
+_REQUEUED = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "REQUEUED_HELD"})
 _RESERVATION = re.compile(r"(?:^|\s)jobbudget:([A-Za-z0-9]{1,64})(?:\s|$)")
 _MB = Decimal(1048576)
 _ZERO = Decimal(0)
@@ -69,6 +70,8 @@ class NeverRan:
     slurm_job_id: str
     state: str
     reservation_id: str | None
+    #: whose hold it is: a hold is released only for its own tenant
+    tenant_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +108,34 @@ def ended_job(fields: Mapping[str, str], policy: SlurmPolicy) -> Outcome:
     if not job_id.isdigit():
         raise ValidationError("job_id", job_id, "must be Slurm's numeric job id")
     state = fields.get("job_state", "").strip().split(" ", 1)[0].upper()
-    if state not in ENDED:
+    tenant, source = policy.tenant(fields.get("account", "").strip(), fields.get("user", "").strip())
+    # A run Slurm requeued ends with the job pending again: it is billed on its own
+    # (its own id), and the hold stays for the run to come.
+    requeued = state in _REQUEUED and bool(fields.get("start", "").strip().strip("0"))
+    if state not in ENDED and not requeued:
         return Pending(job_id, state)
-    reservation = reservation_of(fields.get("admin_comment", ""))
     start, end = _seconds(fields, "start"), _seconds(fields, "end")
-    if start <= 0 or end <= 0 or (end <= start and state == "CANCELLED"):
-        return NeverRan(job_id, state, reservation)
+    if requeued and not 0 < start < end:
+        return Pending(job_id, state)
+    reservation = None if requeued else reservation_of(fields.get("admin_comment", ""))
+    if not requeued and (start <= 0 or end <= 0 or (end <= start and state == "CANCELLED")):
+        return NeverRan(job_id, state, reservation, tenant)
     elapsed = Decimal(max(end - start, 0))
     tres = fields.get("tres", "").strip().rstrip("|")
-    counts = parse_tres("tres", tres) if tres else {}
+    if not tres:
+        raise ValidationError(
+            "tres", tres, "is empty: slurmctld no longer knew the job; jobbudget slurm backfill meters it from sacct"
+        )
+    counts = parse_tres("tres", tres)
     field, cpus = ("tres", counts["cpu"]) if "cpu" in counts else ("cpus", fields.get("cpus", "").strip())
     if not (cpus.isascii() and cpus.isdigit()) or len(cpus) > 9:
         raise ValidationError(field, cpus, "must be the number of CPUs the job held (cpu=N)")
     memory = _ZERO
     if "mem" in counts and (size := parse_slurm_size("tres", counts["mem"], default_unit="M")) is not None:
         memory = size[0]
-    tenant, source = policy.tenant(fields.get("account", "").strip(), fields.get("user", "").strip())
     try:
         metrics = JobMetrics(
-            job_id=policy.job_id(job_id),
+            job_id=policy.job_id(job_id) + (f"-run{start}" if requeued else ""),
             tenant_id=tenant,
             queue_name=policy.queue(fields.get("partition", "").strip()),
             cpu_time=Decimal(int(cpus)) * elapsed,
@@ -134,7 +146,7 @@ def ended_job(fields: Mapping[str, str], policy: SlurmPolicy) -> Outcome:
             timestamp=datetime.fromtimestamp(end, UTC),
             resources=job_resources(TresColumns(alloc_tres=tres), elapsed),
             qos=fields.get("qos", "").strip(),
-            exit_state=state,
+            exit_state="REQUEUED" if requeued else state,
         )
     except ValidationError as exc:
         field = {"tenant_id": source, "queue_name": "partition"}.get(exc.field, exc.field)
@@ -152,30 +164,32 @@ def _seconds(fields: Mapping[str, str], name: str) -> int:
 def backfill_outcomes(lines: Iterable[str], policy: SlurmPolicy) -> Iterator[Outcome]:
     """Each job of ``sacct -X --parsable2 -o BACKFILL_COLUMNS`` output (header first)."""
     text = list(lines)
-    comments: dict[int, tuple[str, str, str]] = {}  # line number -> (raw job id, state, admin comment)
     header = [c.strip().lower() for c in text[0].rstrip("\r\n").split("|")] if text else []
-    if header and header[-1] == "admincomment" and "jobidraw" in header and "state" in header:
-        width, job_at, state_at = len(header), header.index("jobidraw"), header.index("state")
-        for number, raw in enumerate(text[1:], start=2):
-            cells = raw.rstrip("\r\n").split("|", width - 1)
-            if len(cells) == width:
-                comments[number] = (cells[job_at].strip(), cells[state_at].strip(), cells[-1])
-    else:
+    needed = ("jobidraw", "state", "user", "account")
+    if not header or header[-1] != "admincomment" or not all(n in header for n in needed):
         raise ValidationError(
             "header", text[0].strip() if text else "", f"must be sacct's header for --format {BACKFILL_COLUMNS}"
         )
-    options = SacctOptions(prefix=policy.job_id_prefix, tenant_from=policy.tenant_from, queue_from="partition")
+    width = len(header)
+    at = {name: header.index(name) for name in needed}
+    rows: dict[int, dict[str, str]] = {}  # line number -> the cells the importer does not give back
+    for number, raw in enumerate(text[1:], start=2):
+        cells = raw.rstrip("\r\n").split("|", width - 1)
+        if len(cells) == width:
+            rows[number] = {name: cells[i].strip() for name, i in at.items()} | {"comment": cells[-1]}
+    # tenant_from=user: a job without an account is its user's (policy.tenant), not an error
+    options = SacctOptions(prefix=policy.job_id_prefix, tenant_from="user", queue_from="partition")
     for item in parse_sacct(text, options):
-        job_id, state, comment = comments.get(item.line, ("", "", ""))
+        row = rows.get(item.line, {})
+        tenant, _ = policy.tenant(row.get("account", ""), row.get("user", ""))
+        job_id, state, comment = row.get("jobidraw", ""), row.get("state", ""), row.get("comment", "")
         if isinstance(item, ParsedJob):
             m = item.metrics
-            tenant = policy.tenants.get(m.tenant_id, m.tenant_id)
-            mapped = replace(m, tenant_id=tenant, queue_name=policy.queue(m.queue_name))
-            yield Finished(mapped, reservation_of(comment))
+            yield Finished(replace(m, tenant_id=tenant, queue_name=policy.queue(m.queue_name)), reservation_of(comment))
         elif isinstance(item, Skipped):
             word = state.split(" ", 1)[0].upper()
             if word in ENDED:
-                yield NeverRan(job_id, word, reservation_of(comment))
+                yield NeverRan(job_id, word, reservation_of(comment), tenant)
             else:
                 yield Pending(job_id, word)
         elif isinstance(item, LineError):
