@@ -174,7 +174,6 @@ def test_only_an_admin_key_may_act_for_the_cluster(api: Api, who: str) -> None:
     [
         ({"tres_per_node": "gres:gpu:h100:1"}, "resources.gpu:h100", "no price for this resource"),
         ({"account": "x" * 201}, "account", ""),
-        ({"tres_per_node": "gres:gpu:2"}, "resources.gpu", "no price for this resource"),
         ({"array": "1-x"}, "array", "task indexes"),
         ({"cpus": -1}, "cpus", ""),
         ({"cpus": 10_000, "time_limit_minutes": 10_000_000}, "estimate", "more than 1,000,000"),
@@ -255,7 +254,7 @@ def test_errors_come_as_lines_to_a_client_that_reads_plain_text(api: Api) -> Non
     it can read, whatever part of the app refused."""
     cases = [
         (submit(cpus="four"), 422, "cpus"),
-        (submit(tres_per_node="gres:gpu:2"), 422, "resources.gpu"),
+        (submit(tres_per_node="gres:gpu:h100:2"), 422, "resources.gpu:h100"),
     ]
     for body, status, field in cases:
         response = api.post("/v1/slurm/admit", json=body, headers={"Accept": "text/plain"})
@@ -282,3 +281,10 @@ def test_a_backfilled_job_without_an_account_is_its_users(api: Api) -> None:
     out = api.post("/v1/slurm/sacct", content=f"{header}\n{row}\n", headers={"Content-Type": "text/plain"}).json()
     assert out["stored"] == 1 and out["metered"][0]["tenant_id"] == "alice", out
     assert ended(api, account="", job_id="40").json()["duplicates"] == 1  # the jobcomp path agrees: counted once
+
+
+def test_gpus_without_a_type_are_estimated_at_the_dearest_type(api: Api) -> None:
+    """The node decides the type of ``--gpus=1``: the estimate takes the dearest GPU the
+    model prices (an upper bound), not the cheapest."""
+    out = admit(api, tres_per_job="gres:gpu:1", cpus=1, time_limit_minutes=1).json()
+    assert Decimal(out["estimated_cost"]) == 60 * Decimal("0.01") + 60 * Decimal("0.05")  # gpu:a100, not v100

@@ -262,7 +262,7 @@ def _curl(method: str, path: str, op: dict[str, Any], components: dict[str, Any]
         parts.append("-H 'Content-Type: text/csv' --data-binary @data/examples/benchmarks.csv")
     elif "application/x-www-form-urlencoded" in content:
         parts.append(_SLURM_JOB_FORM)
-    elif "text/plain" in content:  # sacct's output (the backfill): its header and no job is a valid body
+    elif "application/octet-stream" in content:  # sacct's output (the backfill): a header and no job is valid
         header = BACKFILL_COLUMNS.replace(",", "|")
         parts.append(f"-H 'Content-Type: text/plain' --data-binary '{header}'")
     elif "application/json" in content and op["requestBody"].get("required"):

@@ -5,6 +5,7 @@ All three need an admin key: the controller acts for every tenant."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -16,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..core.admission import MAX_RESERVATION_TTL
 from ..domain.budget import Budget
+from ..domain.cost import JobMetrics
 from ..domain.errors import NotFoundError, UnsupportedMediaTypeError, ValidationError
 from ..domain.money import ZERO
+from ..importers.slurm_resources import GPU
 from ..service import BudgetService
 from ..slurm.messages import decision_text, reply
 from ..slurm.policy import SlurmPolicy
@@ -145,6 +148,7 @@ def _admit(service: BudgetService, request: SubmitRequest) -> SlurmAdmissionOut:
     policy = _policy(service)
     now = service.now()
     priced = request_metrics(request, policy, now=now)
+    priced = replace(priced, metrics=_priciest_gpu(service, priced.metrics))
     estimate = service.price_job(priced.metrics).total_cost * priced.tasks
     if estimate > 1_000_000:
         raise ValidationError(
@@ -187,6 +191,24 @@ def _admit(service: BudgetService, request: SubmitRequest) -> SlurmAdmissionOut:
         hold="hold" in throttle,
         qos=throttle.get("qos"),
     )
+
+
+def _priciest_gpu(service: BudgetService, metrics: JobMetrics) -> JobMetrics:
+    """GPUs asked for without a type (``--gpus=2``) at the dearest GPU type the model
+    prices for the queue: the node decides the type, and the estimate is an upper bound."""
+    untyped = metrics.resources.get(GPU)
+    if untyped is None:
+        return metrics
+    model = service.get_cost_model()
+    names = {n for n in model.resources if n == GPU or n.startswith(GPU + ":")}
+    names |= {n for q in model.queues.values() for n in q.weights if n == GPU or n.startswith(GPU + ":")}
+    priced = [(p, n) for n in names if (p := model.price_of(n, metrics.queue_name)) is not None]
+    if not priced:
+        return metrics  # refused by pricing, naming gpu
+    dearest = max(priced)[1]
+    resources = {k: v for k, v in metrics.resources.items() if k != GPU}
+    resources[dearest] = resources.get(dearest, Decimal(0)) + untyped
+    return replace(metrics, resources=resources)
 
 
 def _budget(service: BudgetService, budget_id: str | None) -> tuple[Budget | None, Decimal | None]:
@@ -250,7 +272,11 @@ async def post_jobs(request: Request, service: ServiceDep, key: KeyDep) -> Slurm
 _SACCT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"text/plain": {"schema": {"type": "string", "description": "sacct -X --parsable2 output"}}},
+        "content": {  # text/plain is taken too (what curl sends); one type keeps client generators happy
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "description": "sacct -X --parsable2 output"}
+            },
+        },
     }
 }
 
@@ -262,7 +288,7 @@ async def post_sacct(request: Request, service: ServiceDep, key: KeyDep) -> Slur
     metered already are duplicates, so running it twice counts each job once."""
     require_admin(service, key)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind not in ("text/plain", ""):
+    if kind not in ("text/plain", "application/octet-stream", ""):
         raise UnsupportedMediaTypeError(f"content-type {kind}: send text/plain (sacct's output)")
     raw = await request.body()
     try:

@@ -96,9 +96,10 @@ def install(
         typer.Option("--owner", help="Who may read the key file: SlurmUser (default: scontrol show config's)."),
     ] = None,
 ) -> None:
-    """Write DIR/job_submit.lua and DIR/jobbudget-jobcomp.sh (and the key file), then
-    print what slurm.conf needs.  slurmctld reads job_submit.lua again on the next
-    submission; a changed slurm.conf needs `scontrol reconfigure` or a restart."""
+    """Write DIR/job_submit.lua and DIR/jobbudget-jobcomp.sh (and the key file), print
+    what slurm.conf needs and check the key with the server (exit 1 if it refuses it).
+    slurmctld reads job_submit.lua again on the next submission; adding JobCompType to
+    slurm.conf needs a restart of slurmctld."""
     with cli_errors(_OPTIONS):
         key_path = key_file or directory / "jobbudget.key"
         settings = _settings(url, key_path, timeout, fail)
@@ -122,9 +123,12 @@ def install(
         _write(directory / "jobbudget-jobcomp.sh", jobcomp_script(settings), 0o755)
         console = out_console()
         console.print(f"Wrote {plugin}, {directory / 'jobbudget-jobcomp.sh'} and uses {key_path}.", markup=False)
-        console.print(_key_check(settings.base, key_path), markup=False)
-        console.print("slurm.conf needs (then `scontrol reconfigure`):", markup=False)
+        console.print("slurm.conf needs (then restart slurmctld: a new JobCompType needs a restart):", markup=False)
         console.print(slurm_conf_lines(str(directory)), markup=False, end="")
+        checked, fine = _key_check(settings.base, key_path)
+        console.print(checked, markup=False)
+        if not fine:  # written, but every job would go by the failure mode: say so by the exit status
+            raise typer.Exit(1)
 
 
 def _slurm_user() -> str | None:
@@ -153,21 +157,21 @@ def _own(path: Path, user: str) -> None:
         raise ValidationError("--owner", user, f"must own {path}: run install as root, or chown it")
 
 
-def _key_check(url: str, key_file: Path) -> str:
-    """Whether the server takes the key as an admin key (said, not raised: the server
-    may not be running yet)."""
+def _key_check(url: str, key_file: Path) -> tuple[str, bool]:
+    """Whether the server takes the key as an admin key, and whether that is fine (a
+    server not running yet is: it may start after the files are installed)."""
     import httpx
 
+    headers = _key_header(key_file)
     try:
-        headers = _key_header(key_file)
         response = httpx.get(f"{url}/v1/whoami", headers=headers, timeout=5)
-    except (httpx.HTTPError, ValidationError) as exc:
-        return f"Warning: could not check the key against {url} ({exc}); jobs are admitted by the failure mode until it answers."
+    except httpx.HTTPError as exc:
+        return f"Warning: could not reach {url} to check the key ({exc}); until it answers, jobs go by --fail.", True
     if response.status_code != 200:
-        return f"Warning: {url} refused the key (HTTP {response.status_code}): every job goes by the failure mode."
+        return f"Error: {url} refused the key (HTTP {response.status_code}): every job would go by --fail.", False
     if not response.json().get("can_admin"):
-        return f"Warning: the key is not an admin key; {url} will refuse the controller's calls (HTTP 403)."
-    return f"Checked: {url} takes the key as an admin key."
+        return f"Error: the key is not an admin key; {url} would refuse the controller's calls (HTTP 403).", False
+    return f"Checked: {url} takes the key as an admin key.", True
 
 
 def _write(path: Path, text: str, mode: int) -> None:

@@ -107,7 +107,18 @@ local function unreachable(why)
   return slurm.SUCCESS
 end
 
+-- The hold's id goes into the admin comment, for the jobcomp script: always a mark
+-- ("jobbudget:none" for a job admitted without a hold, or unchecked), so the script
+-- finds one at once and no text of the user's can stand for a missing one.
+local function mark(job_desc, site_comment, reservation)
+  local text = "jobbudget:" .. ((reservation ~= nil and reservation ~= "") and reservation or "none")
+  if site_comment ~= nil and site_comment ~= "" then text = site_comment .. " " .. text end
+  job_desc.admin_comment = text
+end
+
 function slurm_job_submit(job_desc, part_list, submit_uid)
+  local site_comment = job_desc.admin_comment
+  mark(job_desc, site_comment, nil)
   if os.time() < broken_until then
     return unreachable("not asked: it did not answer less than " .. BREAK_SECONDS .. " s ago")
   end
@@ -131,13 +142,7 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
     slurm.log_user(said(answer.message or "refused by jobbudget"))
     return slurm.ERROR
   end
-  -- the hold's id, for the jobcomp script; always a mark, so that no text of the user's
-  -- can pass for one (see jobbudget-jobcomp.sh)
-  local mark = "jobbudget:" .. ((answer.reservation ~= nil and answer.reservation ~= "") and answer.reservation or "none")
-  if job_desc.admin_comment ~= nil and job_desc.admin_comment ~= "" then
-    mark = job_desc.admin_comment .. " " .. mark
-  end
-  job_desc.admin_comment = mark
+  mark(job_desc, site_comment, answer.reservation)
   if answer.nice ~= nil then job_desc.nice = 2147483648 + tonumber(answer.nice) end -- Slurm's NICE_OFFSET
   if answer.hold == "1" then job_desc.priority = 0 end
   if answer.qos ~= nil and answer.qos ~= "" then job_desc.qos = answer.qos end

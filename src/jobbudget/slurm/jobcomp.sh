@@ -17,17 +17,17 @@ CURL=@CURL@
 [ -n "$JOBID" ] || exit 0
 TRES=$("$SQUEUE" -h -t all -j "$JOBID" -O 'tres-alloc:|' 2>/dev/null | head -n 1)
 MARK=""
-for _ in 1 2 3; do  # slurmdbd may not have the job's record yet
+for pause in 0.2 0.4 0; do  # slurmdbd may be a moment behind (a job from before install has none)
   MARK=$("$SACCT" -n -X -P -j "$JOBID" -o AdminComment 2>/dev/null | head -n 1)
   [ -n "$MARK" ] && break
-  sleep 1
+  sleep "$pause"
 done
 # A task of an array shares the array's hold: only the last task to end settles it.
 if [ -n "$ARRAYJOBID" ] && [ "$ARRAYJOBID" != 0 ] && \
   "$SQUEUE" -h -r -j "$ARRAYJOBID" -t PD,CF,R,CG,S -o %A 2>/dev/null | grep -vqx "$JOBID"; then
   MARK=""
 fi
-status=$("$CURL" -sS -m 3 -H @"$KEY_FILE" -o /dev/null -w '%{http_code}' \
+status=$("$CURL" -sS -m 2 -H @"$KEY_FILE" -o /dev/null -w '%{http_code}' \
   --data-urlencode "job_id=$JOBID" --data-urlencode "job_state=$JOBSTATE" \
   --data-urlencode "start=$START" --data-urlencode "end=$END" --data-urlencode "cpus=$PROCS" \
   --data-urlencode "account=$ACCOUNT" --data-urlencode "user=$USERNAME" \
@@ -35,6 +35,8 @@ status=$("$CURL" -sS -m 3 -H @"$KEY_FILE" -o /dev/null -w '%{http_code}' \
   --data-urlencode "tres=${TRES%|}" --data-urlencode "admin_comment=$MARK" \
   "$URL/v1/slurm/jobs")
 if [ "$status" != "200" ]; then
-  echo "jobbudget: job $JOBID not metered (HTTP $status); jobbudget slurm backfill will find it" >&2
+  why="jobbudget: job $JOBID not metered (HTTP $status); jobbudget slurm backfill will find it"
+  logger -t jobbudget "$why" 2>/dev/null || true  # syslog: slurmctld's log only says the script failed
+  echo "$why" >&2
   exit 1
 fi
