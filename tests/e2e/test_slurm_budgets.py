@@ -416,8 +416,8 @@ def test_a_hung_jobbudget_does_not_hold_up_slurmctld(slurm: None, tmp_path: Path
 
 
 def test_a_job_name_cannot_pass_for_another_jobs_hold(jb: LiveServer, tmp_path: Path) -> None:
-    """A line break in a job name shows as a line of its own in ``scontrol show job``;
-    the jobcomp script reads the admin comment from the accounting database instead."""
+    """A job name can hold another job's mark (any user may read it with ``scontrol
+    show job``): the jobcomp script trusts a mark only when exactly one appears."""
     budget(jb, "100", queue="gpu")
     victim = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "1", "--hold", "--wrap", "true", out=tmp_path))
     shown = run("scontrol", "show", "job", victim)  # what any user may read of another's job
@@ -427,6 +427,8 @@ def test_a_job_name_cannot_pass_for_another_jobs_hold(jb: LiveServer, tmp_path: 
         name = f"evil\n   AdminComment={hold}"
         attacker = job_id(sbatch("-p", "gpu", "-c", "1", "-t", "1", "-J", name, "--wrap", "true", out=tmp_path))
         wait_metered(jb, attacker)
-        assert held_only(jb, "gpu") == Decimal("0.60")  # the victim's hold is still there
+        # the victim's hold is still there; so is the attacker's own: its name made its
+        # marks two, so neither is trusted, and that hold lapses at its expiry
+        assert held_only(jb, "gpu") == Decimal("1.20")
     finally:
         run("scancel", victim)

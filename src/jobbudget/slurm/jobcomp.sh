@@ -3,25 +3,24 @@
 # Written by `jobbudget slurm install`@VERSION@.  slurmctld runs it (JobCompType=jobcomp/script,
 # JobCompLoc=this file) outside its locks, with the job in its environment (JOBID, JOBSTATE,
 # START, END, PROCS, ACCOUNT, USERNAME, PARTITION, QOS, ARRAYJOBID); the job is still in
-# slurmctld's memory, so squeue tells the TRES it held.  The id of its hold is in its
-# admin comment, which job_submit.lua wrote and only operators can change; it is read
-# from the accounting database (sacct prints that field alone: no text of the user's can
-# pass for it).  A job missed here (jobbudget down) is found by `jobbudget slurm backfill`,
-# and counted once.
+# slurmctld's memory, so squeue tells the TRES it held and scontrol the admin comment
+# job_submit.lua wrote (only operators can change it).  A job missed here (jobbudget
+# down) is found by `jobbudget slurm backfill`, and counted once.
 URL=@URL@
 KEY_FILE=@KEY_FILE@
 SQUEUE=@SQUEUE@
-SACCT=@SACCT@
+SCONTROL=@SCONTROL@
 CURL=@CURL@
 
 [ -n "$JOBID" ] || exit 0
 TRES=$("$SQUEUE" -h -t all -j "$JOBID" -O 'tres-alloc:|' 2>/dev/null | head -n 1)
-MARK=""
-for pause in 0.2 0.4 0; do  # slurmdbd may be a moment behind (a job from before install has none)
-  MARK=$("$SACCT" -n -X -P -j "$JOBID" -o AdminComment 2>/dev/null | head -n 1)
-  [ -n "$MARK" ] && break
-  sleep "$pause"
-done
+# The hold's mark, from slurmctld's record of the job (at once; the accounting database
+# may not have it yet).  A job name or path of the user's can hold text like a mark, so
+# the mark counts only if exactly one appears (an array's tasks, all shown for its first
+# id, share theirs): job_submit.lua marks every job, so a second one is someone's text,
+# and then none is trusted (the hold expires by itself).
+MARK=$("$SCONTROL" show job -o "$JOBID" 2>/dev/null | grep -o 'jobbudget:[A-Za-z0-9]*' | sort -u)
+[ "$(printf '%s\n' "$MARK" | grep -c .)" = 1 ] || MARK=""
 # A task of an array shares the array's hold: only the last task to end settles it.
 if [ -n "$ARRAYJOBID" ] && [ "$ARRAYJOBID" != 0 ] && \
   "$SQUEUE" -h -r -j "$ARRAYJOBID" -t PD,CF,R,CG,S -o %A 2>/dev/null | grep -vqx "$JOBID"; then

@@ -29,7 +29,7 @@ class ScriptSettings:
     fail_mode: str = "open"
     curl: str = "/usr/bin/curl"
     squeue: str = "/usr/bin/squeue"
-    sacct: str = "/usr/bin/sacct"
+    scontrol: str = "/usr/bin/scontrol"
     #: the package version written into the files' first lines ("" for none)
     version: str = ""
 
@@ -41,7 +41,7 @@ class ScriptSettings:
             raise ValidationError("timeout", self.timeout, "must lie between 0.05 and 1 second: slurmctld waits for it")
         if self.fail_mode not in FAIL_MODES:
             raise ValidationError("fail_mode", self.fail_mode, "must be open or closed")
-        for name in ("key_file", "curl", "squeue", "sacct"):
+        for name in ("key_file", "curl", "squeue", "scontrol"):
             value = getattr(self, name)
             if not value.startswith("/") or any(c in value for c in "\n\r\0"):
                 raise ValidationError(name, value, "must be an absolute path")
@@ -78,7 +78,7 @@ def jobcomp_script(settings: ScriptSettings) -> str:
         .replace("@URL@", shlex.quote(settings.base))
         .replace("@KEY_FILE@", shlex.quote(settings.key_file))
         .replace("@SQUEUE@", shlex.quote(settings.squeue))
-        .replace("@SACCT@", shlex.quote(settings.sacct))
+        .replace("@SCONTROL@", shlex.quote(settings.scontrol))
         .replace("@CURL@", shlex.quote(settings.curl))
     )
 
