@@ -26,6 +26,7 @@ from ..importers.sacct import SacctOptions, parse_sacct
 from ..importers.slurm_resources import TresColumns, job_resources
 from ..importers.slurm_values import parse_slurm_size, parse_tres
 from .policy import SlurmPolicy
+from .requests import in_slurm_words
 
 __all__ = [
     "BACKFILL_COLUMNS",
@@ -149,8 +150,7 @@ def ended_job(fields: Mapping[str, str], policy: SlurmPolicy) -> Outcome:
             exit_state="REQUEUED" if requeued else state,
         )
     except ValidationError as exc:
-        field = {"tenant_id": source, "queue_name": "partition"}.get(exc.field, exc.field)
-        raise ValidationError(field, exc.value, exc.reason) from None
+        raise in_slurm_words(exc, source) from None
     return Finished(metrics, reservation)
 
 

@@ -18,7 +18,7 @@ from ..domain.errors import ValidationError
 from ..importers.slurm_resources import requested_gpus
 from .policy import SlurmPolicy
 
-__all__ = ["MAX_ARRAY_TASKS", "PricedRequest", "SubmitRequest", "array_tasks", "request_metrics"]
+__all__ = ["MAX_ARRAY_TASKS", "PricedRequest", "SubmitRequest", "array_tasks", "in_slurm_words", "request_metrics"]
 
 #: Slurm's own ceiling (MaxArraySize is at most 4,000,001)
 MAX_ARRAY_TASKS = 4_000_001
@@ -126,11 +126,11 @@ def request_metrics(request: SubmitRequest, policy: SlurmPolicy, *, now: datetim
             qos=request.qos,
         )
     except ValidationError as exc:
-        raise _in_slurm_words(exc, source) from None
+        raise in_slurm_words(exc, source) from None
     return PricedRequest(metrics=metrics, tasks=array_tasks(request.array), seconds=seconds, tenant_source=source)
 
 
-def _in_slurm_words(exc: ValidationError, source: str) -> ValidationError:
+def in_slurm_words(exc: ValidationError, source: str) -> ValidationError:
     """A field of the job in Slurm's name for it (``account``, not ``tenant_id``)."""
     field = {"tenant_id": source, "queue_name": "partition"}.get(exc.field, exc.field)
     return ValidationError(field, exc.value, exc.reason)
