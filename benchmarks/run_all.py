@@ -38,8 +38,7 @@ QUICK = {
     "bench_shared.py": ["--quick"],
     "bench_fleet.py": ["--quick"],
     "bench_dashboard.py": ["--budgets", "50", "--runs", "1"],
-    "bench_slurm.py": ["--submits", "10", "--jobs", "3"],
-}
+}  # bench_slurm.py needs the cluster the Slurm tests hold: tests/e2e/test_slurm_budgets.py runs it
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, require_postgres
+from conftest import require_postgres
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -43,8 +43,5 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
     assert fleet["exact"] is True
     assert fleet["postgres_redis"]["cycles_per_s"] > 0 and fleet["postgres_redis"]["cycles_journal_per_s"] > 0
     assert fleet["sqlite"]["cycles_local_per_s"] > 0 and "admit -> meter" in done.stdout
-    slurm = json.loads((tmp_path / "slurm.json").read_text())  # the real cluster, as the Slurm tests
-    if IN_CI or "skipped" not in slurm:
-        assert slurm["sbatch_with_jobbudget"]["n"] == 10 and slurm["metering_delay"]["p50_ms"] > 0, slurm
     for backend in ("sqlite", "postgres"):  # raw inserts of the same rows, beside the ingest rate
         assert ingest[backend]["floor_raw_inserts_per_s"] > ingest[backend]["jobs_per_s"] > 0

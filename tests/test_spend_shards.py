@@ -41,15 +41,36 @@ def _job(job_id: str, cpu: str = "10", tenant: str = "acme", queue: str = "q") -
 
 
 def _other_shard(schema: str, sql: str, params: dict[str, object]) -> int:
-    """Write as another connection's shard would: one that is not the shard holding the
-    test's own job (1 run in 16 picked it when this was always shard 15); returns it."""
+    """Write as another connection's shard would: one that no row of this test's budget
+    or tenant uses (the schema holds the rows of the file's other tests too: picking
+    "the first row's shard + 1" could be this job's own shard, 1 run in many); returns it."""
     engine = sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
     with engine.begin() as conn:
-        mine = conn.execute(sa.text("SELECT shard FROM budget_spend LIMIT 1")).scalar()
-        other = (int(mine or 0) + 1) % 16
+        used = {int(r) for (r,) in conn.execute(sa.text("SELECT shard FROM budget_spend"))}
+        used |= {int(r) for (r,) in conn.execute(sa.text("SELECT shard FROM daily_costs WHERE tenant_id = 'acme'"))}
+        other = next(shard for shard in range(16) if shard not in used)
         conn.execute(sa.text(sql), {**params, "shard": other})
     engine.dispose()
     return other
+
+
+def _spend_row_written(schema: str, budget_id: str, timeout: float = 10.0) -> None:
+    """Wait for the job's own spend row (CI once saw the sum without it: the other
+    shard's row was then all there was)."""
+    import time
+
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT count(*) FROM budget_spend WHERE budget_id = :b"), {"b": budget_id})
+                if rows.scalar():
+                    return
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no spend row for budget {budget_id} within {timeout} s")
 
 
 def test_every_reader_adds_up_the_shards(pg_schema: str) -> None:
@@ -62,6 +83,7 @@ def test_every_reader_adds_up_the_shards(pg_schema: str) -> None:
         store = service.core.store
         assert isinstance(store, SqlStore)
         row = {"b": budget.id, "p": start}
+        _spend_row_written(pg_schema, budget.id)
         _other_shard(pg_schema, "DELETE FROM budget_spend WHERE shard = :shard", {})
         _other_shard(
             pg_schema,

@@ -432,3 +432,67 @@ def test_a_job_name_cannot_pass_for_another_jobs_hold(jb: LiveServer, tmp_path: 
         assert held_only(jb, "gpu") == Decimal("1.20")
     finally:
         run("scancel", victim)
+
+
+# -- the cluster itself, and the benchmark (in this module: one holder of the cluster) --------
+FIELDS = (
+    "JobID,User,Account,Partition,Submit,Start,End,ElapsedRaw,TotalCPU,CPUTimeRAW,MaxRSS,ReqMem,AllocCPUS,"
+    "AllocTRES,NNodes,NodeList,State"
+)
+
+
+def test_a_job_runs_and_its_accounting_is_imported_once(slurm: None, tmp_path: Path) -> None:
+    """The cluster itself: a job runs end to end, and ``jobbudget import --format sacct``
+    stores its record once (the same export again is all duplicates)."""
+    out = tmp_path / "job-%j.out"  # each job its own output path
+    job_id = run("sbatch", "--parsable", "-p", "debug", "-c", "1", "--mem", "100M", "-o", str(out),
+                 "--wrap", "sleep 2; echo done").strip().split(";")[0]  # fmt: skip
+    state = finished(job_id)
+    assert state.split("|")[1] == "COMPLETED", state
+    assert (tmp_path / f"job-{job_id}.out").read_text().strip() == "done"
+    export = tmp_path / "sacct.txt"
+    export.write_text(run("sacct", "-a", "-j", job_id, "--parsable2", "-o", FIELDS))
+    database = f"sqlite:///{tmp_path / 'jb.db'}"
+    jobbudget = jobbudget_command()
+    first = json.loads(run(jobbudget, "import", "--format", "sacct", str(export), "--database-url", database, "--json"))
+    again = json.loads(run(jobbudget, "import", "--format", "sacct", str(export), "--database-url", database, "--json"))
+    assert first["stored"] == 1 and first["duplicates"] == 0, first
+    assert again["stored"] == 0 and again["duplicates"] == 1, again  # a backfill run twice counts the job once
+
+
+def test_a_typed_gpu_job_is_billed_for_its_gpu_seconds(slurm: None, tmp_path: Path) -> None:
+    """A real Slurm's own record of a GPU job (AllocTRES gres/gpu:a100=1, from GPUs the
+    node declares without hardware), imported at two prices of an A100-second: the
+    difference is that price times the GPU-seconds sacct gives (ElapsedRaw x 1 GPU)."""
+    job_id = run("sbatch", "--parsable", "-p", "gpu", "--gres=gpu:a100:1", "-c", "1", "--mem", "100M",
+                 "-o", str(tmp_path / "gpu-%j.out"), "--wrap", "sleep 2").strip().split(";")[0]  # fmt: skip
+    assert finished(job_id).split("|")[1] == "COMPLETED"
+    export = tmp_path / "sacct.txt"
+    export.write_text(run("sacct", "-a", "-j", job_id, "--parsable2", "-o", FIELDS))
+    line = export.read_text().splitlines()[1].split("|")
+    record = dict(zip(FIELDS.split(","), line, strict=True))
+    assert "gres/gpu:a100=1" in record["AllocTRES"], record
+    elapsed = int(record["ElapsedRaw"])
+    jobbudget = jobbudget_command()
+    totals = []
+    for price in ("0", "0.5"):
+        database = f"sqlite:///{tmp_path / f'gpu-{price}.db'}"
+        done = json.loads(run(jobbudget, "import", "--format", "sacct", str(export), "--price", f"gpu:a100={price}",
+                              "--database-url", database, "--json"))  # fmt: skip
+        assert done["stored"] == 1, done
+        totals.append(Decimal(done["total_cost"]))
+    assert totals[1] - totals[0] == Decimal("0.5") * elapsed * 1
+
+
+def test_the_slurm_benchmark_runs_and_reports(slurm: None, tmp_path: Path) -> None:
+    """benchmarks/bench_slurm.py at tiny sizes (the figures come from `make bench`)."""
+    import os
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_slurm.py"
+    env = {**os.environ, "JOBBUDGET_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(script), "--submits", "5", "--jobs", "2", "--locked"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    figures = json.loads((tmp_path / "slurm.json").read_text())
+    assert figures["sbatch_with_jobbudget"]["n"] == 5 and figures["metering_delay"]["p50_ms"] > 0, figures

@@ -164,7 +164,7 @@ def _key_check(url: str, key_file: Path) -> tuple[str, bool]:
 
     headers = _key_header(key_file)
     try:
-        response = httpx.get(f"{url}/v1/whoami", headers=headers, timeout=5)
+        response = httpx.get(f"{url}/v1/whoami", headers=headers, timeout=1.5)
     except httpx.HTTPError as exc:
         return f"Warning: could not reach {url} to check the key ({exc}); until it answers, jobs go by --fail.", True
     if response.status_code != 200:
