@@ -288,3 +288,8 @@ def test_gpus_without_a_type_are_estimated_at_the_dearest_type(api: Api) -> None
     model prices (an upper bound), not the cheapest."""
     out = admit(api, tres_per_job="gres:gpu:1", cpus=1, time_limit_minutes=1).json()
     assert Decimal(out["estimated_cost"]) == 60 * Decimal("0.01") + 60 * Decimal("0.05")  # gpu:a100, not v100
+
+
+def test_a_requeued_run_is_reported_under_slurms_own_job_id(api: Api) -> None:
+    out = api.post("/v1/slurm/jobs", data=form(api, job_state="PENDING")).json()
+    assert out["metered"][0]["slurm_job_id"] == "17" and out["metered"][0]["job_id"].startswith("slurm-17-run")

@@ -307,8 +307,8 @@ def _settle(service: BudgetService, outcomes: Iterable[Outcome]) -> SlurmMetered
         if isinstance(item, Finished):
             finished.append(item)
         elif isinstance(item, NeverRan):
-            if item.reservation_id:  # only the job's own tenant's hold
-                service.release(item.reservation_id, tenant_id=item.tenant_id or None)
+            if item.reservation_id and item.tenant_id:  # only the job's own tenant's hold, never "any"
+                service.release(item.reservation_id, tenant_id=item.tenant_id)
             out.released.append(SlurmJobOut(slurm_job_id=item.slurm_job_id, state=item.state))
         elif isinstance(item, Pending):
             out.pending.append(SlurmJobOut(slurm_job_id=item.slurm_job_id, state=item.state))
@@ -318,7 +318,7 @@ def _settle(service: BudgetService, outcomes: Iterable[Outcome]) -> SlurmMetered
     for job, cost in _meter(service, finished, out.rejected):
         out.metered.append(
             SlurmJobOut(
-                slurm_job_id=job.metrics.job_id.rsplit("-", 1)[-1],
+                slurm_job_id=job.slurm_job_id,
                 job_id=cost.job_id,
                 tenant_id=cost.tenant_id,
                 queue_name=cost.queue_name,
@@ -357,7 +357,7 @@ def _meter(
         except ValidationError as exc:  # in the words of a Slurm job, not of a batch
             field = exc.field.split(".", 1)[1] if exc.field.startswith("batch[") and "." in exc.field else exc.field
             said = ValidationError({"timestamp": "end"}.get(field, field), exc.value, exc.reason)
-            rejected.append(SlurmRejectedOut(slurm_job_id=job.metrics.job_id.rsplit("-", 1)[-1], message=str(said)))
+            rejected.append(SlurmRejectedOut(slurm_job_id=job.slurm_job_id, message=str(said)))
             continue
         done.append((job, cost))
     return done

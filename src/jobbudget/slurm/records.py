@@ -62,6 +62,8 @@ class Finished:
 
     metrics: JobMetrics
     reservation_id: str | None
+    #: Slurm's job id (a requeued run's metrics carry ``-run<start>`` after it)
+    slurm_job_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ def ended_job(fields: Mapping[str, str], policy: SlurmPolicy) -> Outcome:
         )
     except ValidationError as exc:
         raise in_slurm_words(exc, source) from None
-    return Finished(metrics, reservation)
+    return Finished(metrics, reservation, job_id)
 
 
 def _seconds(fields: Mapping[str, str], name: str) -> int:
@@ -185,7 +187,8 @@ def backfill_outcomes(lines: Iterable[str], policy: SlurmPolicy) -> Iterator[Out
         job_id, state, comment = row.get("jobidraw", ""), row.get("state", ""), row.get("comment", "")
         if isinstance(item, ParsedJob):
             m = item.metrics
-            yield Finished(replace(m, tenant_id=tenant, queue_name=policy.queue(m.queue_name)), reservation_of(comment))
+            mapped = replace(m, tenant_id=tenant, queue_name=policy.queue(m.queue_name))
+            yield Finished(mapped, reservation_of(comment), job_id)
         elif isinstance(item, Skipped):
             word = state.split(" ", 1)[0].upper()
             if word in ENDED:
